@@ -1,0 +1,32 @@
+// sgd_update: params(len) -= lr * grads(len), plain gradient descent.
+// The trainer keeps every weight and bias in one flat buffer (and the gradients
+// in a twin), so one dispatch updates the whole model.
+//
+// binding  name     access      shape
+// 0        params   uniform     SgdParams
+// 1        weights  read_write  (len)
+// 2        grads    read        (len)
+
+struct SgdParams {
+    len: u32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: SgdParams;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+
+@compute @workgroup_size(256)
+fn sgd_update(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    weights[i] -= params.lr * grads[i];
+}

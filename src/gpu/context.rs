@@ -1,0 +1,287 @@
+//! Adapter, device and queue, chosen by wgpu's environment conventions, with
+//! the adapter's own limits; buffer creation that checks those limits first;
+//! error scopes; and reading buffers back to the host.
+
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// Printed, with the reason, when no adapter can be had.
+pub const NO_ADAPTER_HELP: &str =
+    "no GPU adapter found; on a machine without a GPU install Mesa's \
+software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers) or use --device cpu";
+
+/// A part of a buffer of f32: `len` floats starting `offset` floats in.
+#[derive(Clone, Copy, Debug)]
+pub struct Region<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl<'a> Region<'a> {
+    /// The first `len` floats of `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer, len: usize) -> Self {
+        Self {
+            buffer,
+            offset: 0,
+            len: len as u64,
+        }
+    }
+
+    pub fn binding(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset * 4,
+            size: NonZeroU64::new(self.len * 4),
+        })
+    }
+}
+
+/// One adapter's device and queue. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// The first error no error scope caught, kept instead of wgpu's default panic.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Picks the adapter named by WGPU_ADAPTER_NAME (a case-insensitive
+    /// substring) or else wgpu's default, on the backends WGPU_BACKEND allows,
+    /// and opens a device with all of the adapter's limits.
+    pub fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(wanted) => {
+                let adapters =
+                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| {
+                        a.get_info()
+                            .name
+                            .to_lowercase()
+                            .contains(&wanted.to_lowercase())
+                    })
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(
+                            "WGPU_ADAPTER_NAME={wanted} matches no adapter; found: {}",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ))
+                    })?
+            }
+            Err(_) => {
+                let options = wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    ..Default::default()
+                };
+                pollster::block_on(instance.request_adapter(&options))
+                    .map_err(|e| Error::NoAdapter(format!("{NO_ADAPTER_HELP} ({e})")))?
+            }
+        };
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("wgpu-mlp"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| Error::Gpu {
+                context: format!("opening {}", info.name),
+                message: e.to_string(),
+            })?;
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            let mut first = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            first.get_or_insert_with(|| error.to_string());
+        }));
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            uncaptured,
+        })
+    }
+
+    /// "name (backend, device type)", e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Runs `work` inside validation and out-of-memory error scopes and turns
+    /// what they caught, or any earlier uncaught error, into [`Error::Gpu`].
+    pub fn scoped<T>(&self, context: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = work();
+        let caught =
+            pollster::block_on(validation.pop()).or(pollster::block_on(out_of_memory.pop()));
+        let gpu_error = |message: String| Error::Gpu {
+            context: context.to_string(),
+            message,
+        };
+        if let Some(error) = caught {
+            return Err(gpu_error(error.to_string()));
+        }
+        let uncaptured = self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(message) = uncaptured {
+            return Err(gpu_error(message));
+        }
+        result
+    }
+
+    /// Checks that a buffer of `bytes` fits the adapter (and, for storage
+    /// buffers, one binding) before wgpu is asked for it; the error names the
+    /// limit and `advice` says what to reduce.
+    pub fn check_size(
+        &self,
+        what: &str,
+        bytes: u64,
+        storage: bool,
+        advice: &'static str,
+    ) -> Result<()> {
+        let mut checks = vec![("max_buffer_size", self.limits.max_buffer_size)];
+        if storage {
+            checks.push((
+                "max_storage_buffer_binding_size",
+                self.limits.max_storage_buffer_binding_size,
+            ));
+        }
+        for (limit, allowed) in checks {
+            if bytes > allowed {
+                return Err(Error::ExceedsLimit {
+                    what: what.to_string(),
+                    needed: bytes,
+                    limit,
+                    allowed,
+                    advice,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `contents` (f32), after checking its size.
+    pub fn upload(
+        &self,
+        label: &str,
+        contents: &[f32],
+        usage: wgpu::BufferUsages,
+        advice: &'static str,
+    ) -> Result<wgpu::Buffer> {
+        let bytes = std::mem::size_of_val(contents) as u64;
+        self.check_size(
+            label,
+            bytes,
+            usage.contains(wgpu::BufferUsages::STORAGE),
+            advice,
+        )?;
+        Ok(self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(contents),
+                usage,
+            }))
+    }
+
+    /// A zeroed storage buffer of `len` floats, after checking its size.
+    pub fn zeros(
+        &self,
+        label: &str,
+        len: usize,
+        usage: wgpu::BufferUsages,
+        advice: &'static str,
+    ) -> Result<wgpu::Buffer> {
+        let bytes = (len.max(1) as u64) * 4;
+        self.check_size(
+            label,
+            bytes,
+            usage.contains(wgpu::BufferUsages::STORAGE),
+            advice,
+        )?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A staging buffer the host can map, for [`GpuContext::read_back`].
+    pub fn staging(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        self.zeros(
+            label,
+            len,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            "read back less at once",
+        )
+    }
+
+    /// Copies `region` into `staging` (at least `region.len` floats, mappable),
+    /// waits for the GPU, and returns the values.
+    pub fn read_back(&self, region: Region<'_>, staging: &wgpu::Buffer) -> Result<Vec<f32>> {
+        let bytes = region.len * 4;
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read back"),
+            });
+        encoder.copy_buffer_to_buffer(region.buffer, region.offset * 4, staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
+            sender.send(result).ok();
+        });
+        let map_error = |message: String| Error::Gpu {
+            context: "reading results back".into(),
+            message,
+        };
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| map_error(e.to_string()))?;
+        pollster::block_on(receiver.receive())
+            .ok_or_else(|| map_error("the map callback never ran".into()))?
+            .map_err(|e| map_error(e.to_string()))?;
+        let values = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| map_error(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+
+    /// Reads a whole buffer of f32 back through a new staging buffer; for tests
+    /// and one-off reads (the trainer keeps its staging buffer).
+    pub fn read_buffer(&self, buffer: &wgpu::Buffer) -> Result<Vec<f32>> {
+        let len = (buffer.size() / 4) as usize;
+        let staging = self.staging("read_buffer.staging", len)?;
+        self.read_back(Region::new(buffer, len), &staging)
+    }
+}

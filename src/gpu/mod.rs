@@ -1,0 +1,14 @@
+//! The GPU path: a thin context over wgpu ([`GpuContext`]), the kernel table
+//! ([`Kernels`], one pipeline per WGSL entry point) and the trainer that wires
+//! them into a training step ([`GpuTrainer`]).
+
+mod context;
+mod kernels;
+mod trainer;
+
+pub use context::{GpuContext, Region, NO_ADAPTER_HELP};
+pub use kernels::{
+    BiasAddParams, ColumnSumParams, Dispatch, Kernels, MatmulParams, MseParams, SgdParams,
+    SigmoidParams, WORKGROUP_SIZE,
+};
+pub use trainer::GpuTrainer;

@@ -1,0 +1,20 @@
+//! wgpu-mlp trains multilayer perceptrons with the whole training step on the
+//! GPU, as WGSL compute shaders run through wgpu, and checks every kernel and
+//! every run against a plain ndarray reference on the CPU.
+//!
+//! The flow: an [`MlpSpec`] and a [`Dataset`] -> [`Params`] initialised on the
+//! host from a seed -> a [`Trainer`] ([`CpuTrainer`] or [`gpu::GpuTrainer`]),
+//! both starting from the same `Params` -> [`fit`] -> a [`FitReport`].
+
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod train;
+
+pub use cpu::CpuTrainer;
+pub use data::Dataset;
+pub use error::{Error, Result};
+pub use model::{MlpSpec, Params};
+pub use train::{fit, FitReport, TrainConfig, Trainer};
