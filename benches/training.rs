@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use wgpu_mlp::gpu::{GpuContext, GpuTrainer, Kernels};
+use wgpu_mlp::model::Init;
 use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
 
 /// Steps between read-backs, as with the CLI's default --log-every.
@@ -48,15 +49,15 @@ fn bench_steps(c: &mut Criterion) {
     for case in cases() {
         let spec = MlpSpec::new(case.layers.clone()).expect("a valid spec");
         let data = Dataset::seed_problem(case.samples, spec.inputs(), spec.outputs(), 0).expect("data");
-        let params = Params::init(&spec, 0).expect("params");
-        let config = TrainConfig { lr: 0.01, batch_size: None, log_every: CHUNK };
+        let params = Params::init(&spec, Init::Normal, 0).expect("params");
+        let config = TrainConfig { log_every: CHUNK, ..TrainConfig::default() };
 
         let mut group = c.benchmark_group(case.name);
         group.sample_size(20);
-        let mut cpu = CpuTrainer::new(&spec, params.clone(), data.clone(), &config).expect("cpu trainer");
+        let mut cpu = CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).expect("cpu trainer");
         group.bench_function("cpu", |b| b.iter_custom(|iters| time_steps(&mut cpu, iters)));
         if let Some((ctx, kernels)) = &gpu {
-            let mut trainer = GpuTrainer::new(ctx, kernels, &spec, &params, &data, &config).expect("gpu trainer");
+            let mut trainer = GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).expect("gpu trainer");
             group.bench_function("gpu", |b| b.iter_custom(|iters| time_steps(&mut trainer, iters)));
         }
         group.finish();

@@ -1,4 +1,5 @@
-// sgd_update: params(len) -= lr * grads(len), plain gradient descent.
+// sgd_update: weights(len) -= lr * (grads + weight_decay * weights): plain
+// gradient descent, with L2 weight decay folded into the gradient.
 // The trainer keeps every weight and bias in one flat buffer (and the gradients
 // in a twin), so one dispatch updates the whole model.
 //
@@ -10,8 +11,8 @@
 struct SgdParams {
     len: u32,
     lr: f32,
+    weight_decay: f32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: SgdParams;
@@ -28,5 +29,5 @@ fn sgd_update(
     if (i >= params.len) {
         return;
     }
-    weights[i] -= params.lr * grads[i];
+    weights[i] -= params.lr * (grads[i] + params.weight_decay * weights[i]);
 }

@@ -3,20 +3,20 @@
 //                   act(len) is the forward output a = sigmoid(z).
 //
 // binding  name    access      shape
-// 0        params  uniform     SigmoidParams
+// 0        params  uniform     ActivationParams
 // 1        values  read_write  (len)  z or dA
 // 2        act     read        (len)  a (sigmoid_backward only)
 //
 // One invocation per element over a possibly 2-D grid; extra invocations return.
 
-struct SigmoidParams {
+struct ActivationParams {
     len: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: SigmoidParams;
+@group(0) @binding(0) var<uniform> params: ActivationParams;
 @group(0) @binding(1) var<storage, read_write> values: array<f32>;
 @group(0) @binding(2) var<storage, read> act: array<f32>;
 

@@ -1,15 +1,16 @@
 //! The CPU reference: the same math as the WGSL kernels, written as plain,
 //! readable ndarray with the kernels' names (`matmul`, `bias_add`,
-//! `sigmoid_forward`, ...). It exists to prove the GPU right and to train where
-//! there is no GPU; it is not a fast path in disguise. Shapes are row-major:
-//! B is the batch, IN and OUT a layer's fan-in and fan-out.
+//! `sigmoid_forward`, `adam_update`, ...). It exists to prove the GPU right and
+//! to train where there is no GPU; it is not a fast path in disguise. Shapes are
+//! row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K the
+//! number of classes.
 
-use ndarray::{s, Array, Array1, Array2, ArrayView2, Dimension, Zip};
+use ndarray::{Array, Array1, Array2, ArrayView2, Axis, Dimension, Zip};
 
-use crate::data::{batches, Batch, Dataset};
+use crate::data::{batches, Dataset, Shuffler};
 use crate::error::Result;
-use crate::model::{Layer, MlpSpec, Params};
-use crate::train::{TrainConfig, Trainer};
+use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
+use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
 /// a is (M, K) or, with `trans_a`, (K, M); b is (K, N) or, with `trans_b`, (N, K).
@@ -32,59 +33,193 @@ pub fn sigmoid_forward(values: &mut Array2<f32>) {
 /// values *= act * (1 - act), in place: dA (B, N) becomes dZ (B, N), where act
 /// (B, N) is the forward output.
 pub fn sigmoid_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
-    Zip::from(values)
-        .and(act)
-        .for_each(|g, &a| *g *= a * (1.0 - a));
+    Zip::from(values).and(act).for_each(|g, &a| *g *= a * (1.0 - a));
 }
 
-/// pred and target are (B, OUT). Returns dLoss/dpred (B, OUT) for the loss
-/// mean((pred - target)^2) over all B * OUT elements, and the sum of squares
-/// (the host divides by the element count, as for the GPU's partial sums).
-pub fn mse_grad(pred: ArrayView2<f32>, target: ArrayView2<f32>) -> (Array2<f32>, f32) {
+/// values = max(values, 0), in place.
+pub fn relu_forward(values: &mut Array2<f32>) {
+    values.mapv_inplace(|z| z.max(0.0));
+}
+
+/// values = 0 where act <= 0, in place (the derivative at 0 is taken as 0).
+pub fn relu_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
+    Zip::from(values).and(act).for_each(|g, &a| {
+        if a <= 0.0 {
+            *g = 0.0;
+        }
+    });
+}
+
+/// values = tanh(values), in place, written as the kernel writes it.
+pub fn tanh_forward(values: &mut Array2<f32>) {
+    values.mapv_inplace(|z| 1.0 - 2.0 / ((2.0 * z).exp() + 1.0));
+}
+
+/// values *= 1 - act^2, in place.
+pub fn tanh_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
+    Zip::from(values).and(act).for_each(|g, &a| *g *= 1.0 - a * a);
+}
+
+/// The forward activation of a layer, in place on its z (B, OUT).
+pub fn activation_forward(activation: Activation, values: &mut Array2<f32>) {
+    match activation {
+        Activation::Sigmoid => sigmoid_forward(values),
+        Activation::Relu => relu_forward(values),
+        Activation::Tanh => tanh_forward(values),
+        Activation::Identity => {}
+    }
+}
+
+/// The backward activation, in place: dA (B, OUT) becomes dZ given act = a.
+pub fn activation_backward(activation: Activation, values: &mut Array2<f32>, act: ArrayView2<f32>) {
+    match activation {
+        Activation::Sigmoid => sigmoid_backward(values, act),
+        Activation::Relu => relu_backward(values, act),
+        Activation::Tanh => tanh_backward(values, act),
+        Activation::Identity => {}
+    }
+}
+
+/// pred and expected are (B, OUT). Returns dLoss/dpred (B, OUT) for the loss
+/// mean((pred - expected)^2) over all B * OUT elements, and the sum of squares
+/// (divided by the element count later, as the GPU's partial sums are).
+pub fn mse_grad(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
     let scale = 2.0 / pred.len() as f32;
-    let diff = &pred - &target;
+    let diff = &pred - &expected;
     let sum_sq = diff.iter().map(|d| d * d).sum();
     (diff * scale, sum_sq)
 }
 
+/// logits and expected are (B, K), each row of expected summing to 1. Returns
+/// dLoss/dlogits = (softmax(logits) - expected) / B for the mean over rows of
+/// -sum_j expected_j log softmax(logits)_j, and the sum of the rows' losses.
+/// The row maximum is subtracted first, so no exp overflows.
+pub fn softmax_cross_entropy(logits: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
+    let scale = 1.0 / logits.nrows() as f32;
+    let mut grad = Array2::zeros(logits.raw_dim());
+    let mut loss_sum = 0.0;
+    for ((z, t), mut g) in logits.rows().into_iter().zip(expected.rows()).zip(grad.rows_mut()) {
+        let top = z.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let total: f32 = z.iter().map(|&v| (v - top).exp()).sum();
+        let dot: f32 = z.iter().zip(t).map(|(&v, &e)| e * (v - top)).sum();
+        loss_sum += total.ln() - dot;
+        Zip::from(&mut g).and(&z).and(&t).for_each(|g, &v, &e| *g = scale * ((v - top).exp() / total - e));
+    }
+    (grad, loss_sum)
+}
+
+/// The loss gradient with respect to the network output and the batch's loss
+/// sum, for either loss.
+pub fn loss_grad(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
+    match loss {
+        Loss::Mse => mse_grad(pred, expected),
+        Loss::CrossEntropy => softmax_cross_entropy(pred, expected),
+    }
+}
+
+/// Rows of pred (B, K) whose largest value sits where expected's does (ties:
+/// the first column).
+pub fn count_correct(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> usize {
+    let argmax = |row: ndarray::ArrayView1<f32>| {
+        row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
+    };
+    pred.rows().into_iter().zip(expected.rows()).filter(|(p, e)| argmax(*p) == argmax(*e)).count()
+}
+
+/// out(B, W) = source[index[r], :]: a batch's rows in the epoch's order.
+pub fn gather_rows(source: ArrayView2<f32>, index: &[u32]) -> Array2<f32> {
+    let rows: Vec<usize> = index.iter().map(|&i| i as usize).collect();
+    source.select(Axis(0), &rows)
+}
+
 /// out(N) = sum over rows of input (B, N): the bias gradient.
 pub fn column_sum(input: ArrayView2<f32>) -> Array1<f32> {
-    input.sum_axis(ndarray::Axis(0))
+    input.sum_axis(Axis(0))
 }
 
-/// weights -= lr * grads, any shape.
-pub fn sgd_update<D: Dimension>(weights: &mut Array<f32, D>, grads: &Array<f32, D>, lr: f32) {
-    Zip::from(weights).and(grads).for_each(|w, &g| *w -= lr * g);
+/// weights -= lr * (grads + weight_decay * weights), any shape.
+pub fn sgd_update<D: Dimension>(weights: &mut Array<f32, D>, grads: &Array<f32, D>, lr: f32, weight_decay: f32) {
+    Zip::from(weights).and(grads).for_each(|w, &g| *w -= lr * (g + weight_decay * *w));
 }
 
-/// x is (B, IN). Returns each layer's output a_l = sigmoid(a_{l-1} · W_l + b_l),
-/// (B, OUT_l), first layer first; the last one is the prediction.
-pub fn forward(params: &Params, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
+/// g = grads + weight_decay * weights; velocity = momentum * velocity + g;
+/// weights -= lr * velocity.
+pub fn momentum_update<D: Dimension>(
+    weights: &mut Array<f32, D>,
+    grads: &Array<f32, D>,
+    velocity: &mut Array<f32, D>,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+) {
+    Zip::from(weights).and(grads).and(velocity).for_each(|w, &g, v| {
+        let g = g + weight_decay * *w;
+        *v = momentum * *v + g;
+        *w -= lr * *v;
+    });
+}
+
+/// Adam's settings, as shaders/adam.wgsl takes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamSettings {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+/// One Adam update at 1-based `step`: g = grads + weight_decay * weights;
+/// m, v = the moving averages of g and g^2; weights -= lr * (m / c1) /
+/// (sqrt(v / c2) + eps) with c = 1 - beta^step.
+pub fn adam_update<D: Dimension>(
+    weights: &mut Array<f32, D>,
+    grads: &Array<f32, D>,
+    m: &mut Array<f32, D>,
+    v: &mut Array<f32, D>,
+    adam: AdamSettings,
+    step: u32,
+) {
+    let c1 = 1.0 - adam.beta1.powf(step as f32);
+    let c2 = 1.0 - adam.beta2.powf(step as f32);
+    Zip::from(weights).and(grads).and(m).and(v).for_each(|w, &g, m, v| {
+        let g = g + adam.weight_decay * *w;
+        *m = adam.beta1 * *m + (1.0 - adam.beta1) * g;
+        *v = adam.beta2 * *v + (1.0 - adam.beta2) * g * g;
+        *w -= adam.lr * (*m / c1) / ((*v / c2).sqrt() + adam.eps);
+    });
+}
+
+/// x is (B, IN). Returns each layer's output a_l = act_l(a_{l-1} · W_l + b_l),
+/// (B, OUT_l), first layer first; the last one is the prediction (logits for
+/// a softmax output).
+pub fn forward(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
     let mut acts: Vec<Array2<f32>> = Vec::with_capacity(params.layers.len());
-    for layer in &params.layers {
+    for (l, layer) in params.layers.iter().enumerate() {
         let input = acts.last().map_or(x, |a| a.view());
         let mut z = matmul(input, layer.w.view(), false, false);
         bias_add(&mut z, &layer.b);
-        sigmoid_forward(&mut z);
+        activation_forward(spec.activation(l), &mut z);
         acts.push(z);
     }
     acts
 }
 
-/// The gradients of the batch's mean squared error with respect to every
-/// parameter (same shapes as `params`), and the batch's sum of squared errors.
-/// x is (B, IN), y is (B, OUT), acts are `forward(params, x)`.
+/// The gradients of the batch's mean loss with respect to every parameter
+/// (same shapes as `params`), and the batch's loss sum. x is (B, IN), y is
+/// (B, OUT), acts are `forward(spec, params, x)`.
 pub fn backward(
+    spec: &MlpSpec,
     params: &Params,
     x: ArrayView2<f32>,
     acts: &[Array2<f32>],
     y: ArrayView2<f32>,
 ) -> (Params, f32) {
     let pred = acts.last().expect("a network has at least one layer");
-    let (mut grad, sum_sq) = mse_grad(pred.view(), y);
+    let (mut grad, loss_sum) = loss_grad(spec.loss(), pred.view(), y);
     let mut grads = Vec::with_capacity(params.layers.len());
     for l in (0..params.layers.len()).rev() {
-        sigmoid_backward(&mut grad, acts[l].view()); // grad is now dZ_l (B, OUT_l)
+        activation_backward(spec.activation(l), &mut grad, acts[l].view()); // grad is now dZ_l (B, OUT_l)
         let input = if l == 0 { x } else { acts[l - 1].view() };
         let w = matmul(input, grad.view(), true, false); // (IN_l, OUT_l)
         let b = column_sum(grad.view()); // (OUT_l)
@@ -94,54 +229,100 @@ pub fn backward(
         grads.push(Layer { w, b });
     }
     grads.reverse();
-    (Params { layers: grads }, sum_sq)
+    (Params { layers: grads }, loss_sum)
 }
 
-/// Mean squared error of `params` over the whole data set.
-pub fn loss(params: &Params, data: &Dataset) -> f32 {
-    let acts = forward(params, data.x.view());
+/// The loss divisor of one row: MSE averages over every output element,
+/// cross-entropy over rows.
+pub fn loss_elements_per_row(spec: &MlpSpec) -> usize {
+    match spec.loss() {
+        Loss::Mse => spec.outputs(),
+        Loss::CrossEntropy => 1,
+    }
+}
+
+/// Mean loss of `params` over a whole data set, and its correct count.
+pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize) {
+    let acts = forward(spec, params, data.x.view());
     let pred = acts.last().expect("a network has at least one layer");
-    let (_, sum_sq) = mse_grad(pred.view(), data.y.view());
-    sum_sq / pred.len() as f32
+    let (_, loss_sum) = loss_grad(spec.loss(), pred.view(), data.y.view());
+    let loss = loss_sum / (data.len() * loss_elements_per_row(spec)) as f32;
+    (loss, count_correct(pred.view(), data.y.view()))
 }
 
-/// Trains on the host with the functions above, batch by batch, in order.
+/// The optimizer's state, shaped like the parameters.
+enum OptimizerState {
+    Sgd,
+    Momentum { velocity: Params },
+    Adam { m: Params, v: Params, step: u32 },
+}
+
+/// Trains on the host with the functions above.
 pub struct CpuTrainer {
+    spec: MlpSpec,
     params: Params,
-    data: Dataset,
-    batches: Vec<Batch>,
-    lr: f32,
+    train: Dataset,
+    test: Option<Dataset>,
+    config: TrainConfig,
+    state: OptimizerState,
+    shuffler: Shuffler,
 }
 
 impl CpuTrainer {
     pub fn new(
         spec: &MlpSpec,
         params: Params,
-        data: Dataset,
+        train: Dataset,
+        test: Option<Dataset>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        config.check(spec, &data)?;
-        let batches = batches(data.len(), config.batch_size.unwrap_or(data.len()));
-        Ok(Self {
-            params,
-            data,
-            batches,
-            lr: config.lr,
-        })
+        config.check(spec, &train, test.as_ref())?;
+        let zeros = || params.zeros_like();
+        let state = match config.optimizer {
+            Optimizer::Sgd => OptimizerState::Sgd,
+            Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: zeros() },
+            Optimizer::Adam { .. } => OptimizerState::Adam { m: zeros(), v: zeros(), step: 0 },
+        };
+        let shuffler = Shuffler::new(config.shuffle, config.seed);
+        Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler })
     }
 
-    /// One gradient-descent step on one batch; returns its sum of squared errors.
-    fn step(&mut self, batch: Batch) -> f32 {
-        let rows = s![batch.start..batch.start + batch.rows, ..];
-        let x = self.data.x.slice(rows);
-        let y = self.data.y.slice(rows);
-        let acts = forward(&self.params, x);
-        let (grads, sum_sq) = backward(&self.params, x, &acts, y);
-        for (layer, grad) in self.params.layers.iter_mut().zip(&grads.layers) {
-            sgd_update(&mut layer.w, &grad.w, self.lr);
-            sgd_update(&mut layer.b, &grad.b, self.lr);
+    /// One update on the rows `index` of the training set; returns the batch's
+    /// loss sum and correct count.
+    fn step(&mut self, index: &[u32]) -> (f32, usize) {
+        let x = gather_rows(self.train.x.view(), index);
+        let y = gather_rows(self.train.y.view(), index);
+        let acts = forward(&self.spec, &self.params, x.view());
+        let correct = count_correct(acts[acts.len() - 1].view(), y.view());
+        let (grads, loss_sum) = backward(&self.spec, &self.params, x.view(), &acts, y.view());
+        let (lr, weight_decay) = (self.config.lr, self.config.weight_decay);
+        let layers = self.params.layers.iter_mut().zip(&grads.layers).enumerate();
+        match (&mut self.state, self.config.optimizer) {
+            (OptimizerState::Sgd, _) => {
+                for (_, (layer, grad)) in layers {
+                    sgd_update(&mut layer.w, &grad.w, lr, weight_decay);
+                    sgd_update(&mut layer.b, &grad.b, lr, weight_decay);
+                }
+            }
+            (OptimizerState::Momentum { velocity }, Optimizer::Momentum { momentum }) => {
+                for (l, (layer, grad)) in layers {
+                    let v = &mut velocity.layers[l];
+                    momentum_update(&mut layer.w, &grad.w, &mut v.w, lr, momentum, weight_decay);
+                    momentum_update(&mut layer.b, &grad.b, &mut v.b, lr, momentum, weight_decay);
+                }
+            }
+            (OptimizerState::Adam { m, v, step }, Optimizer::Adam { beta1, beta2, eps }) => {
+                *step += 1;
+                let adam = AdamSettings { lr, beta1, beta2, eps, weight_decay };
+                for (l, (layer, grad)) in layers {
+                    let (m, v) = (&mut m.layers[l], &mut v.layers[l]);
+                    adam_update(&mut layer.w, &grad.w, &mut m.w, &mut v.w, adam, *step);
+                    adam_update(&mut layer.b, &grad.b, &mut m.b, &mut v.b, adam, *step);
+                }
+            }
+            _ => unreachable!("the state is built from the same optimizer"),
         }
-        sum_sq
+        (loss_sum, correct)
     }
 }
 
@@ -151,24 +332,35 @@ impl Trainer for CpuTrainer {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.batches.len()
+        batches(self.train.len(), self.config.rows_per_batch(&self.train)).len()
     }
 
-    fn train(&mut self, epochs: usize) -> Result<Vec<f32>> {
-        let elements = self.data.y.len() as f32;
-        let mut losses = Vec::with_capacity(epochs);
+    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+        let samples = self.train.len();
+        let mut history = Vec::with_capacity(epochs);
         for _ in 0..epochs {
-            let mut sum_sq = 0.0;
-            for batch in self.batches.clone() {
-                sum_sq += self.step(batch);
+            let order = self.shuffler.epoch_order(samples).unwrap_or_else(|| (0..samples as u32).collect());
+            let (mut loss_sum, mut correct) = (0.0, 0);
+            for batch in batches(samples, self.config.rows_per_batch(&self.train)) {
+                let (loss, hits) = self.step(&order[batch.start..batch.start + batch.rows]);
+                loss_sum += loss;
+                correct += hits;
             }
-            losses.push(sum_sq / elements);
+            let train_loss = loss_sum / (samples * loss_elements_per_row(&self.spec)) as f32;
+            let classes = self.train.classes.is_some();
+            let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
+            history.push(EpochMetrics {
+                train_loss,
+                train_accuracy: classes.then(|| correct as f32 / samples as f32),
+                test_loss: test.map(|((loss, _), _)| loss),
+                test_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
+            });
         }
-        Ok(losses)
+        Ok(history)
     }
 
     fn evaluate(&mut self) -> Result<f32> {
-        Ok(loss(&self.params, &self.data))
+        Ok(evaluate(&self.spec, &self.params, &self.train).0)
     }
 
     fn params(&mut self) -> Result<Params> {

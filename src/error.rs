@@ -10,13 +10,7 @@ pub enum Error {
 
     /// The model, batch or data needs more than the adapter allows (exit code 2).
     #[error("{what} needs {needed}, above the adapter's {limit} of {allowed}; {advice}")]
-    ExceedsLimit {
-        what: String,
-        needed: u64,
-        limit: &'static str,
-        allowed: u64,
-        advice: &'static str,
-    },
+    ExceedsLimit { what: String, needed: u64, limit: &'static str, allowed: u64, advice: &'static str },
 
     /// No GPU adapter was found, or the one named by WGPU_ADAPTER_NAME is absent.
     #[error("{0}")]

@@ -1,13 +1,16 @@
-//! The command line: parses flags, builds the model and data, picks a device,
-//! trains and reports. Library errors that come from the user's input exit
-//! with code 2, every other failure with code 1.
+//! The command line: parses flags, loads the data, builds the model, picks a
+//! device, trains and reports. Library errors that come from the user's input
+//! exit with code 2, every other failure with code 1.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use wgpu_mlp::data::{self, CsvOptions, Scale, Source, TargetColumn};
 use wgpu_mlp::gpu::{GpuContext, GpuTrainer, Kernels};
+use wgpu_mlp::model::{Activation, Init, Loss, Output};
+use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{fit, CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
@@ -15,37 +18,132 @@ use wgpu_mlp::{fit, CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Tr
 /// With no flags it trains the textbook example: 100 random samples of 10
 /// inputs and 1 target drawn U(0,1), a 10-5-1 network with sigmoid on every
 /// layer, mean squared error, plain gradient descent with lr 0.01, 1000 epochs.
+///
+/// With --data it trains on a real data set; the defaults then change to what
+/// such data needs (relu, softmax with cross-entropy for classes, He init, Adam
+/// with lr 0.001, batches of 128, shuffled, 10 epochs), each overridable.
 #[derive(Debug, Parser)]
 #[command(name = "wgpu-mlp", version)]
 struct Cli {
-    /// Layer sizes from inputs to outputs, comma-separated (any depth, each >= 1).
-    #[arg(long, default_value = "10,5,1", value_parser = parse_layers)]
-    layers: MlpSpec,
+    /// Data: seed (the textbook's random data), csv:PATH (plain or gzip),
+    /// fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
+    #[arg(long, default_value = "seed")]
+    data: Source,
 
-    /// Number of random samples of the seed problem.
-    #[arg(long, default_value_t = 100, value_parser = parse_at_least_one)]
-    samples: usize,
+    /// All layer sizes from inputs to outputs, comma-separated; with --data the
+    /// first and last must match the data's inputs and outputs.
+    #[arg(long, conflicts_with = "hidden")]
+    layers: Option<Sizes>,
 
-    /// Learning rate (positive, finite).
-    #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
-    lr: f32,
+    /// Only the hidden layer sizes (e.g. 128 or 256,128): the input and output
+    /// sizes are taken from the data [default with --data: 128].
+    #[arg(long)]
+    hidden: Option<Sizes>,
 
-    /// Passes over the data; 0 only reports the initial loss.
-    #[arg(long, default_value_t = 1000)]
-    epochs: usize,
+    /// Hidden layers' activation [default: sigmoid for seed, else relu].
+    #[arg(long, value_enum)]
+    activation: Option<ActivationArg>,
 
-    /// Seed of the parameter initialisation and of the generated data.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Output layer [default: sigmoid for seed, softmax for classes, else identity].
+    #[arg(long, value_enum)]
+    output: Option<OutputArg>,
 
-    /// Rows per gradient step, taken in order, the last batch holding the rest
-    /// [default: all samples (full batch)].
+    /// Loss [default: cross-entropy with a softmax output, else mse].
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+
+    /// Weight initialisation [default: normal for seed, he for relu, else xavier].
+    #[arg(long, value_enum)]
+    init: Option<InitArg>,
+
+    /// Update rule [default: sgd for seed, else adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+
+    /// Learning rate, positive and finite [default: 0.01, 0.001 for adam].
+    #[arg(long, value_parser = parse_positive)]
+    lr: Option<f32>,
+
+    /// Momentum of --optimizer momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+
+    /// Adam's first-moment decay, in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    beta1: f32,
+
+    /// Adam's second-moment decay, in [0, 1).
+    #[arg(long, default_value_t = 0.999)]
+    beta2: f32,
+
+    /// Adam's epsilon, positive.
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f32,
+
+    /// L2 weight decay added to every gradient (weight_decay * w), >= 0.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+
+    /// Passes over the training data; 0 only reports the initial loss
+    /// [default: 1000 for seed, else 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+
+    /// Rows per gradient step; the last batch holds the rest
+    /// [default: all rows for seed, else 128].
     #[arg(long, value_parser = parse_at_least_one)]
     batch_size: Option<usize>,
 
-    /// Read the loss back and print it every this many epochs (and after the last).
-    #[arg(long, default_value_t = 100, value_parser = parse_at_least_one)]
-    log_every: usize,
+    /// Shuffle the training rows every epoch [default: on, except for seed].
+    #[arg(long, overrides_with = "no_shuffle")]
+    shuffle: bool,
+
+    /// Keep the training rows in file order.
+    #[arg(long)]
+    no_shuffle: bool,
+
+    /// Read the metrics back and print them every this many epochs (and after
+    /// the last) [default: 100 for seed, else 1].
+    #[arg(long, value_parser = parse_at_least_one)]
+    log_every: Option<usize>,
+
+    /// Seed of the initialisation, the generated data, the shuffles and the split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Samples of the seed problem.
+    #[arg(long, value_parser = parse_at_least_one)]
+    samples: Option<usize>,
+
+    /// CSV: the target column(s), by 0-based index or header name, comma-separated [default: the last column].
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<TargetColumn>,
+
+    /// CSV: what the target is [default: regress].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+
+    /// CSV: the first row (after --skip-rows) is a header [default: detected].
+    #[arg(long)]
+    header: bool,
+
+    /// CSV: lines to skip before the header or data (scikit-learn's CSVs start with one).
+    #[arg(long, default_value_t = 0)]
+    skip_rows: usize,
+
+    /// Number of classes [default: the largest label + 1, or --layers' last size].
+    #[arg(long, value_parser = parse_at_least_one)]
+    classes: Option<usize>,
+
+    /// Feature scaling, fitted on the training rows [default: none for seed,
+    /// pixels (x / 255) for IDX images, standard for CSV].
+    #[arg(long, value_enum)]
+    scale: Option<ScaleArg>,
+
+    /// Share of the rows held out as a test set, stratified by class, for
+    /// sources without one [default: 0 for seed, 0.25 for CSV].
+    #[arg(long)]
+    test_fraction: Option<f64>,
 
     /// Where to train: auto takes a GPU adapter when there is one, else the CPU.
     /// WGPU_BACKEND and WGPU_ADAPTER_NAME choose among adapters.
@@ -68,16 +166,74 @@ enum DeviceChoice {
     Cpu,
 }
 
-fn parse_layers(text: &str) -> Result<MlpSpec, String> {
-    let sizes = text
-        .split(',')
-        .map(|part| {
-            part.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("'{}' is not a layer size (a whole number)", part.trim()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    MlpSpec::new(sizes).map_err(|e| e.to_string())
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ActivationArg {
+    Sigmoid,
+    Relu,
+    Tanh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Sigmoid,
+    Identity,
+    Softmax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LossArg {
+    Mse,
+    CrossEntropy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum InitArg {
+    Normal,
+    Xavier,
+    He,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Momentum,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TaskArg {
+    Regress,
+    Classify,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScaleArg {
+    None,
+    Minmax,
+    Standard,
+    Pixels,
+}
+
+/// Comma-separated layer sizes, each at least 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sizes(Vec<usize>);
+
+impl std::str::FromStr for Sizes {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let sizes = text
+            .split(',')
+            .map(|part| {
+                let part = part.trim();
+                part.parse::<usize>().map_err(|_| format!("'{part}' is not a layer size (a whole number)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match sizes.iter().position(|&s| s == 0) {
+            Some(i) => Err(format!("size {} is 0; every layer needs at least one unit", i + 1)),
+            None => Ok(Sizes(sizes)),
+        }
+    }
 }
 
 fn parse_at_least_one(text: &str) -> Result<usize, String> {
@@ -87,9 +243,9 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_lr(text: &str) -> Result<f32, String> {
+fn parse_positive(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("'{text}' must be a positive finite number")),
     }
 }
@@ -100,12 +256,123 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let bad_input = error
-                .downcast_ref::<Error>()
-                .is_some_and(Error::is_bad_input);
+            let bad_input = error.downcast_ref::<Error>().is_some_and(Error::is_bad_input);
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// Input mistakes the CLI itself finds; exit code 2 like the library's.
+fn bad_input(message: String) -> anyhow::Error {
+    Error::InvalidInput(message).into()
+}
+
+/// The training and test sets `--data` names, scaled and split.
+fn load_data(cli: &Cli, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, &'static str)> {
+    let csv_only = [
+        ("--target", !cli.target.is_empty()),
+        ("--task", cli.task.is_some()),
+        ("--header", cli.header),
+        ("--skip-rows", cli.skip_rows > 0),
+    ];
+    if !matches!(cli.data, Source::Csv(_)) {
+        if let Some((flag, _)) = csv_only.iter().find(|(_, given)| *given) {
+            return Err(bad_input(format!("{flag} applies to --data csv:PATH only")));
+        }
+    }
+    if cli.samples.is_some() && cli.data != Source::Seed {
+        return Err(bad_input("--samples applies to --data seed only".into()));
+    }
+    let classes = cli.classes.or(outputs_hint);
+    let (mut train, mut test, default_scale, kind) = match &cli.data {
+        Source::Seed => {
+            let sizes = cli.layers.clone().map_or_else(|| vec![10, 5, 1], |s| s.0);
+            let (inputs, outputs) = (sizes[0], *sizes.last().expect("parse_sizes gives at least one size"));
+            let train = Dataset::seed_problem(cli.samples.unwrap_or(100), inputs, outputs, cli.seed)?;
+            (train, None, Scale::None, "seed")
+        }
+        Source::Csv(path) => {
+            let options = CsvOptions {
+                target: cli.target.clone(),
+                header: cli.header.then_some(true),
+                skip_rows: cli.skip_rows,
+                classify: cli.task == Some(TaskArg::Classify),
+                classes,
+            };
+            (data::load_csv(path, &options)?, None, Scale::Standard, "csv")
+        }
+        Source::Idx(dir) => {
+            if cli.test_fraction.is_some() {
+                return Err(bad_input("--test-fraction does not apply to IDX data, which has its own test set".into()));
+            }
+            let (train, test) = data::load_idx(dir, classes)?;
+            (train, Some(test), Scale::Pixels, "idx")
+        }
+    };
+    if test.is_none() {
+        let fraction = cli.test_fraction.unwrap_or(if kind == "csv" { 0.25 } else { 0.0 });
+        (train, test) = data::split(train, fraction, cli.seed)?;
+    }
+    let scale = match cli.scale {
+        None => default_scale,
+        Some(ScaleArg::None) => Scale::None,
+        Some(ScaleArg::Minmax) => Scale::MinMax,
+        Some(ScaleArg::Standard) => Scale::Standard,
+        Some(ScaleArg::Pixels) => Scale::Pixels,
+    };
+    scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x));
+    Ok((train, test, kind))
+}
+
+/// The network for the data: --layers as given, or --hidden between the
+/// data's input and output sizes, and the activations and loss.
+fn build_spec(cli: &Cli, train: &Dataset, seed_data: bool) -> anyhow::Result<MlpSpec> {
+    let (inputs, outputs) = (train.x.ncols(), train.y.ncols());
+    let sizes = match (&cli.layers, &cli.hidden) {
+        (Some(Sizes(layers)), _) => {
+            if layers.len() >= 2 && (layers[0] != inputs || layers[layers.len() - 1] != outputs) {
+                return Err(bad_input(format!(
+                    "--layers {} does not fit the data: it has {inputs} inputs and {outputs} outputs per sample \
+                     (give only the hidden sizes with --hidden to take them from the data)",
+                    join(layers)
+                )));
+            }
+            layers.clone()
+        }
+        (None, hidden) => {
+            let default_hidden = if seed_data { vec![5] } else { vec![128] };
+            let hidden = hidden.clone().map_or(default_hidden, |s| s.0);
+            std::iter::once(inputs).chain(hidden).chain(std::iter::once(outputs)).collect()
+        }
+    };
+    let classify = train.classes.is_some();
+    let hidden = match cli.activation {
+        Some(ActivationArg::Sigmoid) => Activation::Sigmoid,
+        Some(ActivationArg::Relu) => Activation::Relu,
+        Some(ActivationArg::Tanh) => Activation::Tanh,
+        None if seed_data => Activation::Sigmoid,
+        None => Activation::Relu,
+    };
+    let output = match (cli.output, cli.loss) {
+        (Some(OutputArg::Sigmoid), _) => Output::Sigmoid,
+        (Some(OutputArg::Identity), _) => Output::Identity,
+        (Some(OutputArg::Softmax), _) | (None, Some(LossArg::CrossEntropy)) => Output::Softmax,
+        (None, _) if seed_data => Output::Sigmoid,
+        (None, Some(LossArg::Mse)) | (None, None) if !classify => Output::Identity,
+        (None, Some(LossArg::Mse)) => Output::Sigmoid,
+        (None, None) => Output::Softmax,
+    };
+    let loss = match cli.loss {
+        Some(LossArg::Mse) => Loss::Mse,
+        Some(LossArg::CrossEntropy) => Loss::CrossEntropy,
+        None if output == Output::Softmax => Loss::CrossEntropy,
+        None => Loss::Mse,
+    };
+    Ok(MlpSpec::new(sizes)?.with(hidden, output, loss)?)
+}
+
+fn join(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Picks the trainer for `--device`; auto falls back to the CPU with a notice.
@@ -113,22 +380,16 @@ fn make_trainer(
     cli: &Cli,
     spec: &MlpSpec,
     params: &Params,
-    data: &Dataset,
+    train: &Dataset,
+    test: Option<&Dataset>,
     config: &TrainConfig,
 ) -> anyhow::Result<Box<dyn Trainer>> {
     let gpu = |ctx: GpuContext| -> anyhow::Result<Box<dyn Trainer>> {
         let kernels = Kernels::new(&ctx)?;
-        Ok(Box::new(GpuTrainer::new(
-            &ctx, &kernels, spec, params, data, config,
-        )?))
+        Ok(Box::new(GpuTrainer::new(&ctx, &kernels, spec, params, train, test, config)?))
     };
     let cpu = || -> anyhow::Result<Box<dyn Trainer>> {
-        Ok(Box::new(CpuTrainer::new(
-            spec,
-            params.clone(),
-            data.clone(),
-            config,
-        )?))
+        Ok(Box::new(CpuTrainer::new(spec, params.clone(), train.clone(), test.cloned(), config)?))
     };
     match cli.device {
         DeviceChoice::Cpu => cpu(),
@@ -144,45 +405,93 @@ fn make_trainer(
     }
 }
 
+/// "loss 0.1234  acc 0.9512  test loss 0.2345  test acc 0.9321", with what there is.
+fn describe(metrics: &EpochMetrics) -> String {
+    let mut line = format!("loss {:.6}", metrics.train_loss);
+    let parts =
+        [("acc", metrics.train_accuracy), ("test loss", metrics.test_loss), ("test acc", metrics.test_accuracy)];
+    for (name, value) in parts {
+        if let Some(value) = value {
+            line += &format!("  {name} {value:.4}");
+        }
+    }
+    line
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let spec = cli.layers.clone();
-    let data = Dataset::seed_problem(cli.samples, spec.inputs(), spec.outputs(), cli.seed)?;
-    let params = Params::init(&spec, cli.seed)?;
-    let config = TrainConfig {
-        lr: cli.lr,
-        batch_size: cli.batch_size,
-        log_every: cli.log_every,
+    let seed_data = cli.data == Source::Seed;
+    let outputs_hint = cli.layers.as_ref().and_then(|l| l.0.last().copied()).filter(|_| !seed_data);
+    if let Some(Sizes(layers)) = &cli.layers {
+        MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
+    }
+    let (train, test, _) = load_data(cli, outputs_hint)?;
+    let spec = build_spec(cli, &train, seed_data)?;
+    let init = match cli.init {
+        Some(InitArg::Normal) => Init::Normal,
+        Some(InitArg::Xavier) => Init::Xavier,
+        Some(InitArg::He) => Init::He,
+        None if seed_data => Init::Normal,
+        None if spec.hidden() == Activation::Relu => Init::He,
+        None => Init::Xavier,
     };
-    config.check(&spec, &data)?;
+    let optimizer = match cli.optimizer {
+        Some(OptimizerArg::Sgd) => Optimizer::Sgd,
+        Some(OptimizerArg::Momentum) => Optimizer::Momentum { momentum: cli.momentum },
+        Some(OptimizerArg::Adam) => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
+        None if seed_data => Optimizer::Sgd,
+        None => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
+    };
+    let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) { 0.001 } else { 0.01 };
+    let config = TrainConfig {
+        lr: cli.lr.unwrap_or(default_lr),
+        optimizer,
+        weight_decay: cli.weight_decay,
+        batch_size: cli.batch_size.or(if seed_data { None } else { Some(128) }),
+        shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
+        seed: cli.seed,
+        log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
+    };
+    let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
+    config.check(&spec, &train, test.as_ref())?;
+    let params = Params::init(&spec, init, cli.seed)?;
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
-    let mut out: Box<dyn Write> = if cli.json {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
-    };
-    let mut trainer = make_trainer(cli, &spec, &params, &data, &config)?;
+    let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let mut trainer = make_trainer(cli, &spec, &params, &train, test.as_ref(), &config)?;
     let device = trainer.device();
     let on_gpu = device != "cpu";
     writeln!(out, "device: {device}")?;
     writeln!(
         out,
-        "model: layers {spec} ({} parameters), {} samples, batch {}, lr {}, {} epochs, seed {}",
+        "data: {}, {} training and {} test samples{}",
+        cli.data,
+        train.len(),
+        test.as_ref().map_or(0, Dataset::len),
+        train.classes.map_or(String::new(), |k| format!(", {k} classes"))
+    )?;
+    writeln!(
+        out,
+        "model: layers {spec} ({} parameters), {:?} hidden, {:?} output, {:?} loss, {:?} init",
         spec.num_params(),
-        data.len(),
-        cli.batch_size.map_or("full".to_string(), |b| b.to_string()),
-        cli.lr,
-        cli.epochs,
+        spec.hidden(),
+        spec.output(),
+        spec.loss(),
+        init
+    )?;
+    writeln!(
+        out,
+        "training: {:?}, lr {}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
+        config.optimizer,
+        config.lr,
+        config.weight_decay,
+        config.batch_size.map_or("full".to_string(), |b| b.to_string()),
+        if config.shuffle { "on" } else { "off" },
+        epochs,
         cli.seed
     )?;
-    let report = fit(
-        trainer.as_mut(),
-        cli.epochs,
-        cli.log_every,
-        |epoch, loss| {
-            writeln!(out, "epoch {epoch:>7}  loss {loss:.6}").ok();
-        },
-    )?;
+    let report = fit(trainer.as_mut(), epochs, config.log_every, |epoch, metrics| {
+        writeln!(out, "epoch {epoch:>7}  {}", describe(metrics)).ok();
+    })?;
     writeln!(
         out,
         "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
@@ -193,34 +502,44 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         report.steps_per_second()
     )?;
 
+    let last = report.last();
     let mut summary = serde_json::json!({
         "device": if on_gpu { "gpu" } else { "cpu" },
         "adapter": if on_gpu { Some(device) } else { None },
+        "data": cli.data.to_string(),
         "layers": spec.sizes(),
-        "samples": data.len(),
-        "batch_size": cli.batch_size.unwrap_or(data.len()),
-        "epochs": cli.epochs,
-        "lr": cli.lr,
+        "samples": train.len(),
+        "test_samples": test.as_ref().map(Dataset::len),
+        "batch_size": config.rows_per_batch(&train),
+        "epochs": epochs,
+        "epochs_run": report.history.len(),
+        "lr": config.lr,
         "seed": cli.seed,
         "initial_loss": report.initial_loss,
         "final_loss": report.final_loss,
+        "train_accuracy": last.and_then(|m| m.train_accuracy),
+        "test_loss": last.and_then(|m| m.test_loss),
+        "test_accuracy": last.and_then(|m| m.test_accuracy),
         "steps": report.steps,
         "seconds": report.seconds,
         "steps_per_second": report.steps_per_second(),
-        "logged": report.logged.iter().map(|&(epoch, loss)| serde_json::json!({"epoch": epoch, "loss": loss})).collect::<Vec<_>>(),
+        "history": report.history.iter().enumerate().map(|(i, m)| serde_json::json!({
+            "epoch": i + 1,
+            "train_loss": m.train_loss,
+            "train_accuracy": m.train_accuracy,
+            "test_loss": m.test_loss,
+            "test_accuracy": m.test_accuracy,
+        })).collect::<Vec<_>>(),
     });
 
     if cli.verify {
-        let mut reference = CpuTrainer::new(&spec, params, data, &config)?;
-        let cpu_report = fit(&mut reference, cli.epochs, cli.log_every, |_, _| {})
-            .context("the CPU reference run failed")?;
+        let mut reference = CpuTrainer::new(&spec, params, train, test, &config)?;
+        let cpu_report =
+            fit(&mut reference, epochs, config.log_every, |_, _| {}).context("the CPU reference run failed")?;
         let diff = trainer.params()?.max_abs_diff(&reference.params()?);
-        writeln!(
-            out,
-            "verify: cpu final loss {:.6}; max |param difference| {:.3e}",
-            cpu_report.final_loss, diff
-        )?;
+        writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
         summary["cpu_final_loss"] = cpu_report.final_loss.into();
+        summary["cpu_test_accuracy"] = cpu_report.last().and_then(|m| m.test_accuracy).into();
         summary["max_abs_param_diff"] = diff.into();
     }
     if cli.json {

@@ -1,24 +1,69 @@
-//! The network: its layer sizes ([`MlpSpec`]) and its parameters on the host
-//! ([`Params`]), initialised from a seeded RNG so every device starts from the
-//! same numbers.
+//! The network: its layer sizes, activations and loss ([`MlpSpec`]) and its
+//! parameters on the host ([`Params`]), initialised from a seeded RNG so every
+//! device starts from the same numbers.
 //!
-//! Every layer is `a = sigmoid(x · W + b)` and the loss is the mean squared
-//! error over all output elements, as in the textbook example this grew from.
+//! Layer l computes `a_l = act(a_{l-1} · W_l + b_l)`. The textbook default is
+//! sigmoid everywhere and the mean squared error over all output elements.
 
 use ndarray::{Array1, Array2};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{Error, Result};
 
-/// Layer sizes from input to output, e.g. `[10, 5, 1]`: two layers.
+/// An element-wise activation; its kernels are `{name}_forward` and
+/// `{name}_backward`, with the backward pass written in terms of the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Sigmoid,
+    Relu,
+    Tanh,
+    /// No activation: the layer's output is x · W + b.
+    Identity,
+}
+
+/// What the last layer outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Sigmoid,
+    Identity,
+    /// Class probabilities; only with [`Loss::CrossEntropy`], which fuses the
+    /// softmax into the loss, so the network itself outputs logits.
+    Softmax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Mean of (pred - target)^2 over all output elements.
+    Mse,
+    /// Mean over rows of -sum_j target_j log softmax(logits)_j.
+    CrossEntropy,
+}
+
+/// How [`Params::init`] draws the weights (biases always start at 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// N(0, 1), as in the textbook example.
+    Normal,
+    /// Glorot uniform: U(-r, r) with r = sqrt(6 / (IN + OUT)); for sigmoid and tanh.
+    Xavier,
+    /// He normal: N(0, 2 / IN); for relu.
+    He,
+}
+
+/// Layer sizes from input to output (e.g. `[10, 5, 1]`: two layers), the
+/// hidden layers' activation, the output and the loss.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlpSpec {
     sizes: Vec<usize>,
+    hidden: Activation,
+    output: Output,
+    loss: Loss,
 }
 
 impl MlpSpec {
+    /// The textbook network: sigmoid on every layer, mean squared error.
     /// Checks that there are at least two sizes and none is zero.
     pub fn new(sizes: Vec<usize>) -> Result<Self> {
         if sizes.len() < 2 {
@@ -34,7 +79,42 @@ impl MlpSpec {
                 i + 1
             )));
         }
-        Ok(Self { sizes })
+        Ok(Self { sizes, hidden: Activation::Sigmoid, output: Output::Sigmoid, loss: Loss::Mse })
+    }
+
+    /// The same sizes with other activations and loss; softmax output and
+    /// cross-entropy loss only come together.
+    pub fn with(self, hidden: Activation, output: Output, loss: Loss) -> Result<Self> {
+        if (output == Output::Softmax) != (loss == Loss::CrossEntropy) {
+            return Err(Error::InvalidInput(
+                "--output softmax and --loss cross-entropy go together (the softmax is fused into the loss)".into(),
+            ));
+        }
+        Ok(Self { hidden, output, loss, ..self })
+    }
+
+    pub fn hidden(&self) -> Activation {
+        self.hidden
+    }
+
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// The activation layer `l` applies in the forward pass; the softmax of a
+    /// softmax output is part of the loss, so that layer is the identity.
+    pub fn activation(&self, l: usize) -> Activation {
+        if l + 1 < self.num_layers() {
+            return self.hidden;
+        }
+        match self.output {
+            Output::Sigmoid => Activation::Sigmoid,
+            Output::Identity | Output::Softmax => Activation::Identity,
+        }
     }
 
     pub fn sizes(&self) -> &[usize] {
@@ -46,10 +126,7 @@ impl MlpSpec {
     }
 
     pub fn outputs(&self) -> usize {
-        *self
-            .sizes
-            .last()
-            .expect("MlpSpec::new keeps at least two sizes")
+        *self.sizes.last().expect("MlpSpec::new keeps at least two sizes")
     }
 
     /// (fan_in, fan_out) of each layer, input side first.
@@ -88,20 +165,40 @@ pub struct Params {
 }
 
 impl Params {
-    /// Weights N(0, 1) and biases 0, as in the source example, from a ChaCha8
-    /// RNG seeded with `seed` (stream 0; the seed problem's data uses stream 1).
-    pub fn init(spec: &MlpSpec, seed: u64) -> Result<Self> {
+    /// Weights drawn as `init` says and biases 0, from a ChaCha8 RNG seeded
+    /// with `seed` (stream 0; other streams of the seed draw data and shuffles).
+    pub fn init(spec: &MlpSpec, init: Init, seed: u64) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut layers = Vec::with_capacity(spec.num_layers());
         for (fan_in, fan_out) in spec.layer_shapes() {
             let mut w = zeros((fan_in, fan_out), "a weight matrix")?;
-            w.mapv_inplace(|_| StandardNormal.sample(&mut rng));
-            layers.push(Layer {
-                w,
-                b: Array1::zeros(fan_out),
-            });
+            match init {
+                Init::Normal => w.mapv_inplace(|_| StandardNormal.sample(&mut rng)),
+                Init::Xavier => {
+                    let range = (6.0 / (fan_in + fan_out) as f32).sqrt();
+                    w.mapv_inplace(|_| rng.random_range(-range..range));
+                }
+                Init::He => {
+                    let std = (2.0 / fan_in as f32).sqrt();
+                    w.mapv_inplace(|_| {
+                        let z: f32 = StandardNormal.sample(&mut rng);
+                        std * z
+                    });
+                }
+            }
+            layers.push(Layer { w, b: Array1::zeros(fan_out) });
         }
         Ok(Self { layers })
+    }
+
+    /// Zeros of the same shapes: the optimizers' starting state.
+    pub fn zeros_like(&self) -> Params {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| Layer { w: Array2::zeros(layer.w.raw_dim()), b: Array1::zeros(layer.b.raw_dim()) })
+            .collect();
+        Params { layers }
     }
 
     /// Largest |self - other| over every parameter; both must have one shape.

@@ -1,57 +1,131 @@
 //! What both devices share: the [`Trainer`] trait, the training settings, and
-//! the fit loop that runs epochs, reads the loss back every `log_every` epochs
-//! and stops on a loss that is no longer finite.
+//! the fit loop that runs epochs, reads the metrics back every `log_every`
+//! epochs and stops on a loss that is no longer finite.
 
 use std::time::Instant;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{MlpSpec, Params};
+use crate::model::{Loss, MlpSpec, Params};
 
-/// Settings of gradient descent that every trainer takes.
+/// The update rule (`--optimizer`); every one also takes the learning rate and
+/// the L2 weight decay of [`TrainConfig`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd,
+    /// Heavy-ball momentum, PyTorch's form: v = momentum * v + g; w -= lr * v.
+    Momentum {
+        momentum: f32,
+    },
+    /// Adam with bias correction.
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+}
+
+/// Settings of training that every trainer takes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Learning rate: positive and finite.
     pub lr: f32,
-    /// Rows per step; `None` is the whole data set (full-batch).
+    pub optimizer: Optimizer,
+    /// L2 penalty added to every gradient as weight_decay * w (biases too).
+    pub weight_decay: f32,
+    /// Rows per step; `None` is the whole training set (full batch).
     pub batch_size: Option<usize>,
-    /// The loss is read back once every this many epochs (at least 1); the GPU
-    /// keeps the epochs in between in a ring on the device.
+    /// A new order of the training rows every epoch (ChaCha8 stream 2 of `seed`).
+    pub shuffle: bool,
+    pub seed: u64,
+    /// The metrics are read back once every this many epochs (at least 1); the
+    /// GPU keeps the epochs in between in a ring on the device.
     pub log_every: usize,
+}
+
+impl Default for TrainConfig {
+    /// The textbook run: plain gradient descent, lr 0.01, full batch, in order.
+    fn default() -> Self {
+        Self {
+            lr: 0.01,
+            optimizer: Optimizer::Sgd,
+            weight_decay: 0.0,
+            batch_size: None,
+            shuffle: false,
+            seed: 0,
+            log_every: 100,
+        }
+    }
 }
 
 impl TrainConfig {
     /// Checks the settings against each other and against the model and data.
-    pub fn check(&self, spec: &MlpSpec, data: &Dataset) -> Result<()> {
+    pub fn check(&self, spec: &MlpSpec, train: &Dataset, test: Option<&Dataset>) -> Result<()> {
+        let bad = |message: String| Err(Error::InvalidInput(message));
+        let finite_in = |value: f32, low: f32, high: f32| value.is_finite() && value >= low && value < high;
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "--lr must be a positive finite number, got {}",
-                self.lr
-            )));
+            return bad(format!("--lr must be a positive finite number, got {}", self.lr));
+        }
+        if !finite_in(self.weight_decay, 0.0, f32::MAX) {
+            return bad(format!("--weight-decay must be a finite number >= 0, got {}", self.weight_decay));
+        }
+        match self.optimizer {
+            Optimizer::Sgd => {}
+            Optimizer::Momentum { momentum } if finite_in(momentum, 0.0, 1.0) => {}
+            Optimizer::Momentum { momentum } => return bad(format!("--momentum must be in [0, 1), got {momentum}")),
+            Optimizer::Adam { beta1, beta2, eps } => {
+                if !finite_in(beta1, 0.0, 1.0) || !finite_in(beta2, 0.0, 1.0) {
+                    return bad(format!("--beta1 and --beta2 must be in [0, 1), got {beta1} and {beta2}"));
+                }
+                if !(eps.is_finite() && eps > 0.0) {
+                    return bad(format!("--eps must be a positive finite number, got {eps}"));
+                }
+            }
         }
         if self.batch_size == Some(0) {
-            return Err(Error::InvalidInput(
-                "--batch-size must be at least 1".into(),
-            ));
+            return bad("--batch-size must be at least 1".into());
         }
         if self.log_every == 0 {
-            return Err(Error::InvalidInput("--log-every must be at least 1".into()));
+            return bad("--log-every must be at least 1".into());
         }
-        if data.is_empty() {
-            return Err(Error::InvalidInput("the data set has no samples".into()));
+        for (name, data) in std::iter::once(("training", train)).chain(test.map(|t| ("test", t))) {
+            if data.is_empty() {
+                return bad(format!("the {name} set has no samples"));
+            }
+            if data.x.ncols() != spec.inputs() || data.y.ncols() != spec.outputs() {
+                return bad(format!(
+                    "the {name} data has {} inputs and {} targets per sample, but --layers {spec} expects {} and {}",
+                    data.x.ncols(),
+                    data.y.ncols(),
+                    spec.inputs(),
+                    spec.outputs()
+                ));
+            }
         }
-        if data.x.ncols() != spec.inputs() || data.y.ncols() != spec.outputs() {
-            return Err(Error::InvalidInput(format!(
-                "the data has {} inputs and {} targets per sample, but --layers {} expects {} and {}",
-                data.x.ncols(),
-                data.y.ncols(),
-                spec,
-                spec.inputs(),
-                spec.outputs()
-            )));
+        if spec.loss() == Loss::CrossEntropy && train.classes.is_none() {
+            return bad("cross-entropy needs class targets (--task classify)".into());
         }
         Ok(())
     }
+
+    /// Rows per step on `train`: the batch size, at most the whole set.
+    pub fn rows_per_batch(&self, train: &Dataset) -> usize {
+        self.batch_size.unwrap_or(train.len()).min(train.len())
+    }
+}
+
+/// What one epoch measured. The training loss and accuracy are taken over the
+/// epoch's batches, each before its own update (as Keras reports them); the
+/// test figures after the epoch's last update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub train_loss: f32,
+    /// For classification.
+    pub train_accuracy: Option<f32>,
+    /// With a test set.
+    pub test_loss: Option<f32>,
+    /// With a test set, for classification.
+    pub test_accuracy: Option<f32>,
 }
 
 /// A device that trains one model on one data set, both given at construction.
@@ -62,12 +136,11 @@ pub trait Trainer {
     /// Gradient-descent steps (batches) in one epoch.
     fn steps_per_epoch(&self) -> usize;
 
-    /// Trains `epochs` epochs and returns each epoch's mean training loss (the
-    /// squared errors of its batches, before each batch's update, over all
-    /// output elements), read back once at the end.
-    fn train(&mut self, epochs: usize) -> Result<Vec<f32>>;
+    /// Trains `epochs` epochs and returns each epoch's metrics, read back once
+    /// at the end.
+    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>>;
 
-    /// Mean squared error of the current parameters over the whole data set.
+    /// Mean loss of the current parameters over the whole training set.
     fn evaluate(&mut self) -> Result<f32>;
 
     /// The current parameters, on the host.
@@ -77,16 +150,16 @@ pub trait Trainer {
 /// What a [`fit`] run measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitReport {
-    /// Loss of the initial parameters over the whole data set.
+    /// Loss of the initial parameters over the whole training set.
     pub initial_loss: f32,
-    /// Loss of the final parameters over the whole data set.
+    /// Loss of the final parameters over the whole training set.
     pub final_loss: f32,
     pub epochs: usize,
     pub steps: usize,
     /// Wall time of the training epochs, read-backs included, evaluation not.
     pub seconds: f64,
-    /// (epoch, that epoch's mean training loss) at every read-back.
-    pub logged: Vec<(usize, f32)>,
+    /// Every epoch's metrics, first epoch first.
+    pub history: Vec<EpochMetrics>,
 }
 
 impl FitReport {
@@ -97,45 +170,38 @@ impl FitReport {
             0.0
         }
     }
+
+    /// The last epoch's metrics; None after 0 epochs.
+    pub fn last(&self) -> Option<&EpochMetrics> {
+        self.history.last()
+    }
 }
 
-/// Runs `epochs` epochs, reading the losses back every `log_every` epochs and
-/// after the last; `on_log(epoch, loss)` sees each read-back. Fails with
-/// [`Error::NonFiniteLoss`] naming the first epoch whose loss is NaN or infinite.
+/// Runs `epochs` epochs, reading the metrics back every `log_every` epochs and
+/// after the last; `on_log(epoch, metrics)` sees the last epoch of each
+/// read-back. Fails with [`Error::NonFiniteLoss`] naming the first epoch whose
+/// loss is NaN or infinite.
 pub fn fit(
     trainer: &mut dyn Trainer,
     epochs: usize,
     log_every: usize,
-    mut on_log: impl FnMut(usize, f32),
+    mut on_log: impl FnMut(usize, &EpochMetrics),
 ) -> Result<FitReport> {
     let initial_loss = trainer.evaluate()?;
-    let mut logged = Vec::new();
+    let mut history = Vec::with_capacity(epochs);
     let start = Instant::now();
-    let mut done = 0;
-    while done < epochs {
-        let chunk = log_every.min(epochs - done);
-        let losses = trainer.train(chunk)?;
-        if let Some(i) = losses.iter().position(|l| !l.is_finite()) {
-            return Err(Error::NonFiniteLoss {
-                epoch: done + i + 1,
-                value: losses[i],
-            });
+    while history.len() < epochs {
+        let chunk = log_every.min(epochs - history.len());
+        let metrics = trainer.train(chunk)?;
+        for epoch in metrics {
+            if !epoch.train_loss.is_finite() {
+                return Err(Error::NonFiniteLoss { epoch: history.len() + 1, value: epoch.train_loss });
+            }
+            history.push(epoch);
         }
-        done += chunk;
-        let last = *losses
-            .last()
-            .expect("train returns one loss per epoch and chunk >= 1");
-        on_log(done, last);
-        logged.push((done, last));
+        on_log(history.len(), history.last().expect("train returns one entry per epoch and chunk >= 1"));
     }
     let seconds = start.elapsed().as_secs_f64();
     let final_loss = trainer.evaluate()?;
-    Ok(FitReport {
-        initial_loss,
-        final_loss,
-        epochs,
-        steps: epochs * trainer.steps_per_epoch(),
-        seconds,
-        logged,
-    })
+    Ok(FitReport { initial_loss, final_loss, epochs, steps: epochs * trainer.steps_per_epoch(), seconds, history })
 }

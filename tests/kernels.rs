@@ -5,8 +5,11 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use ndarray::{Array1, Array2};
-use wgpu_mlp::cpu;
-use wgpu_mlp::gpu::{Dispatch, GpuContext, MatmulParams, Region, WORKGROUP_SIZE};
+use wgpu_mlp::cpu::{self, AdamSettings};
+use wgpu_mlp::gpu::{
+    AdamParams, Dispatch, GpuContext, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN, WORKGROUP_SIZE,
+};
+use wgpu_mlp::model::Activation;
 
 /// Matmul sums K products in another order than ndarray's sgemm: rounding
 /// grows with K (here <= 257) and the values (|x| < 1).
@@ -18,14 +21,17 @@ const ELEMENTWISE_RTOL: f32 = 1e-5;
 /// Column and loss sums add up to a few thousand terms in another order.
 const SUM_ATOL: f32 = 1e-4;
 const SUM_RTOL: f32 = 1e-5;
+/// Adam divides by sqrt(v) + eps, which magnifies the last bits of v, and its
+/// bias corrections come from pow on the GPU, powf on the host.
+const ADAM_ATOL: f32 = 1e-5;
+const ADAM_RTOL: f32 = 1e-4;
 
 fn storage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
 
 fn upload(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Buffer {
-    ctx.upload(label, values, storage(), "test data")
-        .expect("test buffers fit")
+    ctx.upload(label, values, storage(), "test data").expect("test buffers fit")
 }
 
 fn run(ctx: &GpuContext, dispatches: &[Dispatch]) {
@@ -47,51 +53,36 @@ fn read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Vec<f32> {
     ctx.read_buffer(buffer).expect("read back")
 }
 
-const MATMUL_SHAPES: [(usize, usize, usize); 7] = [
-    (1, 1, 1),
-    (3, 17, 5),
-    (17, 65, 3),
-    (65, 3, 257),
-    (33, 31, 29),
-    (1, 257, 1),
-    (129, 64, 33),
-];
+/// The values row-major, whatever the array's memory layout.
+fn flat<D: ndarray::Dimension>(array: &ndarray::Array<f32, D>) -> Vec<f32> {
+    array.iter().copied().collect()
+}
+
+fn matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    Array2::from_shape_vec((rows, cols), random(rows * cols, seed)).unwrap()
+}
+
+const MATMUL_SHAPES: [(usize, usize, usize); 7] =
+    [(1, 1, 1), (3, 17, 5), (17, 65, 3), (65, 3, 257), (33, 31, 29), (1, 257, 1), (129, 64, 33)];
 
 #[test]
 fn matmul_matches_cpu_for_every_transpose() {
     let Some((ctx, kernels)) = gpu() else { return };
     for (case, &(m, k, n)) in MATMUL_SHAPES.iter().enumerate() {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
-            let a_shape = if trans_a { (k, m) } else { (m, k) };
-            let b_shape = if trans_b { (n, k) } else { (k, n) };
-            let a = Array2::from_shape_vec(a_shape, random(m * k, case as u64)).unwrap();
-            let b = Array2::from_shape_vec(b_shape, random(k * n, 100 + case as u64)).unwrap();
+            let a = if trans_a { matrix(k, m, case as u64) } else { matrix(m, k, case as u64) };
+            let b = if trans_b { matrix(n, k, 100 + case as u64) } else { matrix(k, n, 100 + case as u64) };
             let want = cpu::matmul(a.view(), b.view(), trans_a, trans_b);
-
-            let a_buf = upload(ctx, "a", a.as_slice().unwrap());
-            let b_buf = upload(ctx, "b", b.as_slice().unwrap());
+            let a_buf = upload(ctx, "a", &flat(&a));
+            let b_buf = upload(ctx, "b", &flat(&b));
             let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
-            let params = MatmulParams {
-                m: m as u32,
-                k: k as u32,
-                n: n as u32,
-                trans_a: trans_a.into(),
-                trans_b: trans_b.into(),
-                _pad: [0; 3],
-            };
-            let dispatch = kernels
-                .matmul(
-                    "matmul",
-                    Region::new(&a_buf, m * k),
-                    Region::new(&b_buf, k * n),
-                    Region::new(&out, m * n),
-                    params,
-                )
-                .unwrap();
-            run(ctx, &[dispatch]);
+            let (m32, k32, n32) = (m as u32, k as u32, n as u32);
+            let params =
+                MatmulParams { m: m32, k: k32, n: n32, trans_a: trans_a.into(), trans_b: trans_b.into(), _pad: [0; 3] };
+            let regions = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
+            run(ctx, &[kernels.matmul("matmul", regions.0, regions.1, regions.2, params).unwrap()]);
             let what = format!("matmul M={m} K={k} N={n} trans_a={trans_a} trans_b={trans_b}");
-            let want: Vec<f32> = want.iter().copied().collect(); // row-major, whatever the layout
-            assert_close(&what, &read(ctx, &out), &want, MATMUL_ATOL, MATMUL_RTOL);
+            assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
         }
     }
 }
@@ -100,142 +91,166 @@ fn matmul_matches_cpu_for_every_transpose() {
 fn bias_add_matches_cpu() {
     let Some((ctx, kernels)) = gpu() else { return };
     for (rows, cols) in [(1, 1), (3, 17), (65, 257), (300, 3)] {
-        let mut want = Array2::from_shape_vec((rows, cols), random(rows * cols, 1)).unwrap();
+        let mut want = matrix(rows, cols, 1);
         let bias = Array1::from(random(cols, 2));
-        let out = upload(ctx, "out", want.as_slice().unwrap());
-        let bias_buf = upload(ctx, "bias", bias.as_slice().unwrap());
+        let out = upload(ctx, "out", &flat(&want));
+        let bias_buf = upload(ctx, "bias", &flat(&bias));
         cpu::bias_add(&mut want, &bias);
-        let dispatch = kernels
-            .bias_add(
-                "bias_add",
-                Region::new(&out, rows * cols),
-                Region::new(&bias_buf, cols),
-                rows as u32,
-                cols as u32,
-            )
-            .unwrap();
-        run(ctx, &[dispatch]);
+        let (out_region, bias_region) = (Region::new(&out, rows * cols), Region::new(&bias_buf, cols));
+        run(ctx, &[kernels.bias_add("bias_add", out_region, bias_region, rows as u32, cols as u32).unwrap()]);
         let what = format!("bias_add {rows}x{cols}");
-        assert_close(
-            &what,
-            &read(ctx, &out),
-            want.as_slice().unwrap(),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
+        assert_close(&what, &read(ctx, &out), &flat(&want), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
     }
 }
 
 #[test]
-fn sigmoid_forward_and_backward_match_cpu() {
+fn activations_forward_and_backward_match_cpu() {
     let Some((ctx, kernels)) = gpu() else { return };
-    for len in [1, 3, 255, 256, 257, 1000] {
-        // Wide inputs reach the flat tails where exp overflows.
-        let z: Vec<f32> = random(len, 3).iter().map(|v| v * 120.0).collect();
-        let mut act = Array2::from_shape_vec((1, len), z.clone()).unwrap();
-        cpu::sigmoid_forward(&mut act);
-        let values = upload(ctx, "values", &z);
-        run(
-            ctx,
-            &[kernels
-                .sigmoid_forward("sigmoid_forward", Region::new(&values, len))
-                .unwrap()],
-        );
-        let what = format!("sigmoid_forward len {len}");
-        assert_close(
-            &what,
-            &read(ctx, &values),
-            act.as_slice().unwrap(),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
+    for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+        for len in [1, 3, 255, 256, 257, 1000] {
+            // Wide inputs reach the flat tails where exp overflows.
+            let z = matrix(1, len, 3).mapv(|v| v * 120.0);
+            let mut act = z.clone();
+            cpu::activation_forward(activation, &mut act);
+            let values = upload(ctx, "values", &flat(&z));
+            let forward = kernels.activation_forward("forward", activation, Region::new(&values, len)).unwrap();
+            run(ctx, &[forward.expect("not the identity")]);
+            let what = format!("{activation:?} forward, len {len}");
+            assert_close(&what, &read(ctx, &values), &flat(&act), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
 
-        let act: Array2<f32> = Array2::from_shape_vec((1, len), random(len, 4))
-            .unwrap()
-            .mapv(|v| v.abs());
-        let mut grad = Array2::from_shape_vec((1, len), random(len, 5)).unwrap();
-        let grad_buf = upload(ctx, "grad", grad.as_slice().unwrap());
-        let act_buf = upload(ctx, "act", act.as_slice().unwrap());
-        cpu::sigmoid_backward(&mut grad, act.view());
-        let dispatch = kernels
-            .sigmoid_backward(
-                "sigmoid_backward",
-                Region::new(&grad_buf, len),
-                Region::new(&act_buf, len),
-            )
-            .unwrap();
-        run(ctx, &[dispatch]);
-        let what = format!("sigmoid_backward len {len}");
-        assert_close(
-            &what,
-            &read(ctx, &grad_buf),
-            grad.as_slice().unwrap(),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
+            let mut grad = matrix(1, len, 5);
+            let grad_buf = upload(ctx, "grad", &flat(&grad));
+            let act_buf = upload(ctx, "act", &flat(&act));
+            cpu::activation_backward(activation, &mut grad, act.view());
+            let (grad_region, act_region) = (Region::new(&grad_buf, len), Region::new(&act_buf, len));
+            let backward = kernels.activation_backward("backward", activation, grad_region, act_region).unwrap();
+            run(ctx, &[backward.expect("not the identity")]);
+            let what = format!("{activation:?} backward, len {len}");
+            assert_close(&what, &read(ctx, &grad_buf), &flat(&grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        }
     }
+    assert!(kernels
+        .activation_forward("identity", Activation::Identity, Region::new(&upload(ctx, "x", &[1.0]), 1))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
 fn mse_grad_and_loss_partials_match_cpu() {
     let Some((ctx, kernels)) = gpu() else { return };
     for len in [1, 3, 255, 256, 257, 4097] {
-        let pred = Array2::from_shape_vec((1, len), random(len, 6)).unwrap();
-        let expected = Array2::from_shape_vec((1, len), random(len, 7)).unwrap();
+        let pred = matrix(1, len, 6);
+        let expected = matrix(1, len, 7);
         let (want_grad, want_sum) = cpu::mse_grad(pred.view(), expected.view());
-        let partial_count = kernels.mse_partials(len as u32).unwrap() as usize;
+        let partial_count = kernels.partial_count(len as u32).unwrap() as usize;
         assert_eq!(partial_count, len.div_ceil(WORKGROUP_SIZE as usize));
-        let pred_buf = upload(ctx, "pred", pred.as_slice().unwrap());
-        let expected_buf = upload(ctx, "expected", expected.as_slice().unwrap());
+        let pred_buf = upload(ctx, "pred", &flat(&pred));
+        let expected_buf = upload(ctx, "expected", &flat(&expected));
         let grad = upload(ctx, "grad", &vec![f32::NAN; len]);
         let partials = upload(ctx, "partials", &vec![f32::NAN; partial_count]);
         let total = upload(ctx, "total", &[0.5]);
         let partials_region = Region::new(&partials, partial_count);
+        let (pred_region, expected_region) = (Region::new(&pred_buf, len), Region::new(&expected_buf, len));
         let dispatches = [
             kernels
-                .mse_grad(
-                    "mse_grad",
-                    Region::new(&pred_buf, len),
-                    Region::new(&expected_buf, len),
-                    Region::new(&grad, len),
-                    partials_region,
-                )
+                .mse_grad("mse_grad", pred_region, expected_region, Region::new(&grad, len), partials_region)
                 .unwrap(),
             // The trainer totals the partials this way, onto what is already there.
             kernels
-                .column_sum(
-                    "loss_total",
-                    partials_region,
-                    Region::new(&total, 1),
-                    partial_count as u32,
-                    true,
-                )
+                .column_sum("loss_total", partials_region, Region::new(&total, 1), partial_count as u32, true)
                 .unwrap(),
         ];
         run(ctx, &dispatches);
         let what = format!("mse_grad len {len}");
-        assert_close(
-            &what,
-            &read(ctx, &grad),
-            want_grad.as_slice().unwrap(),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
+        assert_close(&what, &read(ctx, &grad), &flat(&want_grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
         let partial_sum: f32 = read(ctx, &partials).iter().sum();
-        assert_close(
-            &format!("{what} partials"),
-            &[partial_sum],
-            &[want_sum],
-            SUM_ATOL,
-            SUM_RTOL,
+        assert_close(&format!("{what} partials"), &[partial_sum], &[want_sum], SUM_ATOL, SUM_RTOL);
+        assert_close(&format!("{what} accumulated total"), &read(ctx, &total), &[0.5 + want_sum], SUM_ATOL, SUM_RTOL);
+    }
+}
+
+/// One-hot targets (rows, classes) with labels spread over the classes.
+fn one_hot(rows: usize, classes: usize, seed: u64) -> Array2<f32> {
+    let labels: Vec<usize> =
+        random(rows, seed).iter().map(|v| ((v + 1.0) * 0.5 * classes as f32) as usize % classes).collect();
+    wgpu_mlp::Dataset::classification(Array2::zeros((rows, 1)), &labels, classes).unwrap().y
+}
+
+#[test]
+fn softmax_cross_entropy_matches_cpu() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for (rows, cols) in [(1, 1), (1, 3), (3, 10), (257, 3), (300, 10)] {
+        // Logits up to ±40 would overflow exp without the max subtraction.
+        let logits = matrix(rows, cols, 8).mapv(|v| v * 40.0);
+        let expected = one_hot(rows, cols, 9);
+        let (want_grad, want_sum) = cpu::softmax_cross_entropy(logits.view(), expected.view());
+        let partial_count = kernels.partial_count(rows as u32).unwrap() as usize;
+        let logits_buf = upload(ctx, "logits", &flat(&logits));
+        let expected_buf = upload(ctx, "expected", &flat(&expected));
+        let grad = upload(ctx, "grad", &vec![f32::NAN; rows * cols]);
+        let partials = upload(ctx, "partials", &vec![f32::NAN; partial_count]);
+        let len = rows * cols;
+        let dispatch = kernels
+            .softmax_cross_entropy(
+                "softmax_cross_entropy",
+                Region::new(&logits_buf, len),
+                Region::new(&expected_buf, len),
+                Region::new(&grad, len),
+                Region::new(&partials, partial_count),
+                rows as u32,
+            )
+            .unwrap();
+        run(ctx, &[dispatch]);
+        let what = format!("softmax_cross_entropy {rows}x{cols}");
+        assert_close(&what, &read(ctx, &grad), &flat(&want_grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        let partial_sum: f32 = read(ctx, &partials).iter().sum();
+        assert_close(&format!("{what} loss sum"), &[partial_sum], &[want_sum], SUM_ATOL, SUM_RTOL);
+    }
+}
+
+#[test]
+fn count_correct_matches_cpu() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for (rows, cols) in [(1, 2), (5, 3), (257, 10), (600, 2)] {
+        let pred = matrix(rows, cols, 10);
+        let expected = one_hot(rows, cols, 11);
+        let want = cpu::count_correct(pred.view(), expected.view());
+        let partial_count = kernels.partial_count(rows as u32).unwrap() as usize;
+        let pred_buf = upload(ctx, "pred", &flat(&pred));
+        let expected_buf = upload(ctx, "expected", &flat(&expected));
+        let partials = upload(ctx, "partials", &vec![f32::NAN; partial_count]);
+        let (len, out) = (rows * cols, Region::new(&partials, partial_count));
+        let (pred_region, expected_region) = (Region::new(&pred_buf, len), Region::new(&expected_buf, len));
+        run(ctx, &[kernels.count_correct("count_correct", pred_region, expected_region, out, rows as u32).unwrap()]);
+        let got: f32 = read(ctx, &partials).iter().sum();
+        assert_eq!(got, want as f32, "count_correct {rows}x{cols}");
+        assert!(want > 0 && want < rows || rows < 10, "the case should have hits and misses: {want} of {rows}");
+    }
+}
+
+#[test]
+fn gather_rows_matches_cpu_across_chunks() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for (source_rows, width, rows_per_chunk, rows) in [(1, 1, 1, 1), (10, 3, 4, 7), (300, 17, 101, 300), (9, 5, 3, 20)]
+    {
+        let source = matrix(source_rows, width, 12);
+        let index: Vec<u32> = random(rows, 13)
+            .iter()
+            .map(|v| ((v + 1.0) * 0.5 * source_rows as f32) as u32 % source_rows as u32)
+            .collect();
+        let want = cpu::gather_rows(source.view(), &index);
+        let chunk_buffers: Vec<wgpu::Buffer> =
+            flat(&source).chunks(rows_per_chunk * width).map(|chunk| upload(ctx, "chunk", chunk)).collect();
+        let chunks: Vec<Region> = chunk_buffers.iter().map(|b| Region::new(b, (b.size() / 4) as usize)).collect();
+        let index_buf = ctx.upload_u32("index", &index, storage(), "test data").unwrap();
+        let out = upload(ctx, "out", &vec![f32::NAN; rows * width]);
+        let (index_region, out_region) = (Region::new(&index_buf, rows), Region::new(&out, rows * width));
+        run(
+            ctx,
+            &[kernels.gather_rows("gather_rows", index_region, out_region, &chunks, rows_per_chunk as u32).unwrap()],
         );
-        assert_close(
-            &format!("{what} accumulated total"),
-            &read(ctx, &total),
-            &[0.5 + want_sum],
-            SUM_ATOL,
-            SUM_RTOL,
-        );
+        let what = format!("gather_rows of {rows} from {source_rows}x{width} in {} chunks", chunks.len());
+        assert_close(&what, &read(ctx, &out), &flat(&want), 0.0, 0.0);
     }
 }
 
@@ -243,28 +258,13 @@ fn mse_grad_and_loss_partials_match_cpu() {
 fn column_sum_matches_cpu() {
     let Some((ctx, kernels)) = gpu() else { return };
     for (rows, cols) in [(1, 1), (3, 5), (17, 300), (257, 3), (1000, 1)] {
-        let input = Array2::from_shape_vec((rows, cols), random(rows * cols, 8)).unwrap();
+        let input = matrix(rows, cols, 8);
         let want = cpu::column_sum(input.view());
-        let input_buf = upload(ctx, "input", input.as_slice().unwrap());
+        let input_buf = upload(ctx, "input", &flat(&input));
         let out = upload(ctx, "out", &vec![f32::NAN; cols]);
-        let dispatch = kernels
-            .column_sum(
-                "column_sum",
-                Region::new(&input_buf, rows * cols),
-                Region::new(&out, cols),
-                rows as u32,
-                false,
-            )
-            .unwrap();
-        run(ctx, &[dispatch]);
-        let what = format!("column_sum {rows}x{cols}");
-        assert_close(
-            &what,
-            &read(ctx, &out),
-            want.as_slice().unwrap(),
-            SUM_ATOL,
-            SUM_RTOL,
-        );
+        let (input_region, out_region) = (Region::new(&input_buf, rows * cols), Region::new(&out, cols));
+        run(ctx, &[kernels.column_sum("column_sum", input_region, out_region, rows as u32, false).unwrap()]);
+        assert_close(&format!("column_sum {rows}x{cols}"), &read(ctx, &out), &flat(&want), SUM_ATOL, SUM_RTOL);
     }
 }
 
@@ -274,33 +274,94 @@ fn sgd_update_matches_cpu_including_a_two_dimensional_grid() {
     // The last length needs more than 65535 workgroups, so the grid goes 2-D.
     let wide = 65535 * WORKGROUP_SIZE as usize + 300;
     for len in [1, 3, 257, 1000, wide] {
-        let mut weights = Array1::from(random(len, 9));
-        let grads = Array1::from(random(len, 10));
-        let weights_buf = upload(ctx, "weights", weights.as_slice().unwrap());
-        let grads_buf = upload(ctx, "grads", grads.as_slice().unwrap());
-        cpu::sgd_update(&mut weights, &grads, 0.3);
-        let dispatch = kernels
-            .sgd_update(
-                "sgd_update",
-                Region::new(&weights_buf, len),
-                Region::new(&grads_buf, len),
-                0.3,
-            )
-            .unwrap();
+        // A cheap pattern: the wide case is 16.7 M values.
+        let mut weights = Array1::from_shape_fn(len, |i| (i % 97) as f32 * 0.01 - 0.5);
+        let grads = Array1::from_shape_fn(len, |i| (i % 89) as f32 * 0.02 - 0.9);
+        let weights_buf = upload(ctx, "weights", &flat(&weights));
+        let grads_buf = upload(ctx, "grads", &flat(&grads));
+        cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
+        let (w, g) = (Region::new(&weights_buf, len), Region::new(&grads_buf, len));
+        let dispatch = kernels.sgd_update("sgd_update", w, g, 0.3, 0.01).unwrap();
         if len == wide {
-            assert!(
-                dispatch.workgroup_count() > 65535,
-                "the wide case must use a 2-D grid"
-            );
+            assert!(dispatch.workgroup_count() > 65535, "the wide case must use a 2-D grid");
         }
         run(ctx, &[dispatch]);
         let what = format!("sgd_update len {len}");
+        assert_close(&what, &read(ctx, &weights_buf), &flat(&weights), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+    }
+}
+
+#[test]
+fn momentum_update_matches_cpu_over_steps() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for len in [1, 257, 1000] {
+        let mut weights = Array1::from(random(len, 14));
+        let mut velocity = Array1::zeros(len);
+        let weights_buf = upload(ctx, "weights", &flat(&weights));
+        let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
+        let settings = MomentumParams { len: len as u32, lr: 0.1, momentum: 0.9, weight_decay: 0.01 };
+        for step in 0..3 {
+            let grads = Array1::from(random(len, 15 + step));
+            let grads_buf = upload(ctx, "grads", &flat(&grads));
+            cpu::momentum_update(&mut weights, &grads, &mut velocity, 0.1, 0.9, 0.01);
+            let (w, g, v) =
+                (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&velocity_buf, len));
+            run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, settings).unwrap()]);
+        }
+        let what = format!("momentum_update len {len} after 3 steps");
         assert_close(
-            &what,
+            &format!("{what}: weights"),
             &read(ctx, &weights_buf),
-            weights.as_slice().unwrap(),
+            &flat(&weights),
             ELEMENTWISE_ATOL,
             ELEMENTWISE_RTOL,
         );
+        assert_close(
+            &format!("{what}: velocity"),
+            &read(ctx, &velocity_buf),
+            &flat(&velocity),
+            ELEMENTWISE_ATOL,
+            ELEMENTWISE_RTOL,
+        );
+    }
+}
+
+#[test]
+fn adam_update_matches_cpu_over_steps() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    let adam = AdamSettings { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.001 };
+    for len in [1, 257, 1000] {
+        let mut weights = Array1::from(random(len, 16));
+        let (mut m, mut v) = (Array1::zeros(len), Array1::zeros(len));
+        let weights_buf = upload(ctx, "weights", &flat(&weights));
+        let m_buf = upload(ctx, "m", &vec![0.0; len]);
+        let v_buf = upload(ctx, "v", &vec![0.0; len]);
+        let state = upload(ctx, "state", &[0.0; ADAM_STATE_LEN]);
+        let settings = AdamParams {
+            len: len as u32,
+            lr: adam.lr,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            weight_decay: adam.weight_decay,
+            _pad: [0; 2],
+        };
+        for step in 1..=4 {
+            let grads = Array1::from(random(len, 20 + step as u64));
+            let grads_buf = upload(ctx, "grads", &flat(&grads));
+            cpu::adam_update(&mut weights, &grads, &mut m, &mut v, adam, step);
+            let regions =
+                (Region::new(&state, ADAM_STATE_LEN), Region::new(&weights_buf, len), Region::new(&grads_buf, len));
+            let moments = (Region::new(&m_buf, len), Region::new(&v_buf, len));
+            let dispatches =
+                kernels.adam_update("adam", regions.0, regions.1, regions.2, moments.0, moments.1, settings).unwrap();
+            run(ctx, &dispatches);
+        }
+        let what = format!("adam_update len {len} after 4 steps");
+        assert_close(&format!("{what}: weights"), &read(ctx, &weights_buf), &flat(&weights), ADAM_ATOL, ADAM_RTOL);
+        assert_close(&format!("{what}: m"), &read(ctx, &m_buf), &flat(&m), ADAM_ATOL, ADAM_RTOL);
+        assert_close(&format!("{what}: v"), &read(ctx, &v_buf), &flat(&v), ADAM_ATOL, ADAM_RTOL);
+        let step_count = bytemuck::cast_slice::<f32, u32>(&read(ctx, &state))[0];
+        assert_eq!(step_count, 4, "adam_tick counts the steps on the GPU");
     }
 }

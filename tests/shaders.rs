@@ -13,32 +13,29 @@ fn every_shader_validates_with_naga() {
         }
         let source = std::fs::read_to_string(&path).expect("a readable shader");
         let name = path.display();
-        let module = naga::front::wgsl::parse_str(&source)
+        let module =
+            naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+            .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
-        checked.push(
-            path.file_name()
-                .expect("a file name")
-                .to_string_lossy()
-                .into_owned(),
-        );
+        checked.push(path.file_name().expect("a file name").to_string_lossy().into_owned());
     }
     checked.sort();
-    assert_eq!(
-        checked,
-        [
-            "bias_add.wgsl",
-            "matmul.wgsl",
-            "mse.wgsl",
-            "reduce.wgsl",
-            "sgd.wgsl",
-            "sigmoid.wgsl"
-        ]
-    );
+    let expected = [
+        "accuracy.wgsl",
+        "adam.wgsl",
+        "bias_add.wgsl",
+        "gather.wgsl",
+        "matmul.wgsl",
+        "momentum.wgsl",
+        "mse.wgsl",
+        "reduce.wgsl",
+        "relu.wgsl",
+        "sgd.wgsl",
+        "sigmoid.wgsl",
+        "softmax_cross_entropy.wgsl",
+        "tanh.wgsl",
+    ];
+    assert_eq!(checked, expected);
 }

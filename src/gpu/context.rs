@@ -10,8 +10,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{Error, Result};
 
 /// Printed, with the reason, when no adapter can be had.
-pub const NO_ADAPTER_HELP: &str =
-    "no GPU adapter found; on a machine without a GPU install Mesa's \
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found; on a machine without a GPU install Mesa's \
 software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers) or use --device cpu";
 
 /// A part of a buffer of f32: `len` floats starting `offset` floats in.
@@ -25,11 +24,7 @@ pub struct Region<'a> {
 impl<'a> Region<'a> {
     /// The first `len` floats of `buffer`.
     pub fn new(buffer: &'a wgpu::Buffer, len: usize) -> Self {
-        Self {
-            buffer,
-            offset: 0,
-            len: len as u64,
-        }
+        Self { buffer, offset: 0, len: len as u64 }
     }
 
     pub fn binding(&self) -> wgpu::BindingResource<'a> {
@@ -57,29 +52,18 @@ impl GpuContext {
     /// substring) or else wgpu's default, on the backends WGPU_BACKEND allows,
     /// and opens a device with all of the adapter's limits.
     pub fn new() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {
-                let adapters =
-                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+                let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
                 let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
                 adapters
                     .into_iter()
-                    .find(|a| {
-                        a.get_info()
-                            .name
-                            .to_lowercase()
-                            .contains(&wanted.to_lowercase())
-                    })
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted.to_lowercase()))
                     .ok_or_else(|| {
                         Error::NoAdapter(format!(
                             "WGPU_ADAPTER_NAME={wanted} matches no adapter; found: {}",
-                            if names.is_empty() {
-                                "none".to_string()
-                            } else {
-                                names.join(", ")
-                            }
+                            if names.is_empty() { "none".to_string() } else { names.join(", ") }
                         ))
                     })?
             }
@@ -95,37 +79,22 @@ impl GpuContext {
         };
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let descriptor = wgpu::DeviceDescriptor {
-            label: Some("wgpu-mlp"),
-            required_limits: limits.clone(),
-            ..Default::default()
-        };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| Error::Gpu {
-                context: format!("opening {}", info.name),
-                message: e.to_string(),
-            })?;
+        let descriptor =
+            wgpu::DeviceDescriptor { label: Some("wgpu-mlp"), required_limits: limits.clone(), ..Default::default() };
+        let (device, queue) = pollster::block_on(adapter.request_device(&descriptor))
+            .map_err(|e| Error::Gpu { context: format!("opening {}", info.name), message: e.to_string() })?;
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = Arc::clone(&uncaptured);
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             let mut first = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             first.get_or_insert_with(|| error.to_string());
         }));
-        Ok(Self {
-            device,
-            queue,
-            info,
-            limits,
-            uncaptured,
-        })
+        Ok(Self { device, queue, info, limits, uncaptured })
     }
 
     /// "name (backend, device type)", e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
-        )
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
 
     /// Runs `work` inside validation and out-of-memory error scopes and turns
@@ -134,20 +103,12 @@ impl GpuContext {
         let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let result = work();
-        let caught =
-            pollster::block_on(validation.pop()).or(pollster::block_on(out_of_memory.pop()));
-        let gpu_error = |message: String| Error::Gpu {
-            context: context.to_string(),
-            message,
-        };
+        let caught = pollster::block_on(validation.pop()).or(pollster::block_on(out_of_memory.pop()));
+        let gpu_error = |message: String| Error::Gpu { context: context.to_string(), message };
         if let Some(error) = caught {
             return Err(gpu_error(error.to_string()));
         }
-        let uncaptured = self
-            .uncaptured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let uncaptured = self.uncaptured.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(message) = uncaptured {
             return Err(gpu_error(message));
         }
@@ -157,29 +118,14 @@ impl GpuContext {
     /// Checks that a buffer of `bytes` fits the adapter (and, for storage
     /// buffers, one binding) before wgpu is asked for it; the error names the
     /// limit and `advice` says what to reduce.
-    pub fn check_size(
-        &self,
-        what: &str,
-        bytes: u64,
-        storage: bool,
-        advice: &'static str,
-    ) -> Result<()> {
+    pub fn check_size(&self, what: &str, bytes: u64, storage: bool, advice: &'static str) -> Result<()> {
         let mut checks = vec![("max_buffer_size", self.limits.max_buffer_size)];
         if storage {
-            checks.push((
-                "max_storage_buffer_binding_size",
-                self.limits.max_storage_buffer_binding_size,
-            ));
+            checks.push(("max_storage_buffer_binding_size", self.limits.max_storage_buffer_binding_size));
         }
         for (limit, allowed) in checks {
             if bytes > allowed {
-                return Err(Error::ExceedsLimit {
-                    what: what.to_string(),
-                    needed: bytes,
-                    limit,
-                    allowed,
-                    advice,
-                });
+                return Err(Error::ExceedsLimit { what: what.to_string(), needed: bytes, limit, allowed, advice });
             }
         }
         Ok(())
@@ -194,19 +140,29 @@ impl GpuContext {
         advice: &'static str,
     ) -> Result<wgpu::Buffer> {
         let bytes = std::mem::size_of_val(contents) as u64;
-        self.check_size(
-            label,
-            bytes,
-            usage.contains(wgpu::BufferUsages::STORAGE),
-            advice,
-        )?;
-        Ok(self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(contents),
-                usage,
-            }))
+        self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(contents),
+            usage,
+        }))
+    }
+
+    /// A storage buffer holding `contents` (u32), after checking its size.
+    pub fn upload_u32(
+        &self,
+        label: &str,
+        contents: &[u32],
+        usage: wgpu::BufferUsages,
+        advice: &'static str,
+    ) -> Result<wgpu::Buffer> {
+        let bytes = std::mem::size_of_val(contents) as u64;
+        self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(contents),
+            usage,
+        }))
     }
 
     /// A zeroed storage buffer of `len` floats, after checking its size.
@@ -218,12 +174,7 @@ impl GpuContext {
         advice: &'static str,
     ) -> Result<wgpu::Buffer> {
         let bytes = (len.max(1) as u64) * 4;
-        self.check_size(
-            label,
-            bytes,
-            usage.contains(wgpu::BufferUsages::STORAGE),
-            advice,
-        )?;
+        self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -234,43 +185,28 @@ impl GpuContext {
 
     /// A staging buffer the host can map, for [`GpuContext::read_back`].
     pub fn staging(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
-        self.zeros(
-            label,
-            len,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            "read back less at once",
-        )
+        self.zeros(label, len, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, "read back less at once")
     }
 
     /// Copies `region` into `staging` (at least `region.len` floats, mappable),
     /// waits for the GPU, and returns the values.
     pub fn read_back(&self, region: Region<'_>, staging: &wgpu::Buffer) -> Result<Vec<f32>> {
         let bytes = region.len * 4;
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read back"),
-            });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read back") });
         encoder.copy_buffer_to_buffer(region.buffer, region.offset * 4, staging, 0, bytes);
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
             sender.send(result).ok();
         });
-        let map_error = |message: String| Error::Gpu {
-            context: "reading results back".into(),
-            message,
-        };
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| map_error(e.to_string()))?;
+        let map_error = |message: String| Error::Gpu { context: "reading results back".into(), message };
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| map_error(e.to_string()))?;
         pollster::block_on(receiver.receive())
             .ok_or_else(|| map_error("the map callback never ran".into()))?
             .map_err(|e| map_error(e.to_string()))?;
         let values = {
-            let view = staging
-                .get_mapped_range(0..bytes)
-                .map_err(|e| map_error(e.to_string()))?;
+            let view = staging.get_mapped_range(0..bytes).map_err(|e| map_error(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();

@@ -7,9 +7,13 @@ use bytemuck::{Pod, Zeroable};
 
 use super::context::{GpuContext, Region};
 use crate::error::{Error, Result};
+use crate::model::Activation;
 
 /// Invocations per workgroup of the element-wise kernels (all but matmul).
 pub const WORKGROUP_SIZE: u32 = 256;
+/// Source chunks shaders/gather.wgsl can read: data sets up to this many
+/// storage bindings stay on the GPU.
+pub const MAX_CHUNKS: usize = 4;
 /// Rows and columns of out covered by one matmul workgroup (8 x 8 invocations, 4 x 4 each).
 const MATMUL_TILE: u32 = 32;
 
@@ -34,10 +38,10 @@ pub struct BiasAddParams {
     pub _pad: [u32; 2],
 }
 
-/// shaders/sigmoid.wgsl: both entry points, over `len` elements.
+/// shaders/{sigmoid,relu,tanh}.wgsl: forward and backward, over `len` elements.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct SigmoidParams {
+pub struct ActivationParams {
     pub len: u32,
     pub _pad: [u32; 3],
 }
@@ -61,14 +65,70 @@ pub struct ColumnSumParams {
     pub _pad: u32,
 }
 
-/// shaders/sgd.wgsl: weights(len) -= lr * grads(len).
+/// shaders/softmax_cross_entropy.wgsl: rows of K logits against targets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct SoftmaxCrossEntropyParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub scale: f32,
+    pub _pad: u32,
+}
+
+/// shaders/accuracy.wgsl: rows of K predictions against one-hot targets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct CountCorrectParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
+/// shaders/gather.wgsl: out(rows, width) = source[index[r], :].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GatherParams {
+    pub rows: u32,
+    pub width: u32,
+    pub rows_per_chunk: u32,
+    pub _pad: u32,
+}
+
+/// shaders/sgd.wgsl: weights(len) -= lr * (grads + weight_decay * weights).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SgdParams {
     pub len: u32,
     pub lr: f32,
+    pub weight_decay: f32,
+    pub _pad: u32,
+}
+
+/// shaders/momentum.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MomentumParams {
+    pub len: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
+/// shaders/adam.wgsl, both entry points.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AdamParams {
+    pub len: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
     pub _pad: [u32; 2],
 }
+
+/// Floats in shaders/adam.wgsl's AdamState (step, c1, c2, padding).
+pub const ADAM_STATE_LEN: usize = 4;
 
 /// A pipeline with its bound buffers and grid, ready to record.
 #[derive(Clone, Debug)]
@@ -101,9 +161,19 @@ pub struct Kernels {
     bias_add: wgpu::ComputePipeline,
     sigmoid_forward: wgpu::ComputePipeline,
     sigmoid_backward: wgpu::ComputePipeline,
+    relu_forward: wgpu::ComputePipeline,
+    relu_backward: wgpu::ComputePipeline,
+    tanh_forward: wgpu::ComputePipeline,
+    tanh_backward: wgpu::ComputePipeline,
     mse_grad: wgpu::ComputePipeline,
+    softmax_cross_entropy: wgpu::ComputePipeline,
+    count_correct: wgpu::ComputePipeline,
     column_sum: wgpu::ComputePipeline,
+    gather_rows: wgpu::ComputePipeline,
     sgd_update: wgpu::ComputePipeline,
+    momentum_update: wgpu::ComputePipeline,
+    adam_tick: wgpu::ComputePipeline,
+    adam_update: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -111,51 +181,60 @@ impl Kernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         ctx.scoped("building the compute pipelines", || {
             let module = |name: &str, source: &str| {
-                ctx.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
             };
             let pipeline = |module: &wgpu::ShaderModule, entry: &str| {
-                ctx.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(entry),
-                        layout: None,
-                        module,
-                        entry_point: Some(entry),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    })
+                ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
             };
             let matmul = module("matmul.wgsl", include_str!("../../shaders/matmul.wgsl"));
             let bias_add = module("bias_add.wgsl", include_str!("../../shaders/bias_add.wgsl"));
             let sigmoid = module("sigmoid.wgsl", include_str!("../../shaders/sigmoid.wgsl"));
+            let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
+            let tanh = module("tanh.wgsl", include_str!("../../shaders/tanh.wgsl"));
             let mse = module("mse.wgsl", include_str!("../../shaders/mse.wgsl"));
+            let softmax =
+                module("softmax_cross_entropy.wgsl", include_str!("../../shaders/softmax_cross_entropy.wgsl"));
+            let accuracy = module("accuracy.wgsl", include_str!("../../shaders/accuracy.wgsl"));
             let reduce = module("reduce.wgsl", include_str!("../../shaders/reduce.wgsl"));
+            let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
             let sgd = module("sgd.wgsl", include_str!("../../shaders/sgd.wgsl"));
+            let momentum = module("momentum.wgsl", include_str!("../../shaders/momentum.wgsl"));
+            let adam = module("adam.wgsl", include_str!("../../shaders/adam.wgsl"));
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul: pipeline(&matmul, "matmul"),
                 bias_add: pipeline(&bias_add, "bias_add"),
                 sigmoid_forward: pipeline(&sigmoid, "sigmoid_forward"),
                 sigmoid_backward: pipeline(&sigmoid, "sigmoid_backward"),
+                relu_forward: pipeline(&relu, "relu_forward"),
+                relu_backward: pipeline(&relu, "relu_backward"),
+                tanh_forward: pipeline(&tanh, "tanh_forward"),
+                tanh_backward: pipeline(&tanh, "tanh_backward"),
                 mse_grad: pipeline(&mse, "mse_grad"),
+                softmax_cross_entropy: pipeline(&softmax, "softmax_cross_entropy"),
+                count_correct: pipeline(&accuracy, "count_correct"),
                 column_sum: pipeline(&reduce, "column_sum"),
+                gather_rows: pipeline(&gather, "gather_rows"),
                 sgd_update: pipeline(&sgd, "sgd_update"),
+                momentum_update: pipeline(&momentum, "momentum_update"),
+                adam_tick: pipeline(&adam, "adam_tick"),
+                adam_update: pipeline(&adam, "adam_update"),
             })
         })
     }
 
     /// out(M, N) = op(a) · op(b); a holds M*K floats, b K*N, out M*N.
-    pub fn matmul(
-        &self,
-        label: &str,
-        a: Region,
-        b: Region,
-        out: Region,
-        params: MatmulParams,
-    ) -> Result<Dispatch> {
+    pub fn matmul(&self, label: &str, a: Region, b: Region, out: Region, params: MatmulParams) -> Result<Dispatch> {
         let MatmulParams { m, k, n, .. } = params;
         assert_eq!(
             (a.len, b.len, out.len),
@@ -173,163 +252,211 @@ impl Kernels {
                 advice: "use a smaller --batch-size or narrower --layers",
             });
         }
-        self.bind(label, &self.matmul, &params, &[a, b, out], grid)
+        Ok(self.bind(label, &self.matmul, &params, &[a, b, out], grid))
     }
 
     /// out(rows, cols) += bias(cols).
-    pub fn bias_add(
-        &self,
-        label: &str,
-        out: Region,
-        bias: Region,
-        rows: u32,
-        cols: u32,
-    ) -> Result<Dispatch> {
+    pub fn bias_add(&self, label: &str, out: Region, bias: Region, rows: u32, cols: u32) -> Result<Dispatch> {
         assert_eq!(
             (out.len, bias.len),
             ((rows * cols) as u64, cols as u64),
             "{label}: regions must match (rows, cols)"
         );
-        let params = BiasAddParams {
-            rows,
-            cols,
-            _pad: [0; 2],
+        let params = BiasAddParams { rows, cols, _pad: [0; 2] };
+        Ok(self.bind(label, &self.bias_add, &params, &[out, bias], self.grid_1d(label, rows * cols)?))
+    }
+
+    /// values = act(values), in place; None for the identity.
+    pub fn activation_forward(&self, label: &str, activation: Activation, values: Region) -> Result<Option<Dispatch>> {
+        let pipeline = match activation {
+            Activation::Sigmoid => &self.sigmoid_forward,
+            Activation::Relu => &self.relu_forward,
+            Activation::Tanh => &self.tanh_forward,
+            Activation::Identity => return Ok(None),
         };
-        self.bind(
-            label,
-            &self.bias_add,
-            &params,
-            &[out, bias],
-            self.grid_1d(label, rows * cols)?,
-        )
-    }
-
-    /// values = sigmoid(values), in place.
-    pub fn sigmoid_forward(&self, label: &str, values: Region) -> Result<Dispatch> {
         let len = values.len as u32;
-        let params = SigmoidParams { len, _pad: [0; 3] };
-        self.bind(
-            label,
-            &self.sigmoid_forward,
-            &params,
-            &[values],
-            self.grid_1d(label, len)?,
-        )
+        let params = ActivationParams { len, _pad: [0; 3] };
+        Ok(Some(self.bind(label, pipeline, &params, &[values], self.grid_1d(label, len)?)))
     }
 
-    /// values *= act * (1 - act), in place; both hold the same number of floats.
-    pub fn sigmoid_backward(&self, label: &str, values: Region, act: Region) -> Result<Dispatch> {
-        assert_eq!(
-            values.len, act.len,
-            "{label}: gradient and activation must match"
-        );
+    /// values (dA) becomes dZ in place, given act = the forward output; None
+    /// for the identity.
+    pub fn activation_backward(
+        &self,
+        label: &str,
+        activation: Activation,
+        values: Region,
+        act: Region,
+    ) -> Result<Option<Dispatch>> {
+        assert_eq!(values.len, act.len, "{label}: gradient and activation must match");
+        let pipeline = match activation {
+            Activation::Sigmoid => &self.sigmoid_backward,
+            Activation::Relu => &self.relu_backward,
+            Activation::Tanh => &self.tanh_backward,
+            Activation::Identity => return Ok(None),
+        };
         let len = values.len as u32;
-        let params = SigmoidParams { len, _pad: [0; 3] };
-        self.bind(
-            label,
-            &self.sigmoid_backward,
-            &params,
-            &[values, act],
-            self.grid_1d(label, len)?,
-        )
+        let params = ActivationParams { len, _pad: [0; 3] };
+        Ok(Some(self.bind(label, pipeline, &params, &[values, act], self.grid_1d(label, len)?)))
     }
 
-    /// grad = 2 / len * (pred - target), and one partial sum of squares per
-    /// workgroup into `partials`, which must hold [`Kernels::mse_partials`] floats.
+    /// grad = 2 / len * (pred - expected), and one partial sum of squares per
+    /// workgroup into `partials`, which holds `partial_count(len)` floats.
     pub fn mse_grad(
         &self,
         label: &str,
         pred: Region,
-        target: Region,
+        expected: Region,
         grad: Region,
         partials: Region,
     ) -> Result<Dispatch> {
         let len = pred.len as u32;
-        assert_eq!(
-            (target.len, grad.len),
-            (pred.len, pred.len),
-            "{label}: pred, target and grad must match"
-        );
+        assert_eq!((expected.len, grad.len), (pred.len, pred.len), "{label}: pred, expected and grad must match");
         let grid = self.grid_1d(label, len)?;
-        assert_eq!(
-            partials.len,
-            grid.iter().product::<u32>() as u64,
-            "{label}: one partial per workgroup"
-        );
-        let params = MseParams {
-            len,
-            scale: 2.0 / len as f32,
-            _pad: [0; 2],
-        };
-        self.bind(
-            label,
-            &self.mse_grad,
-            &params,
-            &[pred, target, grad, partials],
-            grid,
-        )
+        assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
+        let params = MseParams { len, scale: 2.0 / len as f32, _pad: [0; 2] };
+        Ok(self.bind(label, &self.mse_grad, &params, &[pred, expected, grad, partials], grid))
     }
 
-    /// How many partial sums mse_grad writes for `len` elements.
-    pub fn mse_partials(&self, len: u32) -> Result<u32> {
-        Ok(self.grid_1d("mse_grad", len)?.iter().product())
+    /// grad (rows, cols) = (softmax(logits) - expected) / rows, and one partial
+    /// sum of the rows' cross-entropies per workgroup (`partial_count(rows)`).
+    pub fn softmax_cross_entropy(
+        &self,
+        label: &str,
+        logits: Region,
+        expected: Region,
+        grad: Region,
+        partials: Region,
+        rows: u32,
+    ) -> Result<Dispatch> {
+        let cols = (logits.len / u64::from(rows)) as u32;
+        assert_eq!(logits.len, u64::from(rows * cols), "{label}: logits must be (rows, cols)");
+        assert_eq!((expected.len, grad.len), (logits.len, logits.len), "{label}: logits, expected and grad must match");
+        let grid = self.grid_1d(label, rows)?;
+        assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
+        let params = SoftmaxCrossEntropyParams { rows, cols, scale: 1.0 / rows as f32, _pad: 0 };
+        Ok(self.bind(label, &self.softmax_cross_entropy, &params, &[logits, expected, grad, partials], grid))
+    }
+
+    /// One partial count per workgroup (`partial_count(rows)`) of the rows whose
+    /// argmax in pred matches the argmax in expected.
+    pub fn count_correct(
+        &self,
+        label: &str,
+        pred: Region,
+        expected: Region,
+        partials: Region,
+        rows: u32,
+    ) -> Result<Dispatch> {
+        let cols = (pred.len / u64::from(rows)) as u32;
+        assert_eq!(
+            (pred.len, expected.len),
+            (u64::from(rows * cols), pred.len),
+            "{label}: pred and expected must be (rows, cols)"
+        );
+        let grid = self.grid_1d(label, rows)?;
+        assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
+        let params = CountCorrectParams { rows, cols, _pad: [0; 2] };
+        Ok(self.bind(label, &self.count_correct, &params, &[pred, expected, partials], grid))
+    }
+
+    /// How many partial sums a per-element (mse_grad) or per-row
+    /// (softmax_cross_entropy, count_correct) kernel writes for `items`.
+    pub fn partial_count(&self, items: u32) -> Result<u32> {
+        Ok(self.grid_1d("partial sums", items)?.iter().product())
     }
 
     /// out(cols) = column sums of input(rows, cols), plus out when `accumulate`.
-    pub fn column_sum(
-        &self,
-        label: &str,
-        input: Region,
-        out: Region,
-        rows: u32,
-        accumulate: bool,
-    ) -> Result<Dispatch> {
+    pub fn column_sum(&self, label: &str, input: Region, out: Region, rows: u32, accumulate: bool) -> Result<Dispatch> {
         let cols = out.len as u32;
-        assert_eq!(
-            input.len,
-            (rows * cols) as u64,
-            "{label}: input must be (rows, cols)"
-        );
-        let params = ColumnSumParams {
-            rows,
-            cols,
-            accumulate: accumulate.into(),
-            _pad: 0,
-        };
-        self.bind(
-            label,
-            &self.column_sum,
-            &params,
-            &[input, out],
-            self.grid_1d(label, cols)?,
-        )
+        assert_eq!(input.len, u64::from(rows * cols), "{label}: input must be (rows, cols)");
+        let params = ColumnSumParams { rows, cols, accumulate: accumulate.into(), _pad: 0 };
+        Ok(self.bind(label, &self.column_sum, &params, &[input, out], self.grid_1d(label, cols)?))
     }
 
-    /// weights -= lr * grads; both hold the same number of floats.
+    /// out(rows, width) = source[index[r], :], the source given as 1 to 4
+    /// chunks of `rows_per_chunk` rows (the last may be shorter).
+    pub fn gather_rows(
+        &self,
+        label: &str,
+        index: Region,
+        out: Region,
+        chunks: &[Region],
+        rows_per_chunk: u32,
+    ) -> Result<Dispatch> {
+        assert!((1..=MAX_CHUNKS).contains(&chunks.len()), "{label}: 1 to {MAX_CHUNKS} source chunks");
+        let rows = index.len as u32;
+        let width = (out.len / index.len) as u32;
+        assert_eq!(out.len, u64::from(rows * width), "{label}: out must be (rows, width)");
+        let params = GatherParams { rows, width, rows_per_chunk, _pad: 0 };
+        // Unused chunk bindings hold the first chunk; the shader never reads them.
+        let mut regions = vec![index, out];
+        regions.extend((0..MAX_CHUNKS).map(|c| *chunks.get(c).unwrap_or(&chunks[0])));
+        Ok(self.bind(label, &self.gather_rows, &params, &regions, self.grid_1d(label, rows * width)?))
+    }
+
+    /// weights -= lr * (grads + weight_decay * weights); both hold the same number of floats.
     pub fn sgd_update(
         &self,
         label: &str,
         weights: Region,
         grads: Region,
         lr: f32,
+        weight_decay: f32,
+    ) -> Result<Dispatch> {
+        assert_eq!(weights.len, grads.len, "{label}: weights and gradients must match");
+        let len = weights.len as u32;
+        let params = SgdParams { len, lr, weight_decay, _pad: 0 };
+        Ok(self.bind(label, &self.sgd_update, &params, &[weights, grads], self.grid_1d(label, len)?))
+    }
+
+    /// Momentum: velocity = momentum * velocity + g; weights -= lr * velocity.
+    pub fn momentum_update(
+        &self,
+        label: &str,
+        weights: Region,
+        grads: Region,
+        velocity: Region,
+        params: MomentumParams,
     ) -> Result<Dispatch> {
         assert_eq!(
-            weights.len, grads.len,
-            "{label}: weights and gradients must match"
+            (grads.len, velocity.len),
+            (weights.len, weights.len),
+            "{label}: weights, gradients and velocity must match"
         );
-        let len = weights.len as u32;
-        let params = SgdParams {
-            len,
-            lr,
-            _pad: [0; 2],
-        };
-        self.bind(
+        assert_eq!(u64::from(params.len), weights.len, "{label}: params.len must match");
+        Ok(self.bind(
             label,
-            &self.sgd_update,
+            &self.momentum_update,
             &params,
-            &[weights, grads],
-            self.grid_1d(label, len)?,
-        )
+            &[weights, grads, velocity],
+            self.grid_1d(label, params.len)?,
+        ))
+    }
+
+    /// The two dispatches of an Adam step: the step count and bias corrections
+    /// in `state` ([`ADAM_STATE_LEN`] floats), then the update itself.
+    pub fn adam_update(
+        &self,
+        label: &str,
+        state: Region,
+        weights: Region,
+        grads: Region,
+        m: Region,
+        v: Region,
+        params: AdamParams,
+    ) -> Result<[Dispatch; 2]> {
+        assert_eq!(state.len, ADAM_STATE_LEN as u64, "{label}: the Adam state is {ADAM_STATE_LEN} floats");
+        assert_eq!(
+            (grads.len, m.len, v.len),
+            (weights.len, weights.len, weights.len),
+            "{label}: weights, gradients and moments must match"
+        );
+        assert_eq!(u64::from(params.len), weights.len, "{label}: params.len must match");
+        let tick = self.bind(&format!("{label}.tick"), &self.adam_tick, &params, &[state], [1, 1, 1]);
+        let grid = self.grid_1d(label, params.len)?;
+        let update = self.bind(label, &self.adam_update, &params, &[state, weights, grads, m, v], grid);
+        Ok([tick, update])
     }
 
     /// A grid of 256-wide workgroups covering `len` elements: 1-D while it
@@ -360,7 +487,7 @@ impl Kernels {
         params: &P,
         regions: &[Region],
         workgroups: [u32; 3],
-    ) -> Result<Dispatch> {
+    ) -> Dispatch {
         use wgpu::util::DeviceExt;
         let device = &self.ctx.device;
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -368,26 +495,15 @@ impl Kernels {
             contents: bytemuck::bytes_of(params),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, region) in regions.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: region.binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: region.binding() });
         }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Ok(Dispatch {
-            label: label.to_string(),
-            pipeline: pipeline.clone(),
-            bind_group,
-            workgroups,
-        })
+        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, workgroups }
     }
 }

@@ -8,7 +8,8 @@ mod trainer;
 
 pub use context::{GpuContext, Region, NO_ADAPTER_HELP};
 pub use kernels::{
-    BiasAddParams, ColumnSumParams, Dispatch, Kernels, MatmulParams, MseParams, SgdParams,
-    SigmoidParams, WORKGROUP_SIZE,
+    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, GatherParams, Kernels,
+    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS,
+    WORKGROUP_SIZE,
 };
 pub use trainer::GpuTrainer;

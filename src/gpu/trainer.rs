@@ -2,28 +2,43 @@
 //! every buffer, uniform and bind group; a step then only records its
 //! dispatches into one command encoder and submits it once.
 //!
-//! Buffers (B = rows per batch, the largest batch; N = samples):
-//!   params, grads   every W_l (IN_l, OUT_l) and b_l (OUT_l), one flat buffer
-//!                   each with the same layout, so one sgd_update covers all
-//!   data.x, data.y  (N, IN), (N, OUT): the whole data set
-//!   batch.x/.y      (B, IN), (B, OUT): the step's rows, copied from data;
-//!                   with a single batch the data buffers are bound instead
-//!   act_l, dact_l   (B, OUT_l): layer outputs a_l and their gradients
-//!   loss.partials   one sum of squares per mse_grad workgroup
-//!   loss.epoch      (1): the running sum of squares of the current epoch
-//!   loss.ring       (log_every): each epoch's sum, read back together
+//! Buffers (B = rows of the largest batch, N = training rows, T = test rows):
+//!   params, grads    every W_l (IN_l, OUT_l) and b_l (OUT_l), one flat buffer
+//!                    each with the same layout, so one update covers all;
+//!                    velocity, or m and v, for momentum and Adam, likewise
+//!   train.x, .y      (N, IN), (N, OUT) in 1 to 4 chunks, uploaded once
+//!   test.x, .y       (T, IN), (T, OUT), likewise
+//!   train.order      (N) u32: this epoch's row order, written before the epoch
+//!   test.order       (T) u32: 0, 1, 2, ...
+//!   batch.index      (B) u32: the step's slice of an order, copied on the GPU
+//!   batch.x, .y      (B, IN), (B, OUT): the step's rows, gathered by index
+//!   act_l, dact_l    (B, OUT_l): layer outputs a_l and their gradients
+//!   partials         one partial loss or correct count per workgroup
+//!   metrics          running sums of train loss, train correct, test loss and
+//!                    test correct, each at its own aligned offset
+//!   ring             (log_every) copies of metrics: each epoch's, read back together
 
 use ndarray::{Array1, Array2};
 
-use crate::data::{batches, Batch, Dataset};
+use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::{Error, Result};
-use crate::model::{Layer, MlpSpec, Params};
-use crate::train::{TrainConfig, Trainer};
+use crate::model::{Layer, Loss, MlpSpec, Params};
+use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
 
 use super::context::{GpuContext, Region};
-use super::kernels::{Dispatch, Kernels, MatmulParams};
+use super::kernels::{AdamParams, Dispatch, Kernels, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS};
 
 use wgpu::BufferUsages as Usage;
+
+const STORAGE: Usage = Usage::STORAGE.union(Usage::COPY_SRC).union(Usage::COPY_DST);
+/// The running sums in the metrics buffer, each at slot * the storage offset
+/// alignment so it can be bound alone; one clear and one copy per epoch move
+/// them all.
+const TRAIN_LOSS: usize = 0;
+const TRAIN_CORRECT: usize = 1;
+const TEST_LOSS: usize = 2;
+const TEST_CORRECT: usize = 3;
+const METRICS: usize = 4;
 
 /// One layer's place in the flat params and grads buffers: W (IN, OUT) starts
 /// at `w`, b (OUT) at `b`, in floats.
@@ -34,8 +49,9 @@ struct LayerSlots {
     b: usize,
 }
 
-/// The flat layout shared by params and grads; every tensor starts at a
-/// multiple of the adapter's storage offset alignment so it can be bound alone.
+/// The flat layout shared by params, grads and optimizer state; every tensor
+/// starts at a multiple of the adapter's storage offset alignment so it can be
+/// bound alone.
 struct ParamLayout {
     layers: Vec<LayerSlots>,
     len: usize,
@@ -49,46 +65,27 @@ impl ParamLayout {
             let w = len;
             let b = (w + fan_in * fan_out).next_multiple_of(align);
             len = (b + fan_out).next_multiple_of(align);
-            layers.push(LayerSlots {
-                fan_in,
-                fan_out,
-                w,
-                b,
-            });
+            layers.push(LayerSlots { fan_in, fan_out, w, b });
         }
         Self { layers, len }
     }
 
     fn weight<'a>(&self, buffer: &'a wgpu::Buffer, l: usize) -> Region<'a> {
         let slots = &self.layers[l];
-        Region {
-            buffer,
-            offset: slots.w as u64,
-            len: (slots.fan_in * slots.fan_out) as u64,
-        }
+        Region { buffer, offset: slots.w as u64, len: (slots.fan_in * slots.fan_out) as u64 }
     }
 
     fn bias<'a>(&self, buffer: &'a wgpu::Buffer, l: usize) -> Region<'a> {
         let slots = &self.layers[l];
-        Region {
-            buffer,
-            offset: slots.b as u64,
-            len: slots.fan_out as u64,
-        }
+        Region { buffer, offset: slots.b as u64, len: slots.fan_out as u64 }
     }
 
     /// The flat buffer's contents; the padding between tensors stays 0.
     fn pack(&self, params: &Params) -> Vec<f32> {
         let mut flat = vec![0.0; self.len];
         for (layer, slots) in params.layers.iter().zip(&self.layers) {
-            flat[slots.w..slots.w + layer.w.len()]
-                .iter_mut()
-                .zip(layer.w.iter())
-                .for_each(|(dst, src)| *dst = *src);
-            flat[slots.b..slots.b + layer.b.len()]
-                .iter_mut()
-                .zip(layer.b.iter())
-                .for_each(|(dst, src)| *dst = *src);
+            flat[slots.w..slots.w + layer.w.len()].iter_mut().zip(layer.w.iter()).for_each(|(dst, src)| *dst = *src);
+            flat[slots.b..slots.b + layer.b.len()].iter_mut().zip(layer.b.iter()).for_each(|(dst, src)| *dst = *src);
         }
         flat
     }
@@ -97,63 +94,114 @@ impl ParamLayout {
         let layers = self
             .layers
             .iter()
-            .map(|slots| Layer {
-                w: Array2::from_shape_vec(
-                    (slots.fan_in, slots.fan_out),
-                    flat[slots.w..slots.w + slots.fan_in * slots.fan_out].to_vec(),
-                )
-                .expect("the slice holds IN * OUT floats"),
-                b: Array1::from(flat[slots.b..slots.b + slots.fan_out].to_vec()),
+            .map(|s| Layer {
+                w: Array2::from_shape_vec((s.fan_in, s.fan_out), flat[s.w..s.w + s.fan_in * s.fan_out].to_vec())
+                    .expect("the slice holds IN * OUT floats"),
+                b: Array1::from(flat[s.b..s.b + s.fan_out].to_vec()),
             })
             .collect();
         Params { layers }
     }
 }
 
-/// The recorded work of one batch size (a run has at most two: the batch size
-/// and the smaller last batch).
+/// A data set on the GPU: inputs and targets in chunks the gather kernel reads.
+struct GpuData {
+    x: Vec<wgpu::Buffer>,
+    y: Vec<wgpu::Buffer>,
+    /// Rows per chunk of x and of y.
+    x_chunk_rows: u32,
+    y_chunk_rows: u32,
+    /// The row order the batches take: rewritten every epoch for training.
+    order: wgpu::Buffer,
+    rows: usize,
+}
+
+impl GpuData {
+    fn upload(ctx: &GpuContext, name: &str, data: &Dataset) -> Result<Self> {
+        let (x, x_chunk_rows) = upload_chunks(ctx, &format!("{name}.x"), &data.x)?;
+        let (y, y_chunk_rows) = upload_chunks(ctx, &format!("{name}.y"), &data.y)?;
+        let identity: Vec<u32> = (0..data.len() as u32).collect();
+        let order = ctx.upload_u32(&format!("{name}.order"), &identity, STORAGE, "use fewer samples")?;
+        Ok(Self { x, y, x_chunk_rows, y_chunk_rows, order, rows: data.len() })
+    }
+}
+
+/// Splits (rows, width) into at most [`MAX_CHUNKS`] buffers of whole rows,
+/// each within one storage binding; returns them and the rows per chunk.
+fn upload_chunks(ctx: &GpuContext, label: &str, values: &Array2<f32>) -> Result<(Vec<wgpu::Buffer>, u32)> {
+    let (rows, width) = values.dim();
+    let binding = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+    let chunk_rows = ((binding / 4) as usize / width).clamp(1, u32::MAX as usize);
+    if rows.div_ceil(chunk_rows) > MAX_CHUNKS {
+        return Err(Error::ExceedsLimit {
+            what: format!("{label} ({rows} x {width} floats)"),
+            needed: (rows * width * 4) as u64,
+            limit: "max_storage_buffer_binding_size (times 4 chunks)",
+            allowed: binding * MAX_CHUNKS as u64,
+            advice: "use fewer samples or narrower inputs",
+        });
+    }
+    let flat = values.as_standard_layout();
+    let flat = flat.as_slice().expect("standard layout is contiguous");
+    let chunks = flat
+        .chunks(chunk_rows * width)
+        .enumerate()
+        .map(|(c, chunk)| ctx.upload(&format!("{label}[{c}]"), chunk, STORAGE, "use fewer samples"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((chunks, chunk_rows as u32))
+}
+
+/// The recorded work of one batch size (a run has at most a few: the batch
+/// size and the smaller last batches of the training and test sets).
 struct StepPlan {
-    /// Layer by layer, then mse_grad and the loss total: also the evaluation pass.
+    rows: usize,
+    /// batch.x and batch.y from the training set, then from the test set.
+    gather_train: [Dispatch; 2],
+    gather_test: Option<[Dispatch; 2]>,
+    /// Layer by layer: matmul, bias_add, activation.
     forward: Vec<Dispatch>,
-    /// Last layer first: sigmoid_backward, dW, db and dX of each layer.
+    /// The loss gradient and the sums of loss (and correct rows) into the
+    /// training metrics, or into the test metrics.
+    loss_train: Vec<Dispatch>,
+    loss_test: Vec<Dispatch>,
+    /// Last layer first: activation backward, dW, db and dX of each layer.
     backward: Vec<Dispatch>,
 }
 
 pub struct GpuTrainer {
     ctx: GpuContext,
+    spec: MlpSpec,
     layout: ParamLayout,
     params: wgpu::Buffer,
-    data_x: wgpu::Buffer,
-    data_y: wgpu::Buffer,
-    /// The per-step copies of the batch rows; None when one batch is the data.
-    batch_xy: Option<(wgpu::Buffer, wgpu::Buffer)>,
-    epoch_loss: wgpu::Buffer,
-    loss_ring: wgpu::Buffer,
+    train: GpuData,
+    test: Option<GpuData>,
+    batch_index: wgpu::Buffer,
+    /// METRICS slots of `align` floats each.
+    metrics: wgpu::Buffer,
+    align: usize,
+    ring: wgpu::Buffer,
     staging: wgpu::Buffer,
-    /// Each batch of an epoch and the index of its plan.
-    batches: Vec<(Batch, usize)>,
+    train_batches: Vec<(Batch, usize)>,
+    test_batches: Vec<(Batch, usize)>,
     plans: Vec<StepPlan>,
-    update: Dispatch,
-    inputs: usize,
-    outputs: usize,
-    /// Output elements in one epoch: the loss is the sum of squares over this.
-    elements: f32,
+    update: Vec<Dispatch>,
+    shuffler: Shuffler,
+    classify: bool,
 }
 
 impl GpuTrainer {
-    /// Uploads `params` and `data` and builds every dispatch of a step.
+    /// Uploads `params` and the data and builds every dispatch of a step.
     pub fn new(
         ctx: &GpuContext,
         kernels: &Kernels,
         spec: &MlpSpec,
         params: &Params,
-        data: &Dataset,
+        train: &Dataset,
+        test: Option<&Dataset>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        config.check(spec, data)?;
-        ctx.scoped("building the GPU trainer", || {
-            Self::build(ctx, kernels, spec, params, data, config)
-        })
+        config.check(spec, train, test)?;
+        ctx.scoped("building the GPU trainer", || Self::build(ctx, kernels, spec, params, train, test, config))
     }
 
     fn build(
@@ -161,141 +209,94 @@ impl GpuTrainer {
         kernels: &Kernels,
         spec: &MlpSpec,
         params: &Params,
-        data: &Dataset,
+        train: &Dataset,
+        test: Option<&Dataset>,
         config: &TrainConfig,
     ) -> Result<Self> {
-        let storage = Usage::STORAGE | Usage::COPY_SRC | Usage::COPY_DST;
-        let samples = data.len();
-        let batch_rows = config.batch_size.unwrap_or(samples).min(samples);
-        let batch_list = batches(samples, batch_rows);
-        let single = batch_list.len() == 1;
-
+        let batch_rows = config.rows_per_batch(train);
         let align = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let layout = ParamLayout::new(spec, align);
         const MODEL: &str = "use narrower --layers";
-        let params_buf = ctx.upload("params", &layout.pack(params), storage, MODEL)?;
-        let grads = ctx.zeros("grads", layout.len, storage, MODEL)?;
+        let params_buf = ctx.upload("params", &layout.pack(params), STORAGE, MODEL)?;
+        let grads = ctx.zeros("grads", layout.len, STORAGE, MODEL)?;
 
-        // The data set is bound directly only when it is the one batch.
-        const DATA: &str = "use fewer --samples or a --batch-size";
-        let data_usage = if single {
-            storage
-        } else {
-            Usage::COPY_SRC | Usage::COPY_DST
-        };
-        let x_flat = data.x.as_standard_layout();
-        let y_flat = data.y.as_standard_layout();
-        let x_values = x_flat.as_slice().expect("standard layout is contiguous");
-        let y_values = y_flat.as_slice().expect("standard layout is contiguous");
-        let data_x = ctx.upload("data.x", x_values, data_usage, DATA)?;
-        let data_y = ctx.upload("data.y", y_values, data_usage, DATA)?;
+        let train_data = GpuData::upload(ctx, "train", train)?;
+        let test_data = test.map(|t| GpuData::upload(ctx, "test", t)).transpose()?;
 
         const BATCH: &str = "use a smaller --batch-size";
-        let batch_xy = if single {
-            None
-        } else {
-            Some((
-                ctx.zeros("batch.x", batch_rows * spec.inputs(), storage, BATCH)?,
-                ctx.zeros("batch.y", batch_rows * spec.outputs(), storage, BATCH)?,
-            ))
-        };
-        let (x_buf, y_buf) = batch_xy
-            .as_ref()
-            .map_or((&data_x, &data_y), |(x, y)| (x, y));
-
+        let batch_index = ctx.zeros("batch.index", batch_rows, STORAGE, BATCH)?;
+        let batch_x = ctx.zeros("batch.x", batch_rows * spec.inputs(), STORAGE, BATCH)?;
+        let batch_y = ctx.zeros("batch.y", batch_rows * spec.outputs(), STORAGE, BATCH)?;
         let mut acts = Vec::new();
         let mut dacts = Vec::new();
         for (l, (_, fan_out)) in spec.layer_shapes().enumerate() {
-            acts.push(ctx.zeros(
-                &format!("layer{l}.act"),
-                batch_rows * fan_out,
-                storage,
-                BATCH,
-            )?);
-            dacts.push(ctx.zeros(
-                &format!("layer{l}.dact"),
-                batch_rows * fan_out,
-                storage,
-                BATCH,
-            )?);
+            acts.push(ctx.zeros(&format!("layer{l}.act"), batch_rows * fan_out, STORAGE, BATCH)?);
+            dacts.push(ctx.zeros(&format!("layer{l}.dact"), batch_rows * fan_out, STORAGE, BATCH)?);
         }
-        let max_partials = kernels.mse_partials((batch_rows * spec.outputs()) as u32)? as usize;
-        let partials = ctx.zeros("loss.partials", max_partials, storage, BATCH)?;
-        let epoch_loss = ctx.zeros("loss.epoch", 1, storage, BATCH)?;
-        let ring_len = config.log_every;
-        let loss_ring = ctx.zeros("loss.ring", ring_len, storage, "use a smaller --log-every")?;
+        let most_partials = kernels.partial_count((batch_rows * spec.outputs()) as u32)?;
+        let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
+        let metrics = ctx.zeros("metrics", METRICS * align, STORAGE, BATCH)?;
+        let ring_len = METRICS * align * config.log_every;
+        let ring = ctx.zeros("metrics.ring", ring_len, STORAGE, "use a smaller --log-every")?;
         let staging = ctx.staging("staging", ring_len.max(layout.len))?;
 
         let buffers = Buffers {
-            x: x_buf,
-            y: y_buf,
             params: &params_buf,
             grads: &grads,
+            batch_index: &batch_index,
+            batch_x: &batch_x,
+            batch_y: &batch_y,
             acts: &acts,
             dacts: &dacts,
             partials: &partials,
-            epoch_loss: &epoch_loss,
+            metrics: &metrics,
+            align,
+            train: &train_data,
+            test: test_data.as_ref(),
         };
-        let mut plans = Vec::new();
-        let mut plan_rows = Vec::new();
-        let mut batch_plans = Vec::new();
-        for batch in batch_list {
-            let plan = match plan_rows.iter().position(|&rows| rows == batch.rows) {
-                Some(plan) => plan,
-                None => {
-                    plans.push(plan_step(kernels, &layout, &buffers, batch.rows)?);
-                    plan_rows.push(batch.rows);
-                    plans.len() - 1
-                }
-            };
-            batch_plans.push((batch, plan));
-        }
-        let update = kernels.sgd_update(
-            "sgd_update",
-            Region::new(&params_buf, layout.len),
-            Region::new(&grads, layout.len),
-            config.lr,
-        )?;
+        let mut plans: Vec<StepPlan> = Vec::new();
+        let mut plan_for = |batch: Batch| -> Result<(Batch, usize)> {
+            if let Some(i) = plans.iter().position(|p| p.rows == batch.rows) {
+                return Ok((batch, i));
+            }
+            plans.push(plan_step(kernels, &layout, spec, &buffers, batch.rows)?);
+            Ok((batch, plans.len() - 1))
+        };
+        let train_batches = batches(train.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?;
+        let test_batches = match test {
+            Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let update = plan_update(ctx, kernels, &layout, &params_buf, &grads, config)?;
 
         Ok(Self {
             ctx: ctx.clone(),
+            spec: spec.clone(),
             layout,
             params: params_buf,
-            data_x,
-            data_y,
-            batch_xy,
-            epoch_loss,
-            loss_ring,
+            train: train_data,
+            test: test_data,
+            batch_index,
+            metrics,
+            align,
+            ring,
             staging,
-            batches: batch_plans,
+            train_batches,
+            test_batches,
             plans,
             update,
-            inputs: spec.inputs(),
-            outputs: spec.outputs(),
-            elements: data.y.len() as f32,
+            shuffler: Shuffler::new(config.shuffle, config.seed),
+            classify: train.classes.is_some(),
         })
     }
 
-    /// Copies the batch's rows of data into the batch buffers, when there are any.
-    fn record_batch_copy(&self, encoder: &mut wgpu::CommandEncoder, batch: Batch) {
-        if let Some((x, y)) = &self.batch_xy {
-            let (start, rows) = (batch.start as u64, batch.rows as u64);
-            let (inputs, outputs) = (self.inputs as u64, self.outputs as u64);
-            encoder.copy_buffer_to_buffer(
-                &self.data_x,
-                start * inputs * 4,
-                x,
-                0,
-                rows * inputs * 4,
-            );
-            encoder.copy_buffer_to_buffer(
-                &self.data_y,
-                start * outputs * 4,
-                y,
-                0,
-                rows * outputs * 4,
-            );
-        }
+    fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Copies the batch's slice of `order` into batch.index.
+    fn record_index_copy(&self, encoder: &mut wgpu::CommandEncoder, order: &wgpu::Buffer, batch: Batch) {
+        encoder.copy_buffer_to_buffer(order, batch.start as u64 * 4, &self.batch_index, 0, batch.rows as u64 * 4);
     }
 
     fn record_pass<'a>(
@@ -304,111 +305,169 @@ impl GpuTrainer {
         label: &str,
         dispatches: impl Iterator<Item = &'a Dispatch>,
     ) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
-            timestamp_writes: None,
-        });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
         for dispatch in dispatches {
             dispatch.record(&mut pass);
         }
     }
+
+    /// Bytes of the metrics buffer from slot `first` on.
+    fn metric_bytes(&self, first: usize) -> (u64, u64) {
+        let slot = (self.align * 4) as u64;
+        (first as u64 * slot, (METRICS - first) as u64 * slot)
+    }
+
+    fn record_metrics_clear(&self, encoder: &mut wgpu::CommandEncoder, first: usize) {
+        let (offset, size) = self.metric_bytes(first);
+        encoder.clear_buffer(&self.metrics, offset, Some(size));
+    }
+
+    /// Forward passes over every training batch, summing into the training metrics.
+    fn record_train_evaluation(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.record_metrics_clear(encoder, TRAIN_LOSS);
+        for &(batch, plan) in &self.train_batches {
+            let plan = &self.plans[plan];
+            self.record_index_copy(encoder, &self.train.order, batch);
+            self.record_pass(
+                encoder,
+                "evaluate train",
+                plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train),
+            );
+        }
+    }
+
+    /// Forward passes over every test batch, summing into the test metrics.
+    fn record_test_evaluation(&self, encoder: &mut wgpu::CommandEncoder, test: &GpuData) {
+        self.record_metrics_clear(encoder, TEST_LOSS);
+        for &(batch, plan) in &self.test_batches {
+            let plan = &self.plans[plan];
+            let gather = plan.gather_test.as_ref().expect("plans have test gathers when there is a test set");
+            self.record_index_copy(encoder, &test.order, batch);
+            self.record_pass(encoder, "evaluate test", gather.iter().chain(&plan.forward).chain(&plan.loss_test));
+        }
+    }
+
+    /// A loss sum's divisor: MSE averages over output elements, cross-entropy over rows.
+    fn loss_divisor(&self, rows: usize) -> f32 {
+        (rows * crate::cpu::loss_elements_per_row(&self.spec)) as f32
+    }
 }
 
-/// The buffers one step reads and writes, for [`plan_step`].
+/// The buffers a step reads and writes, for [`plan_step`].
 struct Buffers<'a> {
-    x: &'a wgpu::Buffer,
-    y: &'a wgpu::Buffer,
     params: &'a wgpu::Buffer,
     grads: &'a wgpu::Buffer,
+    batch_index: &'a wgpu::Buffer,
+    batch_x: &'a wgpu::Buffer,
+    batch_y: &'a wgpu::Buffer,
     acts: &'a [wgpu::Buffer],
     dacts: &'a [wgpu::Buffer],
     partials: &'a wgpu::Buffer,
-    epoch_loss: &'a wgpu::Buffer,
+    metrics: &'a wgpu::Buffer,
+    align: usize,
+    train: &'a GpuData,
+    test: Option<&'a GpuData>,
 }
 
 /// Binds every dispatch of a step over `rows` rows (B below).
-fn plan_step(
-    kernels: &Kernels,
-    layout: &ParamLayout,
-    bufs: &Buffers,
-    rows: usize,
-) -> Result<StepPlan> {
+fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buffers, rows: usize) -> Result<StepPlan> {
     let b = rows as u32;
     let last = layout.layers.len() - 1;
+    let (inputs, outputs) = (spec.inputs(), spec.outputs());
     let act = |l: usize| Region::new(&bufs.acts[l], rows * layout.layers[l].fan_out);
     let dact = |l: usize| Region::new(&bufs.dacts[l], rows * layout.layers[l].fan_out);
-    let input = |l: usize| {
-        if l == 0 {
-            Region::new(bufs.x, rows * layout.layers[0].fan_in)
-        } else {
-            act(l - 1)
-        }
-    };
+    let batch_x = Region::new(bufs.batch_x, rows * inputs);
+    let batch_y = Region::new(bufs.batch_y, rows * outputs);
+    let input = |l: usize| if l == 0 { batch_x } else { act(l - 1) };
     let name = |l: usize, op: &str| format!("B{rows}.layer{l}.{op}");
+
+    // batch.x (B, IN) and batch.y (B, OUT) = the rows batch.index names.
+    let index = Region::new(bufs.batch_index, rows);
+    let gather = |data: &GpuData, set: &str| -> Result<[Dispatch; 2]> {
+        fn chunks(buffers: &[wgpu::Buffer]) -> Vec<Region<'_>> {
+            buffers.iter().map(|c| Region::new(c, (c.size() / 4) as usize)).collect()
+        }
+        Ok([
+            kernels.gather_rows(
+                &format!("B{rows}.{set}.gather_x"),
+                index,
+                batch_x,
+                &chunks(&data.x),
+                data.x_chunk_rows,
+            )?,
+            kernels.gather_rows(
+                &format!("B{rows}.{set}.gather_y"),
+                index,
+                batch_y,
+                &chunks(&data.y),
+                data.y_chunk_rows,
+            )?,
+        ])
+    };
+    let gather_train = gather(bufs.train, "train")?;
+    let gather_test = bufs.test.map(|test| gather(test, "test")).transpose()?;
 
     let mut forward = Vec::new();
     for (l, slots) in layout.layers.iter().enumerate() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // act_l (B, OUT) = sigmoid(input (B, IN) · W_l (IN, OUT) + b_l)
-        let shape = MatmulParams {
-            m: b,
-            k: fan_in,
-            n: fan_out,
-            trans_a: 0,
-            trans_b: 0,
-            _pad: [0; 3],
-        };
-        forward.push(kernels.matmul(
-            &name(l, "matmul"),
-            input(l),
-            layout.weight(bufs.params, l),
-            act(l),
-            shape,
-        )?);
-        forward.push(kernels.bias_add(
-            &name(l, "bias_add"),
-            act(l),
-            layout.bias(bufs.params, l),
-            b,
-            fan_out,
-        )?);
-        forward.push(kernels.sigmoid_forward(&name(l, "sigmoid_forward"), act(l))?);
+        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l)
+        let shape = MatmulParams { m: b, k: fan_in, n: fan_out, trans_a: 0, trans_b: 0, _pad: [0; 3] };
+        forward.push(kernels.matmul(&name(l, "matmul"), input(l), layout.weight(bufs.params, l), act(l), shape)?);
+        forward.push(kernels.bias_add(&name(l, "bias_add"), act(l), layout.bias(bufs.params, l), b, fan_out)?);
+        forward.extend(kernels.activation_forward(&name(l, "activation"), spec.activation(l), act(l))?);
     }
-    // dact_last (B, OUT) = dLoss/dpred; the batch's sum of squares is added to loss.epoch.
-    let outputs = rows * layout.layers[last].fan_out;
-    let partial_count = kernels.mse_partials(outputs as u32)?;
-    let partials = Region::new(bufs.partials, partial_count as usize);
-    let target = Region::new(bufs.y, outputs);
-    forward.push(kernels.mse_grad(
-        &format!("B{rows}.mse_grad"),
-        act(last),
-        target,
-        dact(last),
-        partials,
-    )?);
-    let epoch_loss = Region::new(bufs.epoch_loss, 1);
-    forward.push(kernels.column_sum(
-        &format!("B{rows}.loss_total"),
-        partials,
-        epoch_loss,
-        partial_count,
-        true,
-    )?);
+
+    // dact_last (B, OUT) = dLoss/dpred; the batch's loss sum (and correct rows)
+    // are added to the metrics.
+    let loss = |set: &str, loss_sum: usize, correct_sum: usize| -> Result<Vec<Dispatch>> {
+        let total = |what: &str, partials: Region, into: usize| {
+            let slot = Region { buffer: bufs.metrics, offset: (into * bufs.align) as u64, len: 1 };
+            kernels.column_sum(&format!("B{rows}.{set}.{what}_total"), partials, slot, partials.len as u32, true)
+        };
+        let label = format!("B{rows}.{set}.loss");
+        let mut dispatches = Vec::new();
+        let partials = match spec.loss() {
+            Loss::Mse => {
+                let partials = Region::new(bufs.partials, kernels.partial_count(b * outputs as u32)? as usize);
+                dispatches.push(kernels.mse_grad(&label, act(last), batch_y, dact(last), partials)?);
+                partials
+            }
+            Loss::CrossEntropy => {
+                let partials = Region::new(bufs.partials, kernels.partial_count(b)? as usize);
+                dispatches.push(kernels.softmax_cross_entropy(&label, act(last), batch_y, dact(last), partials, b)?);
+                partials
+            }
+        };
+        dispatches.push(total("loss", partials, loss_sum)?);
+        if spec.outputs() > 1 {
+            let partials = Region::new(bufs.partials, kernels.partial_count(b)? as usize);
+            dispatches.push(kernels.count_correct(
+                &format!("B{rows}.{set}.correct"),
+                act(last),
+                batch_y,
+                partials,
+                b,
+            )?);
+            dispatches.push(total("correct", partials, correct_sum)?);
+        }
+        Ok(dispatches)
+    };
+    let loss_train = loss("train", TRAIN_LOSS, TRAIN_CORRECT)?;
+    let loss_test = loss("test", TEST_LOSS, TEST_CORRECT)?;
 
     let mut backward = Vec::new();
     for (l, slots) in layout.layers.iter().enumerate().rev() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
         // dact_l becomes dZ_l (B, OUT)
-        backward.push(kernels.sigmoid_backward(&name(l, "sigmoid_backward"), dact(l), act(l))?);
+        backward.extend(kernels.activation_backward(
+            &name(l, "activation_backward"),
+            spec.activation(l),
+            dact(l),
+            act(l),
+        )?);
         // dW_l (IN, OUT) = input (B, IN)ᵀ · dZ_l (B, OUT)
-        let shape = MatmulParams {
-            m: fan_in,
-            k: b,
-            n: fan_out,
-            trans_a: 1,
-            trans_b: 0,
-            _pad: [0; 3],
-        };
+        let shape = MatmulParams { m: fan_in, k: b, n: fan_out, trans_a: 1, trans_b: 0, _pad: [0; 3] };
         backward.push(kernels.matmul(
             &name(l, "weight_grad"),
             input(l),
@@ -417,23 +476,10 @@ fn plan_step(
             shape,
         )?);
         // db_l (OUT) = column sums of dZ_l
-        backward.push(kernels.column_sum(
-            &name(l, "bias_grad"),
-            dact(l),
-            layout.bias(bufs.grads, l),
-            b,
-            false,
-        )?);
+        backward.push(kernels.column_sum(&name(l, "bias_grad"), dact(l), layout.bias(bufs.grads, l), b, false)?);
         if l > 0 {
             // dact_{l-1} (B, IN) = dZ_l (B, OUT) · W_l (IN, OUT)ᵀ, with W_l before this step's update
-            let shape = MatmulParams {
-                m: b,
-                k: fan_out,
-                n: fan_in,
-                trans_a: 0,
-                trans_b: 1,
-                _pad: [0; 3],
-            };
+            let shape = MatmulParams { m: b, k: fan_out, n: fan_in, trans_a: 0, trans_b: 1, _pad: [0; 3] };
             backward.push(kernels.matmul(
                 &name(l, "input_grad"),
                 dact(l),
@@ -443,7 +489,39 @@ fn plan_step(
             )?);
         }
     }
-    Ok(StepPlan { forward, backward })
+    Ok(StepPlan { rows, gather_train, gather_test, forward, loss_train, loss_test, backward })
+}
+
+/// The optimizer's dispatches over the whole flat parameter buffer, with its
+/// state buffers (zeroed, as the optimizers start).
+fn plan_update(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    layout: &ParamLayout,
+    params: &wgpu::Buffer,
+    grads: &wgpu::Buffer,
+    config: &TrainConfig,
+) -> Result<Vec<Dispatch>> {
+    const MODEL: &str = "use narrower --layers";
+    let len = layout.len;
+    let (weights, grads) = (Region::new(params, len), Region::new(grads, len));
+    let (lr, weight_decay) = (config.lr, config.weight_decay);
+    Ok(match config.optimizer {
+        Optimizer::Sgd => vec![kernels.sgd_update("sgd_update", weights, grads, lr, weight_decay)?],
+        Optimizer::Momentum { momentum } => {
+            let velocity = ctx.zeros("momentum.velocity", len, STORAGE, MODEL)?;
+            let settings = MomentumParams { len: len as u32, lr, momentum, weight_decay };
+            vec![kernels.momentum_update("momentum_update", weights, grads, Region::new(&velocity, len), settings)?]
+        }
+        Optimizer::Adam { beta1, beta2, eps } => {
+            let state = ctx.zeros("adam.state", ADAM_STATE_LEN, STORAGE, MODEL)?;
+            let m = ctx.zeros("adam.m", len, STORAGE, MODEL)?;
+            let v = ctx.zeros("adam.v", len, STORAGE, MODEL)?;
+            let settings = AdamParams { len: len as u32, lr, beta1, beta2, eps, weight_decay, _pad: [0; 2] };
+            let (state, m, v) = (Region::new(&state, ADAM_STATE_LEN), Region::new(&m, len), Region::new(&v, len));
+            kernels.adam_update("adam_update", state, weights, grads, m, v, settings)?.into()
+        }
+    })
 }
 
 impl Trainer for GpuTrainer {
@@ -452,84 +530,78 @@ impl Trainer for GpuTrainer {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.batches.len()
+        self.train_batches.len()
     }
 
-    fn train(&mut self, epochs: usize) -> Result<Vec<f32>> {
-        let capacity = (self.loss_ring.size() / 4) as usize;
+    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+        let capacity = (self.ring.size() / 4) as usize / (METRICS * self.align);
         if epochs > capacity {
             return Err(Error::InvalidInput(format!(
-                "{epochs} epochs in one call, but the loss ring holds {capacity} (the trainer's log_every)"
+                "{epochs} epochs in one call, but the metrics ring holds {capacity} (the trainer's log_every)"
             )));
         }
         if epochs == 0 {
             return Ok(Vec::new());
         }
-        self.ctx.scoped("training", || {
-            let last = self.batches.len() - 1;
+        let ctx = self.ctx.clone();
+        ctx.scoped("training", || {
+            let last = self.train_batches.len() - 1;
             for epoch in 0..epochs {
-                for (i, &(batch, plan)) in self.batches.iter().enumerate() {
-                    let mut encoder =
-                        self.ctx
-                            .device
-                            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                                label: Some("step"),
-                            });
+                // Lands before the epoch's first submit, after the last epoch's;
+                // without shuffling the order stays 0, 1, 2, ... as uploaded.
+                if let Some(order) = self.shuffler.epoch_order(self.train.rows) {
+                    self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
+                }
+                for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
+                    let mut encoder = self.encoder("step");
                     if i == 0 {
-                        encoder.clear_buffer(&self.epoch_loss, 0, None);
+                        self.record_metrics_clear(&mut encoder, TRAIN_LOSS);
                     }
-                    self.record_batch_copy(&mut encoder, batch);
+                    self.record_index_copy(&mut encoder, &self.train.order, batch);
                     let plan = &self.plans[plan];
-                    let dispatches = plan
-                        .forward
-                        .iter()
-                        .chain(&plan.backward)
-                        .chain([&self.update]);
-                    self.record_pass(&mut encoder, "step", dispatches);
+                    let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
+                    self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
                     if i == last {
-                        encoder.copy_buffer_to_buffer(
-                            &self.epoch_loss,
-                            0,
-                            &self.loss_ring,
-                            epoch as u64 * 4,
-                            4,
-                        );
+                        if let Some(test) = &self.test {
+                            self.record_test_evaluation(&mut encoder, test);
+                        }
+                        let (_, size) = self.metric_bytes(0);
+                        encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
                     }
                     self.ctx.queue.submit([encoder.finish()]);
                 }
             }
-            let sums = self
-                .ctx
-                .read_back(Region::new(&self.loss_ring, epochs), &self.staging)?;
-            Ok(sums.iter().map(|sum| sum / self.elements).collect())
+            let sums = self.ctx.read_back(Region::new(&self.ring, epochs * METRICS * self.align), &self.staging)?;
+            let train_rows = self.train.rows;
+            let test_rows = self.test.as_ref().map(|t| t.rows);
+            let align = self.align;
+            Ok(sums
+                .chunks_exact(METRICS * align)
+                .map(|m| EpochMetrics {
+                    train_loss: m[TRAIN_LOSS * align] / self.loss_divisor(train_rows),
+                    train_accuracy: self.classify.then(|| m[TRAIN_CORRECT * align] / train_rows as f32),
+                    test_loss: test_rows.map(|rows| m[TEST_LOSS * align] / self.loss_divisor(rows)),
+                    test_accuracy: test_rows
+                        .filter(|_| self.classify)
+                        .map(|rows| m[TEST_CORRECT * align] / rows as f32),
+                })
+                .collect())
         })
     }
 
     fn evaluate(&mut self) -> Result<f32> {
         self.ctx.scoped("evaluating the loss", || {
-            let mut encoder =
-                self.ctx
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("evaluate"),
-                    });
-            encoder.clear_buffer(&self.epoch_loss, 0, None);
-            for &(batch, plan) in &self.batches {
-                self.record_batch_copy(&mut encoder, batch);
-                self.record_pass(&mut encoder, "evaluate", self.plans[plan].forward.iter());
-            }
+            let mut encoder = self.encoder("evaluate");
+            self.record_train_evaluation(&mut encoder);
             self.ctx.queue.submit([encoder.finish()]);
-            let sum = self
-                .ctx
-                .read_back(Region::new(&self.epoch_loss, 1), &self.staging)?;
-            Ok(sum[0] / self.elements)
+            let sum = self.ctx.read_back(Region::new(&self.metrics, 1), &self.staging)?;
+            Ok(sum[0] / self.loss_divisor(self.train.rows))
         })
     }
 
     fn params(&mut self) -> Result<Params> {
         let flat = self.ctx.scoped("reading the parameters", || {
-            self.ctx
-                .read_back(Region::new(&self.params, self.layout.len), &self.staging)
+            self.ctx.read_back(Region::new(&self.params, self.layout.len), &self.staging)
         })?;
         Ok(self.layout.unpack(&flat))
     }

@@ -45,15 +45,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let excess = |i: usize| (got[i] - want[i]).abs() - (atol + rtol * want[i].abs());
     let bad: Vec<usize> = (0..got.len()).filter(|&i| !(excess(i) <= 0.0)).collect();
-    if let Some(&worst) = bad
-        .iter()
-        .max_by(|&&a, &&b| excess(a).total_cmp(&excess(b)))
-    {
-        let first: Vec<String> = bad
-            .iter()
-            .take(5)
-            .map(|&i| format!("[{i}] got {} want {}", got[i], want[i]))
-            .collect();
+    if let Some(&worst) = bad.iter().max_by(|&&a, &&b| excess(a).total_cmp(&excess(b))) {
+        let first: Vec<String> =
+            bad.iter().take(5).map(|&i| format!("[{i}] got {} want {}", got[i], want[i])).collect();
         panic!(
             "{what}: {} of {} values outside atol {atol} + rtol {rtol}; worst [{worst}] got {} want {}; first: {}",
             bad.len(),

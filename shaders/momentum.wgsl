@@ -1,0 +1,39 @@
+// momentum_update: gradient descent with momentum (PyTorch's form), with L2
+// weight decay folded into the gradient:
+//   g = grads + weight_decay * weights
+//   velocity = momentum * velocity + g
+//   weights -= lr * velocity
+//
+// binding  name      access      shape
+// 0        params    uniform     MomentumParams
+// 1        weights   read_write  (len)
+// 2        grads     read        (len)
+// 3        velocity  read_write  (len)
+
+struct MomentumParams {
+    len: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: MomentumParams;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> velocity: array<f32>;
+
+@compute @workgroup_size(256)
+fn momentum_update(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    let g = grads[i] + params.weight_decay * weights[i];
+    let v = params.momentum * velocity[i] + g;
+    velocity[i] = v;
+    weights[i] -= params.lr * v;
+}

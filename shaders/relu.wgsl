@@ -1,0 +1,48 @@
+// relu_forward:  values(len) = max(values, 0), in place (z -> a).
+// relu_backward: values(len) *= (act > 0 ? 1 : 0), in place (dA -> dZ), where
+//                act(len) is the forward output a = relu(z).
+//
+// binding  name    access      shape
+// 0        params  uniform     ActivationParams
+// 1        values  read_write  (len)  z or dA
+// 2        act     read        (len)  a (relu_backward only)
+//
+// One invocation per element over a possibly 2-D grid; extra invocations return.
+
+struct ActivationParams {
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: ActivationParams;
+@group(0) @binding(1) var<storage, read_write> values: array<f32>;
+@group(0) @binding(2) var<storage, read> act: array<f32>;
+
+@compute @workgroup_size(256)
+fn relu_forward(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    values[i] = max(values[i], 0.0);
+}
+
+@compute @workgroup_size(256)
+fn relu_backward(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    // The derivative at 0 is taken as 0, as in the CPU reference.
+    values[i] = select(0.0, values[i], act[i] > 0.0);
+}

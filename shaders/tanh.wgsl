@@ -1,0 +1,50 @@
+// tanh_forward:  values(len) = tanh(values), in place (z -> a).
+// tanh_backward: values(len) *= 1 - act^2, in place (dA -> dZ), where act(len)
+//                is the forward output a = tanh(z).
+//
+// binding  name    access      shape
+// 0        params  uniform     ActivationParams
+// 1        values  read_write  (len)  z or dA
+// 2        act     read        (len)  a (tanh_backward only)
+//
+// One invocation per element over a possibly 2-D grid; extra invocations return.
+
+struct ActivationParams {
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: ActivationParams;
+@group(0) @binding(1) var<storage, read_write> values: array<f32>;
+@group(0) @binding(2) var<storage, read> act: array<f32>;
+
+@compute @workgroup_size(256)
+fn tanh_forward(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    // tanh(z) = 1 - 2 / (exp(2z) + 1): exact limits ±1 where exp overflows or
+    // underflows, unlike (e^z - e^-z) / (e^z + e^-z), which gives inf / inf.
+    values[i] = 1.0 - 2.0 / (exp(2.0 * values[i]) + 1.0);
+}
+
+@compute @workgroup_size(256)
+fn tanh_backward(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = (group.y * groups.x + group.x) * 256u + local;
+    if (i >= params.len) {
+        return;
+    }
+    let a = act[i];
+    values[i] *= 1.0 - a * a;
+}

@@ -1,0 +1,168 @@
+//! Training data: a [`Dataset`] of inputs and targets, where it comes from
+//! ([`Source`]: the seed problem, CSV, IDX), feature scaling, the seeded
+//! train/test split, and each epoch's batches and order.
+
+mod csv;
+mod idx;
+mod scale;
+mod split;
+
+pub use self::csv::{load_csv, CsvOptions, TargetColumn};
+pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
+pub use scale::Scale;
+pub use split::split;
+
+use std::path::PathBuf;
+
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+use crate::model::zeros;
+
+/// `x` is (N, IN) inputs, `y` is (N, OUT) targets; row i is sample i. For
+/// classification `y` is one-hot over `classes` columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub x: Array2<f32>,
+    pub y: Array2<f32>,
+    pub classes: Option<usize>,
+}
+
+impl Dataset {
+    /// The source example's data: `samples` rows of `inputs` values drawn
+    /// U(0, 1) and `outputs` targets drawn U(0, 1), from ChaCha8 stream 1 of
+    /// `seed` (stream 0 initialises the parameters).
+    pub fn seed_problem(samples: usize, inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
+        if samples == 0 {
+            return Err(Error::InvalidInput("--samples must be at least 1".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        let mut x = zeros((samples, inputs), "the input data")?;
+        x.mapv_inplace(|_| rng.random::<f32>());
+        let mut y = zeros((samples, outputs), "the target data")?;
+        y.mapv_inplace(|_| rng.random::<f32>());
+        Ok(Self { x, y, classes: None })
+    }
+
+    /// Inputs (N, IN) with class labels (N) as one-hot targets over `classes`
+    /// columns; a label of `classes` or more is an error naming its row.
+    pub fn classification(x: Array2<f32>, labels: &[usize], classes: usize) -> Result<Self> {
+        let mut y = zeros((labels.len(), classes), "the one-hot targets")?;
+        for (row, &label) in labels.iter().enumerate() {
+            if label >= classes {
+                return Err(Error::InvalidInput(format!(
+                    "sample {} has label {label}, outside the {classes} classes (0..={})",
+                    row + 1,
+                    classes - 1
+                )));
+            }
+            y[(row, label)] = 1.0;
+        }
+        Ok(Self { x, y, classes: Some(classes) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.x.nrows() == 0
+    }
+
+    /// Each row's class (the column of its largest target), for classification.
+    pub fn labels(&self) -> Vec<usize> {
+        self.y
+            .rows()
+            .into_iter()
+            .map(|row| row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best }))
+            .collect()
+    }
+
+    /// The rows `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Dataset {
+        let axis = ndarray::Axis(0);
+        Dataset { x: self.x.select(axis, rows), y: self.y.select(axis, rows), classes: self.classes }
+    }
+}
+
+/// Where the data comes from (`--data`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The textbook example's random data.
+    Seed,
+    /// A numeric CSV file (gzip or not).
+    Csv(PathBuf),
+    /// IDX files (MNIST layout) in a folder, with their own test set.
+    Idx(PathBuf),
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (kind, path) = text.split_once(':').unwrap_or((text, ""));
+        match (kind, path) {
+            ("seed", "") => Ok(Source::Seed),
+            ("csv", path) if !path.is_empty() => Ok(Source::Csv(path.into())),
+            ("fashion-mnist", "") => Ok(Source::Idx(FASHION_MNIST_DIR.into())),
+            ("fashion-mnist" | "idx", path) if !path.is_empty() => Ok(Source::Idx(path.into())),
+            _ => Err(format!("'{text}' is not a data source: use seed, csv:PATH, fashion-mnist[:DIR] or idx:DIR")),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Seed => f.write_str("seed"),
+            Source::Csv(path) => write!(f, "csv:{}", path.display()),
+            Source::Idx(dir) => write!(f, "idx:{}", dir.display()),
+        }
+    }
+}
+
+/// A batch: positions `start .. start + rows` of the epoch's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub start: usize,
+    pub rows: usize,
+}
+
+/// The batches of one epoch over `samples` rows, in order, each `batch_size`
+/// rows but the last, which holds what is left (never dropped).
+pub fn batches(samples: usize, batch_size: usize) -> Vec<Batch> {
+    assert!(batch_size > 0, "batch size is checked when the config is built");
+    (0..samples).step_by(batch_size).map(|start| Batch { start, rows: batch_size.min(samples - start) }).collect()
+}
+
+/// The order of the rows in each epoch: a fresh permutation per epoch from
+/// ChaCha8 stream 2 of the seed when shuffling, else 0, 1, 2, ... Every device
+/// draws the same sequence, so runs compare step for step.
+#[derive(Clone, Debug)]
+pub struct Shuffler {
+    rng: Option<ChaCha8Rng>,
+}
+
+impl Shuffler {
+    pub fn new(shuffle: bool, seed: u64) -> Self {
+        let rng = shuffle.then(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(2);
+            rng
+        });
+        Self { rng }
+    }
+
+    /// The next epoch's order of `samples` rows; None when not shuffling (the
+    /// order is always 0, 1, 2, ...).
+    pub fn epoch_order(&mut self, samples: usize) -> Option<Vec<u32>> {
+        let rng = self.rng.as_mut()?;
+        let mut order: Vec<u32> = (0..samples as u32).collect();
+        order.shuffle(rng);
+        Some(order)
+    }
+}

@@ -1,0 +1,42 @@
+//! Feature scaling, fitted on the training rows and applied unchanged to the
+//! test rows, so nothing of the test set leaks into training.
+
+use ndarray::{Array1, Array2, Axis};
+
+/// How input columns are scaled (`--scale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    None,
+    /// (x - min) / (max - min) per column, to [0, 1] on the training rows.
+    MinMax,
+    /// (x - mean) / std per column (population std).
+    Standard,
+    /// x / 255: the default for images, whose pixels are 0..=255.
+    Pixels,
+}
+
+impl Scale {
+    /// Scales `train` and `test` in place with statistics of `train`. A column
+    /// that is constant on the training rows is only shifted.
+    pub fn apply(self, train: &mut Array2<f32>, test: Option<&mut Array2<f32>>) {
+        let (shift, divisor): (Array1<f32>, Array1<f32>) = match self {
+            Scale::None => return,
+            Scale::Pixels => (Array1::zeros(train.ncols()), Array1::from_elem(train.ncols(), 255.0)),
+            Scale::MinMax => {
+                let min = train.fold_axis(Axis(0), f32::INFINITY, |m, &v| m.min(v));
+                let max = train.fold_axis(Axis(0), f32::NEG_INFINITY, |m, &v| m.max(v));
+                let range = &max - &min;
+                (min, range)
+            }
+            Scale::Standard => {
+                let mean = train.mean_axis(Axis(0)).expect("the training set has rows");
+                (mean, train.std_axis(Axis(0), 0.0))
+            }
+        };
+        let divisor = divisor.mapv(|d| if d > 0.0 { d } else { 1.0 });
+        for data in std::iter::once(train).chain(test) {
+            *data -= &shift;
+            *data /= &divisor;
+        }
+    }
+}
