@@ -9,7 +9,7 @@ pub enum Error {
     InvalidInput(String),
 
     /// The model, batch or data needs more than the adapter allows (exit code 2).
-    #[error("{what} needs {needed}, above the adapter's {limit} of {allowed}; {advice}")]
+    #[error("{what} needs {needed} bytes, above the adapter's {limit} of {allowed} bytes; {advice}")]
     ExceedsLimit { what: String, needed: u64, limit: &'static str, allowed: u64, advice: &'static str },
 
     /// No GPU adapter was found, or the one named by WGPU_ADAPTER_NAME is absent.
@@ -21,7 +21,7 @@ pub enum Error {
     Gpu { context: String, message: String },
 
     /// The training loss became NaN or infinite.
-    #[error("the training loss became {value} at epoch {epoch}; try a smaller --lr")]
+    #[error("the training loss became {value} at epoch {epoch}; try a smaller --lr, or scale the data (--scale)")]
     NonFiniteLoss { epoch: usize, value: f32 },
 }
 

@@ -375,34 +375,44 @@ fn join(sizes: &[usize]) -> String {
     sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Picks the trainer for `--device`; auto falls back to the CPU with a notice.
+/// Where training runs, chosen before anything large is allocated.
+enum Device {
+    Gpu(GpuContext, Kernels),
+    Cpu,
+}
+
+/// Picks the device for `--device`; auto falls back to the CPU with a notice.
+fn choose_device(choice: DeviceChoice) -> anyhow::Result<Device> {
+    let gpu = |ctx: GpuContext| -> anyhow::Result<Device> {
+        let kernels = Kernels::new(&ctx)?;
+        Ok(Device::Gpu(ctx, kernels))
+    };
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Gpu => gpu(GpuContext::new()?),
+        DeviceChoice::Auto => match GpuContext::new() {
+            Ok(ctx) => gpu(ctx),
+            Err(Error::NoAdapter(reason)) => {
+                eprintln!("notice: {reason}; training on the CPU");
+                Ok(Device::Cpu)
+            }
+            Err(other) => Err(other.into()),
+        },
+    }
+}
+
 fn make_trainer(
-    cli: &Cli,
+    device: &Device,
     spec: &MlpSpec,
     params: &Params,
     train: &Dataset,
     test: Option<&Dataset>,
     config: &TrainConfig,
 ) -> anyhow::Result<Box<dyn Trainer>> {
-    let gpu = |ctx: GpuContext| -> anyhow::Result<Box<dyn Trainer>> {
-        let kernels = Kernels::new(&ctx)?;
-        Ok(Box::new(GpuTrainer::new(&ctx, &kernels, spec, params, train, test, config)?))
-    };
-    let cpu = || -> anyhow::Result<Box<dyn Trainer>> {
-        Ok(Box::new(CpuTrainer::new(spec, params.clone(), train.clone(), test.cloned(), config)?))
-    };
-    match cli.device {
-        DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu => gpu(GpuContext::new()?),
-        DeviceChoice::Auto => match GpuContext::new() {
-            Ok(ctx) => gpu(ctx),
-            Err(Error::NoAdapter(reason)) => {
-                eprintln!("notice: {reason}; training on the CPU");
-                cpu()
-            }
-            Err(other) => Err(other.into()),
-        },
-    }
+    Ok(match device {
+        Device::Gpu(ctx, kernels) => Box::new(GpuTrainer::new(ctx, kernels, spec, params, train, test, config)?),
+        Device::Cpu => Box::new(CpuTrainer::new(spec, params.clone(), train.clone(), test.cloned(), config)?),
+    })
 }
 
 /// "loss 0.1234  acc 0.9512  test loss 0.2345  test acc 0.9321", with what there is.
@@ -453,11 +463,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
     config.check(&spec, &train, test.as_ref())?;
+    let device = choose_device(cli.device)?;
+    if let Device::Gpu(ctx, _) = &device {
+        GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
+    }
     let params = Params::init(&spec, init, cli.seed)?;
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-    let mut trainer = make_trainer(cli, &spec, &params, &train, test.as_ref(), &config)?;
+    let mut trainer = make_trainer(&device, &spec, &params, &train, test.as_ref(), &config)?;
     let device = trainer.device();
     let on_gpu = device != "cpu";
     writeln!(out, "device: {device}")?;

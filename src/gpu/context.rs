@@ -56,7 +56,8 @@ impl GpuContext {
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {
                 let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                let names: Vec<String> =
+                    adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
                 adapters
                     .into_iter()
                     .find(|a| a.get_info().name.to_lowercase().contains(&wanted.to_lowercase()))

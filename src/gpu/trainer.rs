@@ -204,6 +204,22 @@ impl GpuTrainer {
         ctx.scoped("building the GPU trainer", || Self::build(ctx, kernels, spec, params, train, test, config))
     }
 
+    /// Checks, before anything is allocated, that the parameters and one
+    /// batch's buffers fit the adapter's limits, so a model too large fails at
+    /// once with the limit named instead of after the host has built it.
+    pub fn check_limits(ctx: &GpuContext, spec: &MlpSpec, batch_rows: usize) -> Result<()> {
+        let align = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let bytes = |floats: usize| (floats as u64).saturating_mul(4);
+        ctx.check_size("params", bytes(ParamLayout::new(spec, align).len), true, "use narrower --layers")?;
+        let widest = spec.sizes().iter().max().copied().unwrap_or(1);
+        ctx.check_size(
+            "one batch of the widest layer",
+            bytes(batch_rows.saturating_mul(widest)),
+            true,
+            "use a smaller --batch-size",
+        )
+    }
+
     fn build(
         ctx: &GpuContext,
         kernels: &Kernels,

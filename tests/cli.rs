@@ -1,0 +1,531 @@
+//! The command line end to end: runs the built `wgpu-mlp` binary and checks
+//! what it prints, its JSON and its exit codes (0 success, 2 bad input, 1 any
+//! other failure), and that no input makes it panic or abort.
+//!
+//! GPU cases probe `--device gpu` once per test binary and are skipped, saying
+//! so, when there is no adapter; with REQUIRE_GPU=1 a missing adapter fails
+//! them instead (CI sets it).
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// A GPU run and the CPU reference start from the same parameters and differ
+/// only by the rounding of exp and of sums taken in another order: on lavapipe
+/// about 1e-8 after these short runs. A wrong kernel is off by far more than
+/// 1e-3, and 1e-3 leaves room for other adapters' exp and fused multiply-adds.
+const GPU_PARAM_ATOL: f64 = 1e-3;
+
+/// The same drift seen in the final loss, a mean of squares near 0.1.
+const GPU_LOSS_ATOL: f64 = 1e-4;
+
+/// What one run of the binary did.
+struct Run {
+    args: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The whole run, for assertion messages.
+    fn show(&self) -> String {
+        format!(
+            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Stdout as exactly one JSON object (serde_json rejects anything after it).
+    fn json(&self) -> Value {
+        let value: Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e})\n{}", self.show()));
+        assert!(value.is_object(), "the JSON is not an object\n{}", self.show());
+        value
+    }
+
+    /// (epoch, loss) of each "epoch N ... loss X" progress line in `text`.
+    fn epochs(text: &str) -> Vec<(usize, f64)> {
+        text.lines()
+            .filter(|line| line.starts_with("epoch "))
+            .map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let epoch = words[1].parse().unwrap_or_else(|_| panic!("no epoch number in {line:?}"));
+                let at = words.iter().position(|w| *w == "loss").unwrap_or_else(|| panic!("no loss in {line:?}"));
+                let loss = words.get(at + 1).and_then(|w| w.parse().ok());
+                (epoch, loss.unwrap_or_else(|| panic!("no loss value in {line:?}")))
+            })
+            .collect()
+    }
+
+    /// (final, initial) from the last line of `text`:
+    /// "final loss F (initial I); S steps in T s, R steps/s".
+    fn final_line(text: &str) -> (f64, f64) {
+        let line = text.lines().last().unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(line.starts_with("final loss ") && words.len() > 4, "the last line is not the final loss: {line:?}");
+        let number = |word: &str| -> f64 {
+            word.trim_end_matches([';', ')']).parse().unwrap_or_else(|_| panic!("{word:?} in {line:?} is no number"))
+        };
+        assert_eq!(words[3], "(initial", "in {line:?}");
+        (number(words[2]), number(words[4]))
+    }
+}
+
+/// Runs the binary with `args`, inheriting the environment (WGPU_BACKEND and
+/// WGPU_ADAPTER_NAME included) plus `env`.
+fn wgpu_mlp_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the wgpu-mlp binary starts");
+    Run {
+        args: args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn wgpu_mlp(args: &[&str]) -> Run {
+    wgpu_mlp_env(args, &[])
+}
+
+/// Arguments written as one line: `words("--device cpu --json")`.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// An exit code (so no signal, no abort) and no Rust panic message.
+fn assert_no_panic(run: &Run) {
+    assert!(run.code.is_some(), "killed by a signal (an abort?)\n{}", run.show());
+    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
+}
+
+fn assert_success(run: &Run) {
+    assert_no_panic(run);
+    assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
+}
+
+/// Exit code 2, an error on stderr containing `fragment`, nothing on stdout.
+/// Returns what is wrong instead of panicking, so a table of cases can report
+/// every failing case at once.
+fn bad_input_problem(run: &Run, fragment: &str) -> Option<String> {
+    let problem = if run.code.is_none() || run.stderr.contains("panicked") {
+        "panicked or was killed"
+    } else if run.code != Some(2) {
+        "exit code is not 2"
+    } else if !run.stderr.contains("error") {
+        "no error message on stderr"
+    } else if !run.stderr.contains(fragment) {
+        "the message does not contain the expected text"
+    } else if !run.stdout.trim().is_empty() {
+        "something was printed on stdout"
+    } else {
+        return None;
+    };
+    Some(format!("{problem} (wanted {fragment:?})\n{}", run.show()))
+}
+
+fn assert_no_problems(problems: Vec<String>) {
+    assert!(problems.is_empty(), "{} case(s) failed:\n\n{}", problems.len(), problems.join("\n"));
+}
+
+/// The adapter `--device gpu` trains on, probed once per test binary; None
+/// when the probe fails the way a machine without a GPU does (exit code 1).
+fn gpu_adapter() -> Option<&'static str> {
+    static ADAPTER: OnceLock<Option<String>> = OnceLock::new();
+    ADAPTER
+        .get_or_init(|| {
+            let run = wgpu_mlp(&["--device", "gpu", "--epochs", "0", "--json"]);
+            assert_no_panic(&run);
+            match run.code {
+                Some(0) => {
+                    let json = run.json();
+                    assert_eq!(json["device"], "gpu", "{}", run.show());
+                    let adapter = json["adapter"].as_str().unwrap_or_else(|| panic!("no adapter name\n{}", run.show()));
+                    assert!(!adapter.is_empty(), "{}", run.show());
+                    eprintln!("GPU tests run on {adapter}");
+                    Some(adapter.to_owned())
+                }
+                Some(1) => {
+                    eprintln!("no GPU adapter: {}", run.stderr.trim());
+                    None
+                }
+                _ => panic!("the GPU probe should succeed or fail with exit code 1\n{}", run.show()),
+            }
+        })
+        .as_deref()
+}
+
+fn gpu_available() -> bool {
+    gpu_adapter().is_some()
+}
+
+/// For a test that needs a GPU: the adapter, or None after saying the test is
+/// skipped. With REQUIRE_GPU=1 a missing adapter fails the test instead.
+fn gpu_or_skip() -> Option<&'static str> {
+    if !gpu_available() {
+        if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("REQUIRE_GPU=1 but `wgpu-mlp --device gpu` finds no GPU adapter");
+        }
+        eprintln!("skipped: no GPU adapter (set REQUIRE_GPU=1 to fail instead)");
+    }
+    gpu_adapter()
+}
+
+/// The devices a device-independent case runs on: cpu, and gpu where there is one.
+fn devices() -> Vec<&'static str> {
+    let mut devices = vec!["cpu"];
+    if gpu_or_skip().is_some() {
+        devices.push("gpu");
+    }
+    devices
+}
+
+fn number(json: &Value, key: &str) -> f64 {
+    json[key].as_f64().unwrap_or_else(|| panic!("{key} is missing or not a number in {json}"))
+}
+
+#[test]
+fn default_run_trains_the_textbook_example() {
+    let run = wgpu_mlp(&[]);
+    assert_success(&run);
+
+    let device = run.stdout.lines().next().unwrap_or("");
+    match gpu_adapter() {
+        Some(adapter) => assert_eq!(device, format!("device: {adapter}"), "auto takes the GPU\n{}", run.show()),
+        None => {
+            assert_eq!(device, "device: cpu", "{}", run.show());
+            assert!(run.stderr.contains("notice"), "the CPU fallback is announced\n{}", run.show());
+        }
+    }
+    assert!(run.stdout.contains("layers 10,5,1 (61 parameters)"), "the model is described\n{}", run.show());
+
+    let logged = Run::epochs(&run.stdout);
+    let epochs: Vec<usize> = logged.iter().map(|&(epoch, _)| epoch).collect();
+    assert_eq!(epochs, (1..=10).map(|i| i * 100).collect::<Vec<_>>(), "{}", run.show());
+    for &(epoch, loss) in &logged {
+        assert!(
+            loss.is_finite() && loss > 0.0 && loss < 1.0,
+            "epoch {epoch}: loss {loss} is no MSE of values in [0, 1]"
+        );
+    }
+
+    let (final_loss, initial_loss) = Run::final_line(&run.stdout);
+    assert!(final_loss < initial_loss, "1000 epochs lower the loss\n{}", run.show());
+    assert!((final_loss - logged[9].1).abs() < 1e-3, "the final loss is near the last logged one\n{}", run.show());
+}
+
+#[test]
+fn device_cpu_trains_on_the_cpu() {
+    let run = wgpu_mlp(&["--device", "cpu", "--epochs", "20", "--log-every", "10"]);
+    assert_success(&run);
+    assert_eq!(run.stdout.lines().next(), Some("device: cpu"), "{}", run.show());
+    assert!(!run.stderr.contains("notice"), "cpu was asked for, nothing fell back\n{}", run.show());
+    let epochs: Vec<usize> = Run::epochs(&run.stdout).iter().map(|&(epoch, _)| epoch).collect();
+    assert_eq!(epochs, [10, 20], "{}", run.show());
+    let (final_loss, initial_loss) = Run::final_line(&run.stdout);
+    assert!(final_loss < initial_loss, "{}", run.show());
+}
+
+#[test]
+fn json_is_one_object_describing_the_run() {
+    let run = wgpu_mlp(&words(
+        "--device cpu --json --layers 10,5,1 --samples 64 --batch-size 16 --lr 0.5 --epochs 40 --log-every 10 --seed 3",
+    ));
+    assert_success(&run);
+    assert_eq!(run.stdout.trim().lines().count(), 1, "one line of JSON\n{}", run.show());
+    let json = run.json();
+
+    assert_eq!(json["device"], "cpu", "{json}");
+    assert!(json["adapter"].is_null(), "no adapter on the cpu: {json}");
+    assert_eq!(json["layers"], serde_json::json!([10, 5, 1]), "{json}");
+    assert_eq!(json["samples"], 64, "{json}");
+    assert_eq!(json["batch_size"], 16, "{json}");
+    assert_eq!(json["epochs"], 40, "{json}");
+    assert_eq!(json["steps"], 40 * 4, "four batches of 16 per epoch: {json}");
+    assert_eq!(number(&json, "lr"), 0.5, "{json}");
+    assert_eq!(json["seed"], 3, "{json}");
+
+    let (initial, last) = (number(&json, "initial_loss"), number(&json, "final_loss"));
+    assert!(initial.is_finite() && last.is_finite(), "{json}");
+    assert!(last < initial, "lr 0.5 for 160 steps learns something: {json}");
+    for key in ["seconds", "steps_per_second"] {
+        let value = number(&json, key);
+        assert!(value.is_finite() && value >= 0.0, "{key} = {value}: {json}");
+    }
+    for key in ["cpu_final_loss", "max_abs_param_diff"] {
+        assert!(json.get(key).is_none(), "{key} appears only with --verify: {json}");
+    }
+
+    // Progress went to stderr, so stdout could hold only the JSON.
+    assert!(run.stderr.contains("device: cpu"), "{}", run.show());
+    assert_eq!(Run::epochs(&run.stderr).len(), 4, "{}", run.show());
+}
+
+#[test]
+fn verify_on_the_cpu_is_exact() {
+    let run = wgpu_mlp(&["--device", "cpu", "--json", "--verify", "--epochs", "30", "--batch-size", "32"]);
+    assert_success(&run);
+    let json = run.json();
+    assert_eq!(number(&json, "cpu_final_loss"), number(&json, "final_loss"), "{json}");
+    assert_eq!(number(&json, "max_abs_param_diff"), 0.0, "the same code from the same start: {json}");
+}
+
+#[test]
+fn verify_on_the_gpu_matches_the_cpu_reference() {
+    let Some(adapter) = gpu_or_skip() else { return };
+    // Odd sizes and a short last batch (50 = 3 x 16 + 2) exercise the bounds guards.
+    let run = wgpu_mlp(&words(
+        "--device gpu --json --verify --layers 7,13,3 --samples 50 --batch-size 16 --lr 0.3 --epochs 25 --log-every 10",
+    ));
+    assert_success(&run);
+    let json = run.json();
+    assert_eq!(json["device"], "gpu", "{json}");
+    assert_eq!(json["adapter"], adapter, "{json}");
+    assert_eq!(json["layers"], serde_json::json!([7, 13, 3]), "{json}");
+    assert_eq!(json["epochs"], 25, "{json}");
+
+    let diff = number(&json, "max_abs_param_diff");
+    assert!(diff.is_finite() && diff < GPU_PARAM_ATOL, "max |gpu - cpu| parameter {diff} >= {GPU_PARAM_ATOL}: {json}");
+    let (gpu_loss, cpu_loss) = (number(&json, "final_loss"), number(&json, "cpu_final_loss"));
+    assert!((gpu_loss - cpu_loss).abs() <= GPU_LOSS_ATOL, "final loss gpu {gpu_loss} cpu {cpu_loss}: {json}");
+    assert!(gpu_loss < number(&json, "initial_loss"), "{json}");
+}
+
+#[test]
+fn zero_epochs_report_the_initial_loss() {
+    for device in devices() {
+        let run = wgpu_mlp(&["--device", device, "--epochs", "0", "--json"]);
+        assert_success(&run);
+        let json = run.json();
+        assert_eq!(json["device"], device, "{json}");
+        assert_eq!(json["epochs"], 0, "{json}");
+        assert_eq!(json["steps"], 0, "{json}");
+        let initial = number(&json, "initial_loss");
+        assert!(initial.is_finite(), "{json}");
+        assert_eq!(number(&json, "final_loss"), initial, "no step changed the parameters: {json}");
+
+        let run = wgpu_mlp(&["--device", device, "--epochs", "0"]);
+        assert_success(&run);
+        assert!(Run::epochs(&run.stdout).is_empty(), "no epoch ran\n{}", run.show());
+        let (final_loss, initial_loss) = Run::final_line(&run.stdout);
+        assert_eq!(final_loss, initial_loss, "{}", run.show());
+    }
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--layers", ""], "--layers"),
+        (&["--layers", "10"], "--layers"),
+        (&["--layers", "10,0,1"], "--layers"),
+        (&["--layers", "10,x,1"], "--layers"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr=-1"], "--lr"),
+        (&["--lr", "nan"], "--lr"),
+        (&["--lr", "inf"], "--lr"),
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--samples", "0"], "--samples"),
+        (&["--log-every", "0"], "--log-every"),
+        (&["--device", "tpu"], "--device"),
+    ];
+    let mut problems = Vec::new();
+    for (case, fragment) in cases {
+        // Short and on the cpu, should a case wrongly be accepted.
+        let mut args = case.to_vec();
+        args.extend(["--epochs", "1"]);
+        if !case.contains(&"--device") {
+            args.extend(["--device", "cpu"]);
+        }
+        problems.extend(bad_input_problem(&wgpu_mlp(&args), fragment));
+    }
+    assert_no_problems(problems);
+}
+
+/// Each of these needs more bytes than any machine can address (or more than
+/// a usize holds), so the allocation fails at once on every host. (A model of
+/// tens of GB, such as `--layers 100000000,100000000,1`, would be refused on a
+/// small machine but filled with random numbers for minutes on a large one.)
+#[test]
+fn a_model_too_large_for_host_memory_exits_2() {
+    let cases: &[&[&str]] = &[
+        &["--layers", "100000000000000,1"],          // the input data: 100 x 1e14 floats
+        &["--layers", "1,1,100000000000000,1"],      // a weight matrix: 1 x 1e14 floats
+        &["--layers", "10,1,3000000000000000000,1"], // 3e18 floats: the byte count overflows
+    ];
+    let mut problems = Vec::new();
+    for case in cases {
+        let mut args = case.to_vec();
+        args.extend(["--device", "cpu", "--epochs", "1"]);
+        problems.extend(bad_input_problem(&wgpu_mlp(&args), "memory"));
+    }
+    assert_no_problems(problems);
+}
+
+/// The activations of one full batch are checked against the adapter's limits
+/// before anything is allocated on it, and the error names the limit.
+#[test]
+fn a_batch_over_the_adapters_limits_exits_2_naming_the_limit() {
+    let Some(adapter) = gpu_or_skip() else { return };
+    let mut cases: Vec<(&[&str], &str)> = Vec::new();
+    if adapter.contains("llvmpipe") {
+        // 10000 x 4000 floats = 160 MB, above lavapipe's 128 MiB per storage binding.
+        cases.push((&["--layers", "10,4000,1", "--samples", "10000"], "lavapipe's 128 MiB binding"));
+    }
+    if adapter.contains("(Vulkan,") {
+        // 110000 x 10000 floats = 4.4 GB, above any Vulkan adapter's
+        // maxStorageBufferRange, a u32.
+        cases.push((&["--layers", "10,10000,1", "--samples", "110000"], "a 32-bit binding range"));
+    }
+    if cases.is_empty() {
+        eprintln!("skipped: no case known to exceed the limits of {adapter}");
+        return;
+    }
+    let mut problems = Vec::new();
+    for (case, why) in cases {
+        let mut args = case.to_vec();
+        args.extend(["--device", "gpu", "--epochs", "1"]);
+        let run = wgpu_mlp(&args);
+        problems.extend(bad_input_problem(&run, "max_").map(|p| format!("over {why}: {p}")));
+    }
+    assert_no_problems(problems);
+}
+
+/// WGPU_ADAPTER_NAME naming no adapter is how a machine without a GPU looks
+/// to `--device gpu` (a failure, exit 1) and to `--device auto` (a notice and
+/// the CPU), on any machine.
+#[test]
+fn no_matching_adapter_fails_gpu_and_falls_back_on_auto() {
+    let env = [("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")];
+
+    let run = wgpu_mlp_env(&["--device", "gpu", "--epochs", "1"], &env);
+    assert_no_panic(&run);
+    assert_eq!(run.code, Some(1), "no adapter is not bad input\n{}", run.show());
+    assert!(run.stderr.contains("error") && run.stderr.contains("WGPU_ADAPTER_NAME"), "{}", run.show());
+    assert!(run.stdout.trim().is_empty(), "{}", run.show());
+
+    let run = wgpu_mlp_env(&["--device", "auto", "--epochs", "1", "--json"], &env);
+    assert_success(&run);
+    assert!(run.stderr.contains("notice"), "the fallback is announced\n{}", run.show());
+    assert_eq!(run.json()["device"], "cpu", "{}", run.show());
+}
+
+#[test]
+fn help_lists_the_flags_and_version_names_the_crate() {
+    let run = wgpu_mlp(&["--help"]);
+    assert_success(&run);
+    for flag in words("--layers --samples --lr --epochs --seed --batch-size --log-every --device --verify --json") {
+        assert!(run.stdout.contains(flag), "--help does not mention {flag}\n{}", run.show());
+    }
+
+    let run = wgpu_mlp(&["--version"]);
+    assert_success(&run);
+    assert_eq!(run.stdout.trim(), format!("wgpu-mlp {}", env!("CARGO_PKG_VERSION")), "{}", run.show());
+}
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn bad_data_inputs_exit_2_naming_the_problem() {
+    let dir = scratch("bad-data");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        format!("csv:{}", path.display())
+    };
+    let good = file("good.csv", "a,b,label\n0.1,0.2,0\n0.3,0.4,1\n0.5,0.6,2\n0.7,0.8,1\n");
+    let ragged = file("ragged.csv", "1,2,0\n3,4\n");
+    let text = file("text.csv", "a,b,label\n1,2,0\n3,oops,1\n");
+    let nan = file("nan.csv", "1,2,0\n3,NaN,1\n");
+    let no_dir = "idx:/nonexistent/wgpu-mlp-idx".to_string();
+    let classify = ["--task", "classify", "--test-fraction", "0"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", "csv:/nonexistent/wgpu-mlp.csv"], "cannot read /nonexistent/wgpu-mlp.csv"),
+        (vec!["--data", &no_dir], "is not a folder"),
+        (vec!["--data", &ragged], "line 2 has 2 fields"),
+        (vec!["--data", &text], "line 3, column 1 (b): 'oops'"),
+        (vec!["--data", &nan], "line 2, column 1: NaN"),
+        (vec!["--data", &good, "--target", "price"], "no column named 'price'"),
+        (vec!["--data", &good, "--target", "7"], "target column 7 does not exist"),
+        ([vec!["--data", &good, "--layers", "2,4,2"], classify.to_vec()].concat(), "label 2, outside the 2 classes"),
+        ([vec!["--data", &good, "--layers", "5,4,3"], classify.to_vec()].concat(), "does not fit the data"),
+        ([vec!["--data", &good, "--loss", "cross-entropy"], vec!["--test-fraction", "0"]].concat(), "class targets"),
+        (vec!["--data", "parquet:x"], "--data"),
+        (vec!["--data", &good, "--test-fraction", "1.5"], "--test-fraction"),
+        (vec!["--data", &good, "--samples", "10"], "--samples applies to --data seed only"),
+        (vec!["--target", "0"], "--target applies to --data csv:PATH only"),
+        (vec!["--output", "softmax", "--loss", "mse"], "go together"),
+        (vec!["--optimizer", "momentum", "--momentum", "1.5"], "--momentum"),
+        (vec!["--optimizer", "adam", "--beta2", "1"], "--beta1 and --beta2"),
+        (vec!["--weight-decay=-1"], "--weight-decay"),
+        (vec!["--activation", "swish"], "--activation"),
+    ];
+    let mut problems = Vec::new();
+    for (case, fragment) in &cases {
+        let mut args = case.clone();
+        args.extend(["--epochs", "1", "--device", "cpu"]);
+        problems.extend(bad_input_problem(&wgpu_mlp(&args), fragment));
+    }
+    assert_no_problems(problems);
+}
+
+#[test]
+fn a_loss_that_overflows_stops_naming_the_epoch() {
+    // Targets near f32::MAX make the squared error infinite in the first epoch.
+    let dir = scratch("overflow");
+    let path = dir.join("huge.csv");
+    std::fs::write(&path, "1,3e38\n2,-3e38\n3,3e38\n").unwrap();
+    let data = format!("csv:{}", path.display());
+    for device in devices() {
+        let args = ["--data", &data, "--scale", "none", "--test-fraction", "0", "--epochs", "3", "--device", device];
+        let run = wgpu_mlp(&args);
+        assert_no_panic(&run);
+        assert_eq!(run.code, Some(1), "a non-finite loss is not bad input\n{}", run.show());
+        assert!(run.stderr.contains("the training loss became inf at epoch 1"), "{}", run.show());
+    }
+}
+
+#[test]
+fn csv_classification_reports_accuracy_and_test_metrics() {
+    let dir = scratch("classes");
+    let path = dir.join("blobs.csv");
+    // Two well-separated classes: x around (0, 0) or (4, 4).
+    let mut text = String::from("x0,x1,class\n");
+    for i in 0..60 {
+        let (shift, label) = if i % 2 == 0 { (0.0, 0) } else { (4.0, 1) };
+        let jitter = (i as f64 * 0.37).sin();
+        text += &format!("{},{},{label}\n", shift + jitter, shift - jitter);
+    }
+    std::fs::write(&path, text).unwrap();
+    let data = format!("csv:{}", path.display());
+    for device in devices() {
+        let args = [
+            "--data", &data, "--task", "classify", "--hidden", "8", "--lr", "0.05", "--epochs", "30", "--device",
+            device, "--json",
+        ];
+        let run = wgpu_mlp(&args);
+        assert_success(&run);
+        let json = run.json();
+        assert_eq!(json["layers"], serde_json::json!([2, 8, 2]), "sizes come from the data with --hidden");
+        assert_eq!(
+            (json["samples"].as_u64(), json["test_samples"].as_u64()),
+            (Some(44), Some(16)),
+            "25% held out, rounded per class"
+        );
+        assert_eq!(json["epochs_run"], 30);
+        assert!(number(&json, "train_accuracy") >= 0.95, "{}", run.show());
+        assert!(number(&json, "test_accuracy") >= 0.95, "{}", run.show());
+        assert!(number(&json, "test_loss") < 0.3, "{}", run.show());
+        assert_eq!(json["history"].as_array().map(Vec::len), Some(30));
+    }
+}
