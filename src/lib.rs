@@ -6,6 +6,7 @@
 //! host from a seed -> a [`Trainer`] ([`CpuTrainer`] or [`gpu::GpuTrainer`]),
 //! both starting from the same `Params` -> [`fit`] -> a [`FitReport`].
 
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod error;

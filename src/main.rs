@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use wgpu_mlp::bench::{self, BenchDevice};
 use wgpu_mlp::data::{self, CsvOptions, Scale, Source, TargetColumn};
 use wgpu_mlp::gpu::{GpuContext, GpuTrainer, Kernels};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
@@ -23,8 +24,49 @@ use wgpu_mlp::{fit, CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Tr
 /// such data needs (relu, softmax with cross-entropy for classes, He init, Adam
 /// with lr 0.001, batches of 128, shuffled, 10 epochs), each overridable.
 #[derive(Debug, Parser)]
-#[command(name = "wgpu-mlp", version)]
+#[command(name = "wgpu-mlp", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Time training steps and matmuls on the CPU and the GPU and print a table
+    /// (or JSON): microseconds per step, GFLOP/s, dispatches, submits and
+    /// read-backs per step, and GPU memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// A case: seed (10-5-1, 100 samples), mlp (784-256-10, batch 256), wide
+    /// (1024-1024-1024-10, batch 1024) or matmul:M,K,N; repeatable
+    /// [default: seed, mlp, matmul:512,512,512, matmul:256,784,256, matmul:784,256,256].
+    #[arg(long = "case")]
+    cases: Vec<bench::Case>,
+
+    /// A device to run on, repeatable [default: gpu (when there is an adapter) and cpu].
+    #[arg(long = "device", value_enum)]
+    devices: Vec<BenchDeviceArg>,
+
+    /// Print a JSON array, one object per case and device.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchDeviceArg {
+    Gpu,
+    Cpu,
+}
+
+/// The training flags (the default command).
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
     /// Data: seed (the textbook's random data), csv:PATH (plain or gzip),
     /// fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
     #[arg(long, default_value = "seed")]
@@ -252,7 +294,11 @@ fn parse_positive(text: &str) -> Result<f32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let result = match &cli.command {
+        None => run(&cli.train),
+        Some(Command::Bench(args)) => run_bench(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -268,7 +314,7 @@ fn bad_input(message: String) -> anyhow::Error {
 }
 
 /// The training and test sets `--data` names, scaled and split.
-fn load_data(cli: &Cli, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, &'static str)> {
+fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, &'static str)> {
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -326,7 +372,7 @@ fn load_data(cli: &Cli, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset,
 
 /// The network for the data: --layers as given, or --hidden between the
 /// data's input and output sizes, and the activations and loss.
-fn build_spec(cli: &Cli, train: &Dataset, seed_data: bool) -> anyhow::Result<MlpSpec> {
+fn build_spec(cli: &TrainArgs, train: &Dataset, seed_data: bool) -> anyhow::Result<MlpSpec> {
     let (inputs, outputs) = (train.x.ncols(), train.y.ncols());
     let sizes = match (&cli.layers, &cli.hidden) {
         (Some(Sizes(layers)), _) => {
@@ -428,7 +474,7 @@ fn describe(metrics: &EpochMetrics) -> String {
     line
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let seed_data = cli.data == Source::Seed;
     let outputs_hint = cli.layers.as_ref().and_then(|l| l.0.last().copied()).filter(|_| !seed_data);
     if let Some(Sizes(layers)) = &cli.layers {
@@ -558,6 +604,72 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.json {
         println!("{summary}");
+    }
+    Ok(())
+}
+
+/// `wgpu-mlp bench`: every case on every device, as a table or JSON.
+fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
+    let gpu = if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Gpu) {
+        match choose_device(if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu })? {
+            Device::Gpu(ctx, kernels) => Some((ctx, kernels)),
+            Device::Cpu => None,
+        }
+    } else {
+        None
+    };
+    let mut devices = Vec::new();
+    if let Some((ctx, kernels)) = &gpu {
+        devices.push(BenchDevice::Gpu(ctx, kernels));
+    }
+    if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Cpu) {
+        devices.push(BenchDevice::Cpu);
+    }
+    if let Some((ctx, _)) = &gpu {
+        eprintln!("gpu: {}", ctx.describe());
+    }
+    if !args.json {
+        println!(
+            "{:<22} {:<4} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
+            "case", "dev", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
+        );
+    }
+    let mut rows = Vec::new();
+    for case in &cases {
+        for device in &devices {
+            let m = bench::measure(case, device)?;
+            if args.json {
+                rows.push(serde_json::json!({
+                    "case": m.case,
+                    "device": m.device,
+                    "adapter": m.adapter,
+                    "us_per_step": m.us_per_step,
+                    "gflops": m.gflops,
+                    "matmul_us_per_step": m.matmul_us_per_step,
+                    "dispatches_per_step": m.dispatches_per_step,
+                    "submits_per_step": m.submits_per_step,
+                    "readbacks_per_step": m.readbacks_per_step,
+                    "gpu_bytes": m.gpu_bytes,
+                }));
+            } else {
+                println!(
+                    "{:<22} {:<4} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
+                    m.case,
+                    m.device,
+                    m.us_per_step,
+                    m.gflops,
+                    m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
+                    m.dispatches_per_step,
+                    m.submits_per_step,
+                    m.readbacks_per_step,
+                    m.gpu_bytes as f64 / (1 << 20) as f64
+                );
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Array(rows));
     }
     Ok(())
 }

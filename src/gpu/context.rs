@@ -3,6 +3,7 @@
 //! error scopes; and reading buffers back to the host.
 
 use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
@@ -36,6 +37,36 @@ impl<'a> Region<'a> {
     }
 }
 
+/// What a context has done, counted where it happens: the bench command
+/// reports these per step.
+#[derive(Debug, Default)]
+pub struct Counters {
+    dispatches: AtomicU64,
+    submits: AtomicU64,
+    readbacks: AtomicU64,
+    /// Bytes of every buffer created (nothing is freed during a run).
+    bytes: AtomicU64,
+}
+
+impl Counters {
+    pub fn add_dispatch(&self) {
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add_bytes(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A reading of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub dispatches: u64,
+    pub submits: u64,
+    pub readbacks: u64,
+    pub bytes: u64,
+}
+
 /// One adapter's device and queue. Cloning shares them.
 #[derive(Clone, Debug)]
 pub struct GpuContext {
@@ -45,6 +76,7 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// The first error no error scope caught, kept instead of wgpu's default panic.
     uncaptured: Arc<Mutex<Option<String>>>,
+    pub counters: Arc<Counters>,
 }
 
 impl GpuContext {
@@ -90,7 +122,30 @@ impl GpuContext {
             let mut first = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             first.get_or_insert_with(|| error.to_string());
         }));
-        Ok(Self { device, queue, info, limits, uncaptured })
+        Ok(Self { device, queue, info, limits, uncaptured, counters: Arc::default() })
+    }
+
+    /// The counters so far.
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        Counts {
+            dispatches: c.dispatches.load(Ordering::Relaxed),
+            submits: c.submits.load(Ordering::Relaxed),
+            readbacks: c.readbacks.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Submits one command buffer (every submit goes through here, to be counted).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.counters.submits.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// A buffer with these initial bytes; counted.
+    pub fn buffer_init(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.counters.add_bytes(contents.len() as u64);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage })
     }
 
     /// "name (backend, device type)", e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
@@ -142,11 +197,7 @@ impl GpuContext {
     ) -> Result<wgpu::Buffer> {
         let bytes = std::mem::size_of_val(contents) as u64;
         self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(contents),
-            usage,
-        }))
+        Ok(self.buffer_init(label, bytemuck::cast_slice(contents), usage))
     }
 
     /// A storage buffer holding `contents` (u32), after checking its size.
@@ -159,11 +210,7 @@ impl GpuContext {
     ) -> Result<wgpu::Buffer> {
         let bytes = std::mem::size_of_val(contents) as u64;
         self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(contents),
-            usage,
-        }))
+        Ok(self.buffer_init(label, bytemuck::cast_slice(contents), usage))
     }
 
     /// A zeroed storage buffer of `len` floats, after checking its size.
@@ -176,6 +223,7 @@ impl GpuContext {
     ) -> Result<wgpu::Buffer> {
         let bytes = (len.max(1) as u64) * 4;
         self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
+        self.counters.add_bytes(bytes);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -196,7 +244,8 @@ impl GpuContext {
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read back") });
         encoder.copy_buffer_to_buffer(region.buffer, region.offset * 4, staging, 0, bytes);
-        self.queue.submit([encoder.finish()]);
+        self.submit(encoder);
+        self.counters.readbacks.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
             sender.send(result).ok();

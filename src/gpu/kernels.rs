@@ -5,7 +5,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::{GpuContext, Region};
+use std::sync::Arc;
+
+use super::context::{Counters, GpuContext, Region};
 use crate::error::{Error, Result};
 use crate::model::Activation;
 
@@ -137,10 +139,12 @@ pub struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    counters: Arc<Counters>,
 }
 
 impl Dispatch {
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.counters.add_dispatch();
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
@@ -488,13 +492,9 @@ impl Kernels {
         regions: &[Region],
         workgroups: [u32; 3],
     ) -> Dispatch {
-        use wgpu::util::DeviceExt;
         let device = &self.ctx.device;
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(&format!("{label}.params")),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform =
+            self.ctx.buffer_init(&format!("{label}.params"), bytemuck::bytes_of(params), wgpu::BufferUsages::UNIFORM);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, region) in regions.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: region.binding() });
@@ -504,6 +504,7 @@ impl Kernels {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, workgroups }
+        let counters = Arc::clone(&self.ctx.counters);
+        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, workgroups, counters }
     }
 }

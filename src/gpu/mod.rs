@@ -6,7 +6,7 @@ mod context;
 mod kernels;
 mod trainer;
 
-pub use context::{GpuContext, Region, NO_ADAPTER_HELP};
+pub use context::{Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use kernels::{
     ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, GatherParams, Kernels,
     MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS,

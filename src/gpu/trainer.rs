@@ -584,7 +584,7 @@ impl Trainer for GpuTrainer {
                         let (_, size) = self.metric_bytes(0);
                         encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
                     }
-                    self.ctx.queue.submit([encoder.finish()]);
+                    self.ctx.submit(encoder);
                 }
             }
             let sums = self.ctx.read_back(Region::new(&self.ring, epochs * METRICS * self.align), &self.staging)?;
@@ -609,7 +609,7 @@ impl Trainer for GpuTrainer {
         self.ctx.scoped("evaluating the loss", || {
             let mut encoder = self.encoder("evaluate");
             self.record_train_evaluation(&mut encoder);
-            self.ctx.queue.submit([encoder.finish()]);
+            self.ctx.submit(encoder);
             let sum = self.ctx.read_back(Region::new(&self.metrics, 1), &self.staging)?;
             Ok(sum[0] / self.loss_divisor(self.train.rows))
         })

@@ -1,0 +1,308 @@
+//! The cases of `wgpu-mlp bench`: whole training steps and single matmuls,
+//! timed on a device after a warm-up, with what each step costs in
+//! dispatches, submits, read-backs and GPU memory.
+
+use std::time::Instant;
+
+use ndarray::Array2;
+
+use crate::cpu;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::{Counts, GpuContext, GpuTrainer, Kernels, MatmulParams, Region};
+use crate::model::{Init, MlpSpec, Params};
+use crate::train::{TrainConfig, Trainer};
+use crate::CpuTrainer;
+
+/// Timed runs per case; the median is reported.
+const RUNS: usize = 7;
+/// Each timed run lasts about this long, so timer and read-back costs fade.
+const RUN_SECONDS: f64 = 0.05;
+/// The most steps one timed run records (also the trainers' metrics ring).
+const MAX_STEPS: usize = 1000;
+
+/// A named benchmark case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// 10-5-1, 100 samples, full batch: the textbook example.
+    Seed,
+    /// 784-256-10, batch 256, sigmoid, MSE, SGD.
+    Mlp,
+    /// 1024-1024-1024-10, batch 1024: for real GPUs.
+    Wide,
+    /// One out(M, N) = a(M, K) · b(K, N).
+    Matmul { m: usize, k: usize, n: usize },
+}
+
+impl Case {
+    /// What runs without --case: every case but `wide`.
+    pub fn defaults() -> Vec<Case> {
+        vec![
+            Case::Seed,
+            Case::Mlp,
+            Case::Matmul { m: 512, k: 512, n: 512 },
+            Case::Matmul { m: 256, k: 784, n: 256 },
+            Case::Matmul { m: 784, k: 256, n: 256 },
+        ]
+    }
+
+    /// Layer sizes and batch rows of a training case.
+    fn net(&self) -> Option<(Vec<usize>, usize)> {
+        match self {
+            Case::Seed => Some((vec![10, 5, 1], 100)),
+            Case::Mlp => Some((vec![784, 256, 10], 256)),
+            Case::Wide => Some((vec![1024, 1024, 1024, 10], 1024)),
+            Case::Matmul { .. } => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Case {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "seed" => Ok(Case::Seed),
+            "mlp" => Ok(Case::Mlp),
+            "wide" => Ok(Case::Wide),
+            _ => {
+                let shape = text
+                    .strip_prefix("matmul:")
+                    .ok_or_else(|| format!("'{text}' is not a case: use seed, mlp, wide or matmul:M,K,N"))?;
+                let dims: Vec<usize> = shape.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect();
+                match dims[..] {
+                    [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(Case::Matmul { m, k, n }),
+                    _ => Err(format!("'{text}': matmul takes three sizes >= 1, as matmul:M,K,N")),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Case::Seed => f.write_str("seed"),
+            Case::Mlp => f.write_str("mlp"),
+            Case::Wide => f.write_str("wide"),
+            Case::Matmul { m, k, n } => write!(f, "matmul:{m},{k},{n}"),
+        }
+    }
+}
+
+/// Where a case runs.
+pub enum BenchDevice<'a> {
+    Gpu(&'a GpuContext, &'a Kernels),
+    Cpu,
+}
+
+/// One case on one device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    pub case: String,
+    pub device: String,
+    pub adapter: Option<String>,
+    /// Median over the timed runs.
+    pub us_per_step: f64,
+    /// Useful FLOPs (the matmuls) per second, in 10^9.
+    pub gflops: f64,
+    /// For training cases: the step's matmuls alone, each timed like a matmul case.
+    pub matmul_us_per_step: Option<f64>,
+    pub dispatches_per_step: f64,
+    pub submits_per_step: f64,
+    pub readbacks_per_step: f64,
+    /// Device memory the case allocated, in bytes (0 on the CPU).
+    pub gpu_bytes: u64,
+}
+
+/// The matmuls of one training step of `sizes` at `rows` rows, as (M, K, N,
+/// trans_a, trans_b): forward X·W, dW = Xᵀ·dZ, and dX = dZ·Wᵀ but for the first layer.
+fn step_matmuls(sizes: &[usize], rows: usize) -> Vec<(usize, usize, usize, bool, bool)> {
+    let mut shapes = Vec::new();
+    for (l, pair) in sizes.windows(2).enumerate() {
+        let (fan_in, fan_out) = (pair[0], pair[1]);
+        shapes.push((rows, fan_in, fan_out, false, false));
+        shapes.push((fan_in, rows, fan_out, true, false));
+        if l > 0 {
+            shapes.push((rows, fan_out, fan_in, false, true));
+        }
+    }
+    shapes
+}
+
+fn flops(shapes: &[(usize, usize, usize, bool, bool)]) -> f64 {
+    shapes.iter().map(|&(m, k, n, _, _)| 2.0 * (m * k * n) as f64).sum()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// What timing one thing measured.
+struct Timing {
+    /// Median over the timed runs.
+    seconds_per_step: f64,
+    /// Dispatches, submits and read-backs per step, warm-up included.
+    dispatches: f64,
+    submits: f64,
+    readbacks: f64,
+    /// Device memory allocated to set it up.
+    bytes: u64,
+}
+
+fn counts(device: &BenchDevice) -> Counts {
+    match device {
+        BenchDevice::Gpu(ctx, _) => ctx.counts(),
+        BenchDevice::Cpu => Counts::default(),
+    }
+}
+
+/// Sets up with `setup`, then times `run(steps)` after a warm-up: the steps
+/// per run are picked from the warm-up so a run lasts about RUN_SECONDS; the
+/// median seconds per step of RUNS runs is kept.
+fn time_steps<T>(
+    device: &BenchDevice,
+    setup: impl FnOnce() -> Result<T>,
+    mut run: impl FnMut(&mut T, usize) -> Result<()>,
+) -> Result<Timing> {
+    let start_counts = counts(device);
+    let mut state = setup()?;
+    let setup_counts = counts(device);
+    let start = Instant::now();
+    run(&mut state, 10)?;
+    let warm = start.elapsed().as_secs_f64() / 10.0;
+    let steps = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
+    let mut per_step = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        run(&mut state, steps)?;
+        per_step.push(start.elapsed().as_secs_f64() / steps as f64);
+    }
+    let end_counts = counts(device);
+    let total = (10 + steps * RUNS) as f64;
+    Ok(Timing {
+        seconds_per_step: median(per_step),
+        dispatches: (end_counts.dispatches - setup_counts.dispatches) as f64 / total,
+        submits: (end_counts.submits - setup_counts.submits) as f64 / total,
+        readbacks: (end_counts.readbacks - setup_counts.readbacks) as f64 / total,
+        bytes: setup_counts.bytes - start_counts.bytes,
+    })
+}
+
+/// Full-batch training steps of `sizes` on `rows` random rows (sigmoid, MSE,
+/// SGD), each step an epoch; the metrics are read back once per run.
+fn time_training(sizes: &[usize], rows: usize, device: &BenchDevice) -> Result<Timing> {
+    let spec = MlpSpec::new(sizes.to_vec())?;
+    let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
+    let params = Params::init(&spec, Init::Xavier, 0)?;
+    let config = TrainConfig { log_every: MAX_STEPS, ..TrainConfig::default() };
+    let setup = || -> Result<Box<dyn Trainer>> {
+        Ok(match device {
+            BenchDevice::Gpu(ctx, kernels) => {
+                Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config)?)
+            }
+            BenchDevice::Cpu => Box::new(CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config)?),
+        })
+    };
+    time_steps(device, setup, |trainer, steps| trainer.train(steps).map(drop))
+}
+
+/// The matmuls `shapes` (M, K, N, trans_a, trans_b) as one step: on the GPU
+/// recorded into one pass per run and waited for, on the CPU with ndarray.
+fn time_matmuls(shapes: &[(usize, usize, usize, bool, bool)], device: &BenchDevice) -> Result<Timing> {
+    let operands = |&(m, k, n, trans_a, trans_b): &(usize, usize, usize, bool, bool)| {
+        let a = Array2::from_elem(if trans_a { (k, m) } else { (m, k) }, 0.5f32);
+        let b = Array2::from_elem(if trans_b { (n, k) } else { (k, n) }, 0.25f32);
+        (a, b)
+    };
+    match device {
+        BenchDevice::Cpu => {
+            let inputs: Vec<_> = shapes.iter().map(operands).collect();
+            let run = |_: &mut (), steps: usize| {
+                for _ in 0..steps {
+                    for ((a, b), &(_, _, _, trans_a, trans_b)) in inputs.iter().zip(shapes) {
+                        std::hint::black_box(cpu::matmul(a.view(), b.view(), trans_a, trans_b));
+                    }
+                }
+                Ok(())
+            };
+            time_steps(device, || Ok(()), run)
+        }
+        BenchDevice::Gpu(ctx, kernels) => {
+            let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+            let setup = || -> Result<Vec<_>> {
+                let mut dispatches = Vec::new();
+                for shape @ &(m, k, n, trans_a, trans_b) in shapes {
+                    let (a, b) = operands(shape);
+                    let a_buf =
+                        ctx.upload("bench.a", a.as_slice().expect("standard layout"), storage, "use a smaller case")?;
+                    let b_buf =
+                        ctx.upload("bench.b", b.as_slice().expect("standard layout"), storage, "use a smaller case")?;
+                    let out = ctx.zeros("bench.out", m * n, storage, "use a smaller case")?;
+                    let params = MatmulParams {
+                        m: m as u32,
+                        k: k as u32,
+                        n: n as u32,
+                        trans_a: trans_a.into(),
+                        trans_b: trans_b.into(),
+                        _pad: [0; 3],
+                    };
+                    let (a, b, out) =
+                        (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
+                    dispatches.push(kernels.matmul("bench.matmul", a, b, out, params)?);
+                }
+                Ok(dispatches)
+            };
+            let run = |dispatches: &mut Vec<_>, steps: usize| {
+                ctx.scoped("timing matmuls", || {
+                    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                    {
+                        let mut pass = encoder.begin_compute_pass(&Default::default());
+                        for _ in 0..steps {
+                            dispatches.iter().for_each(|d: &crate::gpu::Dispatch| d.record(&mut pass));
+                        }
+                    }
+                    ctx.submit(encoder);
+                    ctx.device
+                        .poll(wgpu::PollType::wait_indefinitely())
+                        .map(drop)
+                        .map_err(|e| Error::Gpu { context: "waiting for matmuls".into(), message: e.to_string() })
+                })
+            };
+            time_steps(device, setup, run)
+        }
+    }
+}
+
+/// Runs one case on one device.
+pub fn measure(case: &Case, device: &BenchDevice) -> Result<Measurement> {
+    let (name, adapter) = match device {
+        BenchDevice::Gpu(ctx, _) => ("gpu", Some(ctx.describe())),
+        BenchDevice::Cpu => ("cpu", None),
+    };
+    let (timing, useful_flops, matmul_us_per_step) = match (case.net(), case) {
+        (Some((sizes, rows)), _) => {
+            let shapes = step_matmuls(&sizes, rows);
+            let matmuls = time_matmuls(&shapes, device)?;
+            (time_training(&sizes, rows, device)?, flops(&shapes), Some(matmuls.seconds_per_step * 1e6))
+        }
+        (None, &Case::Matmul { m, k, n }) => {
+            let shapes = [(m, k, n, false, false)];
+            (time_matmuls(&shapes, device)?, flops(&shapes), None)
+        }
+        (None, _) => unreachable!("every case but matmul has a net"),
+    };
+    Ok(Measurement {
+        case: case.to_string(),
+        device: name.to_string(),
+        adapter,
+        us_per_step: timing.seconds_per_step * 1e6,
+        gflops: useful_flops / timing.seconds_per_step / 1e9,
+        matmul_us_per_step,
+        dispatches_per_step: timing.dispatches,
+        submits_per_step: timing.submits,
+        readbacks_per_step: timing.readbacks,
+        gpu_bytes: timing.bytes,
+    })
+}
