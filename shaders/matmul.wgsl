@@ -9,9 +9,13 @@
 // 2        b       read        (K, N) or (N, K)
 // 3        out     read_write  (M, N)
 //
-// Each invocation computes a 4x4 block of out in registers, without workgroup
-// memory (barriers are slow on CPU adapters). Loads outside the matrices read 0
-// and stores outside out are skipped, so any M, K, N works.
+// A workgroup of 8 x 8 invocations computes a 32 x 32 tile of out in
+// registers, without workgroup memory (barriers are slow on CPU adapters).
+// Invocation (x, y) owns rows 4y .. 4y+3 of the tile and columns x, x+8, x+16,
+// x+24: the eight invocations that share y (one SIMD batch on CPU adapters)
+// read the same a values and neighbouring b values. Tiles wholly inside out
+// skip the bounds checks; edge tiles load 0 outside and skip stores outside,
+// so any M, K, N works.
 
 struct MatmulParams {
     m: u32,
@@ -29,62 +33,106 @@ struct MatmulParams {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const BLOCK: u32 = 4u;
+const TILE: u32 = 32u;
+const TILE_M: u32 = 64u;
+const LANES: u32 = 8u;
 
-// op(a)[row, col], 0 outside (M, K).
-fn load_a(row: u32, col: u32) -> f32 {
-    if (row >= params.m || col >= params.k) {
-        return 0.0;
-    }
+// op(a)[row, col], no bounds check.
+fn a_at(row: u32, col: u32) -> f32 {
     if (params.trans_a == 1u) {
         return a[col * params.m + row];
     }
     return a[row * params.k + col];
 }
 
-// op(b)[row, col], 0 outside (K, N).
-fn load_b(row: u32, col: u32) -> f32 {
-    if (row >= params.k || col >= params.n) {
-        return 0.0;
-    }
+// op(b)[row, col], no bounds check.
+fn b_at(row: u32, col: u32) -> f32 {
     if (params.trans_b == 1u) {
         return b[col * params.k + row];
     }
     return b[row * params.n + col];
 }
 
-fn store(row: u32, col0: u32, values: vec4<f32>) {
+// op(a)[row, col], 0 outside (M, K).
+fn a_checked(row: u32, col: u32) -> f32 {
     if (row >= params.m) {
-        return;
+        return 0.0;
     }
-    for (var c = 0u; c < BLOCK; c++) {
-        if (col0 + c < params.n) {
-            out[row * params.n + col0 + c] = values[c];
-        }
-    }
+    return a_at(row, col);
 }
 
-// Dispatch: (ceil(N / 32), ceil(M / 32), 1) workgroups of 8x8.
-@compute @workgroup_size(8, 8)
-fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * BLOCK;
-    let col0 = gid.x * BLOCK;
-    if (row0 >= params.m || col0 >= params.n) {
-        return;
+// op(b)[row, col], 0 outside (K, N).
+fn b_checked(row: u32, col: u32) -> f32 {
+    if (col >= params.n) {
+        return 0.0;
     }
+    return b_at(row, col);
+}
+
+// Dispatch: (ceil(N / 32), ceil(M / 32), 1) workgroups.
+@compute @workgroup_size(8, 8)
+fn matmul(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let row0 = group.y * TILE_M + local.y * 8u;
+    let col0 = group.x * TILE + local.x;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < params.k; kk++) {
-        let b_row = vec4<f32>(load_b(kk, col0), load_b(kk, col0 + 1u), load_b(kk, col0 + 2u), load_b(kk, col0 + 3u));
-        acc0 += load_a(row0, kk) * b_row;
-        acc1 += load_a(row0 + 1u, kk) * b_row;
-        acc2 += load_a(row0 + 2u, kk) * b_row;
-        acc3 += load_a(row0 + 3u, kk) * b_row;
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    // Uniform per workgroup: the whole tile lies inside out.
+    let interior = group.y * TILE_M + TILE_M <= params.m && group.x * TILE + TILE <= params.n;
+    if (interior) {
+        for (var kk = 0u; kk < params.k; kk++) {
+            let b_row = vec4<f32>(b_at(kk, col0), b_at(kk, col0 + 8u), b_at(kk, col0 + 16u), b_at(kk, col0 + 24u));
+            acc0 += a_at(row0, kk) * b_row;
+            acc1 += a_at(row0 + 1u, kk) * b_row;
+            acc2 += a_at(row0 + 2u, kk) * b_row;
+            acc3 += a_at(row0 + 3u, kk) * b_row;
+            acc4 += a_at(row0 + 4u, kk) * b_row;
+            acc5 += a_at(row0 + 5u, kk) * b_row;
+            acc6 += a_at(row0 + 6u, kk) * b_row;
+            acc7 += a_at(row0 + 7u, kk) * b_row;
+        }
+    } else {
+        for (var kk = 0u; kk < params.k; kk++) {
+            let b_row = vec4<f32>(
+                b_checked(kk, col0),
+                b_checked(kk, col0 + 8u),
+                b_checked(kk, col0 + 16u),
+                b_checked(kk, col0 + 24u),
+            );
+            acc0 += a_checked(row0, kk) * b_row;
+            acc1 += a_checked(row0 + 1u, kk) * b_row;
+            acc2 += a_checked(row0 + 2u, kk) * b_row;
+            acc3 += a_checked(row0 + 3u, kk) * b_row;
+            acc4 += a_checked(row0 + 4u, kk) * b_row;
+            acc5 += a_checked(row0 + 5u, kk) * b_row;
+            acc6 += a_checked(row0 + 6u, kk) * b_row;
+            acc7 += a_checked(row0 + 7u, kk) * b_row;
+        }
     }
     store(row0, col0, acc0);
     store(row0 + 1u, col0, acc1);
     store(row0 + 2u, col0, acc2);
     store(row0 + 3u, col0, acc3);
+    store(row0 + 4u, col0, acc4);
+    store(row0 + 5u, col0, acc5);
+    store(row0 + 6u, col0, acc6);
+    store(row0 + 7u, col0, acc7);
+}
+
+// Writes values[c] to out[row, col0 + 8c] where inside out.
+fn store(row: u32, col0: u32, values: vec4<f32>) {
+    if (row >= params.m) {
+        return;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let col = col0 + c * LANES;
+        if (col < params.n) {
+            out[row * params.n + col] = values[c];
+        }
+    }
 }

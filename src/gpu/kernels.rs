@@ -245,7 +245,7 @@ impl Kernels {
             ((m * k) as u64, (k * n) as u64, (m * n) as u64),
             "{label}: regions must match (M, K, N)"
         );
-        let grid = [n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE), 1];
+        let grid = [n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE * 2), 1];
         let widest = grid[0].max(grid[1]);
         if widest > self.ctx.limits.max_compute_workgroups_per_dimension {
             return Err(Error::ExceedsLimit {

@@ -8,7 +8,8 @@
 //!                    velocity, or m and v, for momentum and Adam, likewise
 //!   train.x, .y      (N, IN), (N, OUT) in 1 to 4 chunks, uploaded once
 //!   test.x, .y       (T, IN), (T, OUT), likewise
-//!   train.order      (N) u32: this epoch's row order, written before the epoch
+//!   train.order      (N) u32 per epoch of a read-back (log_every of them when
+//!                    shuffling): the epochs' row orders, written once per read-back
 //!   test.order       (T) u32: 0, 1, 2, ...
 //!   batch.index      (B) u32: the step's slice of an order, copied on the GPU
 //!   batch.x, .y      (B, IN), (B, OUT): the step's rows, gathered by index
@@ -39,6 +40,9 @@ const TRAIN_CORRECT: usize = 1;
 const TEST_LOSS: usize = 2;
 const TEST_CORRECT: usize = 3;
 const METRICS: usize = 4;
+/// Steps recorded into one command buffer before it is submitted: enough to
+/// spread a submit's cost thin, few enough to bound the recorded commands.
+const STEPS_PER_SUBMIT: usize = 64;
 
 /// One layer's place in the flat params and grads buffers: W (IN, OUT) starts
 /// at `w`, b (OUT) at `b`, in floats.
@@ -111,17 +115,19 @@ struct GpuData {
     /// Rows per chunk of x and of y.
     x_chunk_rows: u32,
     y_chunk_rows: u32,
-    /// The row order the batches take: rewritten every epoch for training.
+    /// The row orders the batches take, `rows` u32 each: one per epoch of a
+    /// read-back when shuffling the training set, else one, 0, 1, 2, ...
     order: wgpu::Buffer,
     rows: usize,
 }
 
 impl GpuData {
-    fn upload(ctx: &GpuContext, name: &str, data: &Dataset) -> Result<Self> {
+    /// Uploads `data` with room for `orders` row orders, each 0, 1, 2, ... at first.
+    fn upload(ctx: &GpuContext, name: &str, data: &Dataset, orders: usize) -> Result<Self> {
         let (x, x_chunk_rows) = upload_chunks(ctx, &format!("{name}.x"), &data.x)?;
         let (y, y_chunk_rows) = upload_chunks(ctx, &format!("{name}.y"), &data.y)?;
-        let identity: Vec<u32> = (0..data.len() as u32).collect();
-        let order = ctx.upload_u32(&format!("{name}.order"), &identity, STORAGE, "use fewer samples")?;
+        let identity: Vec<u32> = (0..orders).flat_map(|_| 0..data.len() as u32).collect();
+        let order = ctx.upload_u32(&format!("{name}.order"), &identity, STORAGE, "use a smaller --log-every")?;
         Ok(Self { x, y, x_chunk_rows, y_chunk_rows, order, rows: data.len() })
     }
 }
@@ -236,8 +242,9 @@ impl GpuTrainer {
         let params_buf = ctx.upload("params", &layout.pack(params), STORAGE, MODEL)?;
         let grads = ctx.zeros("grads", layout.len, STORAGE, MODEL)?;
 
-        let train_data = GpuData::upload(ctx, "train", train)?;
-        let test_data = test.map(|t| GpuData::upload(ctx, "test", t)).transpose()?;
+        let orders = if config.shuffle { config.log_every } else { 1 };
+        let train_data = GpuData::upload(ctx, "train", train, orders)?;
+        let test_data = test.map(|t| GpuData::upload(ctx, "test", t, 1)).transpose()?;
 
         const BATCH: &str = "use a smaller --batch-size";
         let batch_index = ctx.zeros("batch.index", batch_rows, STORAGE, BATCH)?;
@@ -310,9 +317,10 @@ impl GpuTrainer {
         self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
-    /// Copies the batch's slice of `order` into batch.index.
-    fn record_index_copy(&self, encoder: &mut wgpu::CommandEncoder, order: &wgpu::Buffer, batch: Batch) {
-        encoder.copy_buffer_to_buffer(order, batch.start as u64 * 4, &self.batch_index, 0, batch.rows as u64 * 4);
+    /// Copies the batch's slice of order number `slot` of `data` into batch.index.
+    fn record_index_copy(&self, encoder: &mut wgpu::CommandEncoder, data: &GpuData, slot: usize, batch: Batch) {
+        let start = (slot * data.rows + batch.start) as u64 * 4;
+        encoder.copy_buffer_to_buffer(&data.order, start, &self.batch_index, 0, batch.rows as u64 * 4);
     }
 
     fn record_pass<'a>(
@@ -344,7 +352,7 @@ impl GpuTrainer {
         self.record_metrics_clear(encoder, TRAIN_LOSS);
         for &(batch, plan) in &self.train_batches {
             let plan = &self.plans[plan];
-            self.record_index_copy(encoder, &self.train.order, batch);
+            self.record_index_copy(encoder, &self.train, 0, batch);
             self.record_pass(
                 encoder,
                 "evaluate train",
@@ -359,7 +367,7 @@ impl GpuTrainer {
         for &(batch, plan) in &self.test_batches {
             let plan = &self.plans[plan];
             let gather = plan.gather_test.as_ref().expect("plans have test gathers when there is a test set");
-            self.record_index_copy(encoder, &test.order, batch);
+            self.record_index_copy(encoder, test, 0, batch);
             self.record_pass(encoder, "evaluate test", gather.iter().chain(&plan.forward).chain(&plan.loss_test));
         }
     }
@@ -561,19 +569,26 @@ impl Trainer for GpuTrainer {
         }
         let ctx = self.ctx.clone();
         ctx.scoped("training", || {
+            // Every epoch's order, written once; it lands before the first
+            // submit below, after everything submitted before. Without
+            // shuffling the one order stays 0, 1, 2, ... as uploaded.
+            let shuffled: Option<Vec<u32>> = (0..epochs)
+                .map(|_| self.shuffler.epoch_order(self.train.rows))
+                .collect::<Option<Vec<_>>>()
+                .map(|orders| orders.concat());
+            if let Some(orders) = &shuffled {
+                self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(orders));
+            }
             let last = self.train_batches.len() - 1;
+            let mut encoder = self.encoder("steps");
+            let mut recorded = 0;
             for epoch in 0..epochs {
-                // Lands before the epoch's first submit, after the last epoch's;
-                // without shuffling the order stays 0, 1, 2, ... as uploaded.
-                if let Some(order) = self.shuffler.epoch_order(self.train.rows) {
-                    self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
-                }
+                let slot = if shuffled.is_some() { epoch } else { 0 };
                 for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
-                    let mut encoder = self.encoder("step");
                     if i == 0 {
                         self.record_metrics_clear(&mut encoder, TRAIN_LOSS);
                     }
-                    self.record_index_copy(&mut encoder, &self.train.order, batch);
+                    self.record_index_copy(&mut encoder, &self.train, slot, batch);
                     let plan = &self.plans[plan];
                     let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
                     self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
@@ -584,9 +599,14 @@ impl Trainer for GpuTrainer {
                         let (_, size) = self.metric_bytes(0);
                         encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
                     }
-                    self.ctx.submit(encoder);
+                    recorded += 1;
+                    if recorded == STEPS_PER_SUBMIT {
+                        self.ctx.submit(std::mem::replace(&mut encoder, self.encoder("steps")));
+                        recorded = 0;
+                    }
                 }
             }
+            self.ctx.submit(encoder);
             let sums = self.ctx.read_back(Region::new(&self.ring, epochs * METRICS * self.align), &self.staging)?;
             let train_rows = self.train.rows;
             let test_rows = self.test.as_ref().map(|t| t.rows);
