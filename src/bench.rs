@@ -240,14 +240,7 @@ fn time_matmuls(shapes: &[(usize, usize, usize, bool, bool)], device: &BenchDevi
                     let b_buf =
                         ctx.upload("bench.b", b.as_slice().expect("standard layout"), storage, "use a smaller case")?;
                     let out = ctx.zeros("bench.out", m * n, storage, "use a smaller case")?;
-                    let params = MatmulParams {
-                        m: m as u32,
-                        k: k as u32,
-                        n: n as u32,
-                        trans_a: trans_a.into(),
-                        trans_b: trans_b.into(),
-                        _pad: [0; 3],
-                    };
+                    let params = MatmulParams::new(m as u32, k as u32, n as u32, trans_a, trans_b);
                     let (a, b, out) =
                         (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
                     dispatches.push(kernels.matmul("bench.matmul", a, b, out, params)?);

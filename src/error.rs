@@ -9,8 +9,16 @@ pub enum Error {
     InvalidInput(String),
 
     /// The model, batch or data needs more than the adapter allows (exit code 2).
-    #[error("{what} needs {needed} bytes, above the adapter's {limit} of {allowed} bytes; {advice}")]
-    ExceedsLimit { what: String, needed: u64, limit: &'static str, allowed: u64, advice: &'static str },
+    #[error("{what} needs {needed} {unit}, above the adapter's {limit} of {allowed}; {advice}")]
+    ExceedsLimit {
+        what: String,
+        needed: u64,
+        /// What `needed` and `allowed` count, e.g. "bytes".
+        unit: &'static str,
+        limit: &'static str,
+        allowed: u64,
+        advice: &'static str,
+    },
 
     /// No GPU adapter was found, or the one named by WGPU_ADAPTER_NAME is absent.
     #[error("{0}")]

@@ -7,7 +7,7 @@ use common::{assert_close, gpu, random};
 use ndarray::{Array1, Array2};
 use wgpu_mlp::cpu::{self, AdamSettings};
 use wgpu_mlp::gpu::{
-    AdamParams, Dispatch, GpuContext, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN, WORKGROUP_SIZE,
+    AdamParams, Dispatch, Epilogue, GpuContext, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN, WORKGROUP_SIZE,
 };
 use wgpu_mlp::model::Activation;
 
@@ -77,11 +77,54 @@ fn matmul_matches_cpu_for_every_transpose() {
             let b_buf = upload(ctx, "b", &flat(&b));
             let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
             let (m32, k32, n32) = (m as u32, k as u32, n as u32);
-            let params =
-                MatmulParams { m: m32, k: k32, n: n32, trans_a: trans_a.into(), trans_b: trans_b.into(), _pad: [0; 3] };
+            let params = MatmulParams::new(m32, k32, n32, trans_a, trans_b);
             let regions = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
             run(ctx, &[kernels.matmul("matmul", regions.0, regions.1, regions.2, params).unwrap()]);
             let what = format!("matmul M={m} K={k} N={n} trans_a={trans_a} trans_b={trans_b}");
+            assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
+        }
+    }
+}
+
+#[test]
+fn matmul_epilogues_match_the_cpu_ops_they_fuse() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for &(m, k, n) in &[(1, 1, 1), (17, 65, 3), (65, 3, 257), (70, 33, 40)] {
+        let (a, b) = (matrix(m, k, 30), matrix(k, n, 31));
+        let (a_buf, b_buf) = (upload(ctx, "a", &flat(&a)), upload(ctx, "b", &flat(&b)));
+        let bias = Array1::from(random(n, 32));
+        let bias_buf = upload(ctx, "bias", &flat(&bias));
+        // Outputs of a layer below, in (0, 1) and around 0, for the derivative.
+        let below = matrix(m, n, 33).mapv(|v| v.abs());
+        let below_buf = upload(ctx, "below", &flat(&below));
+        let (a_region, b_region) = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n));
+        let params = MatmulParams::new(m as u32, k as u32, n as u32, false, false);
+        for activation in [Activation::Identity, Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+            let mut want = cpu::matmul(a.view(), b.view(), false, false);
+            cpu::bias_add(&mut want, &bias);
+            cpu::activation_forward(activation, &mut want);
+            let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
+            let epilogue = Epilogue::BiasActivation { bias: Region::new(&bias_buf, n), activation };
+            run(
+                ctx,
+                &[kernels
+                    .matmul_with("forward", a_region, b_region, Region::new(&out, m * n), params, epilogue)
+                    .unwrap()],
+            );
+            let what = format!("matmul + bias + {activation:?}, {m}x{k}x{n}");
+            assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
+
+            let mut want = cpu::matmul(a.view(), b.view(), false, false);
+            cpu::activation_backward(activation, &mut want, below.view());
+            let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
+            let epilogue = Epilogue::Derivative { activation, output: Region::new(&below_buf, m * n) };
+            run(
+                ctx,
+                &[kernels
+                    .matmul_with("backward", a_region, b_region, Region::new(&out, m * n), params, epilogue)
+                    .unwrap()],
+            );
+            let what = format!("matmul then {activation:?} backward, {m}x{k}x{n}");
             assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
         }
     }

@@ -181,7 +181,14 @@ impl GpuContext {
         }
         for (limit, allowed) in checks {
             if bytes > allowed {
-                return Err(Error::ExceedsLimit { what: what.to_string(), needed: bytes, limit, allowed, advice });
+                return Err(Error::ExceedsLimit {
+                    what: what.to_string(),
+                    needed: bytes,
+                    unit: "bytes",
+                    limit,
+                    allowed,
+                    advice,
+                });
             }
         }
         Ok(())

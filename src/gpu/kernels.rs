@@ -16,10 +16,14 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// Source chunks shaders/gather.wgsl can read: data sets up to this many
 /// storage bindings stay on the GPU.
 pub const MAX_CHUNKS: usize = 4;
-/// Rows and columns of out covered by one matmul workgroup (8 x 8 invocations, 4 x 4 each).
-const MATMUL_TILE: u32 = 32;
+/// Rows and columns of out covered by one matmul workgroup (8 x 8
+/// invocations, 8 x 4 outputs each).
+const MATMUL_TILE_ROWS: u32 = 64;
+const MATMUL_TILE_COLS: u32 = 32;
 
-/// shaders/matmul.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N).
+/// shaders/matmul.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
+/// epilogue: + bias, an activation, or the derivative of one (codes from
+/// [`activation_code`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MatmulParams {
@@ -28,7 +32,43 @@ pub struct MatmulParams {
     pub n: u32,
     pub trans_a: u32,
     pub trans_b: u32,
-    pub _pad: [u32; 3],
+    pub bias: u32,
+    pub activation: u32,
+    pub derivative: u32,
+}
+
+impl MatmulParams {
+    /// A plain product, no epilogue.
+    pub fn new(m: u32, k: u32, n: u32, trans_a: bool, trans_b: bool) -> Self {
+        let (trans_a, trans_b) = (trans_a.into(), trans_b.into());
+        Self { m, k, n, trans_a, trans_b, bias: 0, activation: 0, derivative: 0 }
+    }
+}
+
+/// The code shaders/matmul.wgsl's epilogue gives an activation.
+pub fn activation_code(activation: Activation) -> u32 {
+    match activation {
+        Activation::Identity => 0,
+        Activation::Sigmoid => 1,
+        Activation::Relu => 2,
+        Activation::Tanh => 3,
+    }
+}
+
+/// What a matmul does to its result before storing it.
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    None,
+    /// Forward: out = activation(out + bias), bias (N).
+    BiasActivation {
+        bias: Region<'a>,
+        activation: Activation,
+    },
+    /// Backward: out = dZ of the layer below, given its output (M, N).
+    Derivative {
+        activation: Activation,
+        output: Region<'a>,
+    },
 }
 
 /// shaders/bias_add.wgsl: out(rows, cols) += bias(cols).
@@ -237,26 +277,60 @@ impl Kernels {
         })
     }
 
+    /// out(M, N) = op(a) · op(b) with an epilogue; a holds M*K floats, b K*N, out M*N.
+    pub fn matmul_with(
+        &self,
+        label: &str,
+        a: Region,
+        b: Region,
+        out: Region,
+        params: MatmulParams,
+        epilogue: Epilogue,
+    ) -> Result<Dispatch> {
+        let mut params = params;
+        // Unused bindings hold `a`, which is read-only too; the shader skips them.
+        let (bias, given) = match epilogue {
+            Epilogue::None => (a, a),
+            Epilogue::BiasActivation { bias, activation } => {
+                assert_eq!(bias.len, u64::from(params.n), "{label}: bias must be (N)");
+                (params.bias, params.activation) = (1, activation_code(activation));
+                (bias, a)
+            }
+            Epilogue::Derivative { activation, output } => {
+                assert_eq!(output.len, out.len, "{label}: the layer output must be (M, N)");
+                params.derivative = activation_code(activation);
+                (a, output)
+            }
+        };
+        self.matmul_bound(label, [a, b, out, bias, given], params)
+    }
+
     /// out(M, N) = op(a) · op(b); a holds M*K floats, b K*N, out M*N.
     pub fn matmul(&self, label: &str, a: Region, b: Region, out: Region, params: MatmulParams) -> Result<Dispatch> {
+        self.matmul_with(label, a, b, out, params, Epilogue::None)
+    }
+
+    fn matmul_bound(&self, label: &str, regions: [Region; 5], params: MatmulParams) -> Result<Dispatch> {
         let MatmulParams { m, k, n, .. } = params;
+        let [a, b, out, ..] = regions;
         assert_eq!(
             (a.len, b.len, out.len),
             ((m * k) as u64, (k * n) as u64, (m * n) as u64),
             "{label}: regions must match (M, K, N)"
         );
-        let grid = [n.div_ceil(MATMUL_TILE), m.div_ceil(MATMUL_TILE * 2), 1];
+        let grid = [n.div_ceil(MATMUL_TILE_COLS), m.div_ceil(MATMUL_TILE_ROWS), 1];
         let widest = grid[0].max(grid[1]);
         if widest > self.ctx.limits.max_compute_workgroups_per_dimension {
             return Err(Error::ExceedsLimit {
                 what: format!("{label} ({m} x {k} x {n})"),
                 needed: widest.into(),
+                unit: "workgroups in one dimension",
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: self.ctx.limits.max_compute_workgroups_per_dimension.into(),
                 advice: "use a smaller --batch-size or narrower --layers",
             });
         }
-        Ok(self.bind(label, &self.matmul, &params, &[a, b, out], grid))
+        Ok(self.bind(label, &self.matmul, &params, &regions, grid))
     }
 
     /// out(rows, cols) += bias(cols).
@@ -474,6 +548,7 @@ impl Kernels {
             return Err(Error::ExceedsLimit {
                 what: format!("{label} over {len} elements"),
                 needed: y.into(),
+                unit: "workgroups in one dimension",
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: max.into(),
                 advice: "use a smaller --batch-size or narrower --layers",

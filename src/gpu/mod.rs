@@ -8,8 +8,8 @@ mod trainer;
 
 pub use context::{Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use kernels::{
-    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, GatherParams, Kernels,
-    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS,
+    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, Epilogue, GatherParams,
+    Kernels, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS,
     WORKGROUP_SIZE,
 };
 pub use trainer::GpuTrainer;

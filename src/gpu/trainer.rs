@@ -27,7 +27,9 @@ use crate::model::{Layer, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
 
 use super::context::{GpuContext, Region};
-use super::kernels::{AdamParams, Dispatch, Kernels, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS};
+use super::kernels::{
+    AdamParams, Dispatch, Epilogue, Kernels, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS,
+};
 
 use wgpu::BufferUsages as Usage;
 
@@ -142,6 +144,7 @@ fn upload_chunks(ctx: &GpuContext, label: &str, values: &Array2<f32>) -> Result<
         return Err(Error::ExceedsLimit {
             what: format!("{label} ({rows} x {width} floats)"),
             needed: (rows * width * 4) as u64,
+            unit: "bytes",
             limit: "max_storage_buffer_binding_size (times 4 chunks)",
             allowed: binding * MAX_CHUNKS as u64,
             advice: "use fewer samples or narrower inputs",
@@ -164,13 +167,14 @@ struct StepPlan {
     /// batch.x and batch.y from the training set, then from the test set.
     gather_train: [Dispatch; 2],
     gather_test: Option<[Dispatch; 2]>,
-    /// Layer by layer: matmul, bias_add, activation.
+    /// One fused matmul + bias + activation per layer.
     forward: Vec<Dispatch>,
     /// The loss gradient and the sums of loss (and correct rows) into the
     /// training metrics, or into the test metrics.
     loss_train: Vec<Dispatch>,
     loss_test: Vec<Dispatch>,
-    /// Last layer first: activation backward, dW, db and dX of each layer.
+    /// The last layer's activation backward, then last layer first: dW, db
+    /// and dX (with the activation backward of the layer below fused in).
     backward: Vec<Dispatch>,
 }
 
@@ -435,11 +439,11 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let mut forward = Vec::new();
     for (l, slots) in layout.layers.iter().enumerate() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l)
-        let shape = MatmulParams { m: b, k: fan_in, n: fan_out, trans_a: 0, trans_b: 0, _pad: [0; 3] };
-        forward.push(kernels.matmul(&name(l, "matmul"), input(l), layout.weight(bufs.params, l), act(l), shape)?);
-        forward.push(kernels.bias_add(&name(l, "bias_add"), act(l), layout.bias(bufs.params, l), b, fan_out)?);
-        forward.extend(kernels.activation_forward(&name(l, "activation"), spec.activation(l), act(l))?);
+        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one dispatch
+        let shape = MatmulParams::new(b, fan_in, fan_out, false, false);
+        let epilogue = Epilogue::BiasActivation { bias: layout.bias(bufs.params, l), activation: spec.activation(l) };
+        let weight = layout.weight(bufs.params, l);
+        forward.push(kernels.matmul_with(&name(l, "forward"), input(l), weight, act(l), shape, epilogue)?);
     }
 
     // dact_last (B, OUT) = dLoss/dpred; the batch's loss sum (and correct rows)
@@ -480,18 +484,19 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let loss_train = loss("train", TRAIN_LOSS, TRAIN_CORRECT)?;
     let loss_test = loss("test", TEST_LOSS, TEST_CORRECT)?;
 
+    // dact_last becomes dZ_last (B, OUT); lower layers get theirs from the
+    // epilogue of the matmul that makes their dA.
     let mut backward = Vec::new();
+    backward.extend(kernels.activation_backward(
+        &name(last, "activation_backward"),
+        spec.activation(last),
+        dact(last),
+        act(last),
+    )?);
     for (l, slots) in layout.layers.iter().enumerate().rev() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // dact_l becomes dZ_l (B, OUT)
-        backward.extend(kernels.activation_backward(
-            &name(l, "activation_backward"),
-            spec.activation(l),
-            dact(l),
-            act(l),
-        )?);
         // dW_l (IN, OUT) = input (B, IN)ᵀ · dZ_l (B, OUT)
-        let shape = MatmulParams { m: fan_in, k: b, n: fan_out, trans_a: 1, trans_b: 0, _pad: [0; 3] };
+        let shape = MatmulParams::new(fan_in, b, fan_out, true, false);
         backward.push(kernels.matmul(
             &name(l, "weight_grad"),
             input(l),
@@ -502,14 +507,18 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
         // db_l (OUT) = column sums of dZ_l
         backward.push(kernels.column_sum(&name(l, "bias_grad"), dact(l), layout.bias(bufs.grads, l), b, false)?);
         if l > 0 {
-            // dact_{l-1} (B, IN) = dZ_l (B, OUT) · W_l (IN, OUT)ᵀ, with W_l before this step's update
-            let shape = MatmulParams { m: b, k: fan_out, n: fan_in, trans_a: 0, trans_b: 1, _pad: [0; 3] };
-            backward.push(kernels.matmul(
+            // dact_{l-1} (B, IN) = dZ_{l-1} = (dZ_l (B, OUT) · W_l (IN, OUT)ᵀ) ⊙ act'(a_{l-1}),
+            // with W_l before this step's update
+            let shape = MatmulParams::new(b, fan_out, fan_in, false, true);
+            let epilogue = Epilogue::Derivative { activation: spec.activation(l - 1), output: act(l - 1) };
+            let weight = layout.weight(bufs.params, l);
+            backward.push(kernels.matmul_with(
                 &name(l, "input_grad"),
                 dact(l),
-                layout.weight(bufs.params, l),
+                weight,
                 dact(l - 1),
                 shape,
+                epilogue,
             )?);
         }
     }
