@@ -158,25 +158,33 @@ fn counts(device: &BenchDevice) -> Counts {
     }
 }
 
-/// Sets up with `setup`, then times `run(steps)` after a warm-up: the steps
-/// per run are picked from the warm-up so a run lasts about RUN_SECONDS; the
+/// Runs a case's steps and waits for them to finish: `run(steps)`.
+pub type Runner<'a> = Box<dyn FnMut(usize) -> Result<()> + 'a>;
+
+/// Sets a case up on a device; what its runner runs is one step.
+pub fn runner<'a>(case: &Case, device: &'a BenchDevice) -> Result<Runner<'a>> {
+    match (case.net(), case) {
+        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device),
+        (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
+        (None, _) => unreachable!("every case but matmul has a net"),
+    }
+}
+
+/// Sets up with `setup`, then times the runner after a warm-up: the steps per
+/// run are picked from the warm-up so a run lasts about RUN_SECONDS; the
 /// median seconds per step of RUNS runs is kept.
-fn time_steps<T>(
-    device: &BenchDevice,
-    setup: impl FnOnce() -> Result<T>,
-    mut run: impl FnMut(&mut T, usize) -> Result<()>,
-) -> Result<Timing> {
+fn time_steps<'a>(device: &BenchDevice, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Timing> {
     let start_counts = counts(device);
-    let mut state = setup()?;
+    let mut run = setup()?;
     let setup_counts = counts(device);
     let start = Instant::now();
-    run(&mut state, 10)?;
+    run(10)?;
     let warm = start.elapsed().as_secs_f64() / 10.0;
     let steps = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
     let mut per_step = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let start = Instant::now();
-        run(&mut state, steps)?;
+        run(steps)?;
         per_step.push(start.elapsed().as_secs_f64() / steps as f64);
     }
     let end_counts = counts(device);
@@ -191,26 +199,31 @@ fn time_steps<T>(
 }
 
 /// Full-batch training steps of `sizes` on `rows` random rows (sigmoid, MSE,
-/// SGD), each step an epoch; the metrics are read back once per run.
-fn time_training(sizes: &[usize], rows: usize, device: &BenchDevice) -> Result<Timing> {
+/// SGD), each step an epoch; the metrics are read back once per MAX_STEPS.
+fn training_runner<'a>(sizes: &[usize], rows: usize, device: &'a BenchDevice) -> Result<Runner<'a>> {
     let spec = MlpSpec::new(sizes.to_vec())?;
     let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
     let config = TrainConfig { log_every: MAX_STEPS, ..TrainConfig::default() };
-    let setup = || -> Result<Box<dyn Trainer>> {
-        Ok(match device {
-            BenchDevice::Gpu(ctx, kernels) => {
-                Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config)?)
-            }
-            BenchDevice::Cpu => Box::new(CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config)?),
-        })
+    let mut trainer: Box<dyn Trainer> = match device {
+        BenchDevice::Gpu(ctx, kernels) => {
+            Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config)?)
+        }
+        BenchDevice::Cpu => Box::new(CpuTrainer::new(&spec, params, data, None, &config)?),
     };
-    time_steps(device, setup, |trainer, steps| trainer.train(steps).map(drop))
+    Ok(Box::new(move |mut steps| {
+        while steps > 0 {
+            let chunk = steps.min(MAX_STEPS);
+            trainer.train(chunk)?;
+            steps -= chunk;
+        }
+        Ok(())
+    }))
 }
 
 /// The matmuls `shapes` (M, K, N, trans_a, trans_b) as one step: on the GPU
 /// recorded into one pass per run and waited for, on the CPU with ndarray.
-fn time_matmuls(shapes: &[(usize, usize, usize, bool, bool)], device: &BenchDevice) -> Result<Timing> {
+fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a BenchDevice) -> Result<Runner<'a>> {
     let operands = |&(m, k, n, trans_a, trans_b): &(usize, usize, usize, bool, bool)| {
         let a = Array2::from_elem(if trans_a { (k, m) } else { (m, k) }, 0.5f32);
         let b = Array2::from_elem(if trans_b { (n, k) } else { (k, n) }, 0.25f32);
@@ -218,42 +231,37 @@ fn time_matmuls(shapes: &[(usize, usize, usize, bool, bool)], device: &BenchDevi
     };
     match device {
         BenchDevice::Cpu => {
-            let inputs: Vec<_> = shapes.iter().map(operands).collect();
-            let run = |_: &mut (), steps: usize| {
+            let inputs: Vec<_> = shapes.iter().map(|shape| (operands(shape), shape.3, shape.4)).collect();
+            Ok(Box::new(move |steps| {
                 for _ in 0..steps {
-                    for ((a, b), &(_, _, _, trans_a, trans_b)) in inputs.iter().zip(shapes) {
-                        std::hint::black_box(cpu::matmul(a.view(), b.view(), trans_a, trans_b));
+                    for ((a, b), trans_a, trans_b) in &inputs {
+                        std::hint::black_box(cpu::matmul(a.view(), b.view(), *trans_a, *trans_b));
                     }
                 }
                 Ok(())
-            };
-            time_steps(device, || Ok(()), run)
+            }))
         }
         BenchDevice::Gpu(ctx, kernels) => {
             let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-            let setup = || -> Result<Vec<_>> {
-                let mut dispatches = Vec::new();
-                for shape @ &(m, k, n, trans_a, trans_b) in shapes {
-                    let (a, b) = operands(shape);
-                    let a_buf =
-                        ctx.upload("bench.a", a.as_slice().expect("standard layout"), storage, "use a smaller case")?;
-                    let b_buf =
-                        ctx.upload("bench.b", b.as_slice().expect("standard layout"), storage, "use a smaller case")?;
-                    let out = ctx.zeros("bench.out", m * n, storage, "use a smaller case")?;
-                    let params = MatmulParams::new(m as u32, k as u32, n as u32, trans_a, trans_b);
-                    let (a, b, out) =
-                        (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
-                    dispatches.push(kernels.matmul("bench.matmul", a, b, out, params)?);
-                }
-                Ok(dispatches)
-            };
-            let run = |dispatches: &mut Vec<_>, steps: usize| {
+            let mut dispatches = Vec::new();
+            for shape @ &(m, k, n, trans_a, trans_b) in shapes {
+                let (a, b) = operands(shape);
+                let a_buf =
+                    ctx.upload("bench.a", a.as_slice().expect("standard layout"), storage, "use a smaller case")?;
+                let b_buf =
+                    ctx.upload("bench.b", b.as_slice().expect("standard layout"), storage, "use a smaller case")?;
+                let out = ctx.zeros("bench.out", m * n, storage, "use a smaller case")?;
+                let params = MatmulParams::new(m as u32, k as u32, n as u32, trans_a, trans_b);
+                let (a, b, out) = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
+                dispatches.push(kernels.matmul("bench.matmul", a, b, out, params)?);
+            }
+            Ok(Box::new(move |steps| {
                 ctx.scoped("timing matmuls", || {
                     let mut encoder = ctx.device.create_command_encoder(&Default::default());
                     {
                         let mut pass = encoder.begin_compute_pass(&Default::default());
                         for _ in 0..steps {
-                            dispatches.iter().for_each(|d: &crate::gpu::Dispatch| d.record(&mut pass));
+                            dispatches.iter().for_each(|d| d.record(&mut pass));
                         }
                     }
                     ctx.submit(encoder);
@@ -262,8 +270,7 @@ fn time_matmuls(shapes: &[(usize, usize, usize, bool, bool)], device: &BenchDevi
                         .map(drop)
                         .map_err(|e| Error::Gpu { context: "waiting for matmuls".into(), message: e.to_string() })
                 })
-            };
-            time_steps(device, setup, run)
+            }))
         }
     }
 }
@@ -274,16 +281,14 @@ pub fn measure(case: &Case, device: &BenchDevice) -> Result<Measurement> {
         BenchDevice::Gpu(ctx, _) => ("gpu", Some(ctx.describe())),
         BenchDevice::Cpu => ("cpu", None),
     };
-    let (timing, useful_flops, matmul_us_per_step) = match (case.net(), case) {
+    let timing = time_steps(device, || runner(case, device))?;
+    let (useful_flops, matmul_us_per_step) = match (case.net(), case) {
         (Some((sizes, rows)), _) => {
             let shapes = step_matmuls(&sizes, rows);
-            let matmuls = time_matmuls(&shapes, device)?;
-            (time_training(&sizes, rows, device)?, flops(&shapes), Some(matmuls.seconds_per_step * 1e6))
+            let matmuls = time_steps(device, || matmul_runner(&shapes, device))?;
+            (flops(&shapes), Some(matmuls.seconds_per_step * 1e6))
         }
-        (None, &Case::Matmul { m, k, n }) => {
-            let shapes = [(m, k, n, false, false)];
-            (time_matmuls(&shapes, device)?, flops(&shapes), None)
-        }
+        (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
         (None, _) => unreachable!("every case but matmul has a net"),
     };
     Ok(Measurement {
