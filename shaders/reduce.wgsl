@@ -1,18 +1,19 @@
-// column_sum: out(cols) = sum over rows of input(rows, cols), row-major, each
-// column summed top to bottom by one invocation: a fixed order, no float atomics,
-// so results repeat bit for bit. With accumulate = 1 the sum is added to out.
-// Used for the bias gradient db = sum_rows dZ and to total the loss partials.
+// column_sum: out[offset + c] = sum over rows of input(rows, cols)[., c],
+// row-major, each column summed top to bottom by one invocation: a fixed order,
+// no float atomics, so results repeat bit for bit. With accumulate = 1 the sum
+// is added to what out holds. Used for the bias gradient db = sum_rows dZ
+// (offset 0) and to total loss partials into one slot of the metrics (cols 1).
 //
 // binding  name    access      shape
 // 0        params  uniform     ColumnSumParams
 // 1        input   read        (rows, cols)
-// 2        out     read_write  (cols)
+// 2        out     read_write  (offset + cols)
 
 struct ColumnSumParams {
     rows: u32,
     cols: u32,
     accumulate: u32,
-    _pad0: u32,
+    offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ColumnSumParams;
@@ -33,8 +34,9 @@ fn column_sum(
     for (var row = 0u; row < params.rows; row++) {
         sum += input[row * params.cols + col];
     }
+    let at = params.offset + col;
     if (params.accumulate == 1u) {
-        sum += out[col];
+        sum += out[at];
     }
-    out[col] = sum;
+    out[at] = sum;
 }

@@ -521,6 +521,9 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let device = trainer.device();
     let on_gpu = device != "cpu";
     writeln!(out, "device: {device}")?;
+    if let Some(bytes) = trainer.gpu_bytes() {
+        writeln!(out, "GPU memory: {:.2} MiB", bytes as f64 / (1 << 20) as f64)?;
+    }
     writeln!(
         out,
         "data: {}, {} training and {} test samples{}",
@@ -581,6 +584,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "test_loss": last.and_then(|m| m.test_loss),
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "steps": report.steps,
+        "gpu_bytes": trainer.gpu_bytes(),
         "seconds": report.seconds,
         "steps_per_second": report.steps_per_second(),
         "history": report.history.iter().enumerate().map(|(i, m)| serde_json::json!({

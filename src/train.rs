@@ -136,6 +136,11 @@ pub trait Trainer {
     /// Gradient-descent steps (batches) in one epoch.
     fn steps_per_epoch(&self) -> usize;
 
+    /// Device memory the trainer allocated, in bytes; None on the CPU.
+    fn gpu_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Trains `epochs` epochs and returns each epoch's metrics, read back once
     /// at the end.
     fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>>;

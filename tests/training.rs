@@ -209,3 +209,51 @@ fn loss_decreases_on_a_learnable_problem() {
         assert_learns(&mut GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap());
     }
 }
+
+/// The seed problem and real-sized nets; for nets of a few hundred parameters
+/// the fixed costs (uniforms, the metrics ring, alignment padding) weigh more.
+#[test]
+fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    let adam = Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let cases = [
+        (vec![10, 5, 1], 100, 0, TrainConfig::default()),
+        (
+            vec![784, 256, 10],
+            256,
+            0,
+            TrainConfig { optimizer: Optimizer::Momentum { momentum: 0.9 }, ..TrainConfig::default() },
+        ),
+        (
+            vec![784, 64, 10],
+            500,
+            100,
+            TrainConfig {
+                batch_size: Some(64),
+                optimizer: adam,
+                shuffle: true,
+                log_every: 1,
+                ..TrainConfig::default()
+            },
+        ),
+    ];
+    for (sizes, train_rows, test_rows, config) in cases {
+        let spec = MlpSpec::new(sizes).unwrap();
+        let train = classes(train_rows, spec.inputs(), spec.outputs().max(2), 1);
+        let train = Dataset { y: train.y.slice(ndarray::s![.., ..spec.outputs()]).to_owned(), ..train };
+        let test = (test_rows > 0).then(|| Dataset {
+            classes: train.classes,
+            ..Dataset::seed_problem(test_rows, spec.inputs(), spec.outputs(), 2).unwrap()
+        });
+        let params = Params::init(&spec, Init::Xavier, 0).unwrap();
+        let trainer = GpuTrainer::new(ctx, kernels, &spec, &params, &train, test.as_ref(), &config).unwrap();
+        let expected = GpuTrainer::expected_gpu_bytes(&spec, &config, train_rows, test_rows);
+        let ratio = trainer.gpu_bytes() as f64 / expected as f64;
+        eprintln!("layers {spec}: {} bytes allocated, {expected} expected, ratio {ratio:.3}", trainer.gpu_bytes());
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "layers {spec}: {} bytes allocated, {expected} expected",
+            trainer.gpu_bytes()
+        );
+    }
+}

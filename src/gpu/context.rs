@@ -247,14 +247,20 @@ impl GpuContext {
     /// Copies `region` into `staging` (at least `region.len` floats, mappable),
     /// waits for the GPU, and returns the values.
     pub fn read_back(&self, region: Region<'_>, staging: &wgpu::Buffer) -> Result<Vec<f32>> {
-        let bytes = region.len * 4;
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read back") });
-        encoder.copy_buffer_to_buffer(region.buffer, region.offset * 4, staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(region.buffer, region.offset * 4, staging, 0, region.len * 4);
         self.submit(encoder);
+        self.map_read(staging, region.len)
+    }
+
+    /// Waits for the GPU and returns the first `len` floats of a mappable
+    /// buffer (MAP_READ | COPY_DST): one read-back.
+    pub fn map_read(&self, buffer: &wgpu::Buffer, len: u64) -> Result<Vec<f32>> {
+        let bytes = len * 4;
         self.counters.readbacks.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
+        buffer.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
             sender.send(result).ok();
         });
         let map_error = |message: String| Error::Gpu { context: "reading results back".into(), message };
@@ -263,10 +269,10 @@ impl GpuContext {
             .ok_or_else(|| map_error("the map callback never ran".into()))?
             .map_err(|e| map_error(e.to_string()))?;
         let values = {
-            let view = staging.get_mapped_range(0..bytes).map_err(|e| map_error(e.to_string()))?;
+            let view = buffer.get_mapped_range(0..bytes).map_err(|e| map_error(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
-        staging.unmap();
+        buffer.unmap();
         Ok(values)
     }
 

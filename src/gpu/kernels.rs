@@ -97,14 +97,14 @@ pub struct MseParams {
     pub _pad: [u32; 2],
 }
 
-/// shaders/reduce.wgsl: out(cols) (+)= column sums of input(rows, cols).
+/// shaders/reduce.wgsl: out[offset..offset + cols] (+)= column sums of input(rows, cols).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ColumnSumParams {
     pub rows: u32,
     pub cols: u32,
     pub accumulate: u32,
-    pub _pad: u32,
+    pub offset: u32,
 }
 
 /// shaders/softmax_cross_entropy.wgsl: rows of K logits against targets.
@@ -448,8 +448,16 @@ impl Kernels {
     pub fn column_sum(&self, label: &str, input: Region, out: Region, rows: u32, accumulate: bool) -> Result<Dispatch> {
         let cols = out.len as u32;
         assert_eq!(input.len, u64::from(rows * cols), "{label}: input must be (rows, cols)");
-        let params = ColumnSumParams { rows, cols, accumulate: accumulate.into(), _pad: 0 };
+        let params = ColumnSumParams { rows, cols, accumulate: accumulate.into(), offset: 0 };
         Ok(self.bind(label, &self.column_sum, &params, &[input, out], self.grid_1d(label, cols)?))
+    }
+
+    /// totals[slot] += the sum of `partials`, in a fixed order: a running
+    /// metric kept among others in one small buffer.
+    pub fn add_total(&self, label: &str, partials: Region, totals: Region, slot: u32) -> Result<Dispatch> {
+        assert!(u64::from(slot) < totals.len, "{label}: slot {slot} outside the totals");
+        let params = ColumnSumParams { rows: partials.len as u32, cols: 1, accumulate: 1, offset: slot };
+        Ok(self.bind(label, &self.column_sum, &params, &[partials, totals], [1, 1, 1]))
     }
 
     /// out(rows, width) = source[index[r], :], the source given as 1 to 4

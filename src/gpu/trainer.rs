@@ -15,9 +15,10 @@
 //!   batch.x, .y      (B, IN), (B, OUT): the step's rows, gathered by index
 //!   act_l, dact_l    (B, OUT_l): layer outputs a_l and their gradients
 //!   partials         one partial loss or correct count per workgroup
-//!   metrics          running sums of train loss, train correct, test loss and
-//!                    test correct, each at its own aligned offset
-//!   ring             (log_every) copies of metrics: each epoch's, read back together
+//!   metrics          (S): running sums of the metrics the run has (train loss,
+//!                    and train correct, test loss, test correct as they apply)
+//!   ring             (S * log_every): each epoch's metrics, mapped and read back
+//!                    together (it is its own staging buffer)
 
 use ndarray::{Array1, Array2};
 
@@ -34,14 +35,32 @@ use super::kernels::{
 use wgpu::BufferUsages as Usage;
 
 const STORAGE: Usage = Usage::STORAGE.union(Usage::COPY_SRC).union(Usage::COPY_DST);
-/// The running sums in the metrics buffer, each at slot * the storage offset
-/// alignment so it can be bound alone; one clear and one copy per epoch move
-/// them all.
-const TRAIN_LOSS: usize = 0;
-const TRAIN_CORRECT: usize = 1;
-const TEST_LOSS: usize = 2;
-const TEST_CORRECT: usize = 3;
-const METRICS: usize = 4;
+/// Where each running sum sits in the metrics buffer: only the metrics the
+/// run has, training ones first, so one clear and one copy per epoch move them
+/// all and the ring holds nothing unused.
+#[derive(Clone, Copy, Debug)]
+struct MetricSlots {
+    train_correct: Option<usize>,
+    test_loss: Option<usize>,
+    test_correct: Option<usize>,
+    /// The first test slot, or `count`.
+    first_test: usize,
+    count: usize,
+}
+
+impl MetricSlots {
+    /// The training loss is always slot 0.
+    const TRAIN_LOSS: usize = 0;
+
+    fn new(classify: bool, test: bool) -> Self {
+        let train_correct = classify.then_some(1);
+        let first_test = 1 + usize::from(classify);
+        let test_loss = test.then_some(first_test);
+        let test_correct = (test && classify).then_some(first_test + 1);
+        let count = first_test + usize::from(test) + usize::from(test && classify);
+        Self { train_correct, test_loss, test_correct, first_test, count }
+    }
+}
 /// Steps recorded into one command buffer before it is submitted: enough to
 /// spread a submit's cost thin, few enough to bound the recorded commands.
 const STEPS_PER_SUBMIT: usize = 64;
@@ -186,17 +205,16 @@ pub struct GpuTrainer {
     train: GpuData,
     test: Option<GpuData>,
     batch_index: wgpu::Buffer,
-    /// METRICS slots of `align` floats each.
     metrics: wgpu::Buffer,
-    align: usize,
+    slots: MetricSlots,
     ring: wgpu::Buffer,
-    staging: wgpu::Buffer,
     train_batches: Vec<(Batch, usize)>,
     test_batches: Vec<(Batch, usize)>,
     plans: Vec<StepPlan>,
     update: Vec<Dispatch>,
     shuffler: Shuffler,
-    classify: bool,
+    /// Bytes allocated by construction, counted by the context.
+    gpu_bytes: u64,
 }
 
 impl GpuTrainer {
@@ -211,7 +229,38 @@ impl GpuTrainer {
         config: &TrainConfig,
     ) -> Result<Self> {
         config.check(spec, train, test)?;
-        ctx.scoped("building the GPU trainer", || Self::build(ctx, kernels, spec, params, train, test, config))
+        let before = ctx.counts().bytes;
+        let mut trainer =
+            ctx.scoped("building the GPU trainer", || Self::build(ctx, kernels, spec, params, train, test, config))?;
+        trainer.gpu_bytes = ctx.counts().bytes - before;
+        Ok(trainer)
+    }
+
+    /// What the buffers of a trainer should take, from the sizes alone:
+    /// parameters, gradients, optimizer state, one batch's activations (the
+    /// batch rows, each layer's output and its gradient) and the data with
+    /// its row orders. The small rest (uniforms, metrics, the ring and its
+    /// ring) is left out: [`GpuTrainer::gpu_bytes`] should come
+    /// within a few percent of this.
+    pub fn expected_gpu_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usize, test_rows: usize) -> u64 {
+        let params = spec.num_params();
+        let optimizer_copies = match config.optimizer {
+            Optimizer::Sgd => 0,
+            Optimizer::Momentum { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        };
+        let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
+        let layer_outputs: usize = spec.sizes()[1..].iter().sum();
+        let activations = batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs);
+        let orders = if config.shuffle { config.log_every } else { 1 };
+        let row = spec.inputs() + spec.outputs();
+        let data = train_rows * (row + orders) + test_rows * (row + 1);
+        4 * ((2 + optimizer_copies) * params + activations + data) as u64
+    }
+
+    /// Device memory this trainer allocated, in bytes.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.gpu_bytes
     }
 
     /// Checks, before anything is allocated, that the parameters and one
@@ -262,10 +311,9 @@ impl GpuTrainer {
         }
         let most_partials = kernels.partial_count((batch_rows * spec.outputs()) as u32)?;
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
-        let metrics = ctx.zeros("metrics", METRICS * align, STORAGE, BATCH)?;
-        let ring_len = METRICS * align * config.log_every;
-        let ring = ctx.zeros("metrics.ring", ring_len, STORAGE, "use a smaller --log-every")?;
-        let staging = ctx.staging("staging", ring_len.max(layout.len))?;
+        let slots = MetricSlots::new(train.classes.is_some(), test.is_some());
+        let metrics = ctx.zeros("metrics", slots.count, STORAGE, BATCH)?;
+        let ring = ctx.staging("metrics.ring", slots.count * config.log_every)?;
 
         let buffers = Buffers {
             params: &params_buf,
@@ -277,7 +325,7 @@ impl GpuTrainer {
             dacts: &dacts,
             partials: &partials,
             metrics: &metrics,
-            align,
+            slots,
             train: &train_data,
             test: test_data.as_ref(),
         };
@@ -305,15 +353,14 @@ impl GpuTrainer {
             test: test_data,
             batch_index,
             metrics,
-            align,
+            slots,
             ring,
-            staging,
             train_batches,
             test_batches,
             plans,
             update,
             shuffler: Shuffler::new(config.shuffle, config.seed),
-            classify: train.classes.is_some(),
+            gpu_bytes: 0,
         })
     }
 
@@ -340,20 +387,14 @@ impl GpuTrainer {
         }
     }
 
-    /// Bytes of the metrics buffer from slot `first` on.
-    fn metric_bytes(&self, first: usize) -> (u64, u64) {
-        let slot = (self.align * 4) as u64;
-        (first as u64 * slot, (METRICS - first) as u64 * slot)
-    }
-
-    fn record_metrics_clear(&self, encoder: &mut wgpu::CommandEncoder, first: usize) {
-        let (offset, size) = self.metric_bytes(first);
-        encoder.clear_buffer(&self.metrics, offset, Some(size));
+    /// Zeroes the running sums of slots `slots`.
+    fn record_metrics_clear(&self, encoder: &mut wgpu::CommandEncoder, slots: std::ops::Range<usize>) {
+        encoder.clear_buffer(&self.metrics, slots.start as u64 * 4, Some(slots.len() as u64 * 4));
     }
 
     /// Forward passes over every training batch, summing into the training metrics.
     fn record_train_evaluation(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.record_metrics_clear(encoder, TRAIN_LOSS);
+        self.record_metrics_clear(encoder, 0..self.slots.first_test);
         for &(batch, plan) in &self.train_batches {
             let plan = &self.plans[plan];
             self.record_index_copy(encoder, &self.train, 0, batch);
@@ -367,7 +408,7 @@ impl GpuTrainer {
 
     /// Forward passes over every test batch, summing into the test metrics.
     fn record_test_evaluation(&self, encoder: &mut wgpu::CommandEncoder, test: &GpuData) {
-        self.record_metrics_clear(encoder, TEST_LOSS);
+        self.record_metrics_clear(encoder, self.slots.first_test..self.slots.count);
         for &(batch, plan) in &self.test_batches {
             let plan = &self.plans[plan];
             let gather = plan.gather_test.as_ref().expect("plans have test gathers when there is a test set");
@@ -393,7 +434,7 @@ struct Buffers<'a> {
     dacts: &'a [wgpu::Buffer],
     partials: &'a wgpu::Buffer,
     metrics: &'a wgpu::Buffer,
-    align: usize,
+    slots: MetricSlots,
     train: &'a GpuData,
     test: Option<&'a GpuData>,
 }
@@ -448,10 +489,14 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
 
     // dact_last (B, OUT) = dLoss/dpred; the batch's loss sum (and correct rows)
     // are added to the metrics.
-    let loss = |set: &str, loss_sum: usize, correct_sum: usize| -> Result<Vec<Dispatch>> {
+    let loss = |set: &str, loss_sum: usize, correct_sum: Option<usize>| -> Result<Vec<Dispatch>> {
         let total = |what: &str, partials: Region, into: usize| {
-            let slot = Region { buffer: bufs.metrics, offset: (into * bufs.align) as u64, len: 1 };
-            kernels.column_sum(&format!("B{rows}.{set}.{what}_total"), partials, slot, partials.len as u32, true)
+            kernels.add_total(
+                &format!("B{rows}.{set}.{what}_total"),
+                partials,
+                Region::new(bufs.metrics, bufs.slots.count),
+                into as u32,
+            )
         };
         let label = format!("B{rows}.{set}.loss");
         let mut dispatches = Vec::new();
@@ -468,21 +513,20 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
             }
         };
         dispatches.push(total("loss", partials, loss_sum)?);
-        if spec.outputs() > 1 {
+        if let Some(slot) = correct_sum {
             let partials = Region::new(bufs.partials, kernels.partial_count(b)? as usize);
-            dispatches.push(kernels.count_correct(
-                &format!("B{rows}.{set}.correct"),
-                act(last),
-                batch_y,
-                partials,
-                b,
-            )?);
-            dispatches.push(total("correct", partials, correct_sum)?);
+            let label = format!("B{rows}.{set}.correct");
+            dispatches.push(kernels.count_correct(&label, act(last), batch_y, partials, b)?);
+            dispatches.push(total("correct", partials, slot)?);
         }
         Ok(dispatches)
     };
-    let loss_train = loss("train", TRAIN_LOSS, TRAIN_CORRECT)?;
-    let loss_test = loss("test", TEST_LOSS, TEST_CORRECT)?;
+    let slots = bufs.slots;
+    let loss_train = loss("train", MetricSlots::TRAIN_LOSS, slots.train_correct)?;
+    let loss_test = match slots.test_loss {
+        Some(slot) => loss("test", slot, slots.test_correct)?,
+        None => Vec::new(),
+    };
 
     // dact_last becomes dZ_last (B, OUT); lower layers get theirs from the
     // epilogue of the matmul that makes their dA.
@@ -566,8 +610,12 @@ impl Trainer for GpuTrainer {
         self.train_batches.len()
     }
 
+    fn gpu_bytes(&self) -> Option<u64> {
+        Some(self.gpu_bytes)
+    }
+
     fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
-        let capacity = (self.ring.size() / 4) as usize / (METRICS * self.align);
+        let capacity = (self.ring.size() / 4) as usize / self.slots.count;
         if epochs > capacity {
             return Err(Error::InvalidInput(format!(
                 "{epochs} epochs in one call, but the metrics ring holds {capacity} (the trainer's log_every)"
@@ -595,7 +643,7 @@ impl Trainer for GpuTrainer {
                 let slot = if shuffled.is_some() { epoch } else { 0 };
                 for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
                     if i == 0 {
-                        self.record_metrics_clear(&mut encoder, TRAIN_LOSS);
+                        self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
                     let plan = &self.plans[plan];
@@ -605,7 +653,7 @@ impl Trainer for GpuTrainer {
                         if let Some(test) = &self.test {
                             self.record_test_evaluation(&mut encoder, test);
                         }
-                        let (_, size) = self.metric_bytes(0);
+                        let size = self.slots.count as u64 * 4;
                         encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
                     }
                     recorded += 1;
@@ -616,19 +664,20 @@ impl Trainer for GpuTrainer {
                 }
             }
             self.ctx.submit(encoder);
-            let sums = self.ctx.read_back(Region::new(&self.ring, epochs * METRICS * self.align), &self.staging)?;
+            let sums = self.ctx.map_read(&self.ring, (epochs * self.slots.count) as u64)?;
             let train_rows = self.train.rows;
             let test_rows = self.test.as_ref().map(|t| t.rows);
-            let align = self.align;
             Ok(sums
-                .chunks_exact(METRICS * align)
+                .chunks_exact(self.slots.count)
                 .map(|m| EpochMetrics {
-                    train_loss: m[TRAIN_LOSS * align] / self.loss_divisor(train_rows),
-                    train_accuracy: self.classify.then(|| m[TRAIN_CORRECT * align] / train_rows as f32),
-                    test_loss: test_rows.map(|rows| m[TEST_LOSS * align] / self.loss_divisor(rows)),
-                    test_accuracy: test_rows
-                        .filter(|_| self.classify)
-                        .map(|rows| m[TEST_CORRECT * align] / rows as f32),
+                    train_loss: m[MetricSlots::TRAIN_LOSS] / self.loss_divisor(train_rows),
+                    train_accuracy: self.slots.train_correct.map(|slot| m[slot] / train_rows as f32),
+                    test_loss: self
+                        .slots
+                        .test_loss
+                        .zip(test_rows)
+                        .map(|(slot, rows)| m[slot] / self.loss_divisor(rows)),
+                    test_accuracy: self.slots.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
                 })
                 .collect())
         })
@@ -639,14 +688,15 @@ impl Trainer for GpuTrainer {
             let mut encoder = self.encoder("evaluate");
             self.record_train_evaluation(&mut encoder);
             self.ctx.submit(encoder);
-            let sum = self.ctx.read_back(Region::new(&self.metrics, 1), &self.staging)?;
+            let sum = self.ctx.read_back(Region::new(&self.metrics, 1), &self.ring)?;
             Ok(sum[0] / self.loss_divisor(self.train.rows))
         })
     }
 
     fn params(&mut self) -> Result<Params> {
         let flat = self.ctx.scoped("reading the parameters", || {
-            self.ctx.read_back(Region::new(&self.params, self.layout.len), &self.staging)
+            // A staging buffer of its own, for the rare read of all parameters.
+            self.ctx.read_buffer(&self.params)
         })?;
         Ok(self.layout.unpack(&flat))
     }
