@@ -26,6 +26,7 @@ fn every_shader_validates_with_naga() {
         "accuracy.wgsl",
         "adam.wgsl",
         "bias_add.wgsl",
+        "fused_mlp.wgsl",
         "gather.wgsl",
         "matmul.wgsl",
         "momentum.wgsl",

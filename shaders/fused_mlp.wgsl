@@ -1,0 +1,415 @@
+// fused_train: many whole training steps of a small MLP in ONE workgroup and one
+// dispatch. The parameters, gradients, optimizer state, the training data and
+// every activation live in one workgroup array (`pool`) for the whole dispatch:
+// loaded at the start, params and state written back at the end, and nothing
+// but workgroupBarrier between the phases of a step. Same math as src/cpu.rs:
+//   forward     a_l = act_l(a_{l-1} · W_l + b_l)           per layer
+//   loss        MSE: grad = 2 / (R * OUT) * (pred - y), loss sum of squares
+//               CE:  grad = (softmax(z) - y) / R, loss sum of logsumexp(z) - y·z
+//   backward    dW_l = a_{l-1}ᵀ · dZ_l, db_l = column sums of dZ_l,
+//               dZ_{l-1} = (dZ_l · W_lᵀ) * act'(a_{l-1})
+//   update      sgd, momentum or Adam (PyTorch forms), weight decay added to g
+// Batches are taken in order: rows [s * batch, s * batch + R) with R = batch but
+// for a shorter last batch. Each epoch's loss sum and correct count go to the
+// metrics ring; all sums run in a fixed order (no atomics), so runs repeat bit
+// for bit.
+// fused_evaluate: the loss sum of the current params over the whole training
+// set, in batches of `batch` rows, into control.eval_loss.
+//
+// binding  name     access      shape
+// 0        params   uniform     FusedParams (layer sizes and pool offsets in floats)
+// 1        weights  read_write  (P)  every W_l (IN_l, OUT_l) then b_l (OUT_l), layer 0 first
+// 2        state    read_write  (S)  momentum: velocity (P); Adam: m (P) then v (P); sgd: unused (1)
+// 3        x        read        (N, IN)   training inputs, row-major
+// 4        y        read        (N, OUT)  training targets
+// 5        control  read_write  Control
+// 6        ring     read_write  (E, 2)    per epoch: loss sum, correct count
+//
+// The pool (POOL_FLOATS floats, offsets from the host, B = batch rows):
+//   [0, P) params | grads (P) | state (S) | x (N, IN) | y (N, OUT) |
+//   act_l (B, OUT_l) per layer | delta0, delta1 (B, max OUT_l) | reduce (2, WORKGROUP)
+// One invocation per element of each phase, striding by WORKGROUP, so any
+// shape works; every invocation reaches every barrier (the loop bounds are
+// uniform: from the uniform buffer or read through workgroupUniformLoad).
+
+/// Invocations of the one workgroup, set by the host: 256 on a GPU; on a CPU
+/// driver (lavapipe runs a workgroup on one thread) a single SIMD group, since
+/// more invocations only add switches at every barrier.
+override WORKGROUP: u32 = 256u;
+/// Codes for FusedParams.hidden and .output: the activations of src/model.rs.
+const SIGMOID: u32 = 0u;
+const RELU: u32 = 1u;
+const TANH: u32 = 2u;
+const IDENTITY: u32 = 3u;
+/// FusedParams.loss.
+const MSE: u32 = 0u;
+const CROSS_ENTROPY: u32 = 1u;
+/// FusedParams.optimizer.
+const SGD: u32 = 0u;
+const MOMENTUM: u32 = 1u;
+const ADAM: u32 = 2u;
+
+struct FusedParams {
+    layers: u32,
+    rows: u32,                // N
+    batch: u32,               // B, rows per step (the last step may have fewer)
+    epochs_per_dispatch: u32,
+    hidden: u32,              // activation of layers 0 .. layers - 2
+    output: u32,              // activation of the last layer (identity under cross-entropy)
+    loss: u32,
+    optimizer: u32,
+    classify: u32,            // 1: count rows whose argmax matches the target's
+    params_len: u32,          // P
+    state_len: u32,           // S
+    grads_off: u32,
+    state_off: u32,
+    x_off: u32,
+    y_off: u32,
+    reduce_off: u32,
+    delta0_off: u32,
+    delta1_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad2: u32,
+    _pad3: u32,
+    sizes: array<vec4<u32>, 3>,    // layers + 1 sizes, input first
+    w_off: array<vec4<u32>, 2>,    // W_l within the params block
+    b_off: array<vec4<u32>, 2>,    // b_l within the params block
+    act_off: array<vec4<u32>, 2>,  // a_l (B, OUT_l) in the pool
+}
+
+struct Control {
+    adam_step: u32,    // optimizer steps so far (Adam's bias corrections use it)
+    epochs_left: u32,  // epochs still to run in this submit; the host sets it before
+    ring_pos: u32,     // the ring entry of the next epoch; the host sets 0 before
+    eval_loss: f32,    // fused_evaluate's loss sum
+}
+
+@group(0) @binding(0) var<uniform> params: FusedParams;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> control: Control;
+@group(0) @binding(6) var<storage, read_write> ring: array<f32>;
+
+/// The host sizes the pool to the model (and checks it against the adapter's
+/// max_compute_workgroup_storage_size); 4096 floats is WebGPU's minimum, 16 KiB.
+override POOL_FLOATS: u32 = 4096u;
+var<workgroup> pool: array<f32, POOL_FLOATS>;
+var<workgroup> uniform_count: u32;
+
+fn size(i: u32) -> u32 {
+    return params.sizes[i / 4u][i % 4u];
+}
+
+fn w_off(l: u32) -> u32 {
+    return params.w_off[l / 4u][l % 4u];
+}
+
+fn b_off(l: u32) -> u32 {
+    return params.b_off[l / 4u][l % 4u];
+}
+
+fn act_off(l: u32) -> u32 {
+    return params.act_off[l / 4u][l % 4u];
+}
+
+fn activation(l: u32) -> u32 {
+    return select(params.hidden, params.output, l + 1u == params.layers);
+}
+
+/// a = act(z).
+fn activate(code: u32, z: f32) -> f32 {
+    switch code {
+        case SIGMOID: { return 1.0 / (1.0 + exp(-z)); }
+        case RELU: { return max(z, 0.0); }
+        // 1 - 2 / (exp(2z) + 1): exact ±1 where exp overflows, as tanh.wgsl.
+        case TANH: { return 1.0 - 2.0 / (exp(2.0 * z) + 1.0); }
+        default: { return z; }
+    }
+}
+
+/// d act / dz written in terms of the output a, as the *_backward kernels (relu'(0) = 0).
+fn derivative(code: u32, a: f32) -> f32 {
+    switch code {
+        case SIGMOID: { return a * (1.0 - a); }
+        case RELU: { return select(1.0, 0.0, a <= 0.0); }
+        case TANH: { return 1.0 - a * a; }
+        default: { return 1.0; }
+    }
+}
+
+/// Where layer l reads its input (R, IN_l) for a batch starting at row `start`.
+fn input_off(l: u32, start: u32) -> u32 {
+    if (l == 0u) {
+        return params.x_off + start * size(0u);
+    }
+    return act_off(l - 1u);
+}
+
+fn delta_off(l: u32) -> u32 {
+    return select(params.delta0_off, params.delta1_off, l % 2u == 1u);
+}
+
+/// pool <- params and data (and the optimizer state when `with_state`).
+fn load(local: u32, with_state: bool) {
+    for (var i = local; i < params.params_len; i += WORKGROUP) {
+        pool[i] = weights[i];
+    }
+    if (with_state) {
+        for (var i = local; i < params.state_len; i += WORKGROUP) {
+            pool[params.state_off + i] = state[i];
+        }
+    }
+    let x_len = params.rows * size(0u);
+    for (var i = local; i < x_len; i += WORKGROUP) {
+        pool[params.x_off + i] = x[i];
+    }
+    let y_len = params.rows * size(params.layers);
+    for (var i = local; i < y_len; i += WORKGROUP) {
+        pool[params.y_off + i] = y[i];
+    }
+    workgroupBarrier();
+}
+
+/// a_l (R, OUT_l) for every layer, on the batch of R rows from `start`.
+fn forward(local: u32, start: u32, rows: u32) {
+    for (var l = 0u; l < params.layers; l++) {
+        let fan_in = size(l);
+        let fan_out = size(l + 1u);
+        let input = input_off(l, start);
+        let code = activation(l);
+        let w = w_off(l);
+        let b = b_off(l);
+        let out = act_off(l);
+        for (var i = local; i < rows * fan_out; i += WORKGROUP) {
+            let r = i / fan_out;
+            let o = i % fan_out;
+            let row = input + r * fan_in;
+            var acc = 0.0;
+            for (var k = 0u; k < fan_in; k++) {
+                acc += pool[row + k] * pool[w + k * fan_out + o];
+            }
+            pool[out + i] = activate(code, acc + pool[b + o]);
+        }
+        workgroupBarrier();
+    }
+}
+
+/// The last layer's dZ (R, OUT) into its delta buffer; returns this
+/// invocation's share of the batch's loss sum and correct rows.
+fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
+    let last = params.layers - 1u;
+    let outs = size(params.layers);
+    let pred = act_off(last);
+    let grad = delta_off(last);
+    let code = activation(last);
+    var sums = vec2<f32>(0.0, 0.0);
+    for (var r = local; r < rows; r += WORKGROUP) {
+        let p = pred + r * outs;
+        let t = params.y_off + (start + r) * outs;
+        let g = grad + r * outs;
+        if (params.loss == CROSS_ENTROPY) {
+            var top = pool[p];
+            for (var j = 1u; j < outs; j++) {
+                top = max(top, pool[p + j]);
+            }
+            var total = 0.0;
+            var dot = 0.0;
+            for (var j = 0u; j < outs; j++) {
+                total += exp(pool[p + j] - top);
+                dot += pool[t + j] * (pool[p + j] - top);
+            }
+            sums.x += log(total) - dot;
+            let scale = 1.0 / f32(rows);
+            for (var j = 0u; j < outs; j++) {
+                pool[g + j] = scale * (exp(pool[p + j] - top) / total - pool[t + j]);
+            }
+        } else {
+            let scale = 2.0 / f32(rows * outs);
+            for (var j = 0u; j < outs; j++) {
+                let diff = pool[p + j] - pool[t + j];
+                sums.x += diff * diff;
+                pool[g + j] = scale * diff * derivative(code, pool[p + j]);
+            }
+        }
+        if (params.classify == 1u) {
+            var best_p = 0u;
+            var best_t = 0u;
+            for (var j = 1u; j < outs; j++) {
+                if (pool[p + j] > pool[p + best_p]) {
+                    best_p = j;
+                }
+                if (pool[t + j] > pool[t + best_t]) {
+                    best_t = j;
+                }
+            }
+            sums.y += select(0.0, 1.0, best_p == best_t);
+        }
+    }
+    workgroupBarrier();
+    return sums;
+}
+
+/// Gradients of every layer into the grads block, last layer first.
+fn backward(local: u32, start: u32, rows: u32) {
+    for (var step = 0u; step < params.layers; step++) {
+        let l = params.layers - 1u - step;
+        let fan_in = size(l);
+        let fan_out = size(l + 1u);
+        let input = input_off(l, start);
+        let dz = delta_off(l);
+        let w = w_off(l);
+        let dw = params.grads_off + w;
+        let db = params.grads_off + b_off(l);
+        // Only read where l > 0, which is what the select guards.
+        let prev = select(0u, l - 1u, l > 0u);
+        let prev_act = act_off(prev);
+        let prev_delta = delta_off(prev);
+        let w_len = fan_in * fan_out;
+        // dW_l (IN, OUT), db_l (OUT), then dZ_{l-1} (R, IN) unless l is 0.
+        let work = w_len + fan_out + select(rows * fan_in, 0u, l == 0u);
+        for (var i = local; i < work; i += WORKGROUP) {
+            if (i < w_len) {
+                let k = i / fan_out;
+                let o = i % fan_out;
+                var acc = 0.0;
+                for (var r = 0u; r < rows; r++) {
+                    acc += pool[input + r * fan_in + k] * pool[dz + r * fan_out + o];
+                }
+                pool[dw + i] = acc;
+            } else if (i < w_len + fan_out) {
+                let o = i - w_len;
+                var acc = 0.0;
+                for (var r = 0u; r < rows; r++) {
+                    acc += pool[dz + r * fan_out + o];
+                }
+                pool[db + o] = acc;
+            } else {
+                let j = i - w_len - fan_out;
+                let r = j / fan_in;
+                let k = j % fan_in;
+                let dz_row = dz + r * fan_out;
+                let w_row = w + k * fan_out;
+                var acc = 0.0;
+                for (var o = 0u; o < fan_out; o++) {
+                    acc += pool[dz_row + o] * pool[w_row + o];
+                }
+                pool[prev_delta + j] = acc * derivative(params.hidden, pool[prev_act + j]);
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+/// One optimizer update of every parameter; `step` is 1-based (Adam).
+fn update(local: u32, step: u32) {
+    let c1 = 1.0 - pow(params.beta1, f32(step));
+    let c2 = 1.0 - pow(params.beta2, f32(step));
+    let len = params.params_len;
+    for (var i = local; i < len; i += WORKGROUP) {
+        let w = pool[i];
+        let g = pool[params.grads_off + i] + params.weight_decay * w;
+        switch params.optimizer {
+            case MOMENTUM: {
+                let v = params.momentum * pool[params.state_off + i] + g;
+                pool[params.state_off + i] = v;
+                pool[i] = w - params.lr * v;
+            }
+            case ADAM: {
+                let m = params.beta1 * pool[params.state_off + i] + (1.0 - params.beta1) * g;
+                let v = params.beta2 * pool[params.state_off + len + i] + (1.0 - params.beta2) * g * g;
+                pool[params.state_off + i] = m;
+                pool[params.state_off + len + i] = v;
+                pool[i] = w - params.lr * (m / c1) / (sqrt(v / c2) + params.eps);
+            }
+            default: {
+                pool[i] = w - params.lr * g;
+            }
+        }
+    }
+    workgroupBarrier();
+}
+
+/// Every invocation's pair of sums into the reduce area, then invocation 0
+/// adds them in index order; returns the totals on invocation 0 only.
+fn reduce(local: u32, sums: vec2<f32>) -> vec2<f32> {
+    pool[params.reduce_off + local] = sums.x;
+    pool[params.reduce_off + WORKGROUP + local] = sums.y;
+    workgroupBarrier();
+    var total = vec2<f32>(0.0, 0.0);
+    if (local == 0u) {
+        for (var i = 0u; i < WORKGROUP; i++) {
+            total += vec2<f32>(pool[params.reduce_off + i], pool[params.reduce_off + WORKGROUP + i]);
+        }
+    }
+    // No invocation writes the area again before invocation 0 has read it:
+    // the next write follows at least one more barrier.
+    return total;
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn fused_train(@builtin(local_invocation_index) local: u32) {
+    if (local == 0u) {
+        uniform_count = min(params.epochs_per_dispatch, control.epochs_left);
+    }
+    let epochs = workgroupUniformLoad(&uniform_count);
+    let ring_pos = control.ring_pos;
+    var step = control.adam_step;
+    load(local, true);
+    let steps = (params.rows + params.batch - 1u) / params.batch;
+    for (var epoch = 0u; epoch < epochs; epoch++) {
+        var sums = vec2<f32>(0.0, 0.0);
+        for (var s = 0u; s < steps; s++) {
+            let start = s * params.batch;
+            let rows = min(params.batch, params.rows - start);
+            forward(local, start, rows);
+            sums += loss(local, start, rows);
+            backward(local, start, rows);
+            step += 1u;
+            update(local, step);
+        }
+        let total = reduce(local, sums);
+        let slot = (ring_pos + epoch) * 2u;
+        if (local == 0u && slot + 1u < arrayLength(&ring)) {
+            ring[slot] = total.x;
+            ring[slot + 1u] = total.y;
+        }
+    }
+    // update() ended with a barrier, so the pool holds every invocation's writes.
+    for (var i = local; i < params.params_len; i += WORKGROUP) {
+        weights[i] = pool[i];
+    }
+    for (var i = local; i < params.state_len; i += WORKGROUP) {
+        state[i] = pool[params.state_off + i];
+    }
+    if (local == 0u) {
+        control.adam_step = step;
+        control.epochs_left -= epochs;
+        control.ring_pos = ring_pos + epochs;
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn fused_evaluate(@builtin(local_invocation_index) local: u32) {
+    load(local, false);
+    let steps = (params.rows + params.batch - 1u) / params.batch;
+    var sums = vec2<f32>(0.0, 0.0);
+    for (var s = 0u; s < steps; s++) {
+        let start = s * params.batch;
+        let rows = min(params.batch, params.rows - start);
+        forward(local, start, rows);
+        sums += loss(local, start, rows);
+    }
+    let total = reduce(local, sums);
+    if (local == 0u) {
+        control.eval_loss = total.x;
+    }
+}
