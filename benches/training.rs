@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use wgpu_mlp::bench::{runner, BenchDevice, Case};
-use wgpu_mlp::gpu::{GpuContext, Kernels};
+use wgpu_mlp::gpu::{GpuContext, KernelChoice, Kernels};
 
 fn bench_cases(c: &mut Criterion) {
     let gpu = GpuContext::new().ok().map(|ctx| {
@@ -23,7 +23,7 @@ fn bench_cases(c: &mut Criterion) {
         let mut group = c.benchmark_group(case.to_string());
         group.sample_size(10).measurement_time(Duration::from_secs(3));
         for (name, device) in &devices {
-            let mut run = runner(&case, device).expect("the case sets up");
+            let mut run = runner(&case, device, KernelChoice::Auto).expect("the case sets up");
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();

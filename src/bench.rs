@@ -9,7 +9,7 @@ use ndarray::Array2;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::{Counts, GpuContext, GpuTrainer, Kernels, MatmulParams, Region};
+use crate::gpu::{self, Counts, GpuContext, KernelChoice, Kernels, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
 use crate::train::{TrainConfig, Trainer};
 use crate::CpuTrainer;
@@ -102,6 +102,8 @@ pub struct Measurement {
     pub case: String,
     pub device: String,
     pub adapter: Option<String>,
+    /// The GPU path of a training case: "fused" or "layered".
+    pub kernel: Option<String>,
     /// Median over the timed runs.
     pub us_per_step: f64,
     /// Useful FLOPs (the matmuls) per second, in 10^9.
@@ -162,9 +164,9 @@ fn counts(device: &BenchDevice) -> Counts {
 pub type Runner<'a> = Box<dyn FnMut(usize) -> Result<()> + 'a>;
 
 /// Sets a case up on a device; what its runner runs is one step.
-pub fn runner<'a>(case: &Case, device: &'a BenchDevice) -> Result<Runner<'a>> {
+pub fn runner<'a>(case: &Case, device: &'a BenchDevice, kernel: KernelChoice) -> Result<Runner<'a>> {
     match (case.net(), case) {
-        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device),
+        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device, kernel),
         (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
         (None, _) => unreachable!("every case but matmul has a net"),
     }
@@ -200,15 +202,23 @@ fn time_steps<'a>(device: &BenchDevice, setup: impl FnOnce() -> Result<Runner<'a
 
 /// Full-batch training steps of `sizes` on `rows` random rows (sigmoid, MSE,
 /// SGD), each step an epoch; the metrics are read back once per MAX_STEPS.
-fn training_runner<'a>(sizes: &[usize], rows: usize, device: &'a BenchDevice) -> Result<Runner<'a>> {
+/// The net, random data of `rows` rows and the settings of a training case.
+fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset, TrainConfig)> {
     let spec = MlpSpec::new(sizes.to_vec())?;
     let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
+    Ok((spec, data, TrainConfig { log_every: MAX_STEPS, ..TrainConfig::default() }))
+}
+
+fn training_runner<'a>(
+    sizes: &[usize],
+    rows: usize,
+    device: &'a BenchDevice,
+    kernel: KernelChoice,
+) -> Result<Runner<'a>> {
+    let (spec, data, config) = training_setup(sizes, rows)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
-    let config = TrainConfig { log_every: MAX_STEPS, ..TrainConfig::default() };
     let mut trainer: Box<dyn Trainer> = match device {
-        BenchDevice::Gpu(ctx, kernels) => {
-            Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config)?)
-        }
+        BenchDevice::Gpu(ctx, kernels) => gpu::trainer(ctx, kernels, kernel, &spec, &params, &data, None, &config)?,
         BenchDevice::Cpu => Box::new(CpuTrainer::new(&spec, params, data, None, &config)?),
     };
     Ok(Box::new(move |mut steps| {
@@ -276,12 +286,12 @@ fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a B
 }
 
 /// Runs one case on one device.
-pub fn measure(case: &Case, device: &BenchDevice) -> Result<Measurement> {
+pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Result<Measurement> {
     let (name, adapter) = match device {
         BenchDevice::Gpu(ctx, _) => ("gpu", Some(ctx.describe())),
         BenchDevice::Cpu => ("cpu", None),
     };
-    let timing = time_steps(device, || runner(case, device))?;
+    let timing = time_steps(device, || runner(case, device, kernel))?;
     let (useful_flops, matmul_us_per_step) = match (case.net(), case) {
         (Some((sizes, rows)), _) => {
             let shapes = step_matmuls(&sizes, rows);
@@ -291,10 +301,19 @@ pub fn measure(case: &Case, device: &BenchDevice) -> Result<Measurement> {
         (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
         (None, _) => unreachable!("every case but matmul has a net"),
     };
+    let kernel = match (device, case.net()) {
+        (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
+            let (spec, data, config) = training_setup(&sizes, rows)?;
+            let path = kernel.resolve(ctx, &spec, &data, None, &config);
+            Some(if path == KernelChoice::Fused { "fused" } else { "layered" }.to_string())
+        }
+        _ => None,
+    };
     Ok(Measurement {
         case: case.to_string(),
         device: name.to_string(),
         adapter,
+        kernel,
         us_per_step: timing.seconds_per_step * 1e6,
         gflops: useful_flops / timing.seconds_per_step / 1e9,
         matmul_us_per_step,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench::{self, BenchDevice};
 use wgpu_mlp::data::{self, CsvOptions, Scale, Source, TargetColumn};
-use wgpu_mlp::gpu::{GpuContext, GpuTrainer, Kernels};
+use wgpu_mlp::gpu::{self as gpu, GpuContext, GpuTrainer, KernelChoice, Kernels};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{fit, CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
@@ -52,6 +52,10 @@ struct BenchArgs {
     /// A device to run on, repeatable [default: gpu (when there is an adapter) and cpu].
     #[arg(long = "device", value_enum)]
     devices: Vec<BenchDeviceArg>,
+
+    /// GPU path of the training cases, as for training.
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    kernel: KernelArg,
 
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
@@ -192,6 +196,12 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
 
+    /// GPU path: fused runs many steps per dispatch with the whole net in one
+    /// workgroup's memory (small nets, batches in order, no test set); layered
+    /// runs a dispatch per op; auto takes fused when the run fits it.
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    kernel: KernelArg,
+
     /// Also train with the CPU reference from the same start and compare.
     #[arg(long)]
     verify: bool,
@@ -206,6 +216,23 @@ enum DeviceChoice {
     Auto,
     Gpu,
     Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum KernelArg {
+    Auto,
+    Fused,
+    Layered,
+}
+
+impl From<KernelArg> for KernelChoice {
+    fn from(arg: KernelArg) -> Self {
+        match arg {
+            KernelArg::Auto => KernelChoice::Auto,
+            KernelArg::Fused => KernelChoice::Fused,
+            KernelArg::Layered => KernelChoice::Layered,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -449,6 +476,7 @@ fn choose_device(choice: DeviceChoice) -> anyhow::Result<Device> {
 
 fn make_trainer(
     device: &Device,
+    kernel: KernelChoice,
     spec: &MlpSpec,
     params: &Params,
     train: &Dataset,
@@ -456,7 +484,7 @@ fn make_trainer(
     config: &TrainConfig,
 ) -> anyhow::Result<Box<dyn Trainer>> {
     Ok(match device {
-        Device::Gpu(ctx, kernels) => Box::new(GpuTrainer::new(ctx, kernels, spec, params, train, test, config)?),
+        Device::Gpu(ctx, kernels) => gpu::trainer(ctx, kernels, kernel, spec, params, train, test, config)?,
         Device::Cpu => Box::new(CpuTrainer::new(spec, params.clone(), train.clone(), test.cloned(), config)?),
     })
 }
@@ -517,7 +545,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-    let mut trainer = make_trainer(&device, &spec, &params, &train, test.as_ref(), &config)?;
+    let mut trainer = make_trainer(&device, cli.kernel.into(), &spec, &params, &train, test.as_ref(), &config)?;
     let device = trainer.device();
     let on_gpu = device != "cpu";
     writeln!(out, "device: {device}")?;
@@ -635,19 +663,20 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !args.json {
         println!(
-            "{:<22} {:<4} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
-            "case", "dev", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
+            "{:<22} {:<12} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
+            "case", "device", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
         );
     }
     let mut rows = Vec::new();
     for case in &cases {
         for device in &devices {
-            let m = bench::measure(case, device)?;
+            let m = bench::measure(case, device, args.kernel.into())?;
             if args.json {
                 rows.push(serde_json::json!({
                     "case": m.case,
                     "device": m.device,
                     "adapter": m.adapter,
+                    "kernel": m.kernel,
                     "us_per_step": m.us_per_step,
                     "gflops": m.gflops,
                     "matmul_us_per_step": m.matmul_us_per_step,
@@ -658,9 +687,9 @@ fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                 }));
             } else {
                 println!(
-                    "{:<22} {:<4} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
+                    "{:<22} {:<12} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                     m.case,
-                    m.device,
+                    m.kernel.as_ref().map_or(m.device.clone(), |k| format!("{} {k}", m.device)),
                     m.us_per_step,
                     m.gflops,
                     m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
