@@ -201,6 +201,8 @@ pub struct FusedTrainer {
     steps_per_epoch: usize,
     ring_capacity: usize,
     classify: bool,
+    /// Bytes allocated by construction, counted by the context.
+    gpu_bytes: u64,
 }
 
 impl FusedTrainer {
@@ -287,7 +289,11 @@ impl FusedTrainer {
     ) -> Result<Self> {
         config.check(spec, train, test)?;
         let layout = Self::plan(ctx, spec, train, test, config)?;
-        ctx.scoped("building the fused trainer", || Self::build(ctx, spec, params, train, config, layout))
+        let before = ctx.counts().bytes;
+        let mut trainer =
+            ctx.scoped("building the fused trainer", || Self::build(ctx, spec, params, train, config, layout))?;
+        trainer.gpu_bytes = ctx.counts().bytes - before;
+        Ok(trainer)
     }
 
     fn build(
@@ -402,6 +408,7 @@ impl FusedTrainer {
             steps_per_epoch,
             ring_capacity,
             classify: train.classes.is_some(),
+            gpu_bytes: 0,
         })
     }
 
@@ -502,6 +509,10 @@ impl Trainer for FusedTrainer {
 
     fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
+    }
+
+    fn gpu_bytes(&self) -> Option<u64> {
+        Some(self.gpu_bytes)
     }
 
     fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
