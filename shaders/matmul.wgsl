@@ -1,6 +1,9 @@
 // matmul: out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
 // op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
 // op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.
+// The transposes are pipeline constants (TRANS_A, TRANS_B; the host builds a
+// pipeline for each of the four), so the inner loop holds no branch; the
+// params repeat them so a dispatch's uniform states its whole shape.
 // The transposes cover the whole pass: forward X·W, dX = dZ·Wᵀ, dW = Xᵀ·dZ.
 // An epilogue fuses the element-wise work that follows, in this order:
 //   bias = 1:        out += bias[col]                 (forward: X·W + b)
@@ -78,13 +81,16 @@ fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     return v;
 }
 
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
 const TILE: u32 = 32u;
 const TILE_M: u32 = 64u;
 const LANES: u32 = 8u;
 
 // op(a)[row, col], no bounds check.
 fn a_at(row: u32, col: u32) -> f32 {
-    if (params.trans_a == 1u) {
+    if (TRANS_A) {
         return a[col * params.m + row];
     }
     return a[row * params.k + col];
@@ -92,7 +98,7 @@ fn a_at(row: u32, col: u32) -> f32 {
 
 // op(b)[row, col], no bounds check.
 fn b_at(row: u32, col: u32) -> f32 {
-    if (params.trans_b == 1u) {
+    if (TRANS_B) {
         return b[col * params.k + row];
     }
     return b[row * params.n + col];

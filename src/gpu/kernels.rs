@@ -201,7 +201,8 @@ impl Dispatch {
 #[derive(Clone, Debug)]
 pub struct Kernels {
     ctx: GpuContext,
-    matmul: wgpu::ComputePipeline,
+    /// One pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
+    matmul: [wgpu::ComputePipeline; 4],
     bias_add: wgpu::ComputePipeline,
     sigmoid_forward: wgpu::ComputePipeline,
     sigmoid_backward: wgpu::ComputePipeline,
@@ -230,16 +231,17 @@ impl Kernels {
                     source: wgpu::ShaderSource::Wgsl(source.into()),
                 })
             };
-            let pipeline = |module: &wgpu::ShaderModule, entry: &str| {
+            let pipeline_with = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
                 ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: None,
                     module,
                     entry_point: Some(entry),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
                     cache: None,
                 })
             };
+            let pipeline = |module: &wgpu::ShaderModule, entry: &str| pipeline_with(module, entry, &[]);
             let matmul = module("matmul.wgsl", include_str!("../../shaders/matmul.wgsl"));
             let bias_add = module("bias_add.wgsl", include_str!("../../shaders/bias_add.wgsl"));
             let sigmoid = module("sigmoid.wgsl", include_str!("../../shaders/sigmoid.wgsl"));
@@ -256,7 +258,8 @@ impl Kernels {
             let adam = module("adam.wgsl", include_str!("../../shaders/adam.wgsl"));
             Ok(Self {
                 ctx: ctx.clone(),
-                matmul: pipeline(&matmul, "matmul"),
+                matmul: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+                    .map(|(a, b)| pipeline_with(&matmul, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
                 bias_add: pipeline(&bias_add, "bias_add"),
                 sigmoid_forward: pipeline(&sigmoid, "sigmoid_forward"),
                 sigmoid_backward: pipeline(&sigmoid, "sigmoid_backward"),
@@ -330,7 +333,8 @@ impl Kernels {
                 advice: "use a smaller --batch-size or narrower --layers",
             });
         }
-        Ok(self.bind(label, &self.matmul, &params, &regions, grid))
+        let pipeline = &self.matmul[(2 * params.trans_a + params.trans_b) as usize];
+        Ok(self.bind(label, pipeline, &params, &regions, grid))
     }
 
     /// out(rows, cols) += bias(cols).
