@@ -10,7 +10,7 @@ use ndarray::{Array, Array1, Array2, ArrayView2, Axis, Dimension, Zip};
 use crate::data::{batches, Dataset, Shuffler};
 use crate::error::Result;
 use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
 /// a is (M, K) or, with `trans_a`, (K, M); b is (K, N) or, with `trans_b`, (N, K).
@@ -250,13 +250,6 @@ pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize)
     (loss, count_correct(pred.view(), data.y.view()))
 }
 
-/// The optimizer's state, shaped like the parameters.
-enum OptimizerState {
-    Sgd,
-    Momentum { velocity: Params },
-    Adam { m: Params, v: Params, step: u32 },
-}
-
 /// Trains on the host with the functions above.
 pub struct CpuTrainer {
     spec: MlpSpec,
@@ -277,12 +270,7 @@ impl CpuTrainer {
         config: &TrainConfig,
     ) -> Result<Self> {
         config.check(spec, &train, test.as_ref())?;
-        let zeros = || params.zeros_like();
-        let state = match config.optimizer {
-            Optimizer::Sgd => OptimizerState::Sgd,
-            Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: zeros() },
-            Optimizer::Adam { .. } => OptimizerState::Adam { m: zeros(), v: zeros(), step: 0 },
-        };
+        let state = OptimizerState::zeros(config.optimizer, &params);
         let shuffler = Shuffler::new(config.shuffle, config.seed);
         Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler })
     }
@@ -296,16 +284,16 @@ impl CpuTrainer {
         let correct = count_correct(acts[acts.len() - 1].view(), y.view());
         let (grads, loss_sum) = backward(&self.spec, &self.params, x.view(), &acts, y.view());
         let (lr, weight_decay) = (self.config.lr, self.config.weight_decay);
-        let layers = self.params.layers.iter_mut().zip(&grads.layers).enumerate();
+        let layers = self.params.layers.iter_mut().zip(&grads.layers);
         match (&mut self.state, self.config.optimizer) {
             (OptimizerState::Sgd, _) => {
-                for (_, (layer, grad)) in layers {
+                for (layer, grad) in layers {
                     sgd_update(&mut layer.w, &grad.w, lr, weight_decay);
                     sgd_update(&mut layer.b, &grad.b, lr, weight_decay);
                 }
             }
             (OptimizerState::Momentum { velocity }, Optimizer::Momentum { momentum }) => {
-                for (l, (layer, grad)) in layers {
+                for (l, (layer, grad)) in layers.enumerate() {
                     let v = &mut velocity.layers[l];
                     momentum_update(&mut layer.w, &grad.w, &mut v.w, lr, momentum, weight_decay);
                     momentum_update(&mut layer.b, &grad.b, &mut v.b, lr, momentum, weight_decay);
@@ -314,7 +302,7 @@ impl CpuTrainer {
             (OptimizerState::Adam { m, v, step }, Optimizer::Adam { beta1, beta2, eps }) => {
                 *step += 1;
                 let adam = AdamSettings { lr, beta1, beta2, eps, weight_decay };
-                for (l, (layer, grad)) in layers {
+                for (l, (layer, grad)) in layers.enumerate() {
                     let (m, v) = (&mut m.layers[l], &mut v.layers[l]);
                     adam_update(&mut layer.w, &grad.w, &mut m.w, &mut v.w, adam, *step);
                     adam_update(&mut layer.b, &grad.b, &mut m.b, &mut v.b, adam, *step);
@@ -363,7 +351,22 @@ impl Trainer for CpuTrainer {
         Ok(evaluate(&self.spec, &self.params, &self.train).0)
     }
 
-    fn params(&mut self) -> Result<Params> {
-        Ok(self.params.clone())
+    fn state(&mut self) -> Result<TrainState> {
+        Ok(TrainState {
+            params: self.params.clone(),
+            optimizer: self.state.clone(),
+            shuffle_position: self.shuffler.position(),
+        })
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        state.check_fits(&self.params)?;
+        if std::mem::discriminant(&state.optimizer) != std::mem::discriminant(&self.state) {
+            return Err(crate::error::Error::InvalidInput("the saved optimizer state is for another optimizer".into()));
+        }
+        self.params = state.params.clone();
+        self.state = state.optimizer.clone();
+        self.shuffler.set_position(state.shuffle_position);
+        Ok(())
     }
 }

@@ -7,11 +7,14 @@
 //! both starting from the same `Params` -> [`fit`] -> a [`FitReport`].
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod model;
+pub mod report;
+pub mod run;
 pub mod train;
 
 pub use cpu::CpuTrainer;

@@ -3,16 +3,24 @@
 //! exit with code 2, every other failure with code 1.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench::{self, BenchDevice};
+use wgpu_mlp::checkpoint;
 use wgpu_mlp::data::{self, CsvOptions, Scale, Source, TargetColumn};
 use wgpu_mlp::gpu::{self as gpu, GpuContext, GpuTrainer, KernelChoice, Kernels};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
+use wgpu_mlp::run::{RunFolder, RunHooks};
+use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
-use wgpu_mlp::{fit, CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
+
+/// For runs that need no hooks.
+struct NoHooks;
+impl FitHooks for NoHooks {}
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
 ///
@@ -209,6 +217,20 @@ struct TrainArgs {
     /// Print one JSON object on stdout; progress goes to stderr.
     #[arg(long)]
     json: bool,
+
+    /// The run folder: config.json, metrics.csv, checkpoints, loss.svg
+    /// [default: runs/<UTC time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// Save a checkpoint every this many epochs; the last epoch is always saved.
+    #[arg(long, value_parser = parse_at_least_one)]
+    save_every: Option<usize>,
+
+    /// Continue from a checkpoint of the same model, optimizer and data, up to
+    /// --epochs in all (the checkpoint's epochs count).
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -449,6 +471,7 @@ fn join(sizes: &[usize]) -> String {
 }
 
 /// Where training runs, chosen before anything large is allocated.
+#[allow(clippy::large_enum_variant)] // one per process
 enum Device {
     Gpu(GpuContext, Kernels),
     Cpu,
@@ -542,6 +565,15 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
     }
     let params = Params::init(&spec, init, cli.seed)?;
+    let metadata = checkpoint::describe(&spec, config.optimizer, cli.seed, train.fingerprint());
+    let resume = match &cli.resume {
+        Some(path) => {
+            let saved = checkpoint::load(path, &spec)?;
+            saved.check_matches(&metadata, path)?;
+            Some((path.clone(), saved))
+        }
+        None => None,
+    };
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
@@ -580,9 +612,51 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         epochs,
         cli.seed
     )?;
-    let report = fit(trainer.as_mut(), epochs, config.log_every, |epoch, metrics| {
+    let first_epoch = match &resume {
+        Some((path, saved)) => {
+            trainer.restore(&saved.state)?;
+            writeln!(out, "resuming from {} after epoch {}", path.display(), saved.epoch)?;
+            saved.epoch
+        }
+        None => 0,
+    };
+    let mut folder = RunFolder::create(cli.out.as_deref(), metadata)?;
+    folder.write_config(&serde_json::json!({
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "device": device,
+        "data": cli.data.to_string(),
+        "train_samples": train.len(),
+        "test_samples": test.as_ref().map(Dataset::len),
+        "classes": train.classes,
+        "layers": spec.sizes(),
+        "hidden": format!("{:?}", spec.hidden()),
+        "output": format!("{:?}", spec.output()),
+        "loss": format!("{:?}", spec.loss()),
+        "init": format!("{init:?}"),
+        "optimizer": format!("{:?}", config.optimizer),
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "batch_size": config.rows_per_batch(&train),
+        "shuffle": config.shuffle,
+        "epochs": epochs,
+        "log_every": config.log_every,
+        "save_every": cli.save_every,
+        "seed": cli.seed,
+        "resumed_from": cli.resume.as_ref().map(|p| p.display().to_string()),
+        "first_epoch": first_epoch,
+    }))?;
+    let schedule = Schedule {
+        first_epoch,
+        last_epoch: epochs.max(first_epoch),
+        log_every: config.log_every,
+        save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
+    };
+    let log = |epoch: usize, metrics: &EpochMetrics| {
         writeln!(out, "epoch {epoch:>7}  {}", describe(metrics)).ok();
-    })?;
+    };
+    let report = fit_schedule(trainer.as_mut(), schedule, &mut RunHooks { folder: &mut folder, log })?;
+    let plot = folder.plot()?;
     writeln!(
         out,
         "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
@@ -604,6 +678,9 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "batch_size": config.rows_per_batch(&train),
         "epochs": epochs,
         "epochs_run": report.history.len(),
+        "first_epoch": first_epoch,
+        "out": folder.dir().display().to_string(),
+        "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
         "lr": config.lr,
         "seed": cli.seed,
         "initial_loss": report.initial_loss,
@@ -616,7 +693,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "seconds": report.seconds,
         "steps_per_second": report.steps_per_second(),
         "history": report.history.iter().enumerate().map(|(i, m)| serde_json::json!({
-            "epoch": i + 1,
+            "epoch": first_epoch + i + 1,
             "train_loss": m.train_loss,
             "train_accuracy": m.train_accuracy,
             "test_loss": m.test_loss,
@@ -624,10 +701,22 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
     });
 
+    writeln!(
+        out,
+        "run folder: {} ({}metrics.csv, loss.svg{}{})",
+        folder.dir().display(),
+        if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
+        if plot.png { ", loss.png" } else { "" },
+        plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
+    )?;
     if cli.verify {
         let mut reference = CpuTrainer::new(&spec, params, train, test, &config)?;
+        if let Some((_, saved)) = &resume {
+            reference.restore(&saved.state)?;
+        }
+        let schedule = Schedule { save_every: None, ..schedule };
         let cpu_report =
-            fit(&mut reference, epochs, config.log_every, |_, _| {}).context("the CPU reference run failed")?;
+            fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
         let diff = trainer.params()?.max_abs_diff(&reference.params()?);
         writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
         summary["cpu_final_loss"] = cpu_report.final_loss.into();

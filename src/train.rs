@@ -128,6 +128,66 @@ pub struct EpochMetrics {
     pub test_accuracy: Option<f32>,
 }
 
+/// The optimizer's state, shaped like the parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptimizerState {
+    Sgd,
+    Momentum {
+        velocity: Params,
+    },
+    /// The moving averages and the number of updates done.
+    Adam {
+        m: Params,
+        v: Params,
+        step: u32,
+    },
+}
+
+impl OptimizerState {
+    /// The state an optimizer starts from: zeros.
+    pub fn zeros(optimizer: Optimizer, params: &Params) -> Self {
+        match optimizer {
+            Optimizer::Sgd => OptimizerState::Sgd,
+            Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: params.zeros_like() },
+            Optimizer::Adam { .. } => OptimizerState::Adam { m: params.zeros_like(), v: params.zeros_like(), step: 0 },
+        }
+    }
+}
+
+/// Everything a trainer needs to go on exactly where it was: a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub params: Params,
+    pub optimizer: OptimizerState,
+    /// How far the shuffles' RNG has gone (its ChaCha8 word position; 0
+    /// without shuffling).
+    pub shuffle_position: u128,
+}
+
+impl TrainState {
+    /// Checks that the saved parameters and optimizer state have the shapes of
+    /// `like` (a trainer's current parameters).
+    pub fn check_fits(&self, like: &Params) -> Result<()> {
+        let shapes = |p: &Params| p.layers.iter().map(|l| (l.w.dim(), l.b.len())).collect::<Vec<_>>();
+        let want = shapes(like);
+        let mut saved = vec![("parameters", shapes(&self.params))];
+        match &self.optimizer {
+            OptimizerState::Sgd => {}
+            OptimizerState::Momentum { velocity } => saved.push(("momentum velocity", shapes(velocity))),
+            OptimizerState::Adam { m, v, .. } => {
+                saved.push(("Adam m", shapes(m)));
+                saved.push(("Adam v", shapes(v)));
+            }
+        }
+        match saved.into_iter().find(|(_, got)| *got != want) {
+            Some((what, got)) => {
+                Err(Error::InvalidInput(format!("the saved {what} have shapes {got:?}, the model needs {want:?}")))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// A device that trains one model on one data set, both given at construction.
 pub trait Trainer {
     /// What runs the math, e.g. "cpu" or the GPU adapter's name.
@@ -148,8 +208,16 @@ pub trait Trainer {
     /// Mean loss of the current parameters over the whole training set.
     fn evaluate(&mut self) -> Result<f32>;
 
+    /// The current parameters, optimizer state and shuffle position, on the host.
+    fn state(&mut self) -> Result<TrainState>;
+
+    /// Continues from `state` (of a trainer of the same model and settings).
+    fn restore(&mut self, state: &TrainState) -> Result<()>;
+
     /// The current parameters, on the host.
-    fn params(&mut self) -> Result<Params>;
+    fn params(&mut self) -> Result<Params> {
+        Ok(self.state()?.params)
+    }
 }
 
 /// What a [`fit`] run measured.
@@ -182,31 +250,81 @@ impl FitReport {
     }
 }
 
-/// Runs `epochs` epochs, reading the metrics back every `log_every` epochs and
-/// after the last; `on_log(epoch, metrics)` sees the last epoch of each
-/// read-back. Fails with [`Error::NonFiniteLoss`] naming the first epoch whose
+/// When a [`fit_schedule`] run reads back and saves, and where it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Epochs done before (by the run a checkpoint came from); 0 for a new run.
+    pub first_epoch: usize,
+    /// The epoch to stop after, counted from the start of the first run.
+    pub last_epoch: usize,
+    /// Metrics are read back every this many epochs, and at every save.
+    pub log_every: usize,
+    /// A checkpoint every this many epochs (and after the last), if any.
+    pub save_every: Option<usize>,
+}
+
+/// What [`fit_schedule`] tells its caller as it goes.
+pub trait FitHooks {
+    /// A read-back: the metrics of the epochs since the last one, of which the
+    /// last is epoch `epoch` (counted from the first run); `seconds` since this
+    /// run's training started.
+    fn logged(&mut self, _epoch: usize, _epochs: &[EpochMetrics], _seconds: f64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Time to save a checkpoint after `epoch`.
+    fn save(&mut self, _trainer: &mut dyn Trainer, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the epochs of `schedule`, reading the metrics back every `log_every`
+/// epochs, at every save and after the last; the hooks see each read-back and
+/// each save. Fails with [`Error::NonFiniteLoss`] naming the first epoch whose
 /// loss is NaN or infinite.
-pub fn fit(
-    trainer: &mut dyn Trainer,
-    epochs: usize,
-    log_every: usize,
-    mut on_log: impl FnMut(usize, &EpochMetrics),
-) -> Result<FitReport> {
+pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut dyn FitHooks) -> Result<FitReport> {
+    let Schedule { first_epoch, last_epoch, log_every, save_every } = schedule;
+    let epochs = last_epoch.saturating_sub(first_epoch);
     let initial_loss = trainer.evaluate()?;
     let mut history = Vec::with_capacity(epochs);
     let start = Instant::now();
     while history.len() < epochs {
-        let chunk = log_every.min(epochs - history.len());
+        let done = first_epoch + history.len();
+        let to_save = save_every.map_or(usize::MAX, |every| every - done % every);
+        let chunk = log_every.min(epochs - history.len()).min(to_save);
         let metrics = trainer.train(chunk)?;
-        for epoch in metrics {
-            if !epoch.train_loss.is_finite() {
-                return Err(Error::NonFiniteLoss { epoch: history.len() + 1, value: epoch.train_loss });
-            }
-            history.push(epoch);
+        if let Some(i) = metrics.iter().position(|m| !m.train_loss.is_finite()) {
+            let epoch = first_epoch + history.len() + i + 1;
+            return Err(Error::NonFiniteLoss { epoch, value: metrics[i].train_loss });
         }
-        on_log(history.len(), history.last().expect("train returns one entry per epoch and chunk >= 1"));
+        history.extend_from_slice(&metrics);
+        let epoch = first_epoch + history.len();
+        hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
+        if save_every.is_some_and(|every| epoch % every == 0 || epoch == last_epoch) {
+            hooks.save(trainer, epoch)?;
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     let final_loss = trainer.evaluate()?;
     Ok(FitReport { initial_loss, final_loss, epochs, steps: epochs * trainer.steps_per_epoch(), seconds, history })
+}
+
+/// Runs `epochs` epochs of a new run, reading the metrics back every
+/// `log_every` epochs and after the last; `on_log(epoch, metrics)` sees the
+/// last epoch of each read-back.
+pub fn fit(
+    trainer: &mut dyn Trainer,
+    epochs: usize,
+    log_every: usize,
+    on_log: impl FnMut(usize, &EpochMetrics),
+) -> Result<FitReport> {
+    struct Log<F>(F);
+    impl<F: FnMut(usize, &EpochMetrics)> FitHooks for Log<F> {
+        fn logged(&mut self, epoch: usize, epochs: &[EpochMetrics], _: f64) -> Result<()> {
+            (self.0)(epoch, epochs.last().expect("a read-back carries at least one epoch"));
+            Ok(())
+        }
+    }
+    let schedule = Schedule { first_epoch: 0, last_epoch: epochs, log_every, save_every: None };
+    fit_schedule(trainer, schedule, &mut Log(on_log))
 }

@@ -59,12 +59,14 @@ impl Run {
             .collect()
     }
 
-    /// (final, initial) from the last line of `text`:
+    /// (final, initial) from the line after the last epoch line of `text`:
     /// "final loss F (initial I); S steps in T s, R steps/s".
     fn final_line(text: &str) -> (f64, f64) {
-        let line = text.lines().last().unwrap_or("");
+        let line = text.lines().find(|l| l.starts_with("final loss ")).unwrap_or("");
         let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(line.starts_with("final loss ") && words.len() > 4, "the last line is not the final loss: {line:?}");
+        assert!(words.len() > 4, "no final loss line: {text:?}");
+        let mut after = text.lines().skip_while(|l| !l.starts_with("final loss ")).skip(1);
+        assert!(after.all(|l| !l.starts_with("epoch ")), "the final loss follows every epoch line: {text:?}");
         let number = |word: &str| -> f64 {
             word.trim_end_matches([';', ')']).parse().unwrap_or_else(|_| panic!("{word:?} in {line:?} is no number"))
         };
@@ -74,9 +76,13 @@ impl Run {
 }
 
 /// Runs the binary with `args`, inheriting the environment (WGPU_BACKEND and
-/// WGPU_ADAPTER_NAME included) plus `env`.
+/// WGPU_ADAPTER_NAME included) plus `env`, in a scratch folder that collects
+/// the default run folders (runs/...).
 fn wgpu_mlp_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let cwd = std::env::temp_dir().join(format!("wgpu-mlp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).expect("a scratch folder");
     let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .current_dir(&cwd)
         .args(args)
         .envs(env.iter().copied())
         .output()

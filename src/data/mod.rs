@@ -73,6 +73,16 @@ impl Dataset {
         self.x.nrows() == 0
     }
 
+    /// A 64-bit FNV-1a hash of the shapes and every value's bits: a checkpoint
+    /// records it, so a resume on other data (or other scaling) is refused.
+    pub fn fingerprint(&self) -> u64 {
+        let dims = [self.x.nrows(), self.x.ncols(), self.y.ncols()].map(|d| d as u64);
+        let values = self.x.iter().chain(self.y.iter()).map(|v| u64::from(v.to_bits()));
+        dims.into_iter().chain(values).fold(0xcbf2_9ce4_8422_2325, |hash, word| {
+            word.to_le_bytes().iter().fold(hash, |h, &byte| (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+        })
+    }
+
     /// Each row's class (the column of its largest target), for classification.
     pub fn labels(&self) -> Vec<usize> {
         self.y
@@ -155,6 +165,18 @@ impl Shuffler {
             rng
         });
         Self { rng }
+    }
+
+    /// How far the RNG has gone: its word position (0 without shuffling).
+    pub fn position(&self) -> u128 {
+        self.rng.as_ref().map_or(0, |rng| rng.get_word_pos())
+    }
+
+    /// Moves the RNG to a position [`Shuffler::position`] gave.
+    pub fn set_position(&mut self, position: u128) {
+        if let Some(rng) = &mut self.rng {
+            rng.set_word_pos(position);
+        }
     }
 
     /// The next epoch's order of `samples` rows; None when not shuffling (the

@@ -25,7 +25,7 @@ use ndarray::{Array1, Array2};
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
 
@@ -46,6 +46,10 @@ const SCALAR_BYTES: u64 = 16;
 /// on lavapipe's one thread, far less on a GPU) so no GPU watchdog sees a hung
 /// queue; the seed problem runs ~4000 epochs per dispatch under it.
 const MAX_MACS_PER_DISPATCH: usize = 1 << 26;
+/// FusedParams.optimizer: shaders/fused_mlp.wgsl's SGD, MOMENTUM, ADAM.
+const OPTIMIZER_SGD: u32 = 0;
+const OPTIMIZER_MOMENTUM: u32 = 1;
+const OPTIMIZER_ADAM: u32 = 2;
 /// Floats in shaders/fused_mlp.wgsl's Control.
 const CONTROL_LEN: usize = 4;
 /// Control.eval_loss, in floats.
@@ -191,6 +195,8 @@ pub struct FusedTrainer {
     uniform: wgpu::Buffer,
     settings: FusedParams,
     weights: wgpu::Buffer,
+    /// Momentum's velocity, or Adam's m then v, in the layout of `weights`.
+    state: wgpu::Buffer,
     control: wgpu::Buffer,
     ring: wgpu::Buffer,
     staging: wgpu::Buffer,
@@ -400,6 +406,7 @@ impl FusedTrainer {
             uniform,
             settings,
             weights,
+            state,
             control,
             ring,
             staging,
@@ -430,9 +437,9 @@ impl FusedTrainer {
             settings.act_off[l] = u(layout.act_off[l]);
         }
         let (optimizer, momentum, (beta1, beta2, eps)) = match config.optimizer {
-            Optimizer::Sgd => (0, 0.0, (0.0, 0.0, 0.0)),
-            Optimizer::Momentum { momentum } => (1, momentum, (0.0, 0.0, 0.0)),
-            Optimizer::Adam { beta1, beta2, eps } => (2, 0.0, (beta1, beta2, eps)),
+            Optimizer::Sgd => (OPTIMIZER_SGD, 0.0, (0.0, 0.0, 0.0)),
+            Optimizer::Momentum { momentum } => (OPTIMIZER_MOMENTUM, momentum, (0.0, 0.0, 0.0)),
+            Optimizer::Adam { beta1, beta2, eps } => (OPTIMIZER_ADAM, 0.0, (beta1, beta2, eps)),
         };
         FusedParams {
             layers: u(spec.num_layers()),
@@ -558,5 +565,45 @@ impl Trainer for FusedTrainer {
             self.ctx.read_back(Region::new(&self.weights, self.layout.params_len), &self.staging)
         })?;
         Ok(self.layout.unpack(&self.spec, &flat))
+    }
+
+    fn state(&mut self) -> Result<TrainState> {
+        let params = self.params()?;
+        let len = self.layout.params_len;
+        let optimizer = self.ctx.scoped("reading the optimizer state (fused)", || {
+            let flat = self.ctx.read_buffer(&self.state)?;
+            let unpack = |part: usize| self.layout.unpack(&self.spec, &flat[part * len..(part + 1) * len]);
+            Ok(match self.settings.optimizer {
+                OPTIMIZER_SGD => OptimizerState::Sgd,
+                OPTIMIZER_MOMENTUM => OptimizerState::Momentum { velocity: unpack(0) },
+                _ => {
+                    let control = self.ctx.read_buffer(&self.control)?;
+                    OptimizerState::Adam {
+                        m: unpack(0),
+                        v: unpack(1),
+                        step: bytemuck::cast_slice::<f32, u32>(&control)[0],
+                    }
+                }
+            })
+        })?;
+        // Batches go in order here: there is no shuffle to resume.
+        Ok(TrainState { params, optimizer, shuffle_position: 0 })
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        state.check_fits(&self.params()?)?;
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.weights, 0, bytemuck::cast_slice(&self.layout.pack(&state.params)));
+        let saved: Vec<f32> = match (&state.optimizer, self.settings.optimizer) {
+            (OptimizerState::Sgd, OPTIMIZER_SGD) => return Ok(()),
+            (OptimizerState::Momentum { velocity }, OPTIMIZER_MOMENTUM) => self.layout.pack(velocity),
+            (OptimizerState::Adam { m, v, step }, OPTIMIZER_ADAM) => {
+                queue.write_buffer(&self.control, 0, bytemuck::bytes_of(step));
+                [self.layout.pack(m), self.layout.pack(v)].concat()
+            }
+            _ => return Err(Error::InvalidInput("the saved optimizer state is for another optimizer".into())),
+        };
+        queue.write_buffer(&self.state, 0, bytemuck::cast_slice(&saved));
+        Ok(())
     }
 }

@@ -526,6 +526,7 @@ impl Kernels {
 
     /// The two dispatches of an Adam step: the step count and bias corrections
     /// in `state` ([`ADAM_STATE_LEN`] floats), then the update itself.
+    #[allow(clippy::too_many_arguments)] // one region per binding of shaders/adam.wgsl
     pub fn adam_update(
         &self,
         label: &str,

@@ -51,6 +51,7 @@ impl KernelChoice {
 }
 
 /// A GPU trainer on the chosen path.
+#[allow(clippy::too_many_arguments)] // the trainers' own arguments, plus the choice
 pub fn trainer(
     ctx: &GpuContext,
     kernels: &Kernels,

@@ -25,7 +25,7 @@ use ndarray::{Array1, Array2};
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::{Error, Result};
 use crate::model::{Layer, Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
 use super::kernels::{
@@ -212,6 +212,7 @@ pub struct GpuTrainer {
     test_batches: Vec<(Batch, usize)>,
     plans: Vec<StepPlan>,
     update: Vec<Dispatch>,
+    optimizer: OptimizerBuffers,
     shuffler: Shuffler,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
@@ -342,7 +343,7 @@ impl GpuTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        let update = plan_update(ctx, kernels, &layout, &params_buf, &grads, config)?;
+        let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, config)?;
 
         Ok(Self {
             ctx: ctx.clone(),
@@ -359,6 +360,7 @@ impl GpuTrainer {
             test_batches,
             plans,
             update,
+            optimizer,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             gpu_bytes: 0,
         })
@@ -571,6 +573,20 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
 
 /// The optimizer's dispatches over the whole flat parameter buffer, with its
 /// state buffers (zeroed, as the optimizers start).
+/// The optimizer's state on the GPU, in the flat parameter layout.
+enum OptimizerBuffers {
+    Sgd,
+    Momentum {
+        velocity: wgpu::Buffer,
+    },
+    /// `step` holds shaders/adam.wgsl's AdamState.
+    Adam {
+        step: wgpu::Buffer,
+        m: wgpu::Buffer,
+        v: wgpu::Buffer,
+    },
+}
+
 fn plan_update(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -578,25 +594,31 @@ fn plan_update(
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
     config: &TrainConfig,
-) -> Result<Vec<Dispatch>> {
+) -> Result<(Vec<Dispatch>, OptimizerBuffers)> {
     const MODEL: &str = "use narrower --layers";
     let len = layout.len;
     let (weights, grads) = (Region::new(params, len), Region::new(grads, len));
     let (lr, weight_decay) = (config.lr, config.weight_decay);
     Ok(match config.optimizer {
-        Optimizer::Sgd => vec![kernels.sgd_update("sgd_update", weights, grads, lr, weight_decay)?],
+        Optimizer::Sgd => {
+            (vec![kernels.sgd_update("sgd_update", weights, grads, lr, weight_decay)?], OptimizerBuffers::Sgd)
+        }
         Optimizer::Momentum { momentum } => {
             let velocity = ctx.zeros("momentum.velocity", len, STORAGE, MODEL)?;
             let settings = MomentumParams { len: len as u32, lr, momentum, weight_decay };
-            vec![kernels.momentum_update("momentum_update", weights, grads, Region::new(&velocity, len), settings)?]
+            let update =
+                kernels.momentum_update("momentum_update", weights, grads, Region::new(&velocity, len), settings)?;
+            (vec![update], OptimizerBuffers::Momentum { velocity })
         }
         Optimizer::Adam { beta1, beta2, eps } => {
-            let state = ctx.zeros("adam.state", ADAM_STATE_LEN, STORAGE, MODEL)?;
+            let step = ctx.zeros("adam.state", ADAM_STATE_LEN, STORAGE, MODEL)?;
             let m = ctx.zeros("adam.m", len, STORAGE, MODEL)?;
             let v = ctx.zeros("adam.v", len, STORAGE, MODEL)?;
             let settings = AdamParams { len: len as u32, lr, beta1, beta2, eps, weight_decay, _pad: [0; 2] };
-            let (state, m, v) = (Region::new(&state, ADAM_STATE_LEN), Region::new(&m, len), Region::new(&v, len));
-            kernels.adam_update("adam_update", state, weights, grads, m, v, settings)?.into()
+            let regions = (Region::new(&step, ADAM_STATE_LEN), Region::new(&m, len), Region::new(&v, len));
+            let update =
+                kernels.adam_update("adam_update", regions.0, weights, grads, regions.1, regions.2, settings)?;
+            (update.into(), OptimizerBuffers::Adam { step, m, v })
         }
     })
 }
@@ -693,11 +715,47 @@ impl Trainer for GpuTrainer {
         })
     }
 
-    fn params(&mut self) -> Result<Params> {
-        let flat = self.ctx.scoped("reading the parameters", || {
-            // A staging buffer of its own, for the rare read of all parameters.
-            self.ctx.read_buffer(&self.params)
-        })?;
-        Ok(self.layout.unpack(&flat))
+    fn state(&mut self) -> Result<TrainState> {
+        // Staging buffers of their own, for these rare reads.
+        let read = |buffer: &wgpu::Buffer| self.ctx.read_buffer(buffer).map(|flat| self.layout.unpack(&flat));
+        self.ctx.scoped("reading the training state", || {
+            let optimizer = match &self.optimizer {
+                OptimizerBuffers::Sgd => OptimizerState::Sgd,
+                OptimizerBuffers::Momentum { velocity } => OptimizerState::Momentum { velocity: read(velocity)? },
+                OptimizerBuffers::Adam { step, m, v } => {
+                    let step = bytemuck::cast_slice::<f32, u32>(&self.ctx.read_buffer(step)?)[0];
+                    OptimizerState::Adam { m: read(m)?, v: read(v)?, step }
+                }
+            };
+            Ok(TrainState { params: read(&self.params)?, optimizer, shuffle_position: self.shuffler.position() })
+        })
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        let like = self.params()?;
+        state.check_fits(&like)?;
+        let queue = &self.ctx.queue;
+        let write = |buffer: &wgpu::Buffer, params: &Params| {
+            queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.layout.pack(params)));
+        };
+        write(&self.params, &state.params);
+        match (&self.optimizer, &state.optimizer) {
+            (OptimizerBuffers::Sgd, OptimizerState::Sgd) => {}
+            (OptimizerBuffers::Momentum { velocity }, OptimizerState::Momentum { velocity: saved }) => {
+                write(velocity, saved)
+            }
+            (
+                OptimizerBuffers::Adam { step, m, v },
+                OptimizerState::Adam { m: saved_m, v: saved_v, step: saved_step },
+            ) => {
+                write(m, saved_m);
+                write(v, saved_v);
+                // adam_tick recomputes the bias corrections from the step.
+                queue.write_buffer(step, 0, bytemuck::cast_slice(&[*saved_step, 0, 0, 0]));
+            }
+            _ => return Err(Error::InvalidInput("the saved optimizer state is for another optimizer".into())),
+        }
+        self.shuffler.set_position(state.shuffle_position);
+        Ok(())
     }
 }

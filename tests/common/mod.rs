@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use std::cmp::Ordering;
 use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
@@ -44,7 +45,9 @@ pub fn random(len: usize, seed: u64) -> Vec<f32> {
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let excess = |i: usize| (got[i] - want[i]).abs() - (atol + rtol * want[i].abs());
-    let bad: Vec<usize> = (0..got.len()).filter(|&i| !(excess(i) <= 0.0)).collect();
+    // A NaN excess (a NaN on either side) counts as a mismatch.
+    let within = |i: usize| matches!(excess(i).partial_cmp(&0.0), Some(Ordering::Less | Ordering::Equal));
+    let bad: Vec<usize> = (0..got.len()).filter(|&i| !within(i)).collect();
     if let Some(&worst) = bad.iter().max_by(|&&a, &&b| excess(a).total_cmp(&excess(b))) {
         let first: Vec<String> =
             bad.iter().take(5).map(|&i| format!("[{i}] got {} want {}", got[i], want[i])).collect();

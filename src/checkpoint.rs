@@ -1,0 +1,200 @@
+//! Checkpoints in safetensors: every parameter under a readable name
+//! (`layers.0.weight` is W_0 (IN, OUT), `layers.0.bias` is b_0 (OUT)), the
+//! optimizer state under `optimizer.velocity.`, `optimizer.m.` and
+//! `optimizer.v.` with the same names, and in the metadata what a resume must
+//! match (format version, layer spec, activations, loss, optimizer, data
+//! fingerprint) and where it resumes (epoch, Adam step, shuffle position).
+//! Written atomically, so a crash leaves the previous file whole.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use safetensors::{Dtype, SafeTensors, View};
+
+use crate::error::{Error, Result};
+use crate::model::{Layer, MlpSpec, Params};
+use crate::train::{Optimizer, OptimizerState, TrainState};
+
+/// The layout this build writes and reads.
+pub const FORMAT_VERSION: &str = "1";
+
+/// What a checkpoint holds besides the tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub state: TrainState,
+    /// Epochs trained when it was written.
+    pub epoch: usize,
+    /// The settings a resume must match, as written (see [`describe`]).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The metadata a model and run are described by; a resume compares these.
+pub fn describe(spec: &MlpSpec, optimizer: Optimizer, seed: u64, data_fingerprint: u64) -> HashMap<String, String> {
+    let optimizer = match optimizer {
+        Optimizer::Sgd => "sgd".to_string(),
+        Optimizer::Momentum { momentum } => format!("momentum {momentum}"),
+        Optimizer::Adam { beta1, beta2, eps } => format!("adam {beta1} {beta2} {eps}"),
+    };
+    [
+        ("format_version", FORMAT_VERSION.to_string()),
+        ("layers", spec.to_string()),
+        ("hidden", format!("{:?}", spec.hidden())),
+        ("output", format!("{:?}", spec.output())),
+        ("loss", format!("{:?}", spec.loss())),
+        ("optimizer", optimizer),
+        ("seed", seed.to_string()),
+        ("data_fingerprint", format!("{data_fingerprint:016x}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The keys of [`describe`] a resume must match, in the order they are checked.
+const MUST_MATCH: [&str; 7] = ["format_version", "layers", "hidden", "output", "loss", "optimizer", "data_fingerprint"];
+
+/// One f32 tensor, little-endian, for safetensors.
+struct Tensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Tensor {
+    fn new<'a>(shape: Vec<usize>, values: impl Iterator<Item = &'a f32>) -> Self {
+        Self { shape, bytes: values.flat_map(|v| v.to_le_bytes()).collect() }
+    }
+}
+
+impl View for &Tensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        (&self.bytes[..]).into()
+    }
+
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn params_tensors(prefix: &str, params: &Params) -> Vec<(String, Tensor)> {
+    params
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(l, layer)| {
+            [
+                (format!("{prefix}layers.{l}.weight"), Tensor::new(layer.w.shape().to_vec(), layer.w.iter())),
+                (format!("{prefix}layers.{l}.bias"), Tensor::new(vec![layer.b.len()], layer.b.iter())),
+            ]
+        })
+        .collect()
+}
+
+/// Writes `state` after `epoch` epochs to `path`, atomically, with `metadata`
+/// from [`describe`].
+pub fn save(path: &Path, state: &TrainState, epoch: usize, metadata: HashMap<String, String>) -> Result<()> {
+    let mut tensors = params_tensors("", &state.params);
+    let mut metadata = metadata;
+    metadata.insert("epoch".into(), epoch.to_string());
+    metadata.insert("shuffle_position".into(), state.shuffle_position.to_string());
+    metadata.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
+    match &state.optimizer {
+        OptimizerState::Sgd => {}
+        OptimizerState::Momentum { velocity } => tensors.extend(params_tensors("optimizer.velocity.", velocity)),
+        OptimizerState::Adam { m, v, step } => {
+            tensors.extend(params_tensors("optimizer.m.", m));
+            tensors.extend(params_tensors("optimizer.v.", v));
+            metadata.insert("adam_step".into(), step.to_string());
+        }
+    }
+    let bytes = safetensors::serialize(tensors.iter().map(|(name, t)| (name.as_str(), t)), Some(metadata))
+        .map_err(|e| Error::InvalidInput(format!("cannot encode the checkpoint {}: {e}", path.display())))?;
+    crate::report::write_atomically(path, |file| std::io::Write::write_all(file, &bytes))
+}
+
+/// Reads a checkpoint; `spec` gives the shapes its tensors must have.
+pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
+    let name = path.display();
+    let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
+    let bytes = std::fs::read(path).map_err(|e| Error::InvalidInput(format!("cannot read {name}: {e}")))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));
+    let version = field("format_version")?;
+    if version != FORMAT_VERSION {
+        return Err(bad(format!("format version {version}, but this build reads version {FORMAT_VERSION}")));
+    }
+    let number = |key: &str| -> Result<u128> {
+        let text = field(key)?;
+        text.parse().map_err(|_| bad(format!("'{key}' is '{text}', not a whole number")))
+    };
+    let tensor = |tensor_name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let view = file.tensor(tensor_name).map_err(|_| bad(format!("the tensor {tensor_name} is missing")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(bad(format!(
+                "{tensor_name} is {:?} {:?}, the model needs F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    };
+    let params = |prefix: &str| -> Result<Params> {
+        let layers = spec
+            .layer_shapes()
+            .enumerate()
+            .map(|(l, (fan_in, fan_out))| {
+                let w = tensor(&format!("{prefix}layers.{l}.weight"), &[fan_in, fan_out])?;
+                let b = tensor(&format!("{prefix}layers.{l}.bias"), &[fan_out])?;
+                let w = Array2::from_shape_vec((fan_in, fan_out), w).expect("the shape was checked");
+                Ok(Layer { w, b: Array1::from(b) })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Params { layers })
+    };
+    let saved_layers = field("layers")?;
+    if *saved_layers != spec.to_string() {
+        return Err(bad(format!("it holds layers {saved_layers}, but the model has layers {spec}")));
+    }
+    let optimizer = match field("optimizer")?.split(' ').next() {
+        Some("sgd") => OptimizerState::Sgd,
+        Some("momentum") => OptimizerState::Momentum { velocity: params("optimizer.velocity.")? },
+        Some("adam") => OptimizerState::Adam {
+            m: params("optimizer.m.")?,
+            v: params("optimizer.v.")?,
+            step: u32::try_from(number("adam_step")?).map_err(|_| bad("'adam_step' is too large".into()))?,
+        },
+        _ => return Err(bad(format!("unknown optimizer '{}'", field("optimizer")?))),
+    };
+    let state = TrainState { params: params("")?, optimizer, shuffle_position: number("shuffle_position")? };
+    let epoch = usize::try_from(number("epoch")?).map_err(|_| bad("'epoch' is too large".into()))?;
+    Ok(Checkpoint { state, epoch, metadata })
+}
+
+impl Checkpoint {
+    /// Refuses a checkpoint of another model, optimizer or data set, naming
+    /// the first setting that differs; `expected` comes from [`describe`].
+    pub fn check_matches(&self, expected: &HashMap<String, String>, path: &Path) -> Result<()> {
+        for key in MUST_MATCH {
+            let (saved, now) = (self.metadata.get(key), expected.get(key));
+            if saved != now {
+                return Err(Error::InvalidInput(format!(
+                    "{} does not fit this run: its {key} is {}, this run's is {}",
+                    path.display(),
+                    saved.map_or("missing", String::as_str),
+                    now.map_or("missing", String::as_str)
+                )));
+            }
+        }
+        Ok(())
+    }
+}

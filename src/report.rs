@@ -1,0 +1,185 @@
+//! What a training run leaves in its run folder besides the checkpoint: the
+//! metrics of every read-back as CSV, and a plot of them as SVG (always) and
+//! PNG (when a TrueType font can be found to draw its text). Every file is
+//! written through [`write_atomically`], so a crash leaves either the previous
+//! file or the new one, never half of one.
+
+mod chart;
+mod raster;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use plotters::prelude::{IntoDrawingArea, SVGBackend};
+
+use crate::error::{Error, Result};
+use crate::train::EpochMetrics;
+
+pub use raster::{default_font_dirs, find_font};
+
+/// The first line of the metrics CSV, in the order of the fields of each row.
+pub const METRICS_CSV_HEADER: [&str; 6] =
+    ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds"];
+
+/// One read-back of the metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricsRow {
+    /// Counted from the start of the first run, so a resumed run continues it.
+    pub epoch: usize,
+    pub metrics: EpochMetrics,
+    /// Wall time since training started when this epoch's metrics were read back.
+    pub seconds: f64,
+}
+
+/// Writes `rows` as CSV under [`METRICS_CSV_HEADER`]; a value the run did not
+/// measure (no test set, not a classifier) is an empty field.
+pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
+    // Display of f32 and f64 is the shortest text that parses back to the same
+    // value, so the file round-trips exactly.
+    let optional = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
+    write_atomically(path, |file| {
+        let mut csv = csv::Writer::from_writer(file);
+        csv.write_record(METRICS_CSV_HEADER)?;
+        for row in rows {
+            let metrics = &row.metrics;
+            csv.write_record([
+                row.epoch.to_string(),
+                metrics.train_loss.to_string(),
+                optional(metrics.test_loss),
+                optional(metrics.train_accuracy),
+                optional(metrics.test_accuracy),
+                row.seconds.to_string(),
+            ])?;
+        }
+        // Dropping the writer would flush too, but would swallow the error.
+        csv.flush()
+    })
+}
+
+/// Tells temporary files of one process apart when two threads write the same target.
+static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `path` through `write` on a temporary file in the same folder, synced
+/// to disk and then renamed over `path`: a rename within one file system is
+/// atomic, so readers and crashes see the old file or the new one, whole. If
+/// `write` fails (or panics) the temporary file is removed and `path` is
+/// untouched.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+    let failed = |e: io::Error| Error::InvalidInput(format!("cannot write {}: {e}", path.display()));
+    let name = path.file_name().ok_or_else(|| failed(io::Error::other("the path does not name a file")))?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // Hidden, and named after the target so a leftover says where it came from;
+    // the pid and sequence keep concurrent writers off each other's file.
+    let mut temp_name = OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}-{}", std::process::id(), TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)));
+    let mut temp = TempFile { path: folder.join(temp_name), armed: true };
+
+    let mut file = File::create(&temp.path).map_err(failed)?;
+    write(&mut file).map_err(failed)?;
+    // Without the sync, a crash soon after the rename can leave the new name
+    // pointing at blocks that never reached the disk.
+    file.sync_all().map_err(failed)?;
+    drop(file);
+    std::fs::rename(&temp.path, path).map_err(failed)?;
+    temp.armed = false;
+    sync_folder(folder);
+    Ok(())
+}
+
+/// Removes the temporary file when dropped: on an error or a panic in the
+/// caller's closure. Disarmed once the rename has consumed it.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Makes the rename itself durable. Best effort: some file systems refuse to
+/// sync a folder, and the file is complete under one name or the other anyway.
+fn sync_folder(folder: &Path) {
+    #[cfg(unix)]
+    if let Ok(handle) = File::open(folder) {
+        let _ = handle.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = folder;
+}
+
+/// What [`plot_losses`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlotWritten {
+    /// False only when there was nothing to plot.
+    pub svg: bool,
+    pub png: bool,
+    /// The font the PNG's text was drawn with.
+    pub png_font: Option<PathBuf>,
+    /// Why the PNG asked for was not written: no epochs (then no SVG either),
+    /// or no font. None when everything asked for was written. Reads after
+    /// "no loss.png: ".
+    pub png_skipped_because: Option<String>,
+}
+
+/// Plots the losses per epoch, train and test, and below them the accuracies
+/// when the run measured any, as an SVG at `svg` and, given `png`, a PNG when a
+/// font is found in [`default_font_dirs`]. No rows write nothing; a missing
+/// font skips the PNG; neither is an error, the result says so.
+pub fn plot_losses(svg: &Path, png: Option<&Path>, rows: &[MetricsRow]) -> Result<PlotWritten> {
+    let dirs = default_font_dirs();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    plot_losses_with_fonts(svg, png, rows, &dirs)
+}
+
+/// [`plot_losses`] with the PNG's font looked for in `font_dirs` (and their
+/// subfolders) only.
+pub fn plot_losses_with_fonts(
+    svg: &Path,
+    png: Option<&Path>,
+    rows: &[MetricsRow],
+    font_dirs: &[&Path],
+) -> Result<PlotWritten> {
+    let skipped =
+        |svg: bool, reason: String| PlotWritten { svg, png: false, png_font: None, png_skipped_because: Some(reason) };
+    if rows.is_empty() {
+        return Ok(skipped(false, "no epochs to plot".into()));
+    }
+    let size = chart::figure_size(rows);
+    let mut text = String::new();
+    {
+        // The SVG names the fonts and leaves drawing them to the viewer, so it
+        // needs none here; plotters' text estimate is only used for layout.
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        chart::draw(&root, rows).map_err(|e| cannot_draw(svg, e))?;
+    }
+    write_atomically(svg, |file| file.write_all(text.as_bytes()))?;
+
+    let Some(png) = png else {
+        return Ok(PlotWritten { svg: true, png: false, png_font: None, png_skipped_because: None });
+    };
+    let Some(font) = raster::load_font(font_dirs) else {
+        let dirs: Vec<String> = font_dirs.iter().map(|dir| dir.display().to_string()).collect();
+        let dirs = if dirs.is_empty() { "no folder (none given)".to_string() } else { dirs.join(", ") };
+        let reason = format!("no usable TrueType or OpenType font (.ttf, .otf) under {dirs}");
+        return Ok(skipped(true, reason));
+    };
+    let bytes = raster::render_png(rows, &font, size).map_err(|e| cannot_draw(png, e))?;
+    write_atomically(png, |file| file.write_all(&bytes))?;
+    Ok(PlotWritten { svg: true, png: true, png_font: Some(font.path), png_skipped_because: None })
+}
+
+fn cannot_draw(path: &Path, error: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("cannot draw {}: {error}", path.display()))
+}

@@ -1,0 +1,93 @@
+//! The folder a training run leaves behind (`--out`): `config.json` (every
+//! setting, the adapter, the crate version), `metrics.csv` (one row per epoch,
+//! rewritten at each read-back), the checkpoints and the loss plot. Every file
+//! is written atomically, so an interrupted run leaves whole files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint;
+use crate::error::{Error, Result};
+use crate::report::{self, MetricsRow, PlotWritten};
+use crate::train::{EpochMetrics, FitHooks, Trainer};
+
+/// A run's output folder and what has been written to it.
+pub struct RunFolder {
+    dir: PathBuf,
+    rows: Vec<MetricsRow>,
+    /// What each checkpoint's metadata says of the model and run.
+    checkpoint_metadata: HashMap<String, String>,
+    /// Paths of the checkpoints written, oldest first.
+    pub checkpoints: Vec<PathBuf>,
+}
+
+impl RunFolder {
+    /// Creates `out`, or `runs/<UTC time>` (with a suffix if that exists).
+    pub fn create(out: Option<&Path>, checkpoint_metadata: HashMap<String, String>) -> Result<Self> {
+        let dir = match out {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let stamp =
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+                let base = Path::new("runs").join(stamp);
+                (1..)
+                    .map(|n| if n == 1 { base.clone() } else { base.with_extension(n.to_string()) })
+                    .find(|p| !p.exists())
+                    .expect("some suffix is free")
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::InvalidInput(format!("cannot create the run folder {}: {e}", dir.display())))?;
+        Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, checkpoints: Vec::new() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `config.json`.
+    pub fn write_config(&self, config: &serde_json::Value) -> Result<()> {
+        let text = serde_json::to_string_pretty(config).expect("a JSON value always serialises");
+        report::write_atomically(&self.dir.join("config.json"), |file| std::io::Write::write_all(file, text.as_bytes()))
+    }
+
+    /// Records a read-back's epochs, the last of which is `epoch`, and
+    /// rewrites `metrics.csv`.
+    pub fn record(&mut self, epoch: usize, epochs: &[EpochMetrics], seconds: f64) -> Result<()> {
+        let first = epoch + 1 - epochs.len();
+        let rows = epochs.iter().enumerate().map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, seconds });
+        self.rows.extend(rows);
+        report::write_metrics_csv(&self.dir.join("metrics.csv"), &self.rows)
+    }
+
+    /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.
+    pub fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<PathBuf> {
+        let path = self.dir.join(format!("checkpoint-epoch{epoch}.safetensors"));
+        checkpoint::save(&path, &trainer.state()?, epoch, self.checkpoint_metadata.clone())?;
+        self.checkpoints.push(path.clone());
+        Ok(path)
+    }
+
+    /// Writes `loss.svg` and, where fonts are found, `loss.png`.
+    pub fn plot(&self) -> Result<PlotWritten> {
+        report::plot_losses(&self.dir.join("loss.svg"), Some(&self.dir.join("loss.png")), &self.rows)
+    }
+}
+
+/// Fit hooks that keep the run folder and show each read-back's last epoch
+/// through `log`.
+pub struct RunHooks<'a, L: FnMut(usize, &EpochMetrics)> {
+    pub folder: &'a mut RunFolder,
+    pub log: L,
+}
+
+impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
+    fn logged(&mut self, epoch: usize, epochs: &[EpochMetrics], seconds: f64) -> Result<()> {
+        (self.log)(epoch, epochs.last().expect("a read-back carries at least one epoch"));
+        self.folder.record(epoch, epochs, seconds)
+    }
+
+    fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<()> {
+        self.folder.save(trainer, epoch).map(drop)
+    }
+}

@@ -1,0 +1,191 @@
+//! Checkpoints: exact round trips between devices, resume giving the same bits
+//! as an unbroken run, and refusals of files that do not fit.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use common::gpu;
+use wgpu_mlp::checkpoint::{self, describe};
+use wgpu_mlp::gpu::{FusedTrainer, GpuTrainer};
+use wgpu_mlp::model::{Activation, Init, Loss, Output};
+use wgpu_mlp::train::{Optimizer, TrainState};
+use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-checkpoint-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A classification run with Adam, shuffling and weight decay: every piece of
+/// state a resume must carry.
+fn run() -> (MlpSpec, Dataset, TrainConfig) {
+    let spec =
+        MlpSpec::new(vec![5, 9, 3]).unwrap().with(Activation::Tanh, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let x = Dataset::seed_problem(45, 5, 1, 4).unwrap().x;
+    let labels: Vec<usize> = x.rows().into_iter().map(|r| ((r[0] + r[1]) * 1.5) as usize % 3).collect();
+    let data = Dataset::classification(x, &labels, 3).unwrap();
+    let config = TrainConfig {
+        lr: 0.01,
+        optimizer: Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        weight_decay: 1e-3,
+        batch_size: Some(8),
+        shuffle: true,
+        seed: 6,
+        log_every: 10,
+    };
+    (spec, data, config)
+}
+
+fn metadata(spec: &MlpSpec, data: &Dataset, config: &TrainConfig) -> HashMap<String, String> {
+    describe(spec, config.optimizer, config.seed, data.fingerprint())
+}
+
+/// Trains `first` epochs, saves, loads into a new trainer from `make`, trains
+/// `second` more; returns that state and the state of one unbroken run.
+fn resumed_and_straight(
+    make: &dyn Fn() -> Box<dyn Trainer>,
+    spec: &MlpSpec,
+    meta: &HashMap<String, String>,
+    name: &str,
+) -> (TrainState, TrainState) {
+    let (first, second) = (4, 6);
+    let mut straight = make();
+    straight.train(first + second).unwrap();
+    let mut before = make();
+    before.train(first).unwrap();
+    let path = folder(name).join("half.safetensors");
+    checkpoint::save(&path, &before.state().unwrap(), first, meta.clone()).unwrap();
+    let saved = checkpoint::load(&path, spec).unwrap();
+    assert_eq!(saved.epoch, first);
+    saved.check_matches(meta, &path).unwrap();
+    let mut after = make();
+    after.restore(&saved.state).unwrap();
+    after.train(second).unwrap();
+    (after.state().unwrap(), straight.state().unwrap())
+}
+
+#[test]
+fn resume_on_the_cpu_is_bit_identical() {
+    let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 1).unwrap();
+    let make = || -> Box<dyn Trainer> {
+        Box::new(CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap())
+    };
+    let (resumed, straight) = resumed_and_straight(&make, &spec, &metadata(&spec, &data, &config), "cpu");
+    assert_eq!(resumed, straight, "params, Adam moments, step and shuffle position all equal");
+}
+
+#[test]
+fn resume_on_the_gpu_is_bit_identical_for_both_paths() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 1).unwrap();
+    let layered = || -> Box<dyn Trainer> {
+        Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap())
+    };
+    let (resumed, straight) = resumed_and_straight(&layered, &spec, &metadata(&spec, &data, &config), "gpu");
+    assert_eq!(resumed, straight, "layered path");
+
+    let in_order = TrainConfig { shuffle: false, ..config };
+    let fused =
+        || -> Box<dyn Trainer> { Box::new(FusedTrainer::new(ctx, &spec, &params, &data, None, &in_order).unwrap()) };
+    let (resumed, straight) = resumed_and_straight(&fused, &spec, &metadata(&spec, &data, &in_order), "fused");
+    assert_eq!(resumed, straight, "fused path");
+}
+
+#[test]
+fn a_checkpoint_moves_between_devices_exactly() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 2).unwrap();
+    let meta = metadata(&spec, &data, &config);
+    let dir = folder("devices");
+    let mut on_cpu = CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap();
+    on_cpu.train(3).unwrap();
+    let from_cpu = on_cpu.state().unwrap();
+    checkpoint::save(&dir.join("cpu.safetensors"), &from_cpu, 3, meta.clone()).unwrap();
+
+    let mut on_gpu = GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap();
+    on_gpu.restore(&checkpoint::load(&dir.join("cpu.safetensors"), &spec).unwrap().state).unwrap();
+    assert_eq!(on_gpu.state().unwrap(), from_cpu, "CPU -> file -> GPU keeps every bit");
+    checkpoint::save(&dir.join("gpu.safetensors"), &on_gpu.state().unwrap(), 3, meta).unwrap();
+
+    let mut back = CpuTrainer::new(&spec, params, data, None, &config).unwrap();
+    back.restore(&checkpoint::load(&dir.join("gpu.safetensors"), &spec).unwrap().state).unwrap();
+    assert_eq!(back.state().unwrap(), from_cpu, "GPU -> file -> CPU keeps every bit");
+}
+
+#[test]
+fn tensors_have_readable_names_and_shapes() {
+    let (spec, data, config) = run();
+    let mut trainer =
+        CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 3).unwrap(), data.clone(), None, &config).unwrap();
+    trainer.train(1).unwrap();
+    let path = folder("names").join("c.safetensors");
+    checkpoint::save(&path, &trainer.state().unwrap(), 1, metadata(&spec, &data, &config)).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(names.len(), 12, "weights and biases of 2 layers, and Adam's m and v for each");
+    assert_eq!(file.tensor("layers.0.weight").unwrap().shape(), &[5, 9]);
+    assert_eq!(file.tensor("layers.1.bias").unwrap().shape(), &[3]);
+    assert_eq!(file.tensor("optimizer.v.layers.1.weight").unwrap().shape(), &[9, 3]);
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    assert_eq!((meta["epoch"].as_str(), meta["adam_step"].as_str(), meta["layers"].as_str()), ("1", "6", "5,9,3"));
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_are_refused_by_name() {
+    let (spec, data, config) = run();
+    let meta = metadata(&spec, &data, &config);
+    let dir = folder("refusals");
+    let mut trainer =
+        CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 4).unwrap(), data.clone(), None, &config).unwrap();
+    let good = dir.join("good.safetensors");
+    checkpoint::save(&good, &trainer.state().unwrap(), 0, meta.clone()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let error = checkpoint::load(&truncated, &spec).unwrap_err().to_string();
+    assert!(error.contains("not a valid checkpoint"), "{error}");
+
+    let missing = checkpoint::load(&dir.join("none.safetensors"), &spec).unwrap_err().to_string();
+    assert!(missing.contains("cannot read"), "{missing}");
+
+    let other_shape =
+        MlpSpec::new(vec![5, 8, 3]).unwrap().with(Activation::Tanh, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let error = checkpoint::load(&good, &other_shape).unwrap_err().to_string();
+    assert!(error.contains("layers 5,9,3") && error.contains("5,8,3"), "{error}");
+
+    let newer = dir.join("newer.safetensors");
+    let mut future = meta.clone();
+    future.insert("format_version".into(), "99".into());
+    checkpoint::save(&newer, &trainer.state().unwrap(), 0, future).unwrap();
+    let error = checkpoint::load(&newer, &spec).unwrap_err().to_string();
+    assert!(error.contains("format version 99"), "{error}");
+
+    let saved = checkpoint::load(&good, &spec).unwrap();
+    let mut other_data = data.clone();
+    other_data.x[(0, 0)] += 1.0;
+    let error = saved.check_matches(&metadata(&spec, &other_data, &config), &good).unwrap_err().to_string();
+    assert!(error.contains("data_fingerprint"), "{error}");
+    let sgd = TrainConfig { optimizer: Optimizer::Sgd, ..config.clone() };
+    let error = saved.check_matches(&metadata(&spec, &data, &sgd), &good).unwrap_err().to_string();
+    assert!(error.contains("optimizer is adam") && error.contains("sgd"), "{error}");
+
+    // A crash between writing and renaming leaves the last good file whole.
+    let failed = wgpu_mlp::report::write_atomically(&good, |file| {
+        std::io::Write::write_all(file, b"half a checkpoint")?;
+        Err(std::io::Error::other("killed"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(std::fs::read(&good).unwrap(), bytes, "the previous checkpoint is intact");
+    trainer.restore(&checkpoint::load(&good, &spec).unwrap().state).unwrap();
+}

@@ -1,0 +1,336 @@
+//! What a run leaves in its folder: the metrics CSV read back field by field,
+//! the atomic writer when the write fails, and the plots with and without test
+//! metrics, accuracy and fonts. No GPU needed.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use wgpu_mlp::report::{
+    default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, write_atomically, write_metrics_csv, MetricsRow,
+    PlotWritten, METRICS_CSV_HEADER,
+};
+use wgpu_mlp::train::EpochMetrics;
+
+/// A fresh folder for one test, removed first if an earlier run left it.
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A run of `epochs` epochs with falling losses and rising accuracies.
+fn run(epochs: usize, test: bool, accuracy: bool) -> Vec<MetricsRow> {
+    (1..=epochs)
+        .map(|epoch| {
+            let t = epoch as f32;
+            MetricsRow {
+                epoch,
+                metrics: EpochMetrics {
+                    train_loss: 2.0 / (1.0 + t),
+                    train_accuracy: accuracy.then(|| 1.0 - 0.5 / t),
+                    test_loss: test.then(|| 2.2 / (1.0 + t)),
+                    test_accuracy: (test && accuracy).then(|| 1.0 - 0.6 / t),
+                },
+                seconds: 0.125 * t as f64,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
+    let dir = folder("csv");
+    let path = dir.join("metrics.csv");
+    let rows = vec![
+        MetricsRow {
+            epoch: 1,
+            metrics: EpochMetrics {
+                train_loss: 0.1,
+                train_accuracy: Some(0.25),
+                test_loss: Some(1.0e-8),
+                test_accuracy: Some(1.0),
+            },
+            seconds: 0.001_234_567_890_123,
+        },
+        MetricsRow {
+            epoch: 2,
+            metrics: EpochMetrics {
+                train_loss: 123_456.79,
+                train_accuracy: None,
+                test_loss: None,
+                test_accuracy: None,
+            },
+            seconds: 2.5,
+        },
+        MetricsRow {
+            epoch: 10,
+            metrics: EpochMetrics {
+                train_loss: 3.0e-7,
+                train_accuracy: Some(0.9),
+                test_loss: None,
+                test_accuracy: None,
+            },
+            seconds: 1.0e6 / 3.0,
+        },
+    ];
+    write_metrics_csv(&path, &rows).unwrap();
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+    assert_eq!(text.lines().nth(2), Some("2,123456.79,,,,2.5"), "None is an empty field:\n{text}");
+
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(METRICS_CSV_HEADER.to_vec()));
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), rows.len());
+    let optional = |field: &str| (!field.is_empty()).then(|| field.parse::<f32>().unwrap());
+    for (record, row) in records.iter().zip(&rows) {
+        assert_eq!(record.len(), 6, "{record:?}");
+        assert_eq!(record[0].parse::<usize>().unwrap(), row.epoch);
+        assert_eq!(record[1].parse::<f32>().unwrap(), row.metrics.train_loss, "{record:?}");
+        assert_eq!(optional(&record[2]), row.metrics.test_loss, "{record:?}");
+        assert_eq!(optional(&record[3]), row.metrics.train_accuracy, "{record:?}");
+        assert_eq!(optional(&record[4]), row.metrics.test_accuracy, "{record:?}");
+        assert_eq!(record[5].parse::<f64>().unwrap(), row.seconds, "{record:?}");
+    }
+    assert_eq!(listing(&dir), ["metrics.csv"], "no temporary file is left");
+}
+
+#[test]
+fn metrics_csv_of_no_epochs_is_the_header_alone() {
+    let dir = folder("csv-empty");
+    let path = dir.join("metrics.csv");
+    write_metrics_csv(&path, &[]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds\n"
+    );
+}
+
+#[test]
+fn a_write_that_fails_midway_keeps_the_previous_file_and_leaves_no_temporary() {
+    let dir = folder("atomic-fail");
+    let path = dir.join("metrics.csv");
+    std::fs::write(&path, "the previous run\n").unwrap();
+
+    let error = write_atomically(&path, |file| {
+        file.write_all(b"half of the new")?;
+        file.flush()?;
+        Err(io::Error::other("disk full (simulated)"))
+    })
+    .expect_err("the closure's error is returned");
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("cannot write {}", path.display())), "{message}");
+    assert!(message.contains("disk full (simulated)"), "{message}");
+    assert!(error.is_bad_input(), "mapped to InvalidInput: {error:?}");
+
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "the previous run\n");
+    assert_eq!(listing(&dir), ["metrics.csv"]);
+}
+
+#[test]
+fn a_write_that_panics_leaves_no_temporary() {
+    let dir = folder("atomic-panic");
+    let path = dir.join("checkpoint.bin");
+    let outcome = std::panic::catch_unwind(|| {
+        write_atomically(&path, |file| {
+            file.write_all(b"partial").unwrap();
+            panic!("the writer broke");
+        })
+    });
+    assert!(outcome.is_err());
+    assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
+}
+
+#[test]
+fn a_write_that_succeeds_replaces_the_file_and_leaves_no_temporary() {
+    let dir = folder("atomic-ok");
+    let path = dir.join("metrics.csv");
+    std::fs::write(&path, "the previous run, a longer text than the new one\n").unwrap();
+    write_atomically(&path, |file| file.write_all(b"new\n")).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+    assert_eq!(listing(&dir), ["metrics.csv"]);
+}
+
+#[test]
+fn a_write_into_a_missing_folder_fails_naming_the_file() {
+    let dir = folder("atomic-missing");
+    let path = dir.join("no-such-folder").join("metrics.csv");
+    let message = write_atomically(&path, |file| file.write_all(b"x")).unwrap_err().to_string();
+    assert!(message.starts_with(&format!("cannot write {}: ", path.display())), "{message}");
+}
+
+/// An SVG document and the words of its `<text>` elements.
+struct Svg {
+    text: String,
+    words: Vec<String>,
+}
+
+impl Svg {
+    fn says(&self, words: &str) -> bool {
+        self.words.iter().any(|w| w == words)
+    }
+}
+
+/// Reads `path`, checking it is one whole SVG document with a labelled x axis.
+fn read_svg(path: &Path) -> Svg {
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.trim_start();
+    assert!(start.starts_with("<svg") || start.starts_with("<?xml"), "{}", &text[..text.len().min(200)]);
+    assert!(text.trim_end().ends_with("</svg>"), "the document is whole");
+    assert_eq!(text.matches("<svg").count(), 1);
+    let words = text
+        .split("<text")
+        .skip(1)
+        .map(|element| {
+            let inner = element.split_once('>').expect("a text element has a body").1;
+            inner.split_once("</text>").expect("every text element is closed").0.trim().to_string()
+        })
+        .collect();
+    let svg = Svg { text, words };
+    assert!(svg.says("epoch"), "the x axis is labelled: {:?}", svg.words);
+    svg
+}
+
+const NO_FONTS: &str = "/nonexistent/wgpu-mlp/fonts";
+
+#[test]
+fn svg_of_a_run_with_only_a_training_loss() {
+    let dir = folder("svg-train");
+    let svg = dir.join("loss.svg");
+    let written = plot_losses_with_fonts(&svg, None, &run(30, false, false), &[Path::new(NO_FONTS)]).unwrap();
+    assert_eq!(written, PlotWritten { svg: true, png: false, png_font: None, png_skipped_because: None });
+    let svg = read_svg(&svg);
+    assert!(svg.says("train loss"), "the legend names the series: {:?}", svg.words);
+    assert!(svg.says("loss"), "the y axis is labelled");
+    for absent in ["test loss", "accuracy"] {
+        assert!(!svg.text.contains(absent), "{absent} was not measured");
+    }
+    assert_eq!(listing(&dir), ["loss.svg"]);
+}
+
+#[test]
+fn svg_of_a_run_with_test_metrics_and_accuracy_has_two_panels() {
+    let dir = folder("svg-all");
+    let svg = dir.join("loss.svg");
+    let written = plot_losses_with_fonts(&svg, None, &run(200, true, true), &[Path::new(NO_FONTS)]).unwrap();
+    assert!(written.svg && !written.png && written.png_skipped_because.is_none(), "{written:?}");
+    let svg = read_svg(&svg);
+    for words in ["train loss", "test loss", "train accuracy", "test accuracy", "loss per epoch", "accuracy per epoch"]
+    {
+        assert!(svg.says(words), "{words} is missing from {:?}", svg.words);
+    }
+}
+
+#[test]
+fn a_run_that_stopped_on_a_nan_loss_still_plots_the_epochs_before() {
+    let dir = folder("svg-nan");
+    let svg = dir.join("loss.svg");
+    let mut rows = run(5, true, false);
+    rows[4].metrics.train_loss = f32::NAN;
+    rows[4].metrics.test_loss = Some(f32::INFINITY);
+    let written = plot_losses_with_fonts(&svg, None, &rows, &[]).unwrap();
+    assert!(written.svg, "{written:?}");
+    let svg = read_svg(&svg);
+    assert!(!svg.text.contains("NaN") && !svg.text.contains("inf"), "no non-finite coordinate reaches the SVG");
+}
+
+#[test]
+fn no_epochs_write_nothing_and_say_so() {
+    let dir = folder("empty");
+    let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
+    let written = plot_losses(&svg, Some(&png), &[]).unwrap();
+    assert!(!written.svg && !written.png, "{written:?}");
+    assert_eq!(written.png_skipped_because.as_deref(), Some("no epochs to plot"));
+    assert!(listing(&dir).is_empty());
+}
+
+#[test]
+fn without_a_font_the_png_is_skipped_with_the_reason_and_the_svg_still_written() {
+    let dir = folder("no-font");
+    // A folder holding a file named like a font that is not one must not count.
+    let fake_fonts = dir.join("fonts");
+    std::fs::create_dir(&fake_fonts).unwrap();
+    std::fs::write(fake_fonts.join("DejaVuSans.ttf"), b"not a font").unwrap();
+    let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
+    for fonts in [vec![Path::new(NO_FONTS)], vec![fake_fonts.as_path()], vec![]] {
+        assert_eq!(find_font(&fonts), None);
+        let written = plot_losses_with_fonts(&svg, Some(&png), &run(10, true, true), &fonts).unwrap();
+        assert!(written.svg && !written.png && written.png_font.is_none(), "{written:?}");
+        let reason = written.png_skipped_because.expect("the result says why there is no PNG");
+        assert!(reason.contains("no usable TrueType or OpenType font"), "{reason}");
+        for folder in &fonts {
+            assert!(reason.contains(&folder.display().to_string()), "the reason names where it looked: {reason}");
+        }
+        assert!(!png.exists());
+        read_svg(&svg);
+    }
+}
+
+/// Checks `path` is a whole PNG of the figure with text in the caption strip
+/// above the chart, and returns its size.
+fn check_png(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "PNG magic bytes");
+    let mut reader = png::Decoder::new(io::Cursor::new(bytes)).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((frame.color_type, frame.bit_depth), (png::ColorType::Rgb, png::BitDepth::Eight));
+    // Only the caption is drawn in the top 40 rows: dark pixels there are text.
+    let row_bytes = frame.width as usize * 3;
+    let dark = pixels[..40 * row_bytes].chunks(3).filter(|rgb| rgb.iter().all(|&c| c < 128)).count();
+    assert!(dark > 100, "the caption was drawn: {dark} dark pixels");
+    (frame.width, frame.height)
+}
+
+#[test]
+fn with_the_default_font_folders_the_png_follows_whether_a_font_is_found() {
+    let dir = folder("default-fonts");
+    let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
+    let dirs = default_font_dirs();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let written = plot_losses(&svg, Some(&png), &run(40, true, true)).unwrap();
+    match find_font(&dirs) {
+        Some(font) => {
+            assert_eq!(written, PlotWritten { svg: true, png: true, png_font: Some(font), png_skipped_because: None });
+            assert_eq!(check_png(&png), (960, 960), "two panels");
+        }
+        None => {
+            assert!(written.svg && !written.png, "{written:?}");
+            assert!(written.png_skipped_because.unwrap().contains("no usable TrueType"));
+            assert!(!png.exists());
+        }
+    }
+    read_svg(&svg);
+}
+
+#[test]
+fn with_a_font_folder_given_the_png_is_drawn_even_for_one_epoch() {
+    let dirs = default_font_dirs();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let Some(font) = find_font(&dirs) else {
+        // The branch without fonts is covered above on every machine.
+        eprintln!("no font on this machine: the PNG with a given font folder is not tested");
+        return;
+    };
+    let font_dir = font.parent().unwrap();
+    let dir = folder("one-epoch");
+    let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
+    let written = plot_losses_with_fonts(&svg, Some(&png), &run(1, false, false), &[font_dir]).unwrap();
+    assert!(written.svg && written.png && written.png_skipped_because.is_none(), "{written:?}");
+    assert!(written.png_font.unwrap().starts_with(font_dir));
+    assert_eq!(check_png(&png), (960, 480), "one panel");
+    assert!(read_svg(&svg).text.contains("<circle"), "the single epoch is a marked point");
+    assert_eq!(listing(&dir), ["loss.png", "loss.svg"]);
+}
