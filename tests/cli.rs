@@ -535,3 +535,30 @@ fn csv_classification_reports_accuracy_and_test_metrics() {
         assert_eq!(json["history"].as_array().map(Vec::len), Some(30));
     }
 }
+
+#[test]
+fn adapters_lists_what_wgpu_finds() {
+    let run = wgpu_mlp(&["adapters", "--json"]);
+    assert_success(&run);
+    let adapters: Value = serde_json::from_str(run.stdout.trim()).expect("JSON on stdout");
+    let list = adapters.as_array().expect("a JSON array");
+    if let Some(adapter) = gpu_adapter() {
+        let names: Vec<&str> = list.iter().filter_map(|a| a["name"].as_str()).collect();
+        assert!(names.iter().any(|name| adapter.contains(name)), "{adapter} among {names:?}");
+        for key in [
+            "backend",
+            "device_type",
+            "driver",
+            "max_storage_buffer_binding_size",
+            "max_compute_workgroup_storage_size",
+        ] {
+            assert!(list.iter().all(|a| !a[key].is_null()), "{key} missing\n{}", run.show());
+        }
+        if list.iter().all(|a| a["device_type"] == "Cpu") {
+            assert!(run.stderr.contains("only software adapters"), "{}", run.show());
+        }
+    }
+    let text = wgpu_mlp(&["adapters"]);
+    assert_success(&text);
+    assert_eq!(text.stdout.lines().filter(|l| !l.starts_with(' ')).count(), list.len(), "{}", text.show());
+}

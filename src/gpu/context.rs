@@ -67,6 +67,15 @@ pub struct Counts {
     pub bytes: u64,
 }
 
+/// Every adapter wgpu finds on the backends WGPU_BACKEND allows, with its limits.
+pub fn adapters() -> Vec<(wgpu::AdapterInfo, wgpu::Limits)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(|adapter| (adapter.get_info(), adapter.limits()))
+        .collect()
+}
+
 /// One adapter's device and queue. Cloning shares them.
 #[derive(Clone, Debug)]
 pub struct GpuContext {

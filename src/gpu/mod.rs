@@ -7,7 +7,7 @@ mod fused;
 mod kernels;
 mod trainer;
 
-pub use context::{Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
+pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use fused::FusedTrainer;
 pub use kernels::{
     ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, Epilogue, GatherParams,
