@@ -4,6 +4,9 @@
 //! `optimizer.v.` with the same names, and in the metadata what a resume must
 //! match (format version, layer spec, activations, loss, optimizer, data
 //! fingerprint) and where it resumes (epoch, Adam step, shuffle position).
+//! The input scaling fitted on the training data rides along as
+//! `scaler.shift` and `scaler.divisor` (IN), so predictions scale new rows the
+//! same way.
 //! Written atomically, so a crash leaves the previous file whole.
 
 use std::collections::HashMap;
@@ -12,8 +15,9 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, View};
 
+use crate::data::Scaler;
 use crate::error::{Error, Result};
-use crate::model::{Layer, MlpSpec, Params};
+use crate::model::{Activation, Layer, Loss, MlpSpec, Output, Params};
 use crate::train::{Optimizer, OptimizerState, TrainState};
 
 /// The layout this build writes and reads.
@@ -27,6 +31,8 @@ pub struct Checkpoint {
     pub epoch: usize,
     /// The settings a resume must match, as written (see [`describe`]).
     pub metadata: HashMap<String, String>,
+    /// The input scaling of the training data.
+    pub scaler: Option<Scaler>,
 }
 
 /// The metadata a model and run are described by; a resume compares these.
@@ -99,9 +105,19 @@ fn params_tensors(prefix: &str, params: &Params) -> Vec<(String, Tensor)> {
 }
 
 /// Writes `state` after `epoch` epochs to `path`, atomically, with `metadata`
-/// from [`describe`].
-pub fn save(path: &Path, state: &TrainState, epoch: usize, metadata: HashMap<String, String>) -> Result<()> {
+/// from [`describe`] and the training data's input scaling.
+pub fn save(
+    path: &Path,
+    state: &TrainState,
+    epoch: usize,
+    metadata: HashMap<String, String>,
+    scaler: Option<&Scaler>,
+) -> Result<()> {
     let mut tensors = params_tensors("", &state.params);
+    if let Some(scaler) = scaler {
+        tensors.push(("scaler.shift".into(), Tensor::new(vec![scaler.shift.len()], scaler.shift.iter())));
+        tensors.push(("scaler.divisor".into(), Tensor::new(vec![scaler.divisor.len()], scaler.divisor.iter())));
+    }
     let mut metadata = metadata;
     metadata.insert("epoch".into(), epoch.to_string());
     metadata.insert("shuffle_position".into(), state.shuffle_position.to_string());
@@ -177,7 +193,48 @@ pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
     };
     let state = TrainState { params: params("")?, optimizer, shuffle_position: number("shuffle_position")? };
     let epoch = usize::try_from(number("epoch")?).map_err(|_| bad("'epoch' is too large".into()))?;
-    Ok(Checkpoint { state, epoch, metadata })
+    let scaler = match file.names().contains(&"scaler.shift") {
+        true => Some(Scaler {
+            shift: Array1::from(tensor("scaler.shift", &[spec.inputs()])?),
+            divisor: Array1::from(tensor("scaler.divisor", &[spec.inputs()])?),
+        }),
+        false => None,
+    };
+    Ok(Checkpoint { state, epoch, metadata, scaler })
+}
+
+/// The model a checkpoint holds, from its metadata, for predict and eval.
+pub fn read_spec(path: &Path) -> Result<MlpSpec> {
+    let name = path.display();
+    let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
+    let bytes = std::fs::read(path).map_err(|e| Error::InvalidInput(format!("cannot read {name}: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));
+    let layers = field("layers")?;
+    let sizes = layers
+        .split(',')
+        .map(|size| size.parse().map_err(|_| bad(format!("the layers '{layers}' are not sizes"))))
+        .collect::<Result<Vec<usize>>>()?;
+    let hidden = match field("hidden")?.as_str() {
+        "Sigmoid" => Activation::Sigmoid,
+        "Relu" => Activation::Relu,
+        "Tanh" => Activation::Tanh,
+        "Identity" => Activation::Identity,
+        other => return Err(bad(format!("unknown hidden activation '{other}'"))),
+    };
+    let output = match field("output")?.as_str() {
+        "Sigmoid" => Output::Sigmoid,
+        "Identity" => Output::Identity,
+        "Softmax" => Output::Softmax,
+        other => return Err(bad(format!("unknown output '{other}'"))),
+    };
+    let loss = match field("loss")?.as_str() {
+        "Mse" => Loss::Mse,
+        "CrossEntropy" => Loss::CrossEntropy,
+        other => return Err(bad(format!("unknown loss '{other}'"))),
+    };
+    MlpSpec::new(sizes)?.with(hidden, output, loss).map_err(|e| bad(e.to_string()))
 }
 
 impl Checkpoint {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench::{self, BenchDevice};
 use wgpu_mlp::checkpoint;
-use wgpu_mlp::data::{self, CsvOptions, Scale, Source, TargetColumn};
+use wgpu_mlp::data::{self, CsvOptions, Scale, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::{self as gpu, GpuContext, GpuTrainer, KernelChoice, Kernels};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::run::{RunFolder, RunHooks};
@@ -372,7 +372,7 @@ fn bad_input(message: String) -> anyhow::Error {
 }
 
 /// The training and test sets `--data` names, scaled and split.
-fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, &'static str)> {
+fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler)> {
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -424,8 +424,8 @@ fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Da
         Some(ScaleArg::Standard) => Scale::Standard,
         Some(ScaleArg::Pixels) => Scale::Pixels,
     };
-    scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x));
-    Ok((train, test, kind))
+    let scaler = scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x));
+    Ok((train, test, scaler))
 }
 
 /// The network for the data: --layers as given, or --hidden between the
@@ -540,7 +540,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     if let Some(Sizes(layers)) = &cli.layers {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
-    let (train, test, _) = load_data(cli, outputs_hint)?;
+    let (train, test, scaler) = load_data(cli, outputs_hint)?;
     let spec = build_spec(cli, &train, seed_data)?;
     let init = match cli.init {
         Some(InitArg::Normal) => Init::Normal,
@@ -629,7 +629,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         }
         None => 0,
     };
-    let mut folder = RunFolder::create(cli.out.as_deref(), metadata)?;
+    let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(scaler))?;
     folder.write_config(&serde_json::json!({
         "crate_version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),

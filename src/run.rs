@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
+use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::report::{self, MetricsRow, PlotWritten};
 use crate::train::{EpochMetrics, FitHooks, Trainer};
@@ -17,13 +18,19 @@ pub struct RunFolder {
     rows: Vec<MetricsRow>,
     /// What each checkpoint's metadata says of the model and run.
     checkpoint_metadata: HashMap<String, String>,
+    /// The training data's input scaling, saved with each checkpoint.
+    scaler: Option<Scaler>,
     /// Paths of the checkpoints written, oldest first.
     pub checkpoints: Vec<PathBuf>,
 }
 
 impl RunFolder {
     /// Creates `out`, or `runs/<UTC time>` (with a suffix if that exists).
-    pub fn create(out: Option<&Path>, checkpoint_metadata: HashMap<String, String>) -> Result<Self> {
+    pub fn create(
+        out: Option<&Path>,
+        checkpoint_metadata: HashMap<String, String>,
+        scaler: Option<Scaler>,
+    ) -> Result<Self> {
         let dir = match out {
             Some(dir) => dir.to_path_buf(),
             None => {
@@ -38,7 +45,7 @@ impl RunFolder {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::InvalidInput(format!("cannot create the run folder {}: {e}", dir.display())))?;
-        Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, checkpoints: Vec::new() })
+        Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -63,7 +70,7 @@ impl RunFolder {
     /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.
     pub fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<PathBuf> {
         let path = self.dir.join(format!("checkpoint-epoch{epoch}.safetensors"));
-        checkpoint::save(&path, &trainer.state()?, epoch, self.checkpoint_metadata.clone())?;
+        checkpoint::save(&path, &trainer.state()?, epoch, self.checkpoint_metadata.clone(), self.scaler.as_ref())?;
         self.checkpoints.push(path.clone());
         Ok(path)
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use common::gpu;
 use wgpu_mlp::checkpoint::{self, describe};
+use wgpu_mlp::data::Scale;
 use wgpu_mlp::gpu::{FusedTrainer, GpuTrainer};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::{Optimizer, TrainState};
@@ -58,7 +59,7 @@ fn resumed_and_straight(
     let mut before = make();
     before.train(first).unwrap();
     let path = folder(name).join("half.safetensors");
-    checkpoint::save(&path, &before.state().unwrap(), first, meta.clone()).unwrap();
+    checkpoint::save(&path, &before.state().unwrap(), first, meta.clone(), None).unwrap();
     let saved = checkpoint::load(&path, spec).unwrap();
     assert_eq!(saved.epoch, first);
     saved.check_matches(meta, &path).unwrap();
@@ -107,12 +108,12 @@ fn a_checkpoint_moves_between_devices_exactly() {
     let mut on_cpu = CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap();
     on_cpu.train(3).unwrap();
     let from_cpu = on_cpu.state().unwrap();
-    checkpoint::save(&dir.join("cpu.safetensors"), &from_cpu, 3, meta.clone()).unwrap();
+    checkpoint::save(&dir.join("cpu.safetensors"), &from_cpu, 3, meta.clone(), None).unwrap();
 
     let mut on_gpu = GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap();
     on_gpu.restore(&checkpoint::load(&dir.join("cpu.safetensors"), &spec).unwrap().state).unwrap();
     assert_eq!(on_gpu.state().unwrap(), from_cpu, "CPU -> file -> GPU keeps every bit");
-    checkpoint::save(&dir.join("gpu.safetensors"), &on_gpu.state().unwrap(), 3, meta).unwrap();
+    checkpoint::save(&dir.join("gpu.safetensors"), &on_gpu.state().unwrap(), 3, meta, None).unwrap();
 
     let mut back = CpuTrainer::new(&spec, params, data, None, &config).unwrap();
     back.restore(&checkpoint::load(&dir.join("gpu.safetensors"), &spec).unwrap().state).unwrap();
@@ -126,12 +127,15 @@ fn tensors_have_readable_names_and_shapes() {
         CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 3).unwrap(), data.clone(), None, &config).unwrap();
     trainer.train(1).unwrap();
     let path = folder("names").join("c.safetensors");
-    checkpoint::save(&path, &trainer.state().unwrap(), 1, metadata(&spec, &data, &config)).unwrap();
+    let scaler = Scale::Standard.fit(&data.x);
+    checkpoint::save(&path, &trainer.state().unwrap(), 1, metadata(&spec, &data, &config), Some(&scaler)).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names = file.names();
     names.sort();
-    assert_eq!(names.len(), 12, "weights and biases of 2 layers, and Adam's m and v for each");
+    assert_eq!(names.len(), 14, "weights and biases of 2 layers, Adam's m and v for each, the input scaling");
+    assert_eq!(checkpoint::load(&path, &spec).unwrap().scaler, Some(scaler), "the scaling comes back");
+    assert_eq!(checkpoint::read_spec(&path).unwrap(), spec, "the model is described by the metadata");
     assert_eq!(file.tensor("layers.0.weight").unwrap().shape(), &[5, 9]);
     assert_eq!(file.tensor("layers.1.bias").unwrap().shape(), &[3]);
     assert_eq!(file.tensor("optimizer.v.layers.1.weight").unwrap().shape(), &[9, 3]);
@@ -148,7 +152,7 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     let mut trainer =
         CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 4).unwrap(), data.clone(), None, &config).unwrap();
     let good = dir.join("good.safetensors");
-    checkpoint::save(&good, &trainer.state().unwrap(), 0, meta.clone()).unwrap();
+    checkpoint::save(&good, &trainer.state().unwrap(), 0, meta.clone(), None).unwrap();
     let bytes = std::fs::read(&good).unwrap();
 
     let truncated = dir.join("truncated.safetensors");
@@ -167,7 +171,7 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     let newer = dir.join("newer.safetensors");
     let mut future = meta.clone();
     future.insert("format_version".into(), "99".into());
-    checkpoint::save(&newer, &trainer.state().unwrap(), 0, future).unwrap();
+    checkpoint::save(&newer, &trainer.state().unwrap(), 0, future, None).unwrap();
     let error = checkpoint::load(&newer, &spec).unwrap_err().to_string();
     assert!(error.contains("format version 99"), "{error}");
 

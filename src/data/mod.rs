@@ -9,7 +9,7 @@ mod split;
 
 pub use self::csv::{load_csv, CsvOptions, TargetColumn};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
-pub use scale::Scale;
+pub use scale::{Scale, Scaler};
 pub use split::split;
 
 use std::path::PathBuf;

@@ -15,12 +15,38 @@ pub enum Scale {
     Pixels,
 }
 
+/// A fitted scaling: x -> (x - shift) / divisor per column. Checkpoints keep
+/// it, so predictions scale new data as the training data was scaled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scaler {
+    pub shift: Array1<f32>,
+    pub divisor: Array1<f32>,
+}
+
+impl Scaler {
+    /// Scales the rows of `x` (N, IN) in place.
+    pub fn apply(&self, x: &mut Array2<f32>) {
+        *x -= &self.shift;
+        *x /= &self.divisor;
+    }
+}
+
 impl Scale {
-    /// Scales `train` and `test` in place with statistics of `train`. A column
-    /// that is constant on the training rows is only shifted.
-    pub fn apply(self, train: &mut Array2<f32>, test: Option<&mut Array2<f32>>) {
+    /// Scales `train` and `test` in place with statistics of `train` and
+    /// returns the scaling. A column that is constant on the training rows is
+    /// only shifted.
+    pub fn apply(self, train: &mut Array2<f32>, test: Option<&mut Array2<f32>>) -> Scaler {
+        let scaler = self.fit(train);
+        for data in std::iter::once(train).chain(test) {
+            scaler.apply(data);
+        }
+        scaler
+    }
+
+    /// The scaling of columns with statistics of `train` (N, IN).
+    pub fn fit(self, train: &Array2<f32>) -> Scaler {
         let (shift, divisor): (Array1<f32>, Array1<f32>) = match self {
-            Scale::None => return,
+            Scale::None => (Array1::zeros(train.ncols()), Array1::ones(train.ncols())),
             Scale::Pixels => (Array1::zeros(train.ncols()), Array1::from_elem(train.ncols(), 255.0)),
             Scale::MinMax => {
                 let min = train.fold_axis(Axis(0), f32::INFINITY, |m, &v| m.min(v));
@@ -33,10 +59,6 @@ impl Scale {
                 (mean, train.std_axis(Axis(0), 0.0))
             }
         };
-        let divisor = divisor.mapv(|d| if d > 0.0 { d } else { 1.0 });
-        for data in std::iter::once(train).chain(test) {
-            *data -= &shift;
-            *data /= &divisor;
-        }
+        Scaler { shift, divisor: divisor.mapv(|d| if d > 0.0 { d } else { 1.0 }) }
     }
 }
