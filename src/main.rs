@@ -48,6 +48,29 @@ enum Command {
     /// read-backs per step, and GPU memory.
     Bench(BenchArgs),
 
+    /// Write the model's predictions for the data's test set (or every row when
+    /// it has none) as CSV with a header: the class and each class's
+    /// probability for classifiers, the outputs otherwise.
+    Predict {
+        #[command(flatten)]
+        model: ModelArgs,
+
+        /// Write the CSV here instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+
+    /// Print the model's loss and accuracy on the data's test set (or every
+    /// row when it has none).
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
     /// backend, device type, driver and the limits that matter here.
     Adapters {
@@ -55,6 +78,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A trained model and the data to run it on, for predict and eval.
+#[derive(Debug, clap::Args)]
+struct ModelArgs {
+    /// A checkpoint written by training (its model, weights and input scaling).
+    #[arg(long)]
+    checkpoint: PathBuf,
+
+    #[command(flatten)]
+    input: DataArgs,
+
+    /// Where to compute: auto takes a GPU adapter when there is one.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,13 +122,59 @@ enum BenchDeviceArg {
     Cpu,
 }
 
-/// The training flags (the default command).
+/// Where the data comes from and how it is read, split and scaled: the same
+/// flags for training, predict and eval.
 #[derive(Debug, clap::Args)]
-struct TrainArgs {
+struct DataArgs {
     /// Data: seed (the textbook's random data), csv:PATH (plain or gzip),
     /// fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
     #[arg(long, default_value = "seed")]
     data: Source,
+
+    /// Seed of the initialisation, the generated data, the shuffles and the split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Samples of the seed problem.
+    #[arg(long, value_parser = parse_at_least_one)]
+    samples: Option<usize>,
+
+    /// CSV: the target column(s), by 0-based index or header name, comma-separated [default: the last column].
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<TargetColumn>,
+
+    /// CSV: what the target is [default: regress].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+
+    /// CSV: the first row (after --skip-rows) is a header [default: detected].
+    #[arg(long)]
+    header: bool,
+
+    /// CSV: lines to skip before the header or data (scikit-learn's CSVs start with one).
+    #[arg(long, default_value_t = 0)]
+    skip_rows: usize,
+
+    /// Number of classes [default: the largest label + 1, or --layers' last size].
+    #[arg(long, value_parser = parse_at_least_one)]
+    classes: Option<usize>,
+
+    /// Feature scaling, fitted on the training rows [default: none for seed,
+    /// pixels (x / 255) for IDX images, standard for CSV].
+    #[arg(long, value_enum)]
+    scale: Option<ScaleArg>,
+
+    /// Share of the rows held out as a test set, stratified by class, for
+    /// sources without one [default: 0 for seed, 0.25 for CSV].
+    #[arg(long)]
+    test_fraction: Option<f64>,
+}
+
+/// The training flags (the default command).
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    input: DataArgs,
 
     /// All layer sizes from inputs to outputs, comma-separated; with --data the
     /// first and last must match the data's inputs and outputs.
@@ -168,44 +252,6 @@ struct TrainArgs {
     /// the last) [default: 100 for seed, else 1].
     #[arg(long, value_parser = parse_at_least_one)]
     log_every: Option<usize>,
-
-    /// Seed of the initialisation, the generated data, the shuffles and the split.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-
-    /// Samples of the seed problem.
-    #[arg(long, value_parser = parse_at_least_one)]
-    samples: Option<usize>,
-
-    /// CSV: the target column(s), by 0-based index or header name, comma-separated [default: the last column].
-    #[arg(long, value_delimiter = ',')]
-    target: Vec<TargetColumn>,
-
-    /// CSV: what the target is [default: regress].
-    #[arg(long, value_enum)]
-    task: Option<TaskArg>,
-
-    /// CSV: the first row (after --skip-rows) is a header [default: detected].
-    #[arg(long)]
-    header: bool,
-
-    /// CSV: lines to skip before the header or data (scikit-learn's CSVs start with one).
-    #[arg(long, default_value_t = 0)]
-    skip_rows: usize,
-
-    /// Number of classes [default: the largest label + 1, or --layers' last size].
-    #[arg(long, value_parser = parse_at_least_one)]
-    classes: Option<usize>,
-
-    /// Feature scaling, fitted on the training rows [default: none for seed,
-    /// pixels (x / 255) for IDX images, standard for CSV].
-    #[arg(long, value_enum)]
-    scale: Option<ScaleArg>,
-
-    /// Share of the rows held out as a test set, stratified by class, for
-    /// sources without one [default: 0 for seed, 0.25 for CSV].
-    #[arg(long)]
-    test_fraction: Option<f64>,
 
     /// Where to train: auto takes a GPU adapter when there is one, else the CPU.
     /// WGPU_BACKEND and WGPU_ADAPTER_NAME choose among adapters.
@@ -355,6 +401,8 @@ fn main() -> ExitCode {
         None => run(&cli.train),
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Adapters { json }) => list_adapters(*json),
+        Some(Command::Predict { model, out }) => predict(model, out.as_deref()),
+        Some(Command::Eval { model, json }) => evaluate(model, *json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -372,7 +420,12 @@ fn bad_input(message: String) -> anyhow::Error {
 }
 
 /// The training and test sets `--data` names, scaled and split.
-fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler)> {
+fn load_data(
+    cli: &DataArgs,
+    seed_sizes: (usize, usize),
+    outputs_hint: Option<usize>,
+    scaler: Option<&Scaler>,
+) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler)> {
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -390,8 +443,7 @@ fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Da
     let classes = cli.classes.or(outputs_hint);
     let (mut train, mut test, default_scale, kind) = match &cli.data {
         Source::Seed => {
-            let sizes = cli.layers.clone().map_or_else(|| vec![10, 5, 1], |s| s.0);
-            let (inputs, outputs) = (sizes[0], *sizes.last().expect("parse_sizes gives at least one size"));
+            let (inputs, outputs) = seed_sizes;
             let train = Dataset::seed_problem(cli.samples.unwrap_or(100), inputs, outputs, cli.seed)?;
             (train, None, Scale::None, "seed")
         }
@@ -424,7 +476,22 @@ fn load_data(cli: &TrainArgs, outputs_hint: Option<usize>) -> anyhow::Result<(Da
         Some(ScaleArg::Standard) => Scale::Standard,
         Some(ScaleArg::Pixels) => Scale::Pixels,
     };
-    let scaler = scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x));
+    // Predict and eval scale as the training data was; training fits anew.
+    let scaler = match scaler {
+        Some(saved) => {
+            if saved.shift.len() != train.x.ncols() {
+                return Err(bad_input(format!(
+                    "the data has {} inputs per sample, the checkpoint's model takes {}",
+                    train.x.ncols(),
+                    saved.shift.len()
+                )));
+            }
+            saved.apply(&mut train.x);
+            test.iter_mut().for_each(|t| saved.apply(&mut t.x));
+            saved.clone()
+        }
+        None => scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x)),
+    };
     Ok((train, test, scaler))
 }
 
@@ -535,12 +602,13 @@ fn describe(metrics: &EpochMetrics) -> String {
 }
 
 fn run(cli: &TrainArgs) -> anyhow::Result<()> {
-    let seed_data = cli.data == Source::Seed;
+    let seed_data = cli.input.data == Source::Seed;
     let outputs_hint = cli.layers.as_ref().and_then(|l| l.0.last().copied()).filter(|_| !seed_data);
     if let Some(Sizes(layers)) = &cli.layers {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
-    let (train, test, scaler) = load_data(cli, outputs_hint)?;
+    let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
+    let (train, test, scaler) = load_data(&cli.input, seed_sizes, outputs_hint, None)?;
     let spec = build_spec(cli, &train, seed_data)?;
     let init = match cli.init {
         Some(InitArg::Normal) => Init::Normal,
@@ -564,7 +632,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         weight_decay: cli.weight_decay,
         batch_size: cli.batch_size.or(if seed_data { None } else { Some(128) }),
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
-        seed: cli.seed,
+        seed: cli.input.seed,
         log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
     };
     let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
@@ -573,8 +641,8 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     if let Device::Gpu(ctx, _) = &device {
         GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
     }
-    let params = Params::init(&spec, init, cli.seed)?;
-    let metadata = checkpoint::describe(&spec, config.optimizer, cli.seed, train.fingerprint());
+    let params = Params::init(&spec, init, cli.input.seed)?;
+    let metadata = checkpoint::describe(&spec, config.optimizer, cli.input.seed, train.fingerprint());
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, &spec)?;
@@ -596,7 +664,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "data: {}, {} training and {} test samples{}",
-        cli.data,
+        cli.input.data,
         train.len(),
         test.as_ref().map_or(0, Dataset::len),
         train.classes.map_or(String::new(), |k| format!(", {k} classes"))
@@ -619,7 +687,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         config.batch_size.map_or("full".to_string(), |b| b.to_string()),
         if config.shuffle { "on" } else { "off" },
         epochs,
-        cli.seed
+        cli.input.seed
     )?;
     let first_epoch = match &resume {
         Some((path, saved)) => {
@@ -634,7 +702,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "crate_version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
         "device": device,
-        "data": cli.data.to_string(),
+        "data": cli.input.data.to_string(),
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
         "classes": train.classes,
@@ -651,7 +719,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "epochs": epochs,
         "log_every": config.log_every,
         "save_every": cli.save_every,
-        "seed": cli.seed,
+        "seed": cli.input.seed,
         "resumed_from": cli.resume.as_ref().map(|p| p.display().to_string()),
         "first_epoch": first_epoch,
     }))?;
@@ -680,7 +748,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let mut summary = serde_json::json!({
         "device": if on_gpu { "gpu" } else { "cpu" },
         "adapter": if on_gpu { Some(device) } else { None },
-        "data": cli.data.to_string(),
+        "data": cli.input.data.to_string(),
         "layers": spec.sizes(),
         "samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
@@ -691,7 +759,7 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         "out": folder.dir().display().to_string(),
         "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
         "lr": config.lr,
-        "seed": cli.seed,
+        "seed": cli.input.seed,
         "initial_loss": report.initial_loss,
         "final_loss": report.final_loss,
         "train_accuracy": last.and_then(|m| m.train_accuracy),
@@ -845,6 +913,115 @@ fn list_adapters(json: bool) -> anyhow::Result<()> {
         eprintln!("warning: {}", wgpu_mlp::gpu::NO_ADAPTER_HELP);
     } else if found.iter().all(|(info, _)| info.device_type == wgpu::DeviceType::Cpu) {
         eprintln!("warning: only software adapters were found; they run on the CPU cores, where --device cpu is usually faster");
+    }
+    Ok(())
+}
+
+/// The checkpoint's model, the rows to run it on (scaled as in training), and
+/// the network's outputs for them on the chosen device, with the loss.
+struct Outputs {
+    spec: MlpSpec,
+    rows: Dataset,
+    /// (N, OUT): logits for a softmax output.
+    outputs: ndarray::Array2<f32>,
+    loss: f32,
+    device: String,
+}
+
+fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
+    let spec = checkpoint::read_spec(&args.checkpoint)?;
+    let saved = checkpoint::load(&args.checkpoint, &spec)?;
+    let scaler = saved.scaler.clone().unwrap_or_else(|| Scale::None.fit(&ndarray::Array2::zeros((1, spec.inputs()))));
+    let classes =
+        (spec.loss() == Loss::CrossEntropy || args.input.task == Some(TaskArg::Classify)).then_some(spec.outputs());
+    let (train, test, _) = load_data(&args.input, (spec.inputs(), spec.outputs()), classes, Some(&scaler))?;
+    let rows = test.unwrap_or(train);
+    if rows.x.ncols() != spec.inputs() || rows.y.ncols() != spec.outputs() {
+        return Err(bad_input(format!(
+            "the data has {} inputs and {} targets per sample, the checkpoint's model {spec} takes {} and gives {}",
+            rows.x.ncols(),
+            rows.y.ncols(),
+            spec.inputs(),
+            spec.outputs()
+        )));
+    }
+    let config = TrainConfig { batch_size: Some(1024), log_every: 1, ..TrainConfig::default() };
+    let (outputs, loss, device) = match choose_device(args.device)? {
+        Device::Gpu(ctx, kernels) => {
+            let mut trainer = GpuTrainer::new(&ctx, &kernels, &spec, &saved.state.params, &rows, None, &config)?;
+            (trainer.predict()?, trainer.evaluate()?, trainer.device())
+        }
+        Device::Cpu => {
+            let acts = wgpu_mlp::cpu::forward(&spec, &saved.state.params, rows.x.view());
+            let (loss, _) = wgpu_mlp::cpu::evaluate(&spec, &saved.state.params, &rows);
+            (acts.last().expect("a network has at least one layer").clone(), loss, "cpu".to_string())
+        }
+    };
+    Ok(Outputs { spec, rows, outputs, loss, device })
+}
+
+/// Row r's probabilities (softmax of the logits for a softmax output).
+fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
+    let mut probs = outputs.clone();
+    if spec.output() == Output::Softmax {
+        for mut row in probs.rows_mut() {
+            let top = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            row.mapv_inplace(|v| (v - top).exp());
+            let total = row.sum();
+            row /= total;
+        }
+    }
+    probs
+}
+
+fn argmax(row: ndarray::ArrayView1<f32>) -> usize {
+    row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
+}
+
+/// `wgpu-mlp predict`: predictions as CSV.
+fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Outputs { spec, rows, outputs, device, .. } = run_model(args)?;
+    eprintln!("predict: {} rows on {device}", rows.len());
+    let classify = rows.classes.is_some();
+    let values = probabilities(&spec, &outputs);
+    let mut csv = ::csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = Vec::new();
+    if classify {
+        header.push("class".into());
+        header.extend((0..spec.outputs()).map(|j| format!("p{j}")));
+    } else {
+        header.extend((0..spec.outputs()).map(|j| format!("output{j}")));
+    }
+    csv.write_record(&header)?;
+    for row in values.rows() {
+        let mut record: Vec<String> = Vec::with_capacity(header.len());
+        if classify {
+            record.push(argmax(row).to_string());
+        }
+        record.extend(row.iter().map(f32::to_string));
+        csv.write_record(&record)?;
+    }
+    let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("cannot write the predictions: {e}"))?;
+    match out {
+        Some(path) => wgpu_mlp::report::write_atomically(path, |file| file.write_all(&bytes))?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+/// `wgpu-mlp eval`: loss and accuracy.
+fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
+    let Outputs { rows, outputs, loss, device, .. } = run_model(args)?;
+    let accuracy = rows.classes.map(|_| {
+        let labels = rows.labels();
+        let hits = outputs.rows().into_iter().zip(&labels).filter(|(row, &label)| argmax(*row) == label).count();
+        hits as f32 / rows.len() as f32
+    });
+    if json {
+        println!("{}", serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy }));
+    } else {
+        let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
+        println!("{} rows on {device}: loss {loss:.6}{accuracy}", rows.len());
     }
     Ok(())
 }

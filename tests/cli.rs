@@ -562,3 +562,126 @@ fn adapters_lists_what_wgpu_finds() {
     assert_success(&text);
     assert_eq!(text.stdout.lines().filter(|l| !l.starts_with(' ')).count(), list.len(), "{}", text.show());
 }
+
+/// A CSV of three classes the tests train on: 60 rows, 4 inputs.
+fn three_classes(dir: &std::path::Path) -> String {
+    let mut text = String::from("a,b,c,d,label\n");
+    for i in 0..60 {
+        let label = i % 3;
+        let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
+        text += &format!("{},{},{},{},{label}\n", v(0), v(1), v(2), v(3));
+    }
+    let path = dir.join("three.csv");
+    std::fs::write(&path, text).unwrap();
+    format!("csv:{}", path.display())
+}
+
+fn tensor_bytes(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<u8>)> =
+        file.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect();
+    tensors.sort();
+    tensors
+}
+
+#[test]
+fn a_run_folder_holds_config_metrics_plot_and_checkpoints_and_resumes_exactly() {
+    let dir = scratch("run-folder");
+    let data = three_classes(&dir);
+    for device in devices() {
+        let whole = dir.join(format!("whole-{device}"));
+        let common = ["--data", &data, "--task", "classify", "--hidden", "6", "--batch-size", "8", "--device", device];
+        let run = wgpu_mlp(
+            &[&common[..], &["--epochs", "4", "--save-every", "2", "--out", whole.to_str().unwrap()]].concat(),
+        );
+        assert_success(&run);
+        let config: Value = serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["layers"], serde_json::json!([4, 6, 3]));
+        assert_eq!(config["crate_version"], env!("CARGO_PKG_VERSION"));
+        let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
+        let lines: Vec<&str> = metrics.lines().collect();
+        assert_eq!(lines[0], "epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds");
+        assert_eq!(lines.len(), 5, "a row per epoch:\n{metrics}");
+        assert!(lines[4].starts_with("4,") && lines[4].split(',').all(|f| !f.is_empty()), "{metrics}");
+        assert!(std::fs::read_to_string(whole.join("loss.svg")).unwrap().contains("<svg"));
+        for epoch in [2, 4] {
+            assert!(whole.join(format!("checkpoint-epoch{epoch}.safetensors")).is_file(), "epoch {epoch} saved");
+        }
+
+        // 2 epochs, resume, 2 more: the same bits as 4 in one go.
+        let resumed = dir.join(format!("resumed-{device}"));
+        let half = whole.join("checkpoint-epoch2.safetensors");
+        let run = wgpu_mlp(
+            &[&common[..], &["--epochs", "4", "--resume", half.to_str().unwrap(), "--out", resumed.to_str().unwrap()]]
+                .concat(),
+        );
+        assert_success(&run);
+        assert!(run.stdout.contains("resuming from") && run.stdout.contains("after epoch 2"), "{}", run.show());
+        assert_eq!(
+            tensor_bytes(&resumed.join("checkpoint-epoch4.safetensors")),
+            tensor_bytes(&whole.join("checkpoint-epoch4.safetensors")),
+            "on {device}"
+        );
+
+        // A checkpoint of another model, or a damaged one, is refused.
+        let other = wgpu_mlp(
+            &[&common[..4], &["--hidden", "7", "--device", device, "--resume", half.to_str().unwrap()]].concat(),
+        );
+        assert!(bad_input_problem(&other, "layers 4,6,3").is_none(), "{}", other.show());
+        let damaged = dir.join("damaged.safetensors");
+        std::fs::write(&damaged, &std::fs::read(&half).unwrap()[..100]).unwrap();
+        let run = wgpu_mlp(&[&common[..], &["--resume", damaged.to_str().unwrap()]].concat());
+        assert!(bad_input_problem(&run, "not a valid checkpoint").is_none(), "{}", run.show());
+    }
+}
+
+#[test]
+fn eval_and_predict_agree_with_the_training_run() {
+    let dir = scratch("eval");
+    let data = three_classes(&dir);
+    let out = dir.join("run");
+    let common = ["--data", &data, "--task", "classify"];
+    let run = wgpu_mlp(
+        &[
+            &common[..],
+            &["--hidden", "6", "--epochs", "3", "--device", "cpu", "--json", "--out", out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_success(&run);
+    let trained = run.json();
+    let checkpoint = trained["checkpoint"].as_str().expect("the last epoch is saved").to_string();
+    for device in devices() {
+        let eval =
+            wgpu_mlp(&[&["eval", "--checkpoint", &checkpoint], &common[..], &["--device", device, "--json"]].concat());
+        assert_success(&eval);
+        let eval = eval.json();
+        assert_eq!(eval["rows"], trained["test_samples"], "the test rows of the training run");
+        let (got, want) = (number(&eval, "loss"), number(&trained, "test_loss"));
+        assert!((got - want).abs() <= 1e-5 * want.abs(), "{device}: eval loss {got}, training's test loss {want}");
+        assert_eq!(eval["accuracy"], trained["test_accuracy"], "{device}");
+
+        let predictions = dir.join(format!("predictions-{device}.csv"));
+        let run = wgpu_mlp(
+            &[
+                &["predict", "--checkpoint", &checkpoint],
+                &common[..],
+                &["--device", device, "--out", predictions.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_success(&run);
+        let text = std::fs::read_to_string(&predictions).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "class,p0,p1,p2");
+        assert_eq!(lines.len() as u64 - 1, trained["test_samples"].as_u64().unwrap());
+        for line in &lines[1..] {
+            let fields: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            let probabilities = &fields[1..];
+            assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{line}");
+            let best = (0..3).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap();
+            assert_eq!(fields[0] as usize, best, "{line}");
+        }
+    }
+}

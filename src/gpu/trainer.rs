@@ -216,6 +216,9 @@ pub struct GpuTrainer {
     shuffler: Shuffler,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
+    /// The last layer's output (B, OUT), for predict.
+    last_act: wgpu::Buffer,
+    outputs: usize,
 }
 
 impl GpuTrainer {
@@ -257,6 +260,30 @@ impl GpuTrainer {
         let row = spec.inputs() + spec.outputs();
         let data = train_rows * (row + orders) + test_rows * (row + 1);
         4 * ((2 + optimizer_copies) * params + activations + data) as u64
+    }
+
+    /// The network's output (N, OUT) for every training row, in order: logits
+    /// for a softmax output. Uses a buffer of its own for the N rows.
+    pub fn predict(&mut self) -> Result<Array2<f32>> {
+        let rows = self.train.rows;
+        let row_bytes = (self.outputs * 4) as u64;
+        let out = self.ctx.zeros("predict.out", rows * self.outputs, STORAGE, "predict fewer rows")?;
+        self.ctx.scoped("predicting", || {
+            // Order 0 as uploaded: 0, 1, 2, ... (training may have shuffled it).
+            let identity: Vec<u32> = (0..rows as u32).collect();
+            self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&identity));
+            let mut encoder = self.encoder("predict");
+            for &(batch, plan) in &self.train_batches {
+                let plan = &self.plans[plan];
+                self.record_index_copy(&mut encoder, &self.train, 0, batch);
+                self.record_pass(&mut encoder, "predict", plan.gather_train.iter().chain(&plan.forward));
+                let bytes = batch.rows as u64 * row_bytes;
+                encoder.copy_buffer_to_buffer(&self.last_act, 0, &out, batch.start as u64 * row_bytes, bytes);
+            }
+            self.ctx.submit(encoder);
+            let values = self.ctx.read_buffer(&out)?;
+            Ok(Array2::from_shape_vec((rows, self.outputs), values).expect("the buffer holds N * OUT floats"))
+        })
     }
 
     /// Device memory this trainer allocated, in bytes.
@@ -363,6 +390,8 @@ impl GpuTrainer {
             optimizer,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             gpu_bytes: 0,
+            last_act: acts.last().expect("a network has at least one layer").clone(),
+            outputs: spec.outputs(),
         })
     }
 
