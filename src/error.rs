@@ -31,6 +31,10 @@ pub enum Error {
     /// The training loss became NaN or infinite.
     #[error("the training loss became {value} at epoch {epoch}; try a smaller --lr, or scale the data (--scale)")]
     NonFiniteLoss { epoch: usize, value: f32 },
+
+    /// The user asked training to stop (Ctrl-C); it stopped after `epoch`.
+    #[error("interrupted after epoch {epoch}")]
+    Interrupted { epoch: usize },
 }
 
 impl Error {

@@ -2,9 +2,10 @@
 //! device, trains and reports. Library errors that come from the user's input
 //! exit with code 2, every other failure with code 1.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -271,6 +272,10 @@ struct TrainArgs {
     /// Print one JSON object on stdout; progress goes to stderr.
     #[arg(long)]
     json: bool,
+
+    /// No progress bar and no per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
 
     /// The run folder: config.json, metrics.csv, checkpoints, loss.svg
     /// [default: runs/<UTC time>].
@@ -729,10 +734,59 @@ fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         log_every: config.log_every,
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
     };
+    // A terminal gets a progress bar with each read-back printed above it; logs
+    // and pipes get the plain lines; --quiet neither.
+    let steps_per_epoch = trainer.steps_per_epoch() as u64;
+    let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
+        let total = (epochs.saturating_sub(first_epoch) as u64) * steps_per_epoch;
+        let bar = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
+            .expect("the template is valid");
+        bar.set_style(style);
+        bar
+    });
     let log = |epoch: usize, metrics: &EpochMetrics| {
-        writeln!(out, "epoch {epoch:>7}  {}", describe(metrics)).ok();
+        let line = format!("epoch {epoch:>7}  {}", describe(metrics));
+        match &bar {
+            Some(bar) => {
+                bar.set_position((epoch - first_epoch) as u64 * steps_per_epoch);
+                bar.set_message(describe(metrics));
+                bar.suspend(|| writeln!(out, "{line}").ok());
+            }
+            None if !cli.quiet => {
+                writeln!(out, "{line}").ok();
+            }
+            None => {}
+        }
     };
-    let report = fit_schedule(trainer.as_mut(), schedule, &mut RunHooks { folder: &mut folder, log })?;
+    // Ctrl-C stops training at the next read-back, after a checkpoint; a
+    // second Ctrl-C exits at once.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let hooks = &mut RunHooks { folder: &mut folder, log, stop: &STOP };
+    let fitted = fit_schedule(trainer.as_mut(), schedule, hooks);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = match fitted {
+        Err(Error::Interrupted { epoch }) => {
+            folder.plot()?;
+            let saved = folder.checkpoints.last().expect("an interrupt saves a checkpoint first");
+            eprintln!(
+                "interrupted after epoch {epoch}; saved {} and the metrics so far in {}\nresume with the same flags and --resume {}",
+                saved.display(),
+                folder.dir().display(),
+                saved.display()
+            );
+            std::process::exit(130);
+        }
+        other => other?,
+    };
     let plot = folder.plot()?;
     writeln!(
         out,

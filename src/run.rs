@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::checkpoint;
 use crate::data::Scaler;
@@ -81,11 +82,12 @@ impl RunFolder {
     }
 }
 
-/// Fit hooks that keep the run folder and show each read-back's last epoch
-/// through `log`.
+/// Fit hooks that keep the run folder, show each read-back's last epoch
+/// through `log`, and stop when `stop` is set (by a Ctrl-C handler).
 pub struct RunHooks<'a, L: FnMut(usize, &EpochMetrics)> {
     pub folder: &'a mut RunFolder,
     pub log: L,
+    pub stop: &'a AtomicBool,
 }
 
 impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
@@ -96,5 +98,9 @@ impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
 
     fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<()> {
         self.folder.save(trainer, epoch).map(drop)
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 }

@@ -276,12 +276,18 @@ pub trait FitHooks {
     fn save(&mut self, _trainer: &mut dyn Trainer, _epoch: usize) -> Result<()> {
         Ok(())
     }
+
+    /// Asked after every read-back: true stops the run there, after a save.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Runs the epochs of `schedule`, reading the metrics back every `log_every`
 /// epochs, at every save and after the last; the hooks see each read-back and
 /// each save. Fails with [`Error::NonFiniteLoss`] naming the first epoch whose
-/// loss is NaN or infinite.
+/// loss is NaN or infinite, and with [`Error::Interrupted`] after saving when
+/// the hooks ask to stop.
 pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut dyn FitHooks) -> Result<FitReport> {
     let Schedule { first_epoch, last_epoch, log_every, save_every } = schedule;
     let epochs = last_epoch.saturating_sub(first_epoch);
@@ -300,8 +306,12 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         history.extend_from_slice(&metrics);
         let epoch = first_epoch + history.len();
         hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
-        if save_every.is_some_and(|every| epoch % every == 0 || epoch == last_epoch) {
+        let stop = hooks.stop_requested();
+        if stop || save_every.is_some_and(|every| epoch % every == 0 || epoch == last_epoch) {
             hooks.save(trainer, epoch)?;
+        }
+        if stop {
+            return Err(Error::Interrupted { epoch });
         }
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -685,3 +685,54 @@ fn eval_and_predict_agree_with_the_training_run() {
         }
     }
 }
+
+#[test]
+fn quiet_prints_no_epoch_lines() {
+    let run = wgpu_mlp(&["--device", "cpu", "--epochs", "300", "--quiet"]);
+    assert_success(&run);
+    assert!(!run.stdout.contains("epoch "), "{}", run.show());
+    assert!(run.stdout.contains("final loss"), "{}", run.show());
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
+    let dir = scratch("interrupt");
+    let data = three_classes(&dir);
+    let out = dir.join("run");
+    let args = ["--data", &data, "--task", "classify", "--hidden", "6", "--device", "cpu", "--batch-size", "4"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .args(["--epochs", "100000000", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // Wait until a few epochs are on disk, then press Ctrl-C.
+    let metrics = out.join("metrics.csv");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(started.elapsed().as_secs() < 60, "no epochs after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let output = child.wait_with_output().expect("the run ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after epoch") && stderr.contains("--resume"), "{stderr}");
+    let epoch: usize =
+        stderr.split("interrupted after epoch ").nth(1).and_then(|t| t.split(';').next()).unwrap().parse().unwrap();
+    let saved = out.join(format!("checkpoint-epoch{epoch}.safetensors"));
+    assert!(saved.is_file(), "{stderr}");
+    let rows = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+    assert_eq!(rows, epoch, "metrics.csv holds every epoch up to the interrupt");
+
+    let resumed = dir.join("resumed");
+    let more = (epoch + 2).to_string();
+    let run = wgpu_mlp(
+        &[&args[..], &["--epochs", &more, "--resume", saved.to_str().unwrap(), "--out", resumed.to_str().unwrap()]]
+            .concat(),
+    );
+    assert_success(&run);
+    assert!(resumed.join(format!("checkpoint-epoch{more}.safetensors")).is_file(), "{}", run.show());
+}
