@@ -700,7 +700,7 @@ fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
     let data = three_classes(&dir);
     let out = dir.join("run");
     let args = ["--data", &data, "--task", "classify", "--hidden", "6", "--device", "cpu", "--batch-size", "4"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
         .args(args)
         .args(["--epochs", "100000000", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
