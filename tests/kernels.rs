@@ -285,7 +285,7 @@ fn gather_rows_matches_cpu_across_chunks() {
         let chunk_buffers: Vec<wgpu::Buffer> =
             flat(&source).chunks(rows_per_chunk * width).map(|chunk| upload(ctx, "chunk", chunk)).collect();
         let chunks: Vec<Region> = chunk_buffers.iter().map(|b| Region::new(b, (b.size() / 4) as usize)).collect();
-        let index_buf = ctx.upload_u32("index", &index, storage(), "test data").unwrap();
+        let index_buf = ctx.upload("index", &index, storage(), "test data").unwrap();
         let out = upload(ctx, "out", &vec![f32::NAN; rows * width]);
         let (index_region, out_region) = (Region::new(&index_buf, rows), Region::new(&out, rows * width));
         run(

@@ -4,28 +4,12 @@
 
 mod common;
 
-use common::{assert_close, gpu};
+use common::{classes, gpu, trajectories_match};
 use ndarray::Axis;
 use wgpu_mlp::gpu::GpuTrainer;
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Optimizer;
 use wgpu_mlp::{fit, CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
-
-/// After hundreds of steps the GPU and CPU parameters differ only by the
-/// rounding of exp and of differently ordered sums, carried along.
-const PARAM_ATOL: f32 = 1e-5;
-const PARAM_RTOL: f32 = 1e-4;
-/// Adam divides by sqrt(v) + eps, which magnifies those last bits.
-const ADAM_PARAM_ATOL: f32 = 1e-4;
-const ADAM_PARAM_RTOL: f32 = 1e-3;
-const LOSS_RTOL: f32 = 1e-4;
-/// A row whose two largest outputs are within rounding of each other may be
-/// counted differently; allow one such row per read-back.
-const ACCURACY_ATOL: f32 = 0.02;
-
-fn flat(params: &Params) -> Vec<f32> {
-    params.layers.iter().flat_map(|l| l.w.iter().chain(l.b.iter()).copied()).collect()
-}
 
 struct Case {
     spec: MlpSpec,
@@ -36,82 +20,20 @@ struct Case {
     epochs: usize,
 }
 
-/// Trains the case on both devices in chunks of `log_every` epochs and checks
-/// every epoch's metrics and all parameters after every chunk.
+/// Trains the case on the GPU's layered path and on the CPU and compares them
+/// at every read-back.
 fn gpu_matches_cpu(case: Case) {
     let Some((ctx, kernels)) = gpu() else { return };
     let Case { spec, init, train, test, config, epochs } = case;
     let params = Params::init(&spec, init, 7).unwrap();
     let mut on_gpu = GpuTrainer::new(ctx, kernels, &spec, &params, &train, test.as_ref(), &config).unwrap();
     let mut on_cpu = CpuTrainer::new(&spec, params.clone(), train, test, &config).unwrap();
-    assert_eq!(on_gpu.steps_per_epoch(), on_cpu.steps_per_epoch());
-    let (atol, rtol) = match config.optimizer {
-        Optimizer::Adam { .. } => (ADAM_PARAM_ATOL, ADAM_PARAM_RTOL),
-        _ => (PARAM_ATOL, PARAM_RTOL),
-    };
     let what = format!("layers {spec} {:?}, batch {:?}", config.optimizer, config.batch_size);
-    let initial = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
-    assert_close(&format!("{what}: initial loss"), &[initial.0], &[initial.1], 0.0, LOSS_RTOL);
-
-    let mut epoch = 0;
-    while epoch < epochs {
-        let chunk = config.log_every.min(epochs - epoch);
-        let (gpu_metrics, cpu_metrics) = (on_gpu.train(chunk).unwrap(), on_cpu.train(chunk).unwrap());
-        epoch += chunk;
-        let at = format!("{what}, epochs up to {epoch}");
-        let column = |metrics: &[wgpu_mlp::train::EpochMetrics],
-                      pick: fn(&wgpu_mlp::train::EpochMetrics) -> Option<f32>| {
-            metrics.iter().map(|m| pick(m).unwrap_or(-1.0)).collect::<Vec<f32>>()
-        };
-        assert_close(
-            &format!("{at}: train loss"),
-            &column(&gpu_metrics, |m| Some(m.train_loss)),
-            &column(&cpu_metrics, |m| Some(m.train_loss)),
-            0.0,
-            LOSS_RTOL,
-        );
-        assert_close(
-            &format!("{at}: test loss"),
-            &column(&gpu_metrics, |m| m.test_loss),
-            &column(&cpu_metrics, |m| m.test_loss),
-            1e-6,
-            LOSS_RTOL,
-        );
-        assert_close(
-            &format!("{at}: train accuracy"),
-            &column(&gpu_metrics, |m| m.train_accuracy),
-            &column(&cpu_metrics, |m| m.train_accuracy),
-            ACCURACY_ATOL,
-            0.0,
-        );
-        assert_close(
-            &format!("{at}: test accuracy"),
-            &column(&gpu_metrics, |m| m.test_accuracy),
-            &column(&cpu_metrics, |m| m.test_accuracy),
-            ACCURACY_ATOL,
-            0.0,
-        );
-        let (params_gpu, params_cpu) = (on_gpu.params().unwrap(), on_cpu.params().unwrap());
-        assert_close(&format!("{at}: params"), &flat(&params_gpu), &flat(&params_cpu), atol, rtol);
-        assert_ne!(flat(&params_gpu), flat(&params), "training must move the parameters");
-    }
-    let last = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
-    assert_close(&format!("{what}: final loss"), &[last.0], &[last.1], 0.0, LOSS_RTOL);
+    trajectories_match(&what, &mut on_gpu, &mut on_cpu, &params, config.optimizer, epochs, config.log_every);
 }
 
 fn sgd(lr: f32, batch_size: Option<usize>, log_every: usize) -> TrainConfig {
     TrainConfig { lr, batch_size, log_every, ..TrainConfig::default() }
-}
-
-/// Classes from the inputs: the argmax of a fixed mix of the first columns.
-fn classes(samples: usize, inputs: usize, classes: usize, seed: u64) -> Dataset {
-    let x = Dataset::seed_problem(samples, inputs, 1, seed).unwrap().x;
-    let labels: Vec<usize> = x
-        .rows()
-        .into_iter()
-        .map(|r| ((r[0] + 2.0 * r[1 % inputs]) * classes as f32 / 3.0) as usize % classes)
-        .collect();
-    Dataset::classification(x, &labels, classes).unwrap()
 }
 
 #[test]

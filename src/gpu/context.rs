@@ -203,24 +203,11 @@ impl GpuContext {
         Ok(())
     }
 
-    /// A storage buffer holding `contents` (f32), after checking its size.
-    pub fn upload(
+    /// A buffer holding `contents` (f32 or u32), after checking its size.
+    pub fn upload<T: bytemuck::Pod>(
         &self,
         label: &str,
-        contents: &[f32],
-        usage: wgpu::BufferUsages,
-        advice: &'static str,
-    ) -> Result<wgpu::Buffer> {
-        let bytes = std::mem::size_of_val(contents) as u64;
-        self.check_size(label, bytes, usage.contains(wgpu::BufferUsages::STORAGE), advice)?;
-        Ok(self.buffer_init(label, bytemuck::cast_slice(contents), usage))
-    }
-
-    /// A storage buffer holding `contents` (u32), after checking its size.
-    pub fn upload_u32(
-        &self,
-        label: &str,
-        contents: &[u32],
+        contents: &[T],
         usage: wgpu::BufferUsages,
         advice: &'static str,
     ) -> Result<wgpu::Buffer> {

@@ -148,7 +148,7 @@ impl GpuData {
         let (x, x_chunk_rows) = upload_chunks(ctx, &format!("{name}.x"), &data.x)?;
         let (y, y_chunk_rows) = upload_chunks(ctx, &format!("{name}.y"), &data.y)?;
         let identity: Vec<u32> = (0..orders).flat_map(|_| 0..data.len() as u32).collect();
-        let order = ctx.upload_u32(&format!("{name}.order"), &identity, STORAGE, "use a smaller --log-every")?;
+        let order = ctx.upload(&format!("{name}.order"), &identity, STORAGE, "use a smaller --log-every")?;
         Ok(Self { x, y, x_chunk_rows, y_chunk_rows, order, rows: data.len() })
     }
 }

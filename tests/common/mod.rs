@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wgpu_mlp::gpu::{GpuContext, Kernels};
+use wgpu_mlp::train::{EpochMetrics, Optimizer};
+use wgpu_mlp::{Dataset, Params, Trainer};
 
 /// The test binary's device and kernels, or None (after saying so) when there
 /// is no adapter. With REQUIRE_GPU=1 a missing adapter fails the test instead.
@@ -60,4 +62,79 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             first.join(", ")
         );
     }
+}
+
+/// After hundreds of steps a GPU path's and the CPU's parameters differ only
+/// by the rounding of exp and of differently ordered sums, carried along.
+const PARAM_ATOL: f32 = 1e-5;
+const PARAM_RTOL: f32 = 1e-4;
+/// Adam divides by sqrt(v) + eps, which magnifies those last bits.
+const ADAM_PARAM_ATOL: f32 = 1e-4;
+const ADAM_PARAM_RTOL: f32 = 1e-3;
+/// Loss sums are added in another order on the GPU.
+const LOSS_RTOL: f32 = 1e-4;
+/// A row whose two largest outputs are within rounding of each other may be
+/// counted differently; allow one such row per read-back.
+const ACCURACY_ATOL: f32 = 0.02;
+
+/// Every weight and bias, layer by layer.
+pub fn flat(params: &Params) -> Vec<f32> {
+    params.layers.iter().flat_map(|l| l.w.iter().chain(l.b.iter()).copied()).collect()
+}
+
+/// Classes from the inputs: the argmax of a fixed mix of the first columns.
+pub fn classes(samples: usize, inputs: usize, classes: usize, seed: u64) -> Dataset {
+    let x = Dataset::seed_problem(samples, inputs, 1, seed).unwrap().x;
+    let labels: Vec<usize> = x
+        .rows()
+        .into_iter()
+        .map(|r| ((r[0] + 2.0 * r[1 % inputs]) * classes as f32 / 3.0) as usize % classes)
+        .collect();
+    Dataset::classification(x, &labels, classes).unwrap()
+}
+
+/// Trains `device` and the CPU `reference`, both built from `initial`, in
+/// chunks of `log_every` epochs and checks the initial and final loss, every
+/// epoch's metrics and all parameters after every chunk.
+pub fn trajectories_match(
+    what: &str,
+    device: &mut dyn Trainer,
+    reference: &mut dyn Trainer,
+    initial: &Params,
+    optimizer: Optimizer,
+    epochs: usize,
+    log_every: usize,
+) {
+    assert_eq!(device.steps_per_epoch(), reference.steps_per_epoch());
+    let (atol, rtol) = match optimizer {
+        Optimizer::Adam { .. } => (ADAM_PARAM_ATOL, ADAM_PARAM_RTOL),
+        _ => (PARAM_ATOL, PARAM_RTOL),
+    };
+    let loss = (device.evaluate().unwrap(), reference.evaluate().unwrap());
+    assert_close(&format!("{what}: initial loss"), &[loss.0], &[loss.1], 0.0, LOSS_RTOL);
+    let mut epoch = 0;
+    while epoch < epochs {
+        let chunk = log_every.min(epochs - epoch);
+        let (got, want) = (device.train(chunk).unwrap(), reference.train(chunk).unwrap());
+        assert_eq!(got.len(), chunk);
+        epoch += chunk;
+        let at = format!("{what}, epochs up to {epoch}");
+        let column = |metrics: &[EpochMetrics], pick: fn(&EpochMetrics) -> Option<f32>| {
+            metrics.iter().map(|m| pick(m).unwrap_or(-1.0)).collect::<Vec<f32>>()
+        };
+        let metrics: [(&str, fn(&EpochMetrics) -> Option<f32>, f32, f32); 4] = [
+            ("train loss", |m| Some(m.train_loss), 0.0, LOSS_RTOL),
+            ("test loss", |m| m.test_loss, 1e-6, LOSS_RTOL),
+            ("train accuracy", |m| m.train_accuracy, ACCURACY_ATOL, 0.0),
+            ("test accuracy", |m| m.test_accuracy, ACCURACY_ATOL, 0.0),
+        ];
+        for (name, pick, atol, rtol) in metrics {
+            assert_close(&format!("{at}: {name}"), &column(&got, pick), &column(&want, pick), atol, rtol);
+        }
+        let (params_got, params_want) = (device.params().unwrap(), reference.params().unwrap());
+        assert_close(&format!("{at}: params"), &flat(&params_got), &flat(&params_want), atol, rtol);
+        assert_ne!(flat(&params_got), flat(initial), "training must move the parameters");
+    }
+    let loss = (device.evaluate().unwrap(), reference.evaluate().unwrap());
+    assert_close(&format!("{what}: final loss"), &[loss.0], &[loss.1], 0.0, LOSS_RTOL);
 }
