@@ -93,6 +93,9 @@ pub fn classes(samples: usize, inputs: usize, classes: usize, seed: u64) -> Data
     Dataset::classification(x, &labels, classes).unwrap()
 }
 
+/// Takes one metric out of an epoch's.
+type Pick = fn(&EpochMetrics) -> Option<f32>;
+
 /// Trains `device` and the CPU `reference`, both built from `initial`, in
 /// chunks of `log_every` epochs and checks the initial and final loss, every
 /// epoch's metrics and all parameters after every chunk.
@@ -119,10 +122,10 @@ pub fn trajectories_match(
         assert_eq!(got.len(), chunk);
         epoch += chunk;
         let at = format!("{what}, epochs up to {epoch}");
-        let column = |metrics: &[EpochMetrics], pick: fn(&EpochMetrics) -> Option<f32>| {
+        let column = |metrics: &[EpochMetrics], pick: Pick| {
             metrics.iter().map(|m| pick(m).unwrap_or(-1.0)).collect::<Vec<f32>>()
         };
-        let metrics: [(&str, fn(&EpochMetrics) -> Option<f32>, f32, f32); 4] = [
+        let metrics: [(&str, Pick, f32, f32); 4] = [
             ("train loss", |m| Some(m.train_loss), 0.0, LOSS_RTOL),
             ("test loss", |m| m.test_loss, 1e-6, LOSS_RTOL),
             ("train accuracy", |m| m.train_accuracy, ACCURACY_ATOL, 0.0),

@@ -1,0 +1,385 @@
+//! The flags: every clap struct and value enum, and the value parsers.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use wgpu_mlp::bench;
+use wgpu_mlp::data::{Source, TargetColumn};
+use wgpu_mlp::gpu::KernelChoice;
+
+/// Train a multilayer perceptron with the whole training step on the GPU.
+///
+/// With no flags it trains the textbook example: 100 random samples of 10
+/// inputs and 1 target drawn U(0,1), a 10-5-1 network with sigmoid on every
+/// layer, mean squared error, plain gradient descent with lr 0.01, 1000 epochs.
+///
+/// With --data it trains on a real data set; the defaults then change to what
+/// such data needs (relu, softmax with cross-entropy for classes, He init, Adam
+/// with lr 0.001, batches of 128, shuffled, 10 epochs), each overridable.
+#[derive(Debug, Parser)]
+#[command(name = "wgpu-mlp", version, args_conflicts_with_subcommands = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
+    #[command(flatten)]
+    pub(crate) train: TrainArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Time training steps and matmuls on the CPU and the GPU and print a table
+    /// (or JSON): microseconds per step, GFLOP/s, dispatches, submits and
+    /// read-backs per step, and GPU memory.
+    Bench(BenchArgs),
+
+    /// Write the model's predictions for the data's test set (or every row when
+    /// it has none) as CSV with a header: the class and each class's
+    /// probability for classifiers, the outputs otherwise.
+    Predict {
+        #[command(flatten)]
+        model: ModelArgs,
+
+        /// Write the CSV here instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+
+    /// Print the model's loss and accuracy on the data's test set (or every
+    /// row when it has none).
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
+    /// backend, device type, driver and the limits that matter here.
+    Adapters {
+        /// Print a JSON array, one object per adapter.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A trained model and the data to run it on, for predict and eval.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ModelArgs {
+    /// A checkpoint written by training (its model, weights and input scaling).
+    #[arg(long)]
+    pub(crate) checkpoint: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) input: DataArgs,
+
+    /// Where to compute: auto takes a GPU adapter when there is one.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub(crate) device: DeviceChoice,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// A case: seed (10-5-1, 100 samples), mlp (784-256-10, batch 256), wide
+    /// (1024-1024-1024-10, batch 1024) or matmul:M,K,N; repeatable
+    /// [default: seed, mlp, matmul:512,512,512, matmul:256,784,256, matmul:784,256,256].
+    #[arg(long = "case")]
+    pub(crate) cases: Vec<bench::Case>,
+
+    /// A device to run on, repeatable [default: gpu (when there is an adapter) and cpu].
+    #[arg(long = "device", value_enum)]
+    pub(crate) devices: Vec<BenchDeviceArg>,
+
+    /// GPU path of the training cases, as for training.
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    pub(crate) kernel: KernelArg,
+
+    /// Print a JSON array, one object per case and device.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchDeviceArg {
+    Gpu,
+    Cpu,
+}
+
+/// Where the data comes from and how it is read, split and scaled: the same
+/// flags for training, predict and eval.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DataArgs {
+    /// Data: seed (the textbook's random data), csv:PATH (plain or gzip),
+    /// fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
+    #[arg(long, default_value = "seed")]
+    pub(crate) data: Source,
+
+    /// Seed of the initialisation, the generated data, the shuffles and the split.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// Samples of the seed problem.
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) samples: Option<usize>,
+
+    /// CSV: the target column(s), by 0-based index or header name, comma-separated [default: the last column].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) target: Vec<TargetColumn>,
+
+    /// CSV: what the target is [default: regress].
+    #[arg(long, value_enum)]
+    pub(crate) task: Option<TaskArg>,
+
+    /// CSV: the first row (after --skip-rows) is a header [default: detected].
+    #[arg(long)]
+    pub(crate) header: bool,
+
+    /// CSV: lines to skip before the header or data (scikit-learn's CSVs start with one).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) skip_rows: usize,
+
+    /// Number of classes [default: the largest label + 1, or --layers' last size].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) classes: Option<usize>,
+
+    /// Feature scaling, fitted on the training rows [default: none for seed,
+    /// pixels (x / 255) for IDX images, standard for CSV].
+    #[arg(long, value_enum)]
+    pub(crate) scale: Option<ScaleArg>,
+
+    /// Share of the rows held out as a test set, stratified by class, for
+    /// sources without one [default: 0 for seed, 0.25 for CSV].
+    #[arg(long)]
+    pub(crate) test_fraction: Option<f64>,
+}
+
+/// The training flags (the default command).
+#[derive(Debug, clap::Args)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    pub(crate) input: DataArgs,
+
+    /// All layer sizes from inputs to outputs, comma-separated; with --data the
+    /// first and last must match the data's inputs and outputs.
+    #[arg(long, conflicts_with = "hidden")]
+    pub(crate) layers: Option<Sizes>,
+
+    /// Only the hidden layer sizes (e.g. 128 or 256,128): the input and output
+    /// sizes are taken from the data [default with --data: 128].
+    #[arg(long)]
+    pub(crate) hidden: Option<Sizes>,
+
+    /// Hidden layers' activation [default: sigmoid for seed, else relu].
+    #[arg(long, value_enum)]
+    pub(crate) activation: Option<ActivationArg>,
+
+    /// Output layer [default: sigmoid for seed, softmax for classes, else identity].
+    #[arg(long, value_enum)]
+    pub(crate) output: Option<OutputArg>,
+
+    /// Loss [default: cross-entropy with a softmax output, else mse].
+    #[arg(long, value_enum)]
+    pub(crate) loss: Option<LossArg>,
+
+    /// Weight initialisation [default: normal for seed, he for relu, else xavier].
+    #[arg(long, value_enum)]
+    pub(crate) init: Option<InitArg>,
+
+    /// Update rule [default: sgd for seed, else adam].
+    #[arg(long, value_enum)]
+    pub(crate) optimizer: Option<OptimizerArg>,
+
+    /// Learning rate, positive and finite [default: 0.01, 0.001 for adam].
+    #[arg(long, value_parser = parse_positive)]
+    pub(crate) lr: Option<f32>,
+
+    /// Momentum of --optimizer momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub(crate) momentum: f32,
+
+    /// Adam's first-moment decay, in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub(crate) beta1: f32,
+
+    /// Adam's second-moment decay, in [0, 1).
+    #[arg(long, default_value_t = 0.999)]
+    pub(crate) beta2: f32,
+
+    /// Adam's epsilon, positive.
+    #[arg(long, default_value_t = 1e-8)]
+    pub(crate) eps: f32,
+
+    /// L2 weight decay added to every gradient (weight_decay * w), >= 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) weight_decay: f32,
+
+    /// Passes over the training data; 0 only reports the initial loss
+    /// [default: 1000 for seed, else 10].
+    #[arg(long)]
+    pub(crate) epochs: Option<usize>,
+
+    /// Rows per gradient step; the last batch holds the rest
+    /// [default: all rows for seed, else 128].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) batch_size: Option<usize>,
+
+    /// Shuffle the training rows every epoch [default: on, except for seed].
+    #[arg(long, overrides_with = "no_shuffle")]
+    pub(crate) shuffle: bool,
+
+    /// Keep the training rows in file order.
+    #[arg(long)]
+    pub(crate) no_shuffle: bool,
+
+    /// Read the metrics back and print them every this many epochs (and after
+    /// the last) [default: 100 for seed, else 1].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) log_every: Option<usize>,
+
+    /// Where to train: auto takes a GPU adapter when there is one, else the CPU.
+    /// WGPU_BACKEND and WGPU_ADAPTER_NAME choose among adapters.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub(crate) device: DeviceChoice,
+
+    /// GPU path: fused runs many steps per dispatch with the whole net in one
+    /// workgroup's memory (small nets, batches in order, no test set); layered
+    /// runs a dispatch per op; auto takes fused when the run fits it.
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    pub(crate) kernel: KernelArg,
+
+    /// Also train with the CPU reference from the same start and compare.
+    #[arg(long)]
+    pub(crate) verify: bool,
+
+    /// Print one JSON object on stdout; progress goes to stderr.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// No progress bar and no per-epoch lines.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+
+    /// The run folder: config.json, metrics.csv, checkpoints, loss.svg
+    /// [default: runs/<UTC time>].
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Save a checkpoint every this many epochs; the last epoch is always saved.
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) save_every: Option<usize>,
+
+    /// Continue from a checkpoint of the same model, optimizer and data, up to
+    /// --epochs in all (the checkpoint's epochs count).
+    #[arg(long)]
+    pub(crate) resume: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeviceChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KernelArg {
+    Auto,
+    Fused,
+    Layered,
+}
+
+impl From<KernelArg> for KernelChoice {
+    fn from(arg: KernelArg) -> Self {
+        match arg {
+            KernelArg::Auto => KernelChoice::Auto,
+            KernelArg::Fused => KernelChoice::Fused,
+            KernelArg::Layered => KernelChoice::Layered,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ActivationArg {
+    Sigmoid,
+    Relu,
+    Tanh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputArg {
+    Sigmoid,
+    Identity,
+    Softmax,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LossArg {
+    Mse,
+    CrossEntropy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum InitArg {
+    Normal,
+    Xavier,
+    He,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OptimizerArg {
+    Sgd,
+    Momentum,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TaskArg {
+    Regress,
+    Classify,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScaleArg {
+    None,
+    Minmax,
+    Standard,
+    Pixels,
+}
+
+/// Comma-separated layer sizes, each at least 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Sizes(pub(crate) Vec<usize>);
+
+impl std::str::FromStr for Sizes {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let sizes = text
+            .split(',')
+            .map(|part| {
+                let part = part.trim();
+                part.parse::<usize>().map_err(|_| format!("'{part}' is not a layer size (a whole number)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match sizes.iter().position(|&s| s == 0) {
+            Some(i) => Err(format!("size {} is 0; every layer needs at least one unit", i + 1)),
+            None => Ok(Sizes(sizes)),
+        }
+    }
+}
+
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' must be a whole number of at least 1")),
+    }
+}
+
+fn parse_positive(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("'{text}' must be a positive finite number")),
+    }
+}

@@ -1,0 +1,73 @@
+//! `wgpu-mlp bench`: training steps and matmuls timed on each device.
+
+use wgpu_mlp::bench::{self, BenchDevice};
+
+use crate::args::{BenchArgs, BenchDeviceArg, DeviceChoice};
+use crate::device::{choose_device, Device};
+
+/// `wgpu-mlp bench`: every case on every device, as a table or JSON.
+pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
+    let gpu = if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Gpu) {
+        match choose_device(if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu })? {
+            Device::Gpu(ctx, kernels) => Some((ctx, kernels)),
+            Device::Cpu => None,
+        }
+    } else {
+        None
+    };
+    let mut devices = Vec::new();
+    if let Some((ctx, kernels)) = &gpu {
+        devices.push(BenchDevice::Gpu(ctx, kernels));
+    }
+    if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Cpu) {
+        devices.push(BenchDevice::Cpu);
+    }
+    if let Some((ctx, _)) = &gpu {
+        eprintln!("gpu: {}", ctx.describe());
+    }
+    if !args.json {
+        println!(
+            "{:<22} {:<12} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
+            "case", "device", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
+        );
+    }
+    let mut rows = Vec::new();
+    for case in &cases {
+        for device in &devices {
+            let m = bench::measure(case, device, args.kernel.into())?;
+            if args.json {
+                rows.push(serde_json::json!({
+                    "case": m.case,
+                    "device": m.device,
+                    "adapter": m.adapter,
+                    "kernel": m.kernel,
+                    "us_per_step": m.us_per_step,
+                    "gflops": m.gflops,
+                    "matmul_us_per_step": m.matmul_us_per_step,
+                    "dispatches_per_step": m.dispatches_per_step,
+                    "submits_per_step": m.submits_per_step,
+                    "readbacks_per_step": m.readbacks_per_step,
+                    "gpu_bytes": m.gpu_bytes,
+                }));
+            } else {
+                println!(
+                    "{:<22} {:<12} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
+                    m.case,
+                    m.kernel.as_ref().map_or(m.device.clone(), |k| format!("{} {k}", m.device)),
+                    m.us_per_step,
+                    m.gflops,
+                    m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
+                    m.dispatches_per_step,
+                    m.submits_per_step,
+                    m.readbacks_per_step,
+                    m.gpu_bytes as f64 / (1 << 20) as f64
+                );
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Array(rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The GPU or the CPU, chosen once, and a trainer on it.
+
+use wgpu_mlp::gpu::{self, GpuContext, KernelChoice, Kernels};
+use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
+
+use crate::args::DeviceChoice;
+
+/// Where training runs, chosen before anything large is allocated.
+#[allow(clippy::large_enum_variant)] // one per process
+pub(crate) enum Device {
+    Gpu(GpuContext, Kernels),
+    Cpu,
+}
+
+/// Picks the device for `--device`; auto falls back to the CPU with a notice.
+pub(crate) fn choose_device(choice: DeviceChoice) -> anyhow::Result<Device> {
+    let gpu = |ctx: GpuContext| -> anyhow::Result<Device> {
+        let kernels = Kernels::new(&ctx)?;
+        Ok(Device::Gpu(ctx, kernels))
+    };
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Gpu => gpu(GpuContext::new()?),
+        DeviceChoice::Auto => match GpuContext::new() {
+            Ok(ctx) => gpu(ctx),
+            Err(Error::NoAdapter(reason)) => {
+                eprintln!("notice: {reason}; training on the CPU");
+                Ok(Device::Cpu)
+            }
+            Err(other) => Err(other.into()),
+        },
+    }
+}
+
+pub(crate) fn make_trainer(
+    device: &Device,
+    kernel: KernelChoice,
+    spec: &MlpSpec,
+    params: &Params,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    config: &TrainConfig,
+) -> anyhow::Result<Box<dyn Trainer>> {
+    Ok(match device {
+        Device::Gpu(ctx, kernels) => gpu::trainer(ctx, kernels, kernel, spec, params, train, test, config)?,
+        Device::Cpu => Box::new(CpuTrainer::new(spec, params.clone(), train.clone(), test.cloned(), config)?),
+    })
+}

@@ -1,0 +1,123 @@
+//! `wgpu-mlp predict` and `wgpu-mlp eval`: a checkpoint's model run on data.
+
+use std::io::Write;
+
+use wgpu_mlp::checkpoint;
+use wgpu_mlp::data::Scale;
+use wgpu_mlp::gpu::GpuTrainer;
+use wgpu_mlp::model::{Loss, Output};
+use wgpu_mlp::{Dataset, MlpSpec, TrainConfig, Trainer};
+
+use crate::args::{ModelArgs, TaskArg};
+use crate::bad_input;
+use crate::data::load_data;
+use crate::device::{choose_device, Device};
+
+/// The checkpoint's model, the rows to run it on (scaled as in training), and
+/// the network's outputs for them on the chosen device, with the loss.
+struct Outputs {
+    spec: MlpSpec,
+    rows: Dataset,
+    /// (N, OUT): logits for a softmax output.
+    outputs: ndarray::Array2<f32>,
+    loss: f32,
+    device: String,
+}
+
+fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
+    let spec = checkpoint::read_spec(&args.checkpoint)?;
+    let saved = checkpoint::load(&args.checkpoint, &spec)?;
+    let scaler = saved.scaler.clone().unwrap_or_else(|| Scale::None.fit(&ndarray::Array2::zeros((1, spec.inputs()))));
+    let classes =
+        (spec.loss() == Loss::CrossEntropy || args.input.task == Some(TaskArg::Classify)).then_some(spec.outputs());
+    let (train, test, _) = load_data(&args.input, (spec.inputs(), spec.outputs()), classes, Some(&scaler))?;
+    let rows = test.unwrap_or(train);
+    if rows.x.ncols() != spec.inputs() || rows.y.ncols() != spec.outputs() {
+        return Err(bad_input(format!(
+            "the data has {} inputs and {} targets per sample, the checkpoint's model {spec} takes {} and gives {}",
+            rows.x.ncols(),
+            rows.y.ncols(),
+            spec.inputs(),
+            spec.outputs()
+        )));
+    }
+    let config = TrainConfig { batch_size: Some(1024), log_every: 1, ..TrainConfig::default() };
+    let (outputs, loss, device) = match choose_device(args.device)? {
+        Device::Gpu(ctx, kernels) => {
+            let mut trainer = GpuTrainer::new(&ctx, &kernels, &spec, &saved.state.params, &rows, None, &config)?;
+            (trainer.predict()?, trainer.evaluate()?, trainer.device())
+        }
+        Device::Cpu => {
+            let acts = wgpu_mlp::cpu::forward(&spec, &saved.state.params, rows.x.view());
+            let (loss, _) = wgpu_mlp::cpu::evaluate(&spec, &saved.state.params, &rows);
+            (acts.last().expect("a network has at least one layer").clone(), loss, "cpu".to_string())
+        }
+    };
+    Ok(Outputs { spec, rows, outputs, loss, device })
+}
+
+/// Row r's probabilities (softmax of the logits for a softmax output).
+fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
+    let mut probs = outputs.clone();
+    if spec.output() == Output::Softmax {
+        for mut row in probs.rows_mut() {
+            let top = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            row.mapv_inplace(|v| (v - top).exp());
+            let total = row.sum();
+            row /= total;
+        }
+    }
+    probs
+}
+
+fn argmax(row: ndarray::ArrayView1<f32>) -> usize {
+    row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
+}
+
+/// `wgpu-mlp predict`: predictions as CSV.
+pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Outputs { spec, rows, outputs, device, .. } = run_model(args)?;
+    eprintln!("predict: {} rows on {device}", rows.len());
+    let classify = rows.classes.is_some();
+    let values = probabilities(&spec, &outputs);
+    let mut csv = ::csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = Vec::new();
+    if classify {
+        header.push("class".into());
+        header.extend((0..spec.outputs()).map(|j| format!("p{j}")));
+    } else {
+        header.extend((0..spec.outputs()).map(|j| format!("output{j}")));
+    }
+    csv.write_record(&header)?;
+    for row in values.rows() {
+        let mut record: Vec<String> = Vec::with_capacity(header.len());
+        if classify {
+            record.push(argmax(row).to_string());
+        }
+        record.extend(row.iter().map(f32::to_string));
+        csv.write_record(&record)?;
+    }
+    let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("cannot write the predictions: {e}"))?;
+    match out {
+        Some(path) => wgpu_mlp::report::write_atomically(path, |file| file.write_all(&bytes))?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+/// `wgpu-mlp eval`: loss and accuracy.
+pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
+    let Outputs { rows, outputs, loss, device, .. } = run_model(args)?;
+    let accuracy = rows.classes.map(|_| {
+        let labels = rows.labels();
+        let hits = outputs.rows().into_iter().zip(&labels).filter(|(row, &label)| argmax(*row) == label).count();
+        hits as f32 / rows.len() as f32
+    });
+    if json {
+        println!("{}", serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy }));
+    } else {
+        let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
+        println!("{} rows on {device}: loss {loss:.6}{accuracy}", rows.len());
+    }
+    Ok(())
+}

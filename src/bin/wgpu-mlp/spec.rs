@@ -1,0 +1,58 @@
+//! The network's layer sizes, activations and loss, from the flags and the data.
+
+use wgpu_mlp::model::{Activation, Loss, Output};
+use wgpu_mlp::{Dataset, MlpSpec};
+
+use crate::args::{ActivationArg, LossArg, OutputArg, Sizes, TrainArgs};
+use crate::bad_input;
+
+/// The network for the data: --layers as given, or --hidden between the
+/// data's input and output sizes, and the activations and loss.
+pub(crate) fn build_spec(cli: &TrainArgs, train: &Dataset, seed_data: bool) -> anyhow::Result<MlpSpec> {
+    let (inputs, outputs) = (train.x.ncols(), train.y.ncols());
+    let sizes = match (&cli.layers, &cli.hidden) {
+        (Some(Sizes(layers)), _) => {
+            if layers.len() >= 2 && (layers[0] != inputs || layers[layers.len() - 1] != outputs) {
+                return Err(bad_input(format!(
+                    "--layers {} does not fit the data: it has {inputs} inputs and {outputs} outputs per sample \
+                     (give only the hidden sizes with --hidden to take them from the data)",
+                    join(layers)
+                )));
+            }
+            layers.clone()
+        }
+        (None, hidden) => {
+            let default_hidden = if seed_data { vec![5] } else { vec![128] };
+            let hidden = hidden.clone().map_or(default_hidden, |s| s.0);
+            std::iter::once(inputs).chain(hidden).chain(std::iter::once(outputs)).collect()
+        }
+    };
+    let classify = train.classes.is_some();
+    let hidden = match cli.activation {
+        Some(ActivationArg::Sigmoid) => Activation::Sigmoid,
+        Some(ActivationArg::Relu) => Activation::Relu,
+        Some(ActivationArg::Tanh) => Activation::Tanh,
+        None if seed_data => Activation::Sigmoid,
+        None => Activation::Relu,
+    };
+    let output = match (cli.output, cli.loss) {
+        (Some(OutputArg::Sigmoid), _) => Output::Sigmoid,
+        (Some(OutputArg::Identity), _) => Output::Identity,
+        (Some(OutputArg::Softmax), _) | (None, Some(LossArg::CrossEntropy)) => Output::Softmax,
+        (None, _) if seed_data => Output::Sigmoid,
+        (None, Some(LossArg::Mse)) | (None, None) if !classify => Output::Identity,
+        (None, Some(LossArg::Mse)) => Output::Sigmoid,
+        (None, None) => Output::Softmax,
+    };
+    let loss = match cli.loss {
+        Some(LossArg::Mse) => Loss::Mse,
+        Some(LossArg::CrossEntropy) => Loss::CrossEntropy,
+        None if output == Output::Softmax => Loss::CrossEntropy,
+        None => Loss::Mse,
+    };
+    Ok(MlpSpec::new(sizes)?.with(hidden, output, loss)?)
+}
+
+fn join(sizes: &[usize]) -> String {
+    sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,292 @@
+//! The default command: train, with progress, Ctrl-C, a run folder, an
+//! optional check against the CPU reference and a JSON summary.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use wgpu_mlp::checkpoint;
+use wgpu_mlp::data::Source;
+use wgpu_mlp::gpu::GpuTrainer;
+use wgpu_mlp::model::{Activation, Init};
+use wgpu_mlp::run::{RunFolder, RunHooks};
+use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
+use wgpu_mlp::train::{EpochMetrics, Optimizer};
+use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
+
+use crate::args::{InitArg, OptimizerArg, Sizes, TrainArgs};
+use crate::data::load_data;
+use crate::device::{choose_device, make_trainer, Device};
+use crate::spec::build_spec;
+
+/// For runs that need no hooks.
+struct NoHooks;
+impl FitHooks for NoHooks {}
+
+/// "loss 0.1234  acc 0.9512  test loss 0.2345  test acc 0.9321", with what there is.
+fn describe(metrics: &EpochMetrics) -> String {
+    let mut line = format!("loss {:.6}", metrics.train_loss);
+    let parts =
+        [("acc", metrics.train_accuracy), ("test loss", metrics.test_loss), ("test acc", metrics.test_accuracy)];
+    for (name, value) in parts {
+        if let Some(value) = value {
+            line += &format!("  {name} {value:.4}");
+        }
+    }
+    line
+}
+
+/// `wgpu-mlp` with no command: train and report.
+pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
+    let seed_data = cli.input.data == Source::Seed;
+    let outputs_hint = cli.layers.as_ref().and_then(|l| l.0.last().copied()).filter(|_| !seed_data);
+    if let Some(Sizes(layers)) = &cli.layers {
+        MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
+    }
+    let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
+    let (train, test, scaler) = load_data(&cli.input, seed_sizes, outputs_hint, None)?;
+    let spec = build_spec(cli, &train, seed_data)?;
+    let init = match cli.init {
+        Some(InitArg::Normal) => Init::Normal,
+        Some(InitArg::Xavier) => Init::Xavier,
+        Some(InitArg::He) => Init::He,
+        None if seed_data => Init::Normal,
+        None if spec.hidden() == Activation::Relu => Init::He,
+        None => Init::Xavier,
+    };
+    let optimizer = match cli.optimizer {
+        Some(OptimizerArg::Sgd) => Optimizer::Sgd,
+        Some(OptimizerArg::Momentum) => Optimizer::Momentum { momentum: cli.momentum },
+        Some(OptimizerArg::Adam) => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
+        None if seed_data => Optimizer::Sgd,
+        None => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
+    };
+    let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) { 0.001 } else { 0.01 };
+    let config = TrainConfig {
+        lr: cli.lr.unwrap_or(default_lr),
+        optimizer,
+        weight_decay: cli.weight_decay,
+        batch_size: cli.batch_size.or(if seed_data { None } else { Some(128) }),
+        shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
+        seed: cli.input.seed,
+        log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
+    };
+    let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
+    config.check(&spec, &train, test.as_ref())?;
+    let device = choose_device(cli.device)?;
+    if let Device::Gpu(ctx, _) = &device {
+        GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
+    }
+    let params = Params::init(&spec, init, cli.input.seed)?;
+    let metadata = checkpoint::describe(&spec, config.optimizer, cli.input.seed, train.fingerprint());
+    let resume = match &cli.resume {
+        Some(path) => {
+            let saved = checkpoint::load(path, &spec)?;
+            saved.check_matches(&metadata, path)?;
+            Some((path.clone(), saved))
+        }
+        None => None,
+    };
+
+    // Progress goes to stderr under --json, so stdout holds only the JSON.
+    let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let mut trainer = make_trainer(&device, cli.kernel.into(), &spec, &params, &train, test.as_ref(), &config)?;
+    let device = trainer.device();
+    let on_gpu = device != "cpu";
+    writeln!(out, "device: {device}")?;
+    if let Some(bytes) = trainer.gpu_bytes() {
+        writeln!(out, "GPU memory: {:.2} MiB", bytes as f64 / (1 << 20) as f64)?;
+    }
+    writeln!(
+        out,
+        "data: {}, {} training and {} test samples{}",
+        cli.input.data,
+        train.len(),
+        test.as_ref().map_or(0, Dataset::len),
+        train.classes.map_or(String::new(), |k| format!(", {k} classes"))
+    )?;
+    writeln!(
+        out,
+        "model: layers {spec} ({} parameters), {:?} hidden, {:?} output, {:?} loss, {:?} init",
+        spec.num_params(),
+        spec.hidden(),
+        spec.output(),
+        spec.loss(),
+        init
+    )?;
+    writeln!(
+        out,
+        "training: {:?}, lr {}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
+        config.optimizer,
+        config.lr,
+        config.weight_decay,
+        config.batch_size.map_or("full".to_string(), |b| b.to_string()),
+        if config.shuffle { "on" } else { "off" },
+        epochs,
+        cli.input.seed
+    )?;
+    let first_epoch = match &resume {
+        Some((path, saved)) => {
+            trainer.restore(&saved.state)?;
+            writeln!(out, "resuming from {} after epoch {}", path.display(), saved.epoch)?;
+            saved.epoch
+        }
+        None => 0,
+    };
+    let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(scaler))?;
+    folder.write_config(&serde_json::json!({
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "device": device,
+        "data": cli.input.data.to_string(),
+        "train_samples": train.len(),
+        "test_samples": test.as_ref().map(Dataset::len),
+        "classes": train.classes,
+        "layers": spec.sizes(),
+        "hidden": format!("{:?}", spec.hidden()),
+        "output": format!("{:?}", spec.output()),
+        "loss": format!("{:?}", spec.loss()),
+        "init": format!("{init:?}"),
+        "optimizer": format!("{:?}", config.optimizer),
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "batch_size": config.rows_per_batch(&train),
+        "shuffle": config.shuffle,
+        "epochs": epochs,
+        "log_every": config.log_every,
+        "save_every": cli.save_every,
+        "seed": cli.input.seed,
+        "resumed_from": cli.resume.as_ref().map(|p| p.display().to_string()),
+        "first_epoch": first_epoch,
+    }))?;
+    let schedule = Schedule {
+        first_epoch,
+        last_epoch: epochs.max(first_epoch),
+        log_every: config.log_every,
+        save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
+    };
+    // A terminal gets a progress bar with each read-back printed above it; logs
+    // and pipes get the plain lines; --quiet neither.
+    let steps_per_epoch = trainer.steps_per_epoch() as u64;
+    let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
+        let total = (epochs.saturating_sub(first_epoch) as u64) * steps_per_epoch;
+        let bar = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
+            .expect("the template is valid");
+        bar.set_style(style);
+        bar
+    });
+    let log = |epoch: usize, metrics: &EpochMetrics| {
+        let line = format!("epoch {epoch:>7}  {}", describe(metrics));
+        match &bar {
+            Some(bar) => {
+                bar.set_position((epoch - first_epoch) as u64 * steps_per_epoch);
+                bar.set_message(describe(metrics));
+                bar.suspend(|| writeln!(out, "{line}").ok());
+            }
+            None if !cli.quiet => {
+                writeln!(out, "{line}").ok();
+            }
+            None => {}
+        }
+    };
+    // Ctrl-C stops training at the next read-back, after a checkpoint; a
+    // second Ctrl-C exits at once.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let hooks = &mut RunHooks { folder: &mut folder, log, stop: &STOP };
+    let fitted = fit_schedule(trainer.as_mut(), schedule, hooks);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = match fitted {
+        Err(Error::Interrupted { epoch }) => {
+            folder.plot()?;
+            let saved = folder.checkpoints.last().expect("an interrupt saves a checkpoint first");
+            eprintln!(
+                "interrupted after epoch {epoch}; saved {} and the metrics so far in {}\nresume with the same flags and --resume {}",
+                saved.display(),
+                folder.dir().display(),
+                saved.display()
+            );
+            std::process::exit(130);
+        }
+        other => other?,
+    };
+    let plot = folder.plot()?;
+    writeln!(
+        out,
+        "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
+        report.final_loss,
+        report.initial_loss,
+        report.steps,
+        report.seconds,
+        report.steps_per_second()
+    )?;
+
+    let last = report.last();
+    let mut summary = serde_json::json!({
+        "device": if on_gpu { "gpu" } else { "cpu" },
+        "adapter": if on_gpu { Some(device) } else { None },
+        "data": cli.input.data.to_string(),
+        "layers": spec.sizes(),
+        "samples": train.len(),
+        "test_samples": test.as_ref().map(Dataset::len),
+        "batch_size": config.rows_per_batch(&train),
+        "epochs": epochs,
+        "epochs_run": report.history.len(),
+        "first_epoch": first_epoch,
+        "out": folder.dir().display().to_string(),
+        "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
+        "lr": config.lr,
+        "seed": cli.input.seed,
+        "initial_loss": report.initial_loss,
+        "final_loss": report.final_loss,
+        "train_accuracy": last.and_then(|m| m.train_accuracy),
+        "test_loss": last.and_then(|m| m.test_loss),
+        "test_accuracy": last.and_then(|m| m.test_accuracy),
+        "steps": report.steps,
+        "gpu_bytes": trainer.gpu_bytes(),
+        "seconds": report.seconds,
+        "steps_per_second": report.steps_per_second(),
+        "history": report.history.iter().enumerate().map(|(i, m)| serde_json::json!({
+            "epoch": first_epoch + i + 1,
+            "train_loss": m.train_loss,
+            "train_accuracy": m.train_accuracy,
+            "test_loss": m.test_loss,
+            "test_accuracy": m.test_accuracy,
+        })).collect::<Vec<_>>(),
+    });
+
+    writeln!(
+        out,
+        "run folder: {} ({}metrics.csv, loss.svg{}{})",
+        folder.dir().display(),
+        if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
+        if plot.png { ", loss.png" } else { "" },
+        plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
+    )?;
+    if cli.verify {
+        let mut reference = CpuTrainer::new(&spec, params, train, test, &config)?;
+        if let Some((_, saved)) = &resume {
+            reference.restore(&saved.state)?;
+        }
+        let schedule = Schedule { save_every: None, ..schedule };
+        let cpu_report =
+            fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
+        let diff = trainer.params()?.max_abs_diff(&reference.params()?);
+        writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
+        summary["cpu_final_loss"] = cpu_report.final_loss.into();
+        summary["cpu_test_accuracy"] = cpu_report.last().and_then(|m| m.test_accuracy).into();
+        summary["max_abs_param_diff"] = diff.into();
+    }
+    if cli.json {
+        println!("{summary}");
+    }
+    Ok(())
+}
