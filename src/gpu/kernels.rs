@@ -175,7 +175,6 @@ pub const ADAM_STATE_LEN: usize = 4;
 /// A pipeline with its bound buffers and grid, ready to record.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
-    pub label: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
@@ -593,6 +592,6 @@ impl Kernels {
             entries: &entries,
         });
         let counters = Arc::clone(&self.ctx.counters);
-        Dispatch { label: label.to_string(), pipeline: pipeline.clone(), bind_group, workgroups, counters }
+        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups, counters }
     }
 }
