@@ -5,9 +5,9 @@
 //! row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K the
 //! number of classes.
 
-use ndarray::{Array, Array1, Array2, ArrayView2, Axis, Dimension, Zip};
+use ndarray::{Array, Array1, Array2, ArrayView2, Axis, CowArray, Dimension, Zip};
 
-use crate::data::{batches, Dataset, Shuffler};
+use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::Result;
 use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
@@ -275,13 +275,23 @@ impl CpuTrainer {
         Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler })
     }
 
-    /// One update on the rows `index` of the training set; returns the batch's
-    /// loss sum and correct count.
-    fn step(&mut self, index: &[u32]) -> (f32, usize) {
-        let x = gather_rows(self.train.x.view(), index);
-        let y = gather_rows(self.train.y.view(), index);
+    /// One update on a batch of the training set: the rows `order` names when
+    /// shuffling, else the batch's rows in place. Returns the batch's loss sum
+    /// and correct count (0 unless classifying).
+    fn step(&mut self, batch: Batch, order: Option<&[u32]>) -> (f32, usize) {
+        let (x, y) = match order {
+            Some(order) => {
+                let index = &order[batch.start..batch.start + batch.rows];
+                (gather_rows(self.train.x.view(), index).into(), gather_rows(self.train.y.view(), index).into())
+            }
+            None => {
+                let rows = ndarray::s![batch.start..batch.start + batch.rows, ..];
+                (CowArray::from(self.train.x.slice(rows)), CowArray::from(self.train.y.slice(rows)))
+            }
+        };
         let acts = forward(&self.spec, &self.params, x.view());
-        let correct = count_correct(acts[acts.len() - 1].view(), y.view());
+        let pred = acts[acts.len() - 1].view();
+        let correct = if self.train.classes.is_some() { count_correct(pred, y.view()) } else { 0 };
         let (grads, loss_sum) = backward(&self.spec, &self.params, x.view(), &acts, y.view());
         let (lr, weight_decay) = (self.config.lr, self.config.weight_decay);
         let layers = self.params.layers.iter_mut().zip(&grads.layers);
@@ -327,10 +337,10 @@ impl Trainer for CpuTrainer {
         let samples = self.train.len();
         let mut history = Vec::with_capacity(epochs);
         for _ in 0..epochs {
-            let order = self.shuffler.epoch_order(samples).unwrap_or_else(|| (0..samples as u32).collect());
+            let order = self.shuffler.epoch_order(samples);
             let (mut loss_sum, mut correct) = (0.0, 0);
             for batch in batches(samples, self.config.rows_per_batch(&self.train)) {
-                let (loss, hits) = self.step(&order[batch.start..batch.start + batch.rows]);
+                let (loss, hits) = self.step(batch, order.as_deref());
                 loss_sum += loss;
                 correct += hits;
             }

@@ -44,8 +44,13 @@ pub struct Counters {
     dispatches: AtomicU64,
     submits: AtomicU64,
     readbacks: AtomicU64,
-    /// Bytes of every buffer created (nothing is freed during a run).
-    bytes: AtomicU64,
+}
+
+thread_local! {
+    /// Bytes of every buffer this thread created (nothing is freed during a
+    /// run). Per thread, so what one trainer's construction allocated is exact
+    /// even while other threads (parallel tests) share the device.
+    static BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Counters {
@@ -54,11 +59,11 @@ impl Counters {
     }
 
     fn add_bytes(&self, bytes: u64) {
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        BYTES.with(|total| total.set(total.get() + bytes));
     }
 }
 
-/// A reading of [`Counters`].
+/// A reading of [`Counters`]; `bytes` counts this thread's buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub dispatches: u64,
@@ -141,7 +146,7 @@ impl GpuContext {
             dispatches: c.dispatches.load(Ordering::Relaxed),
             submits: c.submits.load(Ordering::Relaxed),
             readbacks: c.readbacks.load(Ordering::Relaxed),
-            bytes: c.bytes.load(Ordering::Relaxed),
+            bytes: BYTES.with(std::cell::Cell::get),
         }
     }
 
