@@ -185,6 +185,13 @@ impl GpuContext {
         result
     }
 
+    /// [`GpuContext::scoped`], also returning the bytes of the buffers `work` made.
+    pub fn scoped_counting<T>(&self, context: &str, work: impl FnOnce() -> Result<T>) -> Result<(T, u64)> {
+        let before = self.counts().bytes;
+        let value = self.scoped(context, work)?;
+        Ok((value, self.counts().bytes - before))
+    }
+
     /// Checks that a buffer of `bytes` fits the adapter (and, for storage
     /// buffers, one binding) before wgpu is asked for it; the error names the
     /// limit and `advice` says what to reduce.

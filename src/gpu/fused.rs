@@ -295,11 +295,9 @@ impl FusedTrainer {
     ) -> Result<Self> {
         config.check(spec, train, test)?;
         let layout = Self::plan(ctx, spec, train, test, config)?;
-        let before = ctx.counts().bytes;
-        let mut trainer =
-            ctx.scoped("building the fused trainer", || Self::build(ctx, spec, params, train, config, layout))?;
-        trainer.gpu_bytes = ctx.counts().bytes - before;
-        Ok(trainer)
+        let build = || Self::build(ctx, spec, params, train, config, layout);
+        let (trainer, gpu_bytes) = ctx.scoped_counting("building the fused trainer", build)?;
+        Ok(Self { gpu_bytes, ..trainer })
     }
 
     fn build(

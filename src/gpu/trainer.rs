@@ -233,11 +233,9 @@ impl GpuTrainer {
         config: &TrainConfig,
     ) -> Result<Self> {
         config.check(spec, train, test)?;
-        let before = ctx.counts().bytes;
-        let mut trainer =
-            ctx.scoped("building the GPU trainer", || Self::build(ctx, kernels, spec, params, train, test, config))?;
-        trainer.gpu_bytes = ctx.counts().bytes - before;
-        Ok(trainer)
+        let build = || Self::build(ctx, kernels, spec, params, train, test, config);
+        let (trainer, gpu_bytes) = ctx.scoped_counting("building the GPU trainer", build)?;
+        Ok(Self { gpu_bytes, ..trainer })
     }
 
     /// What the buffers of a trainer should take, from the sizes alone:
