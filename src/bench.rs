@@ -104,6 +104,8 @@ pub struct Measurement {
     pub adapter: Option<String>,
     /// The GPU path of a training case: "fused" or "layered".
     pub kernel: Option<String>,
+    /// The GPU matmul kernel ("registers" or "workgroup") where matmuls run on their own.
+    pub matmul_kernel: Option<String>,
     /// Median over the timed runs.
     pub us_per_step: f64,
     /// Useful FLOPs (the matmuls) per second, in 10^9.
@@ -301,19 +303,24 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
         (None, _) => unreachable!("every case but matmul has a net"),
     };
-    let kernel = match (device, case.net()) {
+    let path = match (device, case.net()) {
         (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
             let (spec, data, config) = training_setup(&sizes, rows)?;
-            let path = kernel.resolve(ctx, &spec, &data, None, &config);
-            Some(if path == KernelChoice::Fused { "fused" } else { "layered" }.to_string())
+            Some(kernel.resolve(ctx, &spec, &data, None, &config))
         }
         _ => None,
     };
+    let matmul_kernel = match device {
+        BenchDevice::Gpu(_, kernels) if path != Some(KernelChoice::Fused) => Some(kernels.matmul_kernel().name()),
+        _ => None,
+    };
+    let kernel = path.map(|path| if path == KernelChoice::Fused { "fused" } else { "layered" });
     Ok(Measurement {
         case: case.to_string(),
         device: name.to_string(),
         adapter,
-        kernel,
+        kernel: kernel.map(str::to_string),
+        matmul_kernel: matmul_kernel.map(str::to_string),
         us_per_step: timing.seconds_per_step * 1e6,
         gflops: useful_flops / timing.seconds_per_step / 1e9,
         matmul_us_per_step,

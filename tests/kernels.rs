@@ -3,11 +3,12 @@
 
 mod common;
 
-use common::{assert_close, gpu, random};
+use common::{assert_close, gpu, gpu_each_matmul, random};
 use ndarray::{Array1, Array2};
 use wgpu_mlp::cpu::{self, AdamSettings};
 use wgpu_mlp::gpu::{
-    AdamParams, Dispatch, Epilogue, GpuContext, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN, WORKGROUP_SIZE,
+    AdamParams, Dispatch, Epilogue, GpuContext, Kernels, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN,
+    WORKGROUP_SIZE,
 };
 use wgpu_mlp::model::Activation;
 
@@ -62,12 +63,20 @@ fn matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     Array2::from_shape_vec((rows, cols), random(rows * cols, seed)).unwrap()
 }
 
-const MATMUL_SHAPES: [(usize, usize, usize); 7] =
-    [(1, 1, 1), (3, 17, 5), (17, 65, 3), (65, 3, 257), (33, 31, 29), (1, 257, 1), (129, 64, 33)];
+/// Tile edges of both kernels (64 x 32 and 64 x 64, K in steps of 16) plus
+/// one and minus one, and several whole tiles with remainders on every side.
+const MATMUL_SHAPES: [(usize, usize, usize); 8] =
+    [(1, 1, 1), (3, 17, 5), (17, 65, 3), (65, 3, 257), (33, 31, 29), (1, 257, 1), (129, 64, 33), (130, 47, 193)];
 
 #[test]
-fn matmul_matches_cpu_for_every_transpose() {
-    let Some((ctx, kernels)) = gpu() else { return };
+fn matmul_matches_cpu_for_every_transpose_and_kernel() {
+    let Some((ctx, each)) = gpu_each_matmul() else { return };
+    for kernels in &each {
+        matmul_matches_cpu_for_every_transpose(ctx, kernels);
+    }
+}
+
+fn matmul_matches_cpu_for_every_transpose(ctx: &GpuContext, kernels: &Kernels) {
     for (case, &(m, k, n)) in MATMUL_SHAPES.iter().enumerate() {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = if trans_a { matrix(k, m, case as u64) } else { matrix(m, k, case as u64) };
@@ -80,15 +89,23 @@ fn matmul_matches_cpu_for_every_transpose() {
             let params = MatmulParams::new(m32, k32, n32, trans_a, trans_b);
             let regions = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
             run(ctx, &[kernels.matmul("matmul", regions.0, regions.1, regions.2, params).unwrap()]);
-            let what = format!("matmul M={m} K={k} N={n} trans_a={trans_a} trans_b={trans_b}");
+            let kernel = kernels.matmul_kernel().name();
+            let what = format!("{kernel} matmul M={m} K={k} N={n} trans_a={trans_a} trans_b={trans_b}");
             assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
         }
     }
 }
 
 #[test]
-fn matmul_epilogues_match_the_cpu_ops_they_fuse() {
-    let Some((ctx, kernels)) = gpu() else { return };
+fn matmul_epilogues_match_the_cpu_ops_they_fuse_for_every_kernel() {
+    let Some((ctx, each)) = gpu_each_matmul() else { return };
+    for kernels in &each {
+        matmul_epilogues_match_the_cpu_ops_they_fuse(ctx, kernels);
+    }
+}
+
+fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kernels) {
+    let kernel = kernels.matmul_kernel().name();
     for &(m, k, n) in &[(1, 1, 1), (17, 65, 3), (65, 3, 257), (70, 33, 40)] {
         let (a, b) = (matrix(m, k, 30), matrix(k, n, 31));
         let (a_buf, b_buf) = (upload(ctx, "a", &flat(&a)), upload(ctx, "b", &flat(&b)));
@@ -111,7 +128,7 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse() {
                     .matmul_with("forward", a_region, b_region, Region::new(&out, m * n), params, epilogue)
                     .unwrap()],
             );
-            let what = format!("matmul + bias + {activation:?}, {m}x{k}x{n}");
+            let what = format!("{kernel} matmul + bias + {activation:?}, {m}x{k}x{n}");
             assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
 
             let mut want = cpu::matmul(a.view(), b.view(), false, false);
@@ -124,7 +141,7 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse() {
                     .matmul_with("backward", a_region, b_region, Region::new(&out, m * n), params, epilogue)
                     .unwrap()],
             );
-            let what = format!("matmul then {activation:?} backward, {m}x{k}x{n}");
+            let what = format!("{kernel} matmul then {activation:?} backward, {m}x{k}x{n}");
             assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
         }
     }

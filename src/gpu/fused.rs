@@ -28,6 +28,7 @@ use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
+use super::shaders;
 
 use wgpu::BufferUsages as Usage;
 
@@ -375,10 +376,7 @@ impl FusedTrainer {
             bind_group_layouts: &[Some(&bind_layout)],
             immediate_size: 0,
         });
-        let module = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("fused_mlp.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/fused_mlp.wgsl").into()),
-        });
+        let module = shaders::compile(&ctx.device, "fused_mlp");
         let constants = [("POOL_FLOATS", layout.len as f64), ("WORKGROUP", layout.workgroup as f64)];
         let pipeline = |entry: &str| {
             ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

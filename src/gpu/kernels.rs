@@ -8,6 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
 use super::context::{Counters, GpuContext, Region};
+use super::shaders::compile;
 use crate::error::{Error, Result};
 use crate::model::Activation;
 
@@ -16,12 +17,54 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// Source chunks shaders/gather.wgsl can read: data sets up to this many
 /// storage bindings stay on the GPU.
 pub const MAX_CHUNKS: usize = 4;
-/// Rows and columns of out covered by one matmul workgroup (8 x 8
-/// invocations, 8 x 4 outputs each).
-const MATMUL_TILE_ROWS: u32 = 64;
-const MATMUL_TILE_COLS: u32 = 32;
 
-/// shaders/matmul.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
+/// Which matmul kernel a device runs: both compute the same product and
+/// epilogue (shaders/matmul_common.wgsl) with different tiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// shaders/matmul_registers.wgsl: register tiles and no workgroup memory,
+    /// for CPU adapters such as lavapipe, where barriers are slow.
+    Registers,
+    /// shaders/matmul_workgroup.wgsl: tiles staged in workgroup memory, for GPUs.
+    Workgroup,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Workgroup];
+
+    /// Register tiles on CPU adapters, workgroup tiles on every other.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            MatmulKernel::Registers
+        } else {
+            MatmulKernel::Workgroup
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Workgroup => "workgroup",
+        }
+    }
+
+    /// Rows and columns of out one workgroup covers.
+    fn tile(self) -> (u32, u32) {
+        match self {
+            MatmulKernel::Registers => (64, 32), // 8 x 8 invocations, 8 x 4 outputs each
+            MatmulKernel::Workgroup => (64, 64), // 16 x 16 invocations, 4 x 4 outputs each
+        }
+    }
+
+    fn shader(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "matmul_registers",
+            MatmulKernel::Workgroup => "matmul_workgroup",
+        }
+    }
+}
+
+/// shaders/matmul_common.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
 /// epilogue: + bias, an activation, or the derivative of one (codes from
 /// [`activation_code`]).
 #[repr(C)]
@@ -45,7 +88,7 @@ impl MatmulParams {
     }
 }
 
-/// The code shaders/matmul.wgsl's epilogue gives an activation.
+/// The code shaders/matmul_common.wgsl's epilogue gives an activation.
 pub fn activation_code(activation: Activation) -> u32 {
     match activation {
         Activation::Identity => 0,
@@ -200,6 +243,7 @@ impl Dispatch {
 #[derive(Clone, Debug)]
 pub struct Kernels {
     ctx: GpuContext,
+    matmul_kernel: MatmulKernel,
     /// One pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
     matmul: [wgpu::ComputePipeline; 4],
     bias_add: wgpu::ComputePipeline,
@@ -221,15 +265,15 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Compiles every shader in shaders/ and builds its pipelines.
+    /// Compiles every shader and builds its pipelines, with the matmul kernel
+    /// that suits the adapter.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_matmul(ctx, MatmulKernel::for_adapter(&ctx.info))
+    }
+
+    /// Like [`Kernels::new`], with the given matmul kernel.
+    pub fn with_matmul(ctx: &GpuContext, matmul_kernel: MatmulKernel) -> Result<Self> {
         ctx.scoped("building the compute pipelines", || {
-            let module = |name: &str, source: &str| {
-                ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
-            };
             let pipeline_with = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
                 ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
@@ -241,22 +285,22 @@ impl Kernels {
                 })
             };
             let pipeline = |module: &wgpu::ShaderModule, entry: &str| pipeline_with(module, entry, &[]);
-            let matmul = module("matmul.wgsl", include_str!("../../shaders/matmul.wgsl"));
-            let bias_add = module("bias_add.wgsl", include_str!("../../shaders/bias_add.wgsl"));
-            let sigmoid = module("sigmoid.wgsl", include_str!("../../shaders/sigmoid.wgsl"));
-            let relu = module("relu.wgsl", include_str!("../../shaders/relu.wgsl"));
-            let tanh = module("tanh.wgsl", include_str!("../../shaders/tanh.wgsl"));
-            let mse = module("mse.wgsl", include_str!("../../shaders/mse.wgsl"));
-            let softmax =
-                module("softmax_cross_entropy.wgsl", include_str!("../../shaders/softmax_cross_entropy.wgsl"));
-            let accuracy = module("accuracy.wgsl", include_str!("../../shaders/accuracy.wgsl"));
-            let reduce = module("reduce.wgsl", include_str!("../../shaders/reduce.wgsl"));
-            let gather = module("gather.wgsl", include_str!("../../shaders/gather.wgsl"));
-            let sgd = module("sgd.wgsl", include_str!("../../shaders/sgd.wgsl"));
-            let momentum = module("momentum.wgsl", include_str!("../../shaders/momentum.wgsl"));
-            let adam = module("adam.wgsl", include_str!("../../shaders/adam.wgsl"));
+            let matmul = compile(&ctx.device, matmul_kernel.shader());
+            let bias_add = compile(&ctx.device, "bias_add");
+            let sigmoid = compile(&ctx.device, "sigmoid");
+            let relu = compile(&ctx.device, "relu");
+            let tanh = compile(&ctx.device, "tanh");
+            let mse = compile(&ctx.device, "mse");
+            let softmax = compile(&ctx.device, "softmax_cross_entropy");
+            let accuracy = compile(&ctx.device, "accuracy");
+            let reduce = compile(&ctx.device, "reduce");
+            let gather = compile(&ctx.device, "gather");
+            let sgd = compile(&ctx.device, "sgd");
+            let momentum = compile(&ctx.device, "momentum");
+            let adam = compile(&ctx.device, "adam");
             Ok(Self {
                 ctx: ctx.clone(),
+                matmul_kernel,
                 matmul: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
                     .map(|(a, b)| pipeline_with(&matmul, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
                 bias_add: pipeline(&bias_add, "bias_add"),
@@ -277,6 +321,10 @@ impl Kernels {
                 adam_update: pipeline(&adam, "adam_update"),
             })
         })
+    }
+
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        self.matmul_kernel
     }
 
     /// out(M, N) = op(a) · op(b) with an epilogue; a holds M*K floats, b K*N, out M*N.
@@ -320,7 +368,8 @@ impl Kernels {
             ((m * k) as u64, (k * n) as u64, (m * n) as u64),
             "{label}: regions must match (M, K, N)"
         );
-        let grid = [n.div_ceil(MATMUL_TILE_COLS), m.div_ceil(MATMUL_TILE_ROWS), 1];
+        let (tile_rows, tile_cols) = self.matmul_kernel.tile();
+        let grid = [n.div_ceil(tile_cols), m.div_ceil(tile_rows), 1];
         let widest = grid[0].max(grid[1]);
         if widest > self.ctx.limits.max_compute_workgroups_per_dimension {
             return Err(Error::ExceedsLimit {

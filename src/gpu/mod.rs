@@ -5,15 +5,17 @@
 mod context;
 mod fused;
 mod kernels;
+mod shaders;
 mod trainer;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use fused::FusedTrainer;
 pub use kernels::{
     ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, Epilogue, GatherParams,
-    Kernels, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS,
-    WORKGROUP_SIZE,
+    Kernels, MatmulKernel, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams,
+    ADAM_STATE_LEN, MAX_CHUNKS, WORKGROUP_SIZE,
 };
+pub use shaders::{shader, ShaderSource, SHADERS};
 pub use trainer::GpuTrainer;
 
 use crate::data::Dataset;

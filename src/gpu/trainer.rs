@@ -29,7 +29,7 @@ use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainSt
 
 use super::context::{GpuContext, Region};
 use super::kernels::{
-    AdamParams, Dispatch, Epilogue, Kernels, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS,
+    AdamParams, Dispatch, Epilogue, Kernels, MatmulKernel, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS,
 };
 
 use wgpu::BufferUsages as Usage;
@@ -199,6 +199,7 @@ struct StepPlan {
 
 pub struct GpuTrainer {
     ctx: GpuContext,
+    matmul_kernel: MatmulKernel,
     spec: MlpSpec,
     layout: ParamLayout,
     params: wgpu::Buffer,
@@ -372,6 +373,7 @@ impl GpuTrainer {
 
         Ok(Self {
             ctx: ctx.clone(),
+            matmul_kernel: kernels.matmul_kernel(),
             spec: spec.clone(),
             layout,
             params: params_buf,
@@ -652,7 +654,7 @@ fn plan_update(
 
 impl Trainer for GpuTrainer {
     fn device(&self) -> String {
-        self.ctx.describe()
+        format!("{}, {} matmul", self.ctx.describe(), self.matmul_kernel.name())
     }
 
     fn steps_per_epoch(&self) -> usize {

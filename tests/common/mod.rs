@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wgpu_mlp::gpu::{GpuContext, Kernels};
+use wgpu_mlp::gpu::{GpuContext, Kernels, MatmulKernel};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Dataset, Params, Trainer};
 
@@ -34,6 +34,18 @@ pub fn gpu() -> Option<&'static (GpuContext, Kernels)> {
         eprintln!("skipped: no GPU adapter (set REQUIRE_GPU=1 to fail instead)");
     }
     gpu.as_ref()
+}
+
+/// The test binary's device with kernels for each matmul kernel, or None as [`gpu`].
+pub fn gpu_each_matmul() -> Option<(&'static GpuContext, Vec<Kernels>)> {
+    static EACH: OnceLock<Vec<Kernels>> = OnceLock::new();
+    let (ctx, _) = gpu()?;
+    let each = EACH.get_or_init(|| {
+        MatmulKernel::ALL
+            .map(|matmul| Kernels::with_matmul(ctx, matmul).expect("the shaders compile on this adapter"))
+            .to_vec()
+    });
+    Some((ctx, each.clone()))
 }
 
 /// `len` values drawn U(-1, 1) from a seeded RNG.

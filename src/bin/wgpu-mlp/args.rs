@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
 use wgpu_mlp::data::{Source, TargetColumn};
-use wgpu_mlp::gpu::KernelChoice;
+use wgpu_mlp::gpu::{KernelChoice, MatmulKernel};
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
 ///
@@ -95,6 +95,10 @@ pub(crate) struct BenchArgs {
     /// GPU path of the training cases, as for training.
     #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
     pub(crate) kernel: KernelArg,
+
+    /// GPU matmul kernel, as for training.
+    #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
+    pub(crate) matmul: MatmulArg,
 
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
@@ -249,6 +253,12 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
     pub(crate) kernel: KernelArg,
 
+    /// GPU matmul kernel of the layered path: registers (no workgroup memory,
+    /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
+    /// memory, for GPUs), or auto, which picks by the adapter's device type.
+    #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
+    pub(crate) matmul: MatmulArg,
+
     /// Also train with the CPU reference from the same start and compare.
     #[arg(long)]
     pub(crate) verify: bool,
@@ -288,6 +298,24 @@ pub(crate) enum KernelArg {
     Auto,
     Fused,
     Layered,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MatmulArg {
+    Auto,
+    Registers,
+    Workgroup,
+}
+
+impl MatmulArg {
+    /// The kernel asked for; None for auto.
+    pub(crate) fn kernel(self) -> Option<MatmulKernel> {
+        match self {
+            MatmulArg::Auto => None,
+            MatmulArg::Registers => Some(MatmulKernel::Registers),
+            MatmulArg::Workgroup => Some(MatmulKernel::Workgroup),
+        }
+    }
 }
 
 impl From<KernelArg> for KernelChoice {

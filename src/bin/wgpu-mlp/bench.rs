@@ -9,7 +9,10 @@ use crate::device::{choose_device, Device};
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
     let gpu = if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Gpu) {
-        match choose_device(if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu })? {
+        match choose_device(
+            if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu },
+            args.matmul.kernel(),
+        )? {
             Device::Gpu(ctx, kernels) => Some((ctx, kernels)),
             Device::Cpu => None,
         }
@@ -28,8 +31,8 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !args.json {
         println!(
-            "{:<22} {:<12} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
-            "case", "device", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
+            "{:<22} {:<4} {:<18} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
+            "case", "on", "kernel", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
         );
     }
     let mut rows = Vec::new();
@@ -42,6 +45,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "device": m.device,
                     "adapter": m.adapter,
                     "kernel": m.kernel,
+                    "matmul_kernel": m.matmul_kernel,
                     "us_per_step": m.us_per_step,
                     "gflops": m.gflops,
                     "matmul_us_per_step": m.matmul_us_per_step,
@@ -52,9 +56,14 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                 }));
             } else {
                 println!(
-                    "{:<22} {:<12} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
+                    "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                     m.case,
-                    m.kernel.as_ref().map_or(m.device.clone(), |k| format!("{} {k}", m.device)),
+                    m.device,
+                    [m.kernel.as_deref(), m.matmul_kernel.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     m.us_per_step,
                     m.gflops,
                     m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),

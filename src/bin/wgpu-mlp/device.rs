@@ -1,6 +1,6 @@
 //! The GPU or the CPU, chosen once, and a trainer on it.
 
-use wgpu_mlp::gpu::{self, GpuContext, KernelChoice, Kernels};
+use wgpu_mlp::gpu::{self, GpuContext, KernelChoice, Kernels, MatmulKernel};
 use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
 
 use crate::args::DeviceChoice;
@@ -13,9 +13,11 @@ pub(crate) enum Device {
 }
 
 /// Picks the device for `--device`; auto falls back to the CPU with a notice.
-pub(crate) fn choose_device(choice: DeviceChoice) -> anyhow::Result<Device> {
+/// On a GPU, `matmul` picks the matmul kernel (None: the adapter's).
+pub(crate) fn choose_device(choice: DeviceChoice, matmul: Option<MatmulKernel>) -> anyhow::Result<Device> {
     let gpu = |ctx: GpuContext| -> anyhow::Result<Device> {
-        let kernels = Kernels::new(&ctx)?;
+        let matmul = matmul.unwrap_or_else(|| MatmulKernel::for_adapter(&ctx.info));
+        let kernels = Kernels::with_matmul(&ctx, matmul)?;
         Ok(Device::Gpu(ctx, kernels))
     };
     match choice {

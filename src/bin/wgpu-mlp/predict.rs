@@ -42,7 +42,7 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
         )));
     }
     let config = TrainConfig { batch_size: Some(1024), log_every: 1, ..TrainConfig::default() };
-    let (outputs, loss, device) = match choose_device(args.device)? {
+    let (outputs, loss, device) = match choose_device(args.device, None)? {
         Device::Gpu(ctx, kernels) => {
             let mut trainer = GpuTrainer::new(&ctx, &kernels, &spec, &saved.state.params, &rows, None, &config)?;
             (trainer.predict()?, trainer.evaluate()?, trainer.device())

@@ -73,7 +73,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     };
     let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
     config.check(&spec, &train, test.as_ref())?;
-    let device = choose_device(cli.device)?;
+    let device = choose_device(cli.device, cli.matmul.kernel())?;
     if let Device::Gpu(ctx, _) = &device {
         GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
     }

@@ -1,0 +1,103 @@
+// matmul, the part both kernels share (matmul_registers.wgsl and
+// matmul_workgroup.wgsl each follow this file in one shader module; the host
+// picks one per adapter):
+// out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
+// op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
+// op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.
+// The transposes are pipeline constants (TRANS_A, TRANS_B; the host builds a
+// pipeline for each of the four), so the inner loop holds no branch; the
+// params repeat them so a dispatch's uniform states its whole shape.
+// The transposes cover the whole pass: forward X·W, dX = dZ·Wᵀ, dW = Xᵀ·dZ.
+// An epilogue fuses the element-wise work that follows, in this order:
+//   bias = 1:        out += bias[col]                 (forward: X·W + b)
+//   activation = c:  out = act_c(out)                 (forward: 1 sigmoid, 2 relu, 3 tanh)
+//   derivative = c:  out *= act_c'(given[row, col])   (backward: dA -> dZ of the layer
+//                    below, from its output a; same codes)
+//
+// binding  name    access      shape
+// 0        params  uniform     MatmulParams
+// 1        a       read        (M, K) or (K, M)
+// 2        b       read        (K, N) or (N, K)
+// 3        out     read_write  (M, N)
+// 4        bias    read        (N)     read only when bias = 1
+// 5        given   read        (M, N)  read only when derivative != 0
+
+struct MatmulParams {
+    m: u32,
+    k: u32,
+    n: u32,
+    trans_a: u32,
+    trans_b: u32,
+    bias: u32,
+    activation: u32,
+    derivative: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> given: array<f32>;
+
+const SIGMOID: u32 = 1u;
+const RELU: u32 = 2u;
+const TANH: u32 = 3u;
+
+// The forward activation; the formulas are those of sigmoid.wgsl, relu.wgsl, tanh.wgsl.
+fn activate(code: u32, z: f32) -> f32 {
+    switch code {
+        case SIGMOID: { return 1.0 / (1.0 + exp(-z)); }
+        case RELU: { return max(z, 0.0); }
+        case TANH: { return 1.0 - 2.0 / (exp(2.0 * z) + 1.0); }
+        default: { return z; }
+    }
+}
+
+// dA -> dZ given the activation's output a, as in the *_backward kernels.
+fn backward(code: u32, grad: f32, a: f32) -> f32 {
+    switch code {
+        case SIGMOID: { return grad * a * (1.0 - a); }
+        case RELU: { return select(0.0, grad, a > 0.0); }
+        case TANH: { return grad * (1.0 - a * a); }
+        default: { return grad; }
+    }
+}
+
+fn epilogue(row: u32, col: u32, value: f32) -> f32 {
+    var v = value;
+    if (params.bias == 1u) {
+        v += bias[col];
+    }
+    v = activate(params.activation, v);
+    if (params.derivative != 0u) {
+        v = backward(params.derivative, v, given[row * params.n + col]);
+    }
+    return v;
+}
+
+// out[row, col] = epilogue(value) where (row, col) lies inside out.
+fn store(row: u32, col: u32, value: f32) {
+    if (row < params.m && col < params.n) {
+        out[row * params.n + col] = epilogue(row, col, value);
+    }
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+// op(a)[row, col], no bounds check.
+fn a_at(row: u32, col: u32) -> f32 {
+    if (TRANS_A) {
+        return a[col * params.m + row];
+    }
+    return a[row * params.k + col];
+}
+
+// op(b)[row, col], no bounds check.
+fn b_at(row: u32, col: u32) -> f32 {
+    if (TRANS_B) {
+        return b[col * params.k + row];
+    }
+    return b[row * params.n + col];
+}

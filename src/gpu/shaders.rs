@@ -1,0 +1,54 @@
+//! Every shader module the GPU path compiles, as WGSL source. A module is one
+//! file of shaders/, or several joined in order where they share code (WGSL
+//! has no includes): the two matmul kernels each follow matmul_common.wgsl.
+//! tests/shaders.rs validates exactly these sources with naga.
+
+/// One shader module: the files of shaders/ it is made of and their text joined.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderSource {
+    pub name: &'static str,
+    pub files: &'static [&'static str],
+    pub source: &'static str,
+}
+
+macro_rules! shader {
+    ($name:literal: $($file:literal),+) => {
+        ShaderSource {
+            name: $name,
+            files: &[$($file),+],
+            source: concat!($(include_str!(concat!("../../shaders/", $file))),+),
+        }
+    };
+}
+
+pub const SHADERS: &[ShaderSource] = &[
+    shader!("matmul_registers": "matmul_common.wgsl", "matmul_registers.wgsl"),
+    shader!("matmul_workgroup": "matmul_common.wgsl", "matmul_workgroup.wgsl"),
+    shader!("bias_add": "bias_add.wgsl"),
+    shader!("sigmoid": "sigmoid.wgsl"),
+    shader!("relu": "relu.wgsl"),
+    shader!("tanh": "tanh.wgsl"),
+    shader!("mse": "mse.wgsl"),
+    shader!("softmax_cross_entropy": "softmax_cross_entropy.wgsl"),
+    shader!("accuracy": "accuracy.wgsl"),
+    shader!("reduce": "reduce.wgsl"),
+    shader!("gather": "gather.wgsl"),
+    shader!("sgd": "sgd.wgsl"),
+    shader!("momentum": "momentum.wgsl"),
+    shader!("adam": "adam.wgsl"),
+    shader!("fused_mlp": "fused_mlp.wgsl"),
+];
+
+/// The module called `name` in [`SHADERS`].
+pub fn shader(name: &str) -> &'static ShaderSource {
+    SHADERS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no shader module {name}"))
+}
+
+/// Compiles the module called `name` on the context's device.
+pub fn compile(device: &wgpu::Device, name: &str) -> wgpu::ShaderModule {
+    let shader = shader(name);
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(shader.name),
+        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+    })
+}
