@@ -32,6 +32,9 @@ pub enum Case {
     Wide,
     /// One out(M, N) = a(M, K) · b(K, N).
     Matmul { m: usize, k: usize, n: usize },
+    /// One dispatch of a single workgroup that updates one weight: what the
+    /// adapter charges per dispatch, the floor of a step's overhead. GPU only.
+    Dispatch,
 }
 
 impl Case {
@@ -52,8 +55,13 @@ impl Case {
             Case::Seed => Some((vec![10, 5, 1], 100)),
             Case::Mlp => Some((vec![784, 256, 10], 256)),
             Case::Wide => Some((vec![1024, 1024, 1024, 10], 1024)),
-            Case::Matmul { .. } => None,
+            Case::Matmul { .. } | Case::Dispatch => None,
         }
+    }
+
+    /// Whether the case means anything on the CPU device.
+    pub fn runs_on_cpu(&self) -> bool {
+        *self != Case::Dispatch
     }
 }
 
@@ -65,10 +73,11 @@ impl std::str::FromStr for Case {
             "seed" => Ok(Case::Seed),
             "mlp" => Ok(Case::Mlp),
             "wide" => Ok(Case::Wide),
+            "dispatch" => Ok(Case::Dispatch),
             _ => {
                 let shape = text
                     .strip_prefix("matmul:")
-                    .ok_or_else(|| format!("'{text}' is not a case: use seed, mlp, wide or matmul:M,K,N"))?;
+                    .ok_or_else(|| format!("'{text}' is not a case: use seed, mlp, wide, dispatch or matmul:M,K,N"))?;
                 let dims: Vec<usize> = shape.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect();
                 match dims[..] {
                     [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(Case::Matmul { m, k, n }),
@@ -86,6 +95,7 @@ impl std::fmt::Display for Case {
             Case::Mlp => f.write_str("mlp"),
             Case::Wide => f.write_str("wide"),
             Case::Matmul { m, k, n } => write!(f, "matmul:{m},{k},{n}"),
+            Case::Dispatch => f.write_str("dispatch"),
         }
     }
 }
@@ -170,7 +180,8 @@ pub fn runner<'a>(case: &Case, device: &'a BenchDevice, kernel: KernelChoice) ->
     match (case.net(), case) {
         (Some((sizes, rows)), _) => training_runner(&sizes, rows, device, kernel),
         (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
-        (None, _) => unreachable!("every case but matmul has a net"),
+        (None, Case::Dispatch) => dispatch_runner(device),
+        (None, _) => unreachable!("every case but matmul and dispatch has a net"),
     }
 }
 
@@ -267,24 +278,42 @@ fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a B
                 let (a, b, out) = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n), Region::new(&out, m * n));
                 dispatches.push(kernels.matmul("bench.matmul", a, b, out, params)?);
             }
-            Ok(Box::new(move |steps| {
-                ctx.scoped("timing matmuls", || {
-                    let mut encoder = ctx.device.create_command_encoder(&Default::default());
-                    {
-                        let mut pass = encoder.begin_compute_pass(&Default::default());
-                        for _ in 0..steps {
-                            dispatches.iter().for_each(|d| d.record(&mut pass));
-                        }
-                    }
-                    ctx.submit(encoder);
-                    ctx.device
-                        .poll(wgpu::PollType::wait_indefinitely())
-                        .map(drop)
-                        .map_err(|e| Error::Gpu { context: "waiting for matmuls".into(), message: e.to_string() })
-                })
-            }))
+            Ok(pass_runner(ctx, dispatches))
         }
     }
+}
+
+/// One single-workgroup SGD update of one weight per step, on the GPU.
+fn dispatch_runner<'a>(device: &'a BenchDevice) -> Result<Runner<'a>> {
+    let BenchDevice::Gpu(ctx, kernels) = device else {
+        return Err(Error::InvalidInput("the dispatch case runs on the GPU only".into()));
+    };
+    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let weight = ctx.zeros("bench.weight", 1, storage, "use a smaller case")?;
+    let grad = ctx.zeros("bench.grad", 1, storage, "use a smaller case")?;
+    let update = kernels.sgd_update("bench.dispatch", Region::new(&weight, 1), Region::new(&grad, 1), 0.01, 0.0)?;
+    Ok(pass_runner(ctx, vec![update]))
+}
+
+/// Records `dispatches` once per step into one compute pass, submits it and
+/// waits for the GPU.
+fn pass_runner<'a>(ctx: &'a GpuContext, dispatches: Vec<gpu::Dispatch>) -> Runner<'a> {
+    Box::new(move |steps| {
+        ctx.scoped("timing dispatches", || {
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for _ in 0..steps {
+                    dispatches.iter().for_each(|d| d.record(&mut pass));
+                }
+            }
+            ctx.submit(encoder);
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map(drop)
+                .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })
+        })
+    })
 }
 
 /// Runs one case on one device.
@@ -301,7 +330,7 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
             (flops(&shapes), Some(matmuls.seconds_per_step * 1e6))
         }
         (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
-        (None, _) => unreachable!("every case but matmul has a net"),
+        (None, _) => (0.0, None),
     };
     let path = match (device, case.net()) {
         (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
@@ -310,8 +339,9 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         }
         _ => None,
     };
+    let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(KernelChoice::Layered);
     let matmul_kernel = match device {
-        BenchDevice::Gpu(_, kernels) if path != Some(KernelChoice::Fused) => Some(kernels.matmul_kernel().name()),
+        BenchDevice::Gpu(_, kernels) if runs_matmul => Some(kernels.matmul_kernel().name()),
         _ => None,
     };
     let kernel = path.map(|path| if path == KernelChoice::Fused { "fused" } else { "layered" });

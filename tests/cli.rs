@@ -736,3 +736,70 @@ fn ctrl_c_saves_a_checkpoint_and_says_how_to_resume() {
     assert_success(&run);
     assert!(resumed.join(format!("checkpoint-epoch{more}.safetensors")).is_file(), "{}", run.show());
 }
+
+/// The objects of a `bench --json` run, one per case and device, by case name.
+fn bench_rows(args: &[&str]) -> Vec<Value> {
+    let run = wgpu_mlp(args);
+    assert_success(&run);
+    let rows: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{}", run.show()));
+    let rows = rows.as_array().unwrap_or_else(|| panic!("not a JSON array\n{}", run.show())).clone();
+    for row in &rows {
+        for key in ["us_per_step", "gflops", "dispatches_per_step", "submits_per_step", "readbacks_per_step"] {
+            assert!(number(row, key) >= 0.0, "{key} in {row}");
+        }
+        assert!(number(row, "us_per_step") > 0.0, "{row}");
+        assert!(row["gpu_bytes"].as_u64().is_some(), "{row}");
+    }
+    rows
+}
+
+fn bench_row<'a>(rows: &'a [Value], case: &str, device: &str) -> &'a Value {
+    rows.iter()
+        .find(|row| row["case"] == case && row["device"] == device)
+        .unwrap_or_else(|| panic!("no {case} on {device} in {rows:?}"))
+}
+
+#[test]
+fn bench_json_reports_each_case_with_the_dispatches_it_records() {
+    let cpu = bench_rows(&["bench", "--json", "--device", "cpu", "--case", "seed", "--case", "matmul:33,17,65"]);
+    assert_eq!(cpu.len(), 2, "{cpu:?}");
+    let matmul = bench_row(&cpu, "matmul:33,17,65", "cpu");
+    assert!(number(matmul, "gflops") > 0.0, "{matmul}");
+    assert_eq!(number(bench_row(&cpu, "seed", "cpu"), "dispatches_per_step"), 0.0);
+
+    let bad = wgpu_mlp(&["bench", "--case", "matmul:3,0,2"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.show());
+    assert!(bad.stderr.contains("three sizes >= 1"), "{}", bad.show());
+
+    if gpu_or_skip().is_none() {
+        return;
+    }
+    for matmul_kernel in ["registers", "workgroup"] {
+        let args = ["bench", "--json", "--device", "gpu", "--kernel", "layered", "--matmul", matmul_kernel];
+        let cases = ["--case", "seed", "--case", "dispatch", "--case", "matmul:33,17,65"];
+        let rows = bench_rows(&[&args[..], &cases[..]].concat());
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        // A layered step of an L-layer net with MSE and SGD, counted from the
+        // plan: 2 gathers (x, y), L forward matmuls, the loss gradient and its
+        // total, the output activation's derivative, per layer a weight and a
+        // bias gradient, L - 1 input gradients, and one update.
+        let layers = 2.0;
+        let expected = 2.0 + layers + 2.0 + 1.0 + 2.0 * layers + (layers - 1.0) + 1.0;
+        let seed = bench_row(&rows, "seed", "gpu");
+        assert_eq!((seed["kernel"].as_str(), seed["matmul_kernel"].as_str()), (Some("layered"), Some(matmul_kernel)));
+        assert_eq!(number(seed, "dispatches_per_step"), expected, "{seed}");
+        // 64 steps per submit, plus one submit and one read-back to end each
+        // timed run of at least 10 steps.
+        assert!(number(seed, "submits_per_step") <= 1.0 / 64.0 + 0.1 + 1e-9, "{seed}");
+        assert!(number(seed, "readbacks_per_step") <= 0.1 + 1e-9, "{seed}");
+        assert_eq!(number(bench_row(&rows, "dispatch", "gpu"), "dispatches_per_step"), 1.0);
+        let matmul = bench_row(&rows, "matmul:33,17,65", "gpu");
+        assert_eq!(number(matmul, "dispatches_per_step"), 1.0, "{matmul}");
+        assert_eq!(matmul["matmul_kernel"], matmul_kernel, "{matmul}");
+    }
+    let fused = bench_rows(&["bench", "--json", "--device", "gpu", "--case", "seed"]);
+    let seed = bench_row(&fused, "seed", "gpu");
+    assert_eq!(seed["kernel"], "fused", "{seed}");
+    assert!(seed["matmul_kernel"].is_null(), "{seed}");
+    assert!(number(seed, "dispatches_per_step") < 0.1, "{seed}");
+}

@@ -38,6 +38,9 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for case in &cases {
         for device in &devices {
+            if matches!(device, BenchDevice::Cpu) && !case.runs_on_cpu() {
+                continue;
+            }
             let m = bench::measure(case, device, args.kernel.into())?;
             if args.json {
                 rows.push(serde_json::json!({
