@@ -1,23 +1,35 @@
 //! The CPU reference: the same math as the WGSL kernels, written as plain,
 //! readable ndarray with the kernels' names (`matmul`, `bias_add`,
 //! `sigmoid_forward`, `adam_update`, ...). It exists to prove the GPU right and
-//! to train where there is no GPU; it is not a fast path in disguise. Shapes are
+//! to train where there is no GPU. Ops that make a matrix also come as
+//! `*_into`, writing into a buffer the caller owns, so that a training step
+//! allocates nothing; matmuls use ndarray's threaded sgemm. Shapes are
 //! row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K the
 //! number of classes.
 
-use ndarray::{Array, Array1, Array2, ArrayView2, Axis, CowArray, Dimension, Zip};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::Result;
-use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
+use crate::model::{Activation, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
 /// a is (M, K) or, with `trans_a`, (K, M); b is (K, N) or, with `trans_b`, (N, K).
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, trans_b: bool) -> Array2<f32> {
+    let rows = if trans_a { a.ncols() } else { a.nrows() };
+    let cols = if trans_b { b.nrows() } else { b.ncols() };
+    let mut out = Array2::zeros((rows, cols));
+    matmul_into(a, b, trans_a, trans_b, &mut out);
+    out
+}
+
+/// [`matmul`] into out (M, N).
+pub fn matmul_into(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, trans_b: bool, out: &mut Array2<f32>) {
     let a = if trans_a { a.reversed_axes() } else { a };
     let b = if trans_b { b.reversed_axes() } else { b };
-    a.dot(&b)
+    general_mat_mul(1.0, &a, &b, 0.0, out);
 }
 
 /// out(B, N) += bias(N), broadcast over rows.
@@ -84,10 +96,21 @@ pub fn activation_backward(activation: Activation, values: &mut Array2<f32>, act
 /// mean((pred - expected)^2) over all B * OUT elements, and the sum of squares
 /// (divided by the element count later, as the GPU's partial sums are).
 pub fn mse_grad(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
+    let mut grad = Array2::zeros(pred.raw_dim());
+    let sum_sq = mse_grad_into(pred, expected, &mut grad);
+    (grad, sum_sq)
+}
+
+/// [`mse_grad`] into grad (B, OUT); returns the sum of squares.
+pub fn mse_grad_into(pred: ArrayView2<f32>, expected: ArrayView2<f32>, grad: &mut Array2<f32>) -> f32 {
     let scale = 2.0 / pred.len() as f32;
-    let diff = &pred - &expected;
-    let sum_sq = diff.iter().map(|d| d * d).sum();
-    (diff * scale, sum_sq)
+    let mut sum_sq = 0.0;
+    Zip::from(grad).and(pred).and(expected).for_each(|g, &p, &e| {
+        let diff = p - e;
+        sum_sq += diff * diff;
+        *g = scale * diff;
+    });
+    sum_sq
 }
 
 /// logits and expected are (B, K), each row of expected summing to 1. Returns
@@ -95,8 +118,14 @@ pub fn mse_grad(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32
 /// -sum_j expected_j log softmax(logits)_j, and the sum of the rows' losses.
 /// The row maximum is subtracted first, so no exp overflows.
 pub fn softmax_cross_entropy(logits: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
-    let scale = 1.0 / logits.nrows() as f32;
     let mut grad = Array2::zeros(logits.raw_dim());
+    let loss_sum = softmax_cross_entropy_into(logits, expected, &mut grad);
+    (grad, loss_sum)
+}
+
+/// [`softmax_cross_entropy`] into grad (B, K); returns the rows' loss sum.
+pub fn softmax_cross_entropy_into(logits: ArrayView2<f32>, expected: ArrayView2<f32>, grad: &mut Array2<f32>) -> f32 {
+    let scale = 1.0 / logits.nrows() as f32;
     let mut loss_sum = 0.0;
     for ((z, t), mut g) in logits.rows().into_iter().zip(expected.rows()).zip(grad.rows_mut()) {
         let top = z.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -105,15 +134,22 @@ pub fn softmax_cross_entropy(logits: ArrayView2<f32>, expected: ArrayView2<f32>)
         loss_sum += total.ln() - dot;
         Zip::from(&mut g).and(&z).and(&t).for_each(|g, &v, &e| *g = scale * ((v - top).exp() / total - e));
     }
-    (grad, loss_sum)
+    loss_sum
 }
 
 /// The loss gradient with respect to the network output and the batch's loss
 /// sum, for either loss.
 pub fn loss_grad(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
+    let mut grad = Array2::zeros(pred.raw_dim());
+    let loss_sum = loss_grad_into(loss, pred, expected, &mut grad);
+    (grad, loss_sum)
+}
+
+/// [`loss_grad`] into grad (B, OUT); returns the loss sum.
+pub fn loss_grad_into(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f32>, grad: &mut Array2<f32>) -> f32 {
     match loss {
-        Loss::Mse => mse_grad(pred, expected),
-        Loss::CrossEntropy => softmax_cross_entropy(pred, expected),
+        Loss::Mse => mse_grad_into(pred, expected, grad),
+        Loss::CrossEntropy => softmax_cross_entropy_into(pred, expected, grad),
     }
 }
 
@@ -128,13 +164,31 @@ pub fn count_correct(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> usize 
 
 /// out(B, W) = source[index[r], :]: a batch's rows in the epoch's order.
 pub fn gather_rows(source: ArrayView2<f32>, index: &[u32]) -> Array2<f32> {
-    let rows: Vec<usize> = index.iter().map(|&i| i as usize).collect();
-    source.select(Axis(0), &rows)
+    let mut out = Array2::zeros((index.len(), source.ncols()));
+    gather_rows_into(source, index, &mut out);
+    out
+}
+
+/// [`gather_rows`] into out (B, W).
+pub fn gather_rows_into(source: ArrayView2<f32>, index: &[u32], out: &mut Array2<f32>) {
+    for (mut row, &i) in out.rows_mut().into_iter().zip(index) {
+        row.assign(&source.row(i as usize));
+    }
 }
 
 /// out(N) = sum over rows of input (B, N): the bias gradient.
 pub fn column_sum(input: ArrayView2<f32>) -> Array1<f32> {
-    input.sum_axis(Axis(0))
+    let mut out = Array1::zeros(input.ncols());
+    column_sum_into(input, &mut out);
+    out
+}
+
+/// [`column_sum`] into out (N).
+pub fn column_sum_into(input: ArrayView2<f32>, out: &mut Array1<f32>) {
+    out.fill(0.0);
+    for row in input.rows() {
+        *out += &row;
+    }
 }
 
 /// weights -= lr * (grads + weight_decay * weights), any shape.
@@ -194,15 +248,26 @@ pub fn adam_update<D: Dimension>(
 /// (B, OUT_l), first layer first; the last one is the prediction (logits for
 /// a softmax output).
 pub fn forward(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
-    let mut acts: Vec<Array2<f32>> = Vec::with_capacity(params.layers.len());
-    for (l, layer) in params.layers.iter().enumerate() {
-        let input = acts.last().map_or(x, |a| a.view());
-        let mut z = matmul(input, layer.w.view(), false, false);
-        bias_add(&mut z, &layer.b);
-        activation_forward(spec.activation(l), &mut z);
-        acts.push(z);
-    }
+    let mut acts = layer_buffers(spec, x.nrows());
+    forward_into(spec, params, x, &mut acts);
     acts
+}
+
+/// One (B, OUT_l) matrix per layer, zeroed: room for a batch's outputs or gradients.
+pub fn layer_buffers(spec: &MlpSpec, rows: usize) -> Vec<Array2<f32>> {
+    spec.layer_shapes().map(|(_, fan_out)| Array2::zeros((rows, fan_out))).collect()
+}
+
+/// [`forward`] into acts, one (B, OUT_l) per layer (see [`layer_buffers`]).
+pub fn forward_into(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>, acts: &mut [Array2<f32>]) {
+    for (l, layer) in params.layers.iter().enumerate() {
+        let (below, here) = acts.split_at_mut(l);
+        let input = below.last().map_or(x, |a| a.view());
+        let z = &mut here[0];
+        matmul_into(input, layer.w.view(), false, false, z);
+        bias_add(z, &layer.b);
+        activation_forward(spec.activation(l), z);
+    }
 }
 
 /// The gradients of the batch's mean loss with respect to every parameter
@@ -215,21 +280,39 @@ pub fn backward(
     acts: &[Array2<f32>],
     y: ArrayView2<f32>,
 ) -> (Params, f32) {
-    let pred = acts.last().expect("a network has at least one layer");
-    let (mut grad, loss_sum) = loss_grad(spec.loss(), pred.view(), y);
-    let mut grads = Vec::with_capacity(params.layers.len());
-    for l in (0..params.layers.len()).rev() {
-        activation_backward(spec.activation(l), &mut grad, acts[l].view()); // grad is now dZ_l (B, OUT_l)
+    let mut dacts = layer_buffers(spec, x.nrows());
+    let mut grads = params.zeros_like();
+    let loss_sum = backward_into(spec, params, x, acts, y, &mut dacts, &mut grads);
+    (grads, loss_sum)
+}
+
+/// [`backward`] into grads (shaped as params), with dacts (one (B, OUT_l) per
+/// layer, see [`layer_buffers`]) for dA and dZ; returns the loss sum.
+pub fn backward_into(
+    spec: &MlpSpec,
+    params: &Params,
+    x: ArrayView2<f32>,
+    acts: &[Array2<f32>],
+    y: ArrayView2<f32>,
+    dacts: &mut [Array2<f32>],
+    grads: &mut Params,
+) -> f32 {
+    let last = acts.len() - 1;
+    let loss_sum = loss_grad_into(spec.loss(), acts[last].view(), y, &mut dacts[last]);
+    for l in (0..=last).rev() {
+        let (below, here) = dacts.split_at_mut(l);
+        let grad = &mut here[0];
+        activation_backward(spec.activation(l), grad, acts[l].view()); // grad is now dZ_l (B, OUT_l)
         let input = if l == 0 { x } else { acts[l - 1].view() };
-        let w = matmul(input, grad.view(), true, false); // (IN_l, OUT_l)
-        let b = column_sum(grad.view()); // (OUT_l)
+        let layer = &mut grads.layers[l];
+        matmul_into(input, grad.view(), true, false, &mut layer.w); // (IN_l, OUT_l)
+        column_sum_into(grad.view(), &mut layer.b); // (OUT_l)
         if l > 0 {
-            grad = matmul(grad.view(), params.layers[l].w.view(), false, true); // dA_{l-1} (B, IN_l)
+            matmul_into(grad.view(), params.layers[l].w.view(), false, true, &mut below[l - 1]);
+            // dA_{l-1} (B, IN_l)
         }
-        grads.push(Layer { w, b });
     }
-    grads.reverse();
-    (Params { layers: grads }, loss_sum)
+    loss_sum
 }
 
 /// The loss divisor of one row: MSE averages over every output element,
@@ -250,6 +333,32 @@ pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize)
     (loss, count_correct(pred.view(), data.y.view()))
 }
 
+/// What one training step writes, made once per batch size so that a step
+/// allocates nothing.
+struct StepBuffers {
+    rows: usize,
+    /// The batch's rows (B, IN) and targets (B, OUT), gathered when shuffling.
+    x: Array2<f32>,
+    y: Array2<f32>,
+    /// Each layer's output a_l and then dA_l / dZ_l, (B, OUT_l).
+    acts: Vec<Array2<f32>>,
+    dacts: Vec<Array2<f32>>,
+    grads: Params,
+}
+
+impl StepBuffers {
+    fn new(spec: &MlpSpec, params: &Params, rows: usize) -> Self {
+        Self {
+            rows,
+            x: Array2::zeros((rows, spec.inputs())),
+            y: Array2::zeros((rows, spec.outputs())),
+            acts: layer_buffers(spec, rows),
+            dacts: layer_buffers(spec, rows),
+            grads: params.zeros_like(),
+        }
+    }
+}
+
 /// Trains on the host with the functions above.
 pub struct CpuTrainer {
     spec: MlpSpec,
@@ -259,6 +368,8 @@ pub struct CpuTrainer {
     config: TrainConfig,
     state: OptimizerState,
     shuffler: Shuffler,
+    /// One per batch size of an epoch (the full batch and a shorter last one).
+    buffers: Vec<StepBuffers>,
 }
 
 impl CpuTrainer {
@@ -272,27 +383,35 @@ impl CpuTrainer {
         config.check(spec, &train, test.as_ref())?;
         let state = OptimizerState::zeros(config.optimizer, &params);
         let shuffler = Shuffler::new(config.shuffle, config.seed);
-        Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler })
+        let mut sizes: Vec<usize> =
+            batches(train.len(), config.rows_per_batch(&train)).iter().map(|b| b.rows).collect();
+        sizes.dedup();
+        let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, &params, rows)).collect();
+        Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler, buffers })
     }
 
     /// One update on a batch of the training set: the rows `order` names when
     /// shuffling, else the batch's rows in place. Returns the batch's loss sum
     /// and correct count (0 unless classifying).
     fn step(&mut self, batch: Batch, order: Option<&[u32]>) -> (f32, usize) {
+        let buffers = self.buffers.iter_mut().find(|b| b.rows == batch.rows).expect("buffers for every batch size");
         let (x, y) = match order {
             Some(order) => {
                 let index = &order[batch.start..batch.start + batch.rows];
-                (gather_rows(self.train.x.view(), index).into(), gather_rows(self.train.y.view(), index).into())
+                gather_rows_into(self.train.x.view(), index, &mut buffers.x);
+                gather_rows_into(self.train.y.view(), index, &mut buffers.y);
+                (buffers.x.view(), buffers.y.view())
             }
             None => {
                 let rows = ndarray::s![batch.start..batch.start + batch.rows, ..];
-                (CowArray::from(self.train.x.slice(rows)), CowArray::from(self.train.y.slice(rows)))
+                (self.train.x.slice(rows), self.train.y.slice(rows))
             }
         };
-        let acts = forward(&self.spec, &self.params, x.view());
+        let (acts, dacts, grads) = (&mut buffers.acts, &mut buffers.dacts, &mut buffers.grads);
+        forward_into(&self.spec, &self.params, x, acts);
         let pred = acts[acts.len() - 1].view();
-        let correct = if self.train.classes.is_some() { count_correct(pred, y.view()) } else { 0 };
-        let (grads, loss_sum) = backward(&self.spec, &self.params, x.view(), &acts, y.view());
+        let correct = if self.train.classes.is_some() { count_correct(pred, y) } else { 0 };
+        let loss_sum = backward_into(&self.spec, &self.params, x, acts, y, dacts, grads);
         let (lr, weight_decay) = (self.config.lr, self.config.weight_decay);
         let layers = self.params.layers.iter_mut().zip(&grads.layers);
         match (&mut self.state, self.config.optimizer) {
