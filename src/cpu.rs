@@ -37,9 +37,21 @@ pub fn bias_add(out: &mut Array2<f32>, bias: &Array1<f32>) {
     *out += bias;
 }
 
+/// Element-wise work on at least this many values is split across threads.
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// values = f(values), in place; on several threads when there are many.
+fn map_in_place(values: &mut Array2<f32>, f: impl Fn(f32) -> f32 + Sync + Send) {
+    if values.len() >= PARALLEL_MIN {
+        values.par_mapv_inplace(f);
+    } else {
+        values.mapv_inplace(f);
+    }
+}
+
 /// values = 1 / (1 + exp(-values)), in place: z (B, N) becomes a (B, N).
 pub fn sigmoid_forward(values: &mut Array2<f32>) {
-    values.mapv_inplace(|z| 1.0 / (1.0 + (-z).exp()));
+    map_in_place(values, |z| 1.0 / (1.0 + (-z).exp()));
 }
 
 /// values *= act * (1 - act), in place: dA (B, N) becomes dZ (B, N), where act
@@ -64,7 +76,7 @@ pub fn relu_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
 
 /// values = tanh(values), in place, written as the kernel writes it.
 pub fn tanh_forward(values: &mut Array2<f32>) {
-    values.mapv_inplace(|z| 1.0 - 2.0 / ((2.0 * z).exp() + 1.0));
+    map_in_place(values, |z| 1.0 - 2.0 / ((2.0 * z).exp() + 1.0));
 }
 
 /// values *= 1 - act^2, in place.

@@ -1,7 +1,9 @@
 //! A CPU training step allocates nothing of its own: its buffers are made once
 //! per batch size. What is left per step is ndarray's sgemm, which allocates one
 //! packing buffer per matmul call. Counted with a counting global allocator,
-//! alone in this test binary so no other test's allocations mix in.
+//! alone in this test binary so no other test's allocations mix in. The net is
+//! small enough that no element-wise op is split across threads (rayon's
+//! bookkeeping is not counted here).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
