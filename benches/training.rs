@@ -1,5 +1,5 @@
 //! Criterion over the cases of `wgpu-mlp bench` (the defaults: the seed
-//! problem, the 784-256-10 step and the matmuls), on the GPU when there is an
+//! problem, the 784-256-10 step, one tiny dispatch and the matmuls), on the GPU when there is an
 //! adapter and on the CPU, grouped as "{case}/{device}" for regression
 //! tracking. `wgpu-mlp bench` gives the same figures as one table.
 
@@ -23,6 +23,9 @@ fn bench_cases(c: &mut Criterion) {
         let mut group = c.benchmark_group(case.to_string());
         group.sample_size(10).measurement_time(Duration::from_secs(3));
         for (name, device) in &devices {
+            if matches!(device, BenchDevice::Cpu) && !case.runs_on_cpu() {
+                continue;
+            }
             let mut run = runner(&case, device, KernelChoice::Auto).expect("the case sets up");
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {

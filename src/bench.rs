@@ -43,6 +43,7 @@ impl Case {
         vec![
             Case::Seed,
             Case::Mlp,
+            Case::Dispatch,
             Case::Matmul { m: 512, k: 512, n: 512 },
             Case::Matmul { m: 256, k: 784, n: 256 },
             Case::Matmul { m: 784, k: 256, n: 256 },
