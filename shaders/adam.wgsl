@@ -12,6 +12,10 @@
 // 3        grads    read        (len)            adam_update only
 // 4        m        read_write  (len)            adam_update only
 // 5        v        read_write  (len)            adam_update only
+//
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct AdamParams {
     len: u32,
@@ -53,14 +57,13 @@ fn adam_update(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        let g = grads[i] + params.weight_decay * weights[i];
+        let m_new = params.beta1 * m[i] + (1.0 - params.beta1) * g;
+        let v_new = params.beta2 * v[i] + (1.0 - params.beta2) * g * g;
+        m[i] = m_new;
+        v[i] = v_new;
+        weights[i] -= params.lr * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
     }
-    let g = grads[i] + params.weight_decay * weights[i];
-    let m_new = params.beta1 * m[i] + (1.0 - params.beta1) * g;
-    let v_new = params.beta2 * v[i] + (1.0 - params.beta2) * g * g;
-    m[i] = m_new;
-    v[i] = v_new;
-    weights[i] -= params.lr * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
 }

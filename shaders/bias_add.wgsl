@@ -5,8 +5,9 @@
 // 1        out     read_write  (rows, cols)
 // 2        bias    read        (cols)
 //
-// One invocation per element; the grid may be 2-D when rows * cols needs more
-// than 65535 workgroups, and invocations past the end do nothing.
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct BiasAddParams {
     rows: u32,
@@ -25,9 +26,8 @@ fn bias_add(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.rows * params.cols) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.rows * params.cols; i += stride) {
+        out[i] += bias[i % params.cols];
     }
-    out[i] += bias[i % params.cols];
 }

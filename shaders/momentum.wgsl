@@ -9,6 +9,10 @@
 // 1        weights   read_write  (len)
 // 2        grads     read        (len)
 // 3        velocity  read_write  (len)
+//
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct MomentumParams {
     len: u32,
@@ -28,12 +32,11 @@ fn momentum_update(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        let g = grads[i] + params.weight_decay * weights[i];
+        let v = params.momentum * velocity[i] + g;
+        velocity[i] = v;
+        weights[i] -= params.lr * v;
     }
-    let g = grads[i] + params.weight_decay * weights[i];
-    let v = params.momentum * velocity[i] + g;
-    velocity[i] = v;
-    weights[i] -= params.lr * v;
 }

@@ -7,7 +7,9 @@
 // 1        values  read_write  (len)  z or dA
 // 2        act     read        (len)  a (relu_backward only)
 //
-// One invocation per element over a possibly 2-D grid; extra invocations return.
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct ActivationParams {
     len: u32,
@@ -26,11 +28,10 @@ fn relu_forward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        values[i] = max(values[i], 0.0);
     }
-    values[i] = max(values[i], 0.0);
 }
 
 @compute @workgroup_size(256)
@@ -39,10 +40,9 @@ fn relu_backward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        // The derivative at 0 is taken as 0, as in the CPU reference.
+        values[i] = select(0.0, values[i], act[i] > 0.0);
     }
-    // The derivative at 0 is taken as 0, as in the CPU reference.
-    values[i] = select(0.0, values[i], act[i] > 0.0);
 }

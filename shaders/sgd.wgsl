@@ -7,6 +7,10 @@
 // 0        params   uniform     SgdParams
 // 1        weights  read_write  (len)
 // 2        grads    read        (len)
+//
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct SgdParams {
     len: u32,
@@ -25,9 +29,8 @@ fn sgd_update(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        weights[i] -= params.lr * (grads[i] + params.weight_decay * weights[i]);
     }
-    weights[i] -= params.lr * (grads[i] + params.weight_decay * weights[i]);
 }

@@ -7,7 +7,9 @@
 // 1        values  read_write  (len)  z or dA
 // 2        act     read        (len)  a (sigmoid_backward only)
 //
-// One invocation per element over a possibly 2-D grid; extra invocations return.
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct ActivationParams {
     len: u32,
@@ -26,12 +28,11 @@ fn sigmoid_forward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        // exp(-z) overflows to +inf for very negative z, and 1 / inf = 0 is the right limit.
+        values[i] = 1.0 / (1.0 + exp(-values[i]));
     }
-    // exp(-z) overflows to +inf for very negative z, and 1 / inf = 0 is the right limit.
-    values[i] = 1.0 / (1.0 + exp(-values[i]));
 }
 
 @compute @workgroup_size(256)
@@ -40,10 +41,9 @@ fn sigmoid_backward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        let a = act[i];
+        values[i] *= a * (1.0 - a);
     }
-    let a = act[i];
-    values[i] *= a * (1.0 - a);
 }

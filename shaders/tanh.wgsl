@@ -7,7 +7,9 @@
 // 1        values  read_write  (len)  z or dA
 // 2        act     read        (len)  a (tanh_backward only)
 //
-// One invocation per element over a possibly 2-D grid; extra invocations return.
+// Invocations stride over the elements across a possibly 2-D grid: one
+// element each where the grid covers them all (GPUs), several where the host
+// keeps the grid small (CPU adapters, which pay per workgroup).
 
 struct ActivationParams {
     len: u32,
@@ -26,13 +28,12 @@ fn tanh_forward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        // tanh(z) = 1 - 2 / (exp(2z) + 1): exact limits ±1 where exp overflows or
+        // underflows, unlike (e^z - e^-z) / (e^z + e^-z), which gives inf / inf.
+        values[i] = 1.0 - 2.0 / (exp(2.0 * values[i]) + 1.0);
     }
-    // tanh(z) = 1 - 2 / (exp(2z) + 1): exact limits ±1 where exp overflows or
-    // underflows, unlike (e^z - e^-z) / (e^z + e^-z), which gives inf / inf.
-    values[i] = 1.0 - 2.0 / (exp(2.0 * values[i]) + 1.0);
 }
 
 @compute @workgroup_size(256)
@@ -41,10 +42,9 @@ fn tanh_backward(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let i = (group.y * groups.x + group.x) * 256u + local;
-    if (i >= params.len) {
-        return;
+    let stride = groups.x * groups.y * 256u;
+    for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
+        let a = act[i];
+        values[i] *= 1.0 - a * a;
     }
-    let a = act[i];
-    values[i] *= 1.0 - a * a;
 }

@@ -7,8 +7,8 @@ use common::{assert_close, gpu, gpu_each_matmul, random};
 use ndarray::{Array1, Array2};
 use wgpu_mlp::cpu::{self, AdamSettings};
 use wgpu_mlp::gpu::{
-    AdamParams, Dispatch, Epilogue, GpuContext, Kernels, MatmulParams, MomentumParams, Region, ADAM_STATE_LEN,
-    WORKGROUP_SIZE,
+    AdamParams, Dispatch, Epilogue, GpuContext, KernelSettings, Kernels, MatmulParams, MomentumParams, Region,
+    ADAM_STATE_LEN, WORKGROUP_SIZE,
 };
 use wgpu_mlp::model::Activation;
 
@@ -291,7 +291,11 @@ fn count_correct_matches_cpu() {
 #[test]
 fn gather_rows_matches_cpu_across_chunks() {
     let Some((ctx, kernels)) = gpu() else { return };
-    for (source_rows, width, rows_per_chunk, rows) in [(1, 1, 1, 1), (10, 3, 4, 7), (300, 17, 101, 300), (9, 5, 3, 20)]
+    // Narrow rows (an invocation per element) and wide ones (a workgroup per
+    // row from 128 columns; 300 is more than a workgroup's 256 invocations),
+    // and more rows than a CPU adapter's capped grid has workgroups.
+    for (source_rows, width, rows_per_chunk, rows) in
+        [(1, 1, 1, 1), (10, 3, 4, 7), (300, 17, 101, 300), (9, 5, 3, 20), (40, 300, 15, 33), (20, 128, 7, 45)]
     {
         let source = matrix(source_rows, width, 12);
         let index: Vec<u32> = random(rows, 13)
@@ -329,25 +333,32 @@ fn column_sum_matches_cpu() {
 }
 
 #[test]
-fn sgd_update_matches_cpu_including_a_two_dimensional_grid() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    // The last length needs more than 65535 workgroups, so the grid goes 2-D.
+fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
+    let Some((ctx, adapters)) = gpu() else { return };
+    // A workgroup per 256 elements, whatever the adapter: the widest length
+    // then needs more than 65535 workgroups, so the grid goes 2-D. The
+    // adapter's own settings cap the grid on CPU adapters, so there each
+    // invocation strides over many elements.
+    let settings = KernelSettings { strided_groups: None, ..KernelSettings::for_adapter(&ctx.info) };
+    let one_per_256 = Kernels::with_settings(ctx, settings).expect("the shaders compile");
     let wide = 65535 * WORKGROUP_SIZE as usize + 300;
-    for len in [1, 3, 257, 1000, wide] {
-        // A cheap pattern: the wide case is 16.7 M values.
-        let mut weights = Array1::from_shape_fn(len, |i| (i % 97) as f32 * 0.01 - 0.5);
-        let grads = Array1::from_shape_fn(len, |i| (i % 89) as f32 * 0.02 - 0.9);
-        let weights_buf = upload(ctx, "weights", &flat(&weights));
-        let grads_buf = upload(ctx, "grads", &flat(&grads));
-        cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
-        let (w, g) = (Region::new(&weights_buf, len), Region::new(&grads_buf, len));
-        let dispatch = kernels.sgd_update("sgd_update", w, g, 0.3, 0.01).unwrap();
-        if len == wide {
-            assert!(dispatch.workgroup_count() > 65535, "the wide case must use a 2-D grid");
+    for (kernels, name) in [(adapters, "adapter's grid"), (&one_per_256, "a workgroup per 256")] {
+        for len in [1, 3, 257, 1000, wide] {
+            // A cheap pattern: the wide case is 16.7 M values.
+            let mut weights = Array1::from_shape_fn(len, |i| (i % 97) as f32 * 0.01 - 0.5);
+            let grads = Array1::from_shape_fn(len, |i| (i % 89) as f32 * 0.02 - 0.9);
+            let weights_buf = upload(ctx, "weights", &flat(&weights));
+            let grads_buf = upload(ctx, "grads", &flat(&grads));
+            cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
+            let (w, g) = (Region::new(&weights_buf, len), Region::new(&grads_buf, len));
+            let dispatch = kernels.sgd_update("sgd_update", w, g, 0.3, 0.01).unwrap();
+            if len == wide && std::ptr::eq(kernels, &one_per_256) {
+                assert!(dispatch.workgroup_count() > 65535, "the wide case must use a 2-D grid");
+            }
+            run(ctx, &[dispatch]);
+            let what = format!("sgd_update len {len}, {name}");
+            assert_close(&what, &read(ctx, &weights_buf), &flat(&weights), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
         }
-        run(ctx, &[dispatch]);
-        let what = format!("sgd_update len {len}");
-        assert_close(&what, &read(ctx, &weights_buf), &flat(&weights), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
     }
 }
 

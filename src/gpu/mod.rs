@@ -12,8 +12,8 @@ pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HEL
 pub use fused::FusedTrainer;
 pub use kernels::{
     ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, Epilogue, GatherParams,
-    Kernels, MatmulKernel, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams,
-    ADAM_STATE_LEN, MAX_CHUNKS, WORKGROUP_SIZE,
+    KernelSettings, Kernels, MatmulKernel, MatmulParams, MomentumParams, MseParams, SgdParams,
+    SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS, WORKGROUP_SIZE,
 };
 pub use shaders::{shader, ShaderSource, SHADERS};
 pub use trainer::GpuTrainer;

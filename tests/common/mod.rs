@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wgpu_mlp::gpu::{GpuContext, Kernels, MatmulKernel};
+use wgpu_mlp::gpu::{GpuContext, KernelSettings, Kernels, MatmulKernel};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Dataset, Params, Trainer};
 
@@ -42,7 +42,10 @@ pub fn gpu_each_matmul() -> Option<(&'static GpuContext, Vec<Kernels>)> {
     let (ctx, _) = gpu()?;
     let each = EACH.get_or_init(|| {
         MatmulKernel::ALL
-            .map(|matmul| Kernels::with_matmul(ctx, matmul).expect("the shaders compile on this adapter"))
+            .map(|matmul| {
+                let settings = KernelSettings { matmul, ..KernelSettings::for_adapter(&ctx.info) };
+                Kernels::with_settings(ctx, settings).expect("the shaders compile on this adapter")
+            })
             .to_vec()
     });
     Some((ctx, each.clone()))

@@ -1,6 +1,6 @@
 //! The GPU or the CPU, chosen once, and a trainer on it.
 
-use wgpu_mlp::gpu::{self, GpuContext, KernelChoice, Kernels, MatmulKernel};
+use wgpu_mlp::gpu::{self, GpuContext, KernelChoice, KernelSettings, Kernels, MatmulKernel};
 use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
 
 use crate::args::DeviceChoice;
@@ -16,8 +16,9 @@ pub(crate) enum Device {
 /// On a GPU, `matmul` picks the matmul kernel (None: the adapter's).
 pub(crate) fn choose_device(choice: DeviceChoice, matmul: Option<MatmulKernel>) -> anyhow::Result<Device> {
     let gpu = |ctx: GpuContext| -> anyhow::Result<Device> {
-        let matmul = matmul.unwrap_or_else(|| MatmulKernel::for_adapter(&ctx.info));
-        let kernels = Kernels::with_matmul(&ctx, matmul)?;
+        let mut settings = KernelSettings::for_adapter(&ctx.info);
+        settings.matmul = matmul.unwrap_or(settings.matmul);
+        let kernels = Kernels::with_settings(&ctx, settings)?;
         Ok(Device::Gpu(ctx, kernels))
     };
     match choice {
