@@ -1,11 +1,12 @@
 //! The CPU reference: the same math as the WGSL kernels, written as plain,
 //! readable ndarray with the kernels' names (`matmul`, `bias_add`,
 //! `sigmoid_forward`, `adam_update`, ...). It exists to prove the GPU right and
-//! to train where there is no GPU. Ops that make a matrix also come as
-//! `*_into`, writing into a buffer the caller owns, so that a training step
-//! allocates nothing; matmuls use ndarray's threaded sgemm. Shapes are
-//! row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K the
-//! number of classes.
+//! to train where there is no GPU. It is not a fast path in disguise: its
+//! speed comes only from ndarray itself (threaded sgemm, and its rayon maps on
+//! large arrays) and from ops that also come as `*_into`, writing into buffers
+//! the trainer makes once, so that a training step allocates nothing. Shapes
+//! are row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K
+//! the number of classes.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Zip};
