@@ -121,7 +121,8 @@ pub struct Measurement {
     pub us_per_step: f64,
     /// Useful FLOPs (the matmuls) per second, in 10^9.
     pub gflops: f64,
-    /// For training cases: the step's matmuls alone, each timed like a matmul case.
+    /// For training cases with matmul dispatches (CPU, layered GPU path): the
+    /// step's matmuls alone, each timed like a matmul case.
     pub matmul_us_per_step: Option<f64>,
     pub dispatches_per_step: f64,
     pub submits_per_step: f64,
@@ -324,21 +325,25 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         BenchDevice::Cpu => ("cpu", None),
     };
     let timing = time_steps(device, || runner(case, device, kernel))?;
-    let (useful_flops, matmul_us_per_step) = match (case.net(), case) {
-        (Some((sizes, rows)), _) => {
-            let shapes = step_matmuls(&sizes, rows);
-            let matmuls = time_steps(device, || matmul_runner(&shapes, device))?;
-            (flops(&shapes), Some(matmuls.seconds_per_step * 1e6))
-        }
-        (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
-        (None, _) => (0.0, None),
-    };
     let path = match (device, case.net()) {
         (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
             let (spec, data, config) = training_setup(&sizes, rows)?;
             Some(kernel.resolve(ctx, &spec, &data, None, &config))
         }
         _ => None,
+    };
+    let (useful_flops, matmul_us_per_step) = match (case.net(), case) {
+        (Some((sizes, rows)), _) => {
+            let shapes = step_matmuls(&sizes, rows);
+            // The fused path runs no matmul dispatch to compare with.
+            let matmuls = match path {
+                Some(KernelChoice::Fused) => None,
+                _ => Some(time_steps(device, || matmul_runner(&shapes, device))?.seconds_per_step * 1e6),
+            };
+            (flops(&shapes), matmuls)
+        }
+        (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
+        (None, _) => (0.0, None),
     };
     let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(KernelChoice::Layered);
     let matmul_kernel = match device {

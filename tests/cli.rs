@@ -788,6 +788,7 @@ fn bench_json_reports_each_case_with_the_dispatches_it_records() {
         let seed = bench_row(&rows, "seed", "gpu");
         assert_eq!((seed["kernel"].as_str(), seed["matmul_kernel"].as_str()), (Some("layered"), Some(matmul_kernel)));
         assert_eq!(number(seed, "dispatches_per_step"), expected, "{seed}");
+        assert!(number(seed, "matmul_us_per_step") > 0.0, "{seed}");
         // 64 steps per submit, plus one submit and one read-back to end each
         // timed run of at least 10 steps.
         assert!(number(seed, "submits_per_step") <= 1.0 / 64.0 + 0.1 + 1e-9, "{seed}");
@@ -800,6 +801,6 @@ fn bench_json_reports_each_case_with_the_dispatches_it_records() {
     let fused = bench_rows(&["bench", "--json", "--device", "gpu", "--case", "seed"]);
     let seed = bench_row(&fused, "seed", "gpu");
     assert_eq!(seed["kernel"], "fused", "{seed}");
-    assert!(seed["matmul_kernel"].is_null(), "{seed}");
+    assert!(seed["matmul_kernel"].is_null() && seed["matmul_us_per_step"].is_null(), "{seed}");
     assert!(number(seed, "dispatches_per_step") < 0.1, "{seed}");
 }
