@@ -202,7 +202,16 @@ fn default_run_trains_the_textbook_example() {
 
     let device = run.stdout.lines().next().unwrap_or("");
     match gpu_adapter() {
-        Some(adapter) => assert_eq!(device, format!("device: {adapter}"), "auto takes the GPU\n{}", run.show()),
+        Some(adapter) => {
+            assert_eq!(device, format!("device: {adapter}"), "auto takes the GPU\n{}", run.show());
+            let software = adapter.contains(", Cpu)"); // "name (backend, device type)"
+            assert_eq!(
+                run.stderr.contains("software adapter"),
+                software,
+                "told when the GPU is software\n{}",
+                run.show()
+            );
+        }
         None => {
             assert_eq!(device, "device: cpu", "{}", run.show());
             assert!(run.stderr.contains("notice"), "the CPU fallback is announced\n{}", run.show());

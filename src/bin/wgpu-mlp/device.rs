@@ -25,7 +25,15 @@ pub(crate) fn choose_device(choice: DeviceChoice, matmul: Option<MatmulKernel>) 
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Gpu => gpu(GpuContext::new()?),
         DeviceChoice::Auto => match GpuContext::new() {
-            Ok(ctx) => gpu(ctx),
+            Ok(ctx) => {
+                if ctx.info.device_type == wgpu::DeviceType::Cpu {
+                    eprintln!(
+                        "notice: {} is a software adapter on the CPU cores; --device cpu is usually faster here",
+                        ctx.info.name
+                    );
+                }
+                gpu(ctx)
+            }
             Err(Error::NoAdapter(reason)) => {
                 eprintln!("notice: {reason}; training on the CPU");
                 Ok(Device::Cpu)
