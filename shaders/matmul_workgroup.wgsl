@@ -3,9 +3,9 @@
 // A workgroup of 16 x 16 invocations computes a 64 x 64 tile of out, walking
 // K in steps of 16. Each step the workgroup copies the (64 x 16) slice of
 // op(a) and the (16 x 64) slice of op(b) into workgroup memory, every
-// invocation loading 4 values of each so that neighbouring invocations read
-// neighbouring addresses, and then each invocation multiplies from there into
-// its 4 x 4 block of out: rows 4y .. 4y+3 and columns 4x .. 4x+3 of the tile.
+// invocation loading 4 values of each (one whole vec4 store per slice), and
+// then each invocation multiplies from there into its 4 x 4 block of out:
+// rows 4y .. 4y+3 and columns 4x .. 4x+3 of the tile.
 // The slices are stored k-major as vec4 rows, so an invocation reads its 4 a
 // values and its 4 b values with one vec4 load each; a row is padded by one
 // vec4 so that copies along k do not all hit one memory bank. Values outside
@@ -14,7 +14,6 @@
 
 const TILE: u32 = 64u;
 const STEP_K: u32 = 16u;
-const INVOCATIONS: u32 = 256u;
 // vec4s per k row of a slice: TILE / 4, plus one of padding.
 const ROW_VEC4S: u32 = 17u;
 
@@ -38,32 +37,45 @@ fn b_or_zero(row: u32, col: u32) -> f32 {
     return b_at(row, col);
 }
 
-// Copies op(a)[row0 .., k0 ..] and op(b)[k0 .., col0 ..] into the slices.
-// Element e of a slice goes to invocation e % 256; the index that runs
-// fastest is the one contiguous in memory for this transpose.
+// Copies op(a)[row0 .., k0 ..] and op(b)[k0 .., col0 ..] into the slices. A
+// slice holds 16 x 16 vec4s, one per invocation, each written whole: 4 values
+// along m (or n) at one k. The index that runs fastest across invocations is
+// the one contiguous in memory for this transpose: k where op(a) rows (or
+// op(b) columns) are stored contiguously, else the vec4 position.
 fn load_slices(index: u32, row0: u32, col0: u32, k0: u32) {
-    for (var i = 0u; i < TILE * STEP_K / INVOCATIONS; i++) {
-        let e = index + i * INVOCATIONS;
-        var m: u32;
-        var k: u32;
-        if (TRANS_A) {
-            m = e % TILE;
-            k = e / TILE;
-        } else {
-            k = e % STEP_K;
-            m = e / STEP_K;
-        }
-        a_slice[k * ROW_VEC4S + m / 4u][m % 4u] = a_or_zero(row0 + m, k0 + k);
-        var n: u32;
-        if (TRANS_B) {
-            k = e % STEP_K;
-            n = e / STEP_K;
-        } else {
-            n = e % TILE;
-            k = e / TILE;
-        }
-        b_slice[k * ROW_VEC4S + n / 4u][n % 4u] = b_or_zero(k0 + k, col0 + n);
+    var k: u32;
+    var m: u32; // first of the 4 rows of op(a)
+    if (TRANS_A) {
+        m = 4u * (index % 16u);
+        k = index / 16u;
+    } else {
+        k = index % STEP_K;
+        m = 4u * (index / STEP_K);
     }
+    let a_col = k0 + k;
+    let a_row = row0 + m;
+    a_slice[k * ROW_VEC4S + m / 4u] = vec4<f32>(
+        a_or_zero(a_row, a_col),
+        a_or_zero(a_row + 1u, a_col),
+        a_or_zero(a_row + 2u, a_col),
+        a_or_zero(a_row + 3u, a_col),
+    );
+    var n: u32; // first of the 4 columns of op(b)
+    if (TRANS_B) {
+        k = index % STEP_K;
+        n = 4u * (index / STEP_K);
+    } else {
+        n = 4u * (index % 16u);
+        k = index / 16u;
+    }
+    let b_row = k0 + k;
+    let b_col = col0 + n;
+    b_slice[k * ROW_VEC4S + n / 4u] = vec4<f32>(
+        b_or_zero(b_row, b_col),
+        b_or_zero(b_row, b_col + 1u),
+        b_or_zero(b_row, b_col + 2u),
+        b_or_zero(b_row, b_col + 3u),
+    );
 }
 
 // Dispatch: (ceil(N / 64), ceil(M / 64), 1) workgroups.

@@ -774,7 +774,13 @@ fn bench_json_reports_each_case_with_the_dispatches_it_records() {
     assert_eq!(cpu.len(), 2, "{cpu:?}");
     let matmul = bench_row(&cpu, "matmul:33,17,65", "cpu");
     assert!(number(matmul, "gflops") > 0.0, "{matmul}");
-    assert_eq!(number(bench_row(&cpu, "seed", "cpu"), "dispatches_per_step"), 0.0);
+    let seed = bench_row(&cpu, "seed", "cpu");
+    assert!(seed["kernel"].is_null() && seed["matmul_kernel"].is_null() && seed["adapter"].is_null(), "{seed}");
+    assert!(number(seed, "matmul_us_per_step") > 0.0, "{seed}");
+
+    let gpu_only = wgpu_mlp(&["bench", "--device", "cpu", "--case", "dispatch"]);
+    assert_eq!(gpu_only.code, Some(2), "{}", gpu_only.show());
+    assert!(gpu_only.stderr.contains("GPU only"), "{}", gpu_only.show());
 
     let bad = wgpu_mlp(&["bench", "--case", "matmul:3,0,2"]);
     assert_eq!(bad.code, Some(2), "{}", bad.show());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, gpu_each_matmul, random};
+use common::{assert_close, gpu, gpu_each_grid, gpu_each_matmul, random};
 use ndarray::{Array1, Array2};
 use wgpu_mlp::cpu::{self, AdamSettings};
 use wgpu_mlp::gpu::{
@@ -149,50 +149,54 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kern
 
 #[test]
 fn bias_add_matches_cpu() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    for (rows, cols) in [(1, 1), (3, 17), (65, 257), (300, 3)] {
-        let mut want = matrix(rows, cols, 1);
-        let bias = Array1::from(random(cols, 2));
-        let out = upload(ctx, "out", &flat(&want));
-        let bias_buf = upload(ctx, "bias", &flat(&bias));
-        cpu::bias_add(&mut want, &bias);
-        let (out_region, bias_region) = (Region::new(&out, rows * cols), Region::new(&bias_buf, cols));
-        run(ctx, &[kernels.bias_add("bias_add", out_region, bias_region, rows as u32, cols as u32).unwrap()]);
-        let what = format!("bias_add {rows}x{cols}");
-        assert_close(&what, &read(ctx, &out), &flat(&want), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+    let Some((ctx, grids)) = gpu_each_grid() else { return };
+    for (grid, kernels) in grids {
+        for (rows, cols) in [(1, 1), (3, 17), (65, 257), (300, 3)] {
+            let mut want = matrix(rows, cols, 1);
+            let bias = Array1::from(random(cols, 2));
+            let out = upload(ctx, "out", &flat(&want));
+            let bias_buf = upload(ctx, "bias", &flat(&bias));
+            cpu::bias_add(&mut want, &bias);
+            let (out_region, bias_region) = (Region::new(&out, rows * cols), Region::new(&bias_buf, cols));
+            run(ctx, &[kernels.bias_add("bias_add", out_region, bias_region, rows as u32, cols as u32).unwrap()]);
+            let what = format!("{grid}: bias_add {rows}x{cols}");
+            assert_close(&what, &read(ctx, &out), &flat(&want), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        }
     }
 }
 
 #[test]
 fn activations_forward_and_backward_match_cpu() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
-        for len in [1, 3, 255, 256, 257, 1000] {
-            // Wide inputs reach the flat tails where exp overflows.
-            let z = matrix(1, len, 3).mapv(|v| v * 120.0);
-            let mut act = z.clone();
-            cpu::activation_forward(activation, &mut act);
-            let values = upload(ctx, "values", &flat(&z));
-            let forward = kernels.activation_forward("forward", activation, Region::new(&values, len)).unwrap();
-            run(ctx, &[forward.expect("not the identity")]);
-            let what = format!("{activation:?} forward, len {len}");
-            assert_close(&what, &read(ctx, &values), &flat(&act), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+    let Some((ctx, grids)) = gpu_each_grid() else { return };
+    for (grid, kernels) in grids {
+        for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+            for len in [1, 3, 255, 256, 257, 1000] {
+                // Wide inputs reach the flat tails where exp overflows.
+                let z = matrix(1, len, 3).mapv(|v| v * 120.0);
+                let mut act = z.clone();
+                cpu::activation_forward(activation, &mut act);
+                let values = upload(ctx, "values", &flat(&z));
+                let forward = kernels.activation_forward("forward", activation, Region::new(&values, len)).unwrap();
+                run(ctx, &[forward.expect("not the identity")]);
+                let what = format!("{grid}: {activation:?} forward, len {len}");
+                assert_close(&what, &read(ctx, &values), &flat(&act), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
 
-            let mut grad = matrix(1, len, 5);
-            let grad_buf = upload(ctx, "grad", &flat(&grad));
-            let act_buf = upload(ctx, "act", &flat(&act));
-            cpu::activation_backward(activation, &mut grad, act.view());
-            let (grad_region, act_region) = (Region::new(&grad_buf, len), Region::new(&act_buf, len));
-            let backward = kernels.activation_backward("backward", activation, grad_region, act_region).unwrap();
-            run(ctx, &[backward.expect("not the identity")]);
-            let what = format!("{activation:?} backward, len {len}");
-            assert_close(&what, &read(ctx, &grad_buf), &flat(&grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+                let mut grad = matrix(1, len, 5);
+                let grad_buf = upload(ctx, "grad", &flat(&grad));
+                let act_buf = upload(ctx, "act", &flat(&act));
+                cpu::activation_backward(activation, &mut grad, act.view());
+                let (grad_region, act_region) = (Region::new(&grad_buf, len), Region::new(&act_buf, len));
+                let backward = kernels.activation_backward("backward", activation, grad_region, act_region).unwrap();
+                run(ctx, &[backward.expect("not the identity")]);
+                let what = format!("{grid}: {activation:?} backward, len {len}");
+                assert_close(&what, &read(ctx, &grad_buf), &flat(&grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+            }
         }
+        assert!(kernels
+            .activation_forward("identity", Activation::Identity, Region::new(&upload(ctx, "x", &[1.0]), 1))
+            .unwrap()
+            .is_none());
     }
-    assert!(kernels
-        .activation_forward("identity", Activation::Identity, Region::new(&upload(ctx, "x", &[1.0]), 1))
-        .unwrap()
-        .is_none());
 }
 
 #[test]
@@ -290,31 +294,35 @@ fn count_correct_matches_cpu() {
 
 #[test]
 fn gather_rows_matches_cpu_across_chunks() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    // Narrow rows (an invocation per element) and wide ones (a workgroup per
-    // row from 128 columns; 300 is more than a workgroup's 256 invocations),
-    // and more rows than a CPU adapter's capped grid has workgroups.
-    for (source_rows, width, rows_per_chunk, rows) in
-        [(1, 1, 1, 1), (10, 3, 4, 7), (300, 17, 101, 300), (9, 5, 3, 20), (40, 300, 15, 33), (20, 128, 7, 45)]
-    {
-        let source = matrix(source_rows, width, 12);
-        let index: Vec<u32> = random(rows, 13)
-            .iter()
-            .map(|v| ((v + 1.0) * 0.5 * source_rows as f32) as u32 % source_rows as u32)
-            .collect();
-        let want = cpu::gather_rows(source.view(), &index);
-        let chunk_buffers: Vec<wgpu::Buffer> =
-            flat(&source).chunks(rows_per_chunk * width).map(|chunk| upload(ctx, "chunk", chunk)).collect();
-        let chunks: Vec<Region> = chunk_buffers.iter().map(|b| Region::new(b, (b.size() / 4) as usize)).collect();
-        let index_buf = ctx.upload("index", &index, storage(), "test data").unwrap();
-        let out = upload(ctx, "out", &vec![f32::NAN; rows * width]);
-        let (index_region, out_region) = (Region::new(&index_buf, rows), Region::new(&out, rows * width));
-        run(
-            ctx,
-            &[kernels.gather_rows("gather_rows", index_region, out_region, &chunks, rows_per_chunk as u32).unwrap()],
-        );
-        let what = format!("gather_rows of {rows} from {source_rows}x{width} in {} chunks", chunks.len());
-        assert_close(&what, &read(ctx, &out), &flat(&want), 0.0, 0.0);
+    let Some((ctx, grids)) = gpu_each_grid() else { return };
+    for (grid, kernels) in grids {
+        // Narrow rows (an invocation per element) and wide ones (a workgroup per
+        // row from 128 columns; 300 is more than a workgroup's 256 invocations),
+        // and more rows than a CPU adapter's capped grid has workgroups.
+        for (source_rows, width, rows_per_chunk, rows) in
+            [(1, 1, 1, 1), (10, 3, 4, 7), (300, 17, 101, 300), (9, 5, 3, 20), (40, 300, 15, 33), (20, 128, 7, 45)]
+        {
+            let source = matrix(source_rows, width, 12);
+            let index: Vec<u32> = random(rows, 13)
+                .iter()
+                .map(|v| ((v + 1.0) * 0.5 * source_rows as f32) as u32 % source_rows as u32)
+                .collect();
+            let want = cpu::gather_rows(source.view(), &index);
+            let chunk_buffers: Vec<wgpu::Buffer> =
+                flat(&source).chunks(rows_per_chunk * width).map(|chunk| upload(ctx, "chunk", chunk)).collect();
+            let chunks: Vec<Region> = chunk_buffers.iter().map(|b| Region::new(b, (b.size() / 4) as usize)).collect();
+            let index_buf = ctx.upload("index", &index, storage(), "test data").unwrap();
+            let out = upload(ctx, "out", &vec![f32::NAN; rows * width]);
+            let (index_region, out_region) = (Region::new(&index_buf, rows), Region::new(&out, rows * width));
+            run(
+                ctx,
+                &[kernels
+                    .gather_rows("gather_rows", index_region, out_region, &chunks, rows_per_chunk as u32)
+                    .unwrap()],
+            );
+            let what = format!("{grid}: gather_rows of {rows} from {source_rows}x{width} in {} chunks", chunks.len());
+            assert_close(&what, &read(ctx, &out), &flat(&want), 0.0, 0.0);
+        }
     }
 }
 
@@ -364,75 +372,80 @@ fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
 
 #[test]
 fn momentum_update_matches_cpu_over_steps() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    for len in [1, 257, 1000] {
-        let mut weights = Array1::from(random(len, 14));
-        let mut velocity = Array1::zeros(len);
-        let weights_buf = upload(ctx, "weights", &flat(&weights));
-        let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
-        let settings = MomentumParams { len: len as u32, lr: 0.1, momentum: 0.9, weight_decay: 0.01 };
-        for step in 0..3 {
-            let grads = Array1::from(random(len, 15 + step));
-            let grads_buf = upload(ctx, "grads", &flat(&grads));
-            cpu::momentum_update(&mut weights, &grads, &mut velocity, 0.1, 0.9, 0.01);
-            let (w, g, v) =
-                (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&velocity_buf, len));
-            run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, settings).unwrap()]);
+    let Some((ctx, grids)) = gpu_each_grid() else { return };
+    for (grid, kernels) in grids {
+        for len in [1, 257, 1000] {
+            let mut weights = Array1::from(random(len, 14));
+            let mut velocity = Array1::zeros(len);
+            let weights_buf = upload(ctx, "weights", &flat(&weights));
+            let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
+            let settings = MomentumParams { len: len as u32, lr: 0.1, momentum: 0.9, weight_decay: 0.01 };
+            for step in 0..3 {
+                let grads = Array1::from(random(len, 15 + step));
+                let grads_buf = upload(ctx, "grads", &flat(&grads));
+                cpu::momentum_update(&mut weights, &grads, &mut velocity, 0.1, 0.9, 0.01);
+                let (w, g, v) =
+                    (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&velocity_buf, len));
+                run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, settings).unwrap()]);
+            }
+            let what = format!("{grid}: momentum_update len {len} after 3 steps");
+            assert_close(
+                &format!("{what}: weights"),
+                &read(ctx, &weights_buf),
+                &flat(&weights),
+                ELEMENTWISE_ATOL,
+                ELEMENTWISE_RTOL,
+            );
+            assert_close(
+                &format!("{what}: velocity"),
+                &read(ctx, &velocity_buf),
+                &flat(&velocity),
+                ELEMENTWISE_ATOL,
+                ELEMENTWISE_RTOL,
+            );
         }
-        let what = format!("momentum_update len {len} after 3 steps");
-        assert_close(
-            &format!("{what}: weights"),
-            &read(ctx, &weights_buf),
-            &flat(&weights),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
-        assert_close(
-            &format!("{what}: velocity"),
-            &read(ctx, &velocity_buf),
-            &flat(&velocity),
-            ELEMENTWISE_ATOL,
-            ELEMENTWISE_RTOL,
-        );
     }
 }
 
 #[test]
 fn adam_update_matches_cpu_over_steps() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    let adam = AdamSettings { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.001 };
-    for len in [1, 257, 1000] {
-        let mut weights = Array1::from(random(len, 16));
-        let (mut m, mut v) = (Array1::zeros(len), Array1::zeros(len));
-        let weights_buf = upload(ctx, "weights", &flat(&weights));
-        let m_buf = upload(ctx, "m", &vec![0.0; len]);
-        let v_buf = upload(ctx, "v", &vec![0.0; len]);
-        let state = upload(ctx, "state", &[0.0; ADAM_STATE_LEN]);
-        let settings = AdamParams {
-            len: len as u32,
-            lr: adam.lr,
-            beta1: adam.beta1,
-            beta2: adam.beta2,
-            eps: adam.eps,
-            weight_decay: adam.weight_decay,
-            _pad: [0; 2],
-        };
-        for step in 1..=4 {
-            let grads = Array1::from(random(len, 20 + step as u64));
-            let grads_buf = upload(ctx, "grads", &flat(&grads));
-            cpu::adam_update(&mut weights, &grads, &mut m, &mut v, adam, step);
-            let regions =
-                (Region::new(&state, ADAM_STATE_LEN), Region::new(&weights_buf, len), Region::new(&grads_buf, len));
-            let moments = (Region::new(&m_buf, len), Region::new(&v_buf, len));
-            let dispatches =
-                kernels.adam_update("adam", regions.0, regions.1, regions.2, moments.0, moments.1, settings).unwrap();
-            run(ctx, &dispatches);
+    let Some((ctx, grids)) = gpu_each_grid() else { return };
+    for (grid, kernels) in grids {
+        let adam = AdamSettings { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.001 };
+        for len in [1, 257, 1000] {
+            let mut weights = Array1::from(random(len, 16));
+            let (mut m, mut v) = (Array1::zeros(len), Array1::zeros(len));
+            let weights_buf = upload(ctx, "weights", &flat(&weights));
+            let m_buf = upload(ctx, "m", &vec![0.0; len]);
+            let v_buf = upload(ctx, "v", &vec![0.0; len]);
+            let state = upload(ctx, "state", &[0.0; ADAM_STATE_LEN]);
+            let settings = AdamParams {
+                len: len as u32,
+                lr: adam.lr,
+                beta1: adam.beta1,
+                beta2: adam.beta2,
+                eps: adam.eps,
+                weight_decay: adam.weight_decay,
+                _pad: [0; 2],
+            };
+            for step in 1..=4 {
+                let grads = Array1::from(random(len, 20 + step as u64));
+                let grads_buf = upload(ctx, "grads", &flat(&grads));
+                cpu::adam_update(&mut weights, &grads, &mut m, &mut v, adam, step);
+                let regions =
+                    (Region::new(&state, ADAM_STATE_LEN), Region::new(&weights_buf, len), Region::new(&grads_buf, len));
+                let moments = (Region::new(&m_buf, len), Region::new(&v_buf, len));
+                let dispatches = kernels
+                    .adam_update("adam", regions.0, regions.1, regions.2, moments.0, moments.1, settings)
+                    .unwrap();
+                run(ctx, &dispatches);
+            }
+            let what = format!("{grid}: adam_update len {len} after 4 steps");
+            assert_close(&format!("{what}: weights"), &read(ctx, &weights_buf), &flat(&weights), ADAM_ATOL, ADAM_RTOL);
+            assert_close(&format!("{what}: m"), &read(ctx, &m_buf), &flat(&m), ADAM_ATOL, ADAM_RTOL);
+            assert_close(&format!("{what}: v"), &read(ctx, &v_buf), &flat(&v), ADAM_ATOL, ADAM_RTOL);
+            let step_count = bytemuck::cast_slice::<f32, u32>(&read(ctx, &state))[0];
+            assert_eq!(step_count, 4, "adam_tick counts the steps on the GPU");
         }
-        let what = format!("adam_update len {len} after 4 steps");
-        assert_close(&format!("{what}: weights"), &read(ctx, &weights_buf), &flat(&weights), ADAM_ATOL, ADAM_RTOL);
-        assert_close(&format!("{what}: m"), &read(ctx, &m_buf), &flat(&m), ADAM_ATOL, ADAM_RTOL);
-        assert_close(&format!("{what}: v"), &read(ctx, &v_buf), &flat(&v), ADAM_ATOL, ADAM_RTOL);
-        let step_count = bytemuck::cast_slice::<f32, u32>(&read(ctx, &state))[0];
-        assert_eq!(step_count, 4, "adam_tick counts the steps on the GPU");
     }
 }

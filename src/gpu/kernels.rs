@@ -639,8 +639,21 @@ impl Kernels {
         self.grid_of(label, self.strided_groups.map_or(groups, |most| groups.min(most)))
     }
 
-    /// [`Self::grid_strided`] for a kernel over `len` elements.
+    /// [`Self::grid_strided`] for a kernel over `len` elements. Their indices
+    /// are u32 and the loop adds the grid's size to them, which cannot wrap
+    /// below 2^31 elements (an f32 binding that large exists only on Metal).
     fn grid_elementwise(&self, label: &str, len: u32) -> Result<[u32; 3]> {
+        const MOST: u32 = 1 << 31;
+        if len > MOST {
+            return Err(Error::ExceedsLimit {
+                what: format!("{label} over {len} elements"),
+                needed: len.into(),
+                unit: "elements in one kernel",
+                limit: "u32 indices in the element-wise kernels",
+                allowed: MOST.into(),
+                advice: "use narrower --layers",
+            });
+        }
         self.grid_strided(label, len.div_ceil(WORKGROUP_SIZE))
     }
 

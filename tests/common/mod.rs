@@ -51,6 +51,21 @@ pub fn gpu_each_matmul() -> Option<(&'static GpuContext, Vec<Kernels>)> {
     Some((ctx, each.clone()))
 }
 
+/// The test binary's device with kernels on two grids for the element-wise
+/// kernels: the adapter's own (one pass per invocation on GPUs) and one capped
+/// at 3 workgroups, so their grid-stride loops take several passes whatever
+/// the adapter and the core count. None as [`gpu`].
+pub fn gpu_each_grid() -> Option<(&'static GpuContext, &'static [(String, Kernels)])> {
+    static EACH: OnceLock<Vec<(String, Kernels)>> = OnceLock::new();
+    let (ctx, adapters) = gpu()?;
+    let each = EACH.get_or_init(|| {
+        let settings = KernelSettings { strided_groups: Some(3), ..KernelSettings::for_adapter(&ctx.info) };
+        let capped = Kernels::with_settings(ctx, settings).expect("the shaders compile on this adapter");
+        vec![("adapter's grid".to_string(), adapters.clone()), ("3 workgroups".to_string(), capped)]
+    });
+    Some((ctx, each))
+}
+
 /// `len` values drawn U(-1, 1) from a seeded RNG.
 pub fn random(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -1,6 +1,7 @@
 //! `wgpu-mlp bench`: training steps and matmuls timed on each device.
 
 use wgpu_mlp::bench::{self, BenchDevice};
+use wgpu_mlp::Error;
 
 use crate::args::{BenchArgs, BenchDeviceArg, DeviceChoice};
 use crate::device::{choose_device, Device};
@@ -28,6 +29,13 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some((ctx, _)) = &gpu {
         eprintln!("gpu: {}", ctx.describe());
+    }
+    // A GPU-only case asked for by name needs a GPU; among the defaults it is
+    // skipped without one.
+    if gpu.is_none() {
+        if let Some(case) = args.cases.iter().find(|case| !case.runs_on_cpu()) {
+            return Err(Error::InvalidInput(format!("the {case} case runs on the GPU only; add --device gpu")).into());
+        }
     }
     if !args.json {
         println!(
