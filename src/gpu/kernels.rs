@@ -1,13 +1,18 @@
 //! The kernel table: one compute pipeline per WGSL entry point, built once per
-//! device, and one `#[repr(C)]` params struct per kernel with the fields in the
-//! WGSL struct's order. Each kernel method binds buffers to its pipeline and
-//! returns a [`Dispatch`]: done at construction, so a training step only records.
+//! device (params structs in params.rs). Each kernel method binds buffers to
+//! its pipeline and returns a [`Dispatch`]: done at construction, so a training
+//! step only records.
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 
 use std::sync::Arc;
 
 use super::context::{Counters, GpuContext, Region};
+use super::params::{
+    activation_code, ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Epilogue,
+    GatherParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+};
+use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -17,224 +22,6 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// Source chunks shaders/gather.wgsl can read: data sets up to this many
 /// storage bindings stay on the GPU.
 pub const MAX_CHUNKS: usize = 4;
-
-/// Which matmul kernel a device runs: both compute the same product and
-/// epilogue (shaders/matmul_common.wgsl) with different tiling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulKernel {
-    /// shaders/matmul_registers.wgsl: register tiles and no workgroup memory,
-    /// for CPU adapters such as lavapipe, where barriers are slow.
-    Registers,
-    /// shaders/matmul_workgroup.wgsl: tiles staged in workgroup memory, for GPUs.
-    Workgroup,
-}
-
-impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Workgroup];
-
-    /// Register tiles on CPU adapters, workgroup tiles on every other.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu {
-            MatmulKernel::Registers
-        } else {
-            MatmulKernel::Workgroup
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulKernel::Registers => "registers",
-            MatmulKernel::Workgroup => "workgroup",
-        }
-    }
-
-    /// Rows and columns of out one workgroup covers.
-    fn tile(self) -> (u32, u32) {
-        match self {
-            MatmulKernel::Registers => (64, 32), // 8 x 8 invocations, 8 x 4 outputs each
-            MatmulKernel::Workgroup => (64, 64), // 16 x 16 invocations, 4 x 4 outputs each
-        }
-    }
-
-    fn shader(self) -> &'static str {
-        match self {
-            MatmulKernel::Registers => "matmul_registers",
-            MatmulKernel::Workgroup => "matmul_workgroup",
-        }
-    }
-}
-
-/// How the kernels are built and launched on a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelSettings {
-    pub matmul: MatmulKernel,
-    /// The most workgroups a grid-stride kernel gets; None: one per 256
-    /// elements (or per row), the grid 2-D where one dimension is too short.
-    pub strided_groups: Option<u32>,
-}
-
-impl KernelSettings {
-    /// What suits the adapter: on CPU adapters, which run workgroups on the
-    /// host's threads and pay per workgroup, register-tiled matmuls and 4
-    /// workgroups per host core; on GPUs, workgroup-memory matmuls and a
-    /// workgroup per 256 elements.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let cpu_adapter = info.device_type == wgpu::DeviceType::Cpu;
-        Self { matmul: MatmulKernel::for_adapter(info), strided_groups: cpu_adapter.then_some(4 * cores) }
-    }
-}
-
-/// shaders/matmul_common.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
-/// epilogue: + bias, an activation, or the derivative of one (codes from
-/// [`activation_code`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct MatmulParams {
-    pub m: u32,
-    pub k: u32,
-    pub n: u32,
-    pub trans_a: u32,
-    pub trans_b: u32,
-    pub bias: u32,
-    pub activation: u32,
-    pub derivative: u32,
-}
-
-impl MatmulParams {
-    /// A plain product, no epilogue.
-    pub fn new(m: u32, k: u32, n: u32, trans_a: bool, trans_b: bool) -> Self {
-        let (trans_a, trans_b) = (trans_a.into(), trans_b.into());
-        Self { m, k, n, trans_a, trans_b, bias: 0, activation: 0, derivative: 0 }
-    }
-}
-
-/// The code shaders/matmul_common.wgsl's epilogue gives an activation.
-pub fn activation_code(activation: Activation) -> u32 {
-    match activation {
-        Activation::Identity => 0,
-        Activation::Sigmoid => 1,
-        Activation::Relu => 2,
-        Activation::Tanh => 3,
-    }
-}
-
-/// What a matmul does to its result before storing it.
-#[derive(Clone, Copy, Debug)]
-pub enum Epilogue<'a> {
-    None,
-    /// Forward: out = activation(out + bias), bias (N).
-    BiasActivation {
-        bias: Region<'a>,
-        activation: Activation,
-    },
-    /// Backward: out = dZ of the layer below, given its output (M, N).
-    Derivative {
-        activation: Activation,
-        output: Region<'a>,
-    },
-}
-
-/// shaders/bias_add.wgsl: out(rows, cols) += bias(cols).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct BiasAddParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub _pad: [u32; 2],
-}
-
-/// shaders/{sigmoid,relu,tanh}.wgsl: forward and backward, over `len` elements.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct ActivationParams {
-    pub len: u32,
-    pub _pad: [u32; 3],
-}
-
-/// shaders/mse.wgsl: grad = scale * (pred - target) over `len` elements.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct MseParams {
-    pub len: u32,
-    pub scale: f32,
-    pub _pad: [u32; 2],
-}
-
-/// shaders/reduce.wgsl: out[offset..offset + cols] (+)= column sums of input(rows, cols).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct ColumnSumParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub accumulate: u32,
-    pub offset: u32,
-}
-
-/// shaders/softmax_cross_entropy.wgsl: rows of K logits against targets.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct SoftmaxCrossEntropyParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub scale: f32,
-    pub _pad: u32,
-}
-
-/// shaders/accuracy.wgsl: rows of K predictions against one-hot targets.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct CountCorrectParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub _pad: [u32; 2],
-}
-
-/// shaders/gather.wgsl: out(rows, width) = source[index[r], :].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct GatherParams {
-    pub rows: u32,
-    pub width: u32,
-    pub rows_per_chunk: u32,
-    pub _pad: u32,
-}
-
-/// shaders/sgd.wgsl: weights(len) -= lr * (grads + weight_decay * weights).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct SgdParams {
-    pub len: u32,
-    pub lr: f32,
-    pub weight_decay: f32,
-    pub _pad: u32,
-}
-
-/// shaders/momentum.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct MomentumParams {
-    pub len: u32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-}
-
-/// shaders/adam.wgsl, both entry points.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct AdamParams {
-    pub len: u32,
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    pub _pad: [u32; 2],
-}
-
-/// Floats in shaders/adam.wgsl's AdamState (step, c1, c2, padding).
-pub const ADAM_STATE_LEN: usize = 4;
 
 /// A pipeline with its bound buffers and grid, ready to record.
 #[derive(Clone, Debug)]

@@ -5,16 +5,19 @@
 mod context;
 mod fused;
 mod kernels;
+mod params;
+mod settings;
 mod shaders;
 mod trainer;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use fused::FusedTrainer;
-pub use kernels::{
-    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Dispatch, Epilogue, GatherParams,
-    KernelSettings, Kernels, MatmulKernel, MatmulParams, MomentumParams, MseParams, SgdParams,
-    SoftmaxCrossEntropyParams, ADAM_STATE_LEN, MAX_CHUNKS, WORKGROUP_SIZE,
+pub use kernels::{Dispatch, Kernels, MAX_CHUNKS, WORKGROUP_SIZE};
+pub use params::{
+    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
+    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
 };
+pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{shader, ShaderSource, SHADERS};
 pub use trainer::GpuTrainer;
 

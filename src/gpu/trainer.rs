@@ -28,9 +28,9 @@ use crate::model::{Layer, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
-use super::kernels::{
-    AdamParams, Dispatch, Epilogue, Kernels, MatmulKernel, MatmulParams, MomentumParams, ADAM_STATE_LEN, MAX_CHUNKS,
-};
+use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
+use super::params::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
+use super::settings::MatmulKernel;
 
 use wgpu::BufferUsages as Usage;
 
