@@ -159,7 +159,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 struct Timing {
     /// Median over the timed runs.
     seconds_per_step: f64,
-    /// Dispatches, submits and read-backs per step, warm-up included.
+    /// Dispatches, submits and read-backs per step, warm-up included (its own
+    /// steps only, when timed beside another runner).
     dispatches: f64,
     submits: f64,
     readbacks: f64,
@@ -187,32 +188,68 @@ pub fn runner<'a>(case: &Case, device: &'a BenchDevice, kernel: KernelChoice) ->
     }
 }
 
-/// Sets up with `setup`, then times the runner after a warm-up: the steps per
-/// run are picked from the warm-up so a run lasts about RUN_SECONDS; the
-/// median seconds per step of RUNS runs is kept.
-fn time_steps<'a>(device: &BenchDevice, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Timing> {
-    let start_counts = counts(device);
-    let mut run = setup()?;
-    let setup_counts = counts(device);
-    let start = Instant::now();
-    run(10)?;
-    let warm = start.elapsed().as_secs_f64() / 10.0;
-    let steps = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
-    let mut per_step = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        run(steps)?;
-        per_step.push(start.elapsed().as_secs_f64() / steps as f64);
+/// A runner under the clock: what its setup allocated, its steps per timed
+/// run, and the counts and seconds of the steps it ran.
+struct Timed<'a> {
+    run: Runner<'a>,
+    bytes: u64,
+    steps_per_run: usize,
+    steps: usize,
+    counted: Counts,
+    per_step: Vec<f64>,
+}
+
+impl<'a> Timed<'a> {
+    /// Sets up with `setup` and warms up with 10 steps, which pick the steps
+    /// per run so that a run lasts about RUN_SECONDS.
+    fn new(device: &BenchDevice, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
+        let before = counts(device);
+        let run = setup()?;
+        let bytes = counts(device).bytes - before.bytes;
+        let mut timed =
+            Self { run, bytes, steps_per_run: 0, steps: 0, counted: Counts::default(), per_step: Vec::new() };
+        let warm = timed.run_steps(device, 10)?;
+        timed.steps_per_run = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
+        Ok(timed)
     }
-    let end_counts = counts(device);
-    let total = (10 + steps * RUNS) as f64;
-    Ok(Timing {
-        seconds_per_step: median(per_step),
-        dispatches: (end_counts.dispatches - setup_counts.dispatches) as f64 / total,
-        submits: (end_counts.submits - setup_counts.submits) as f64 / total,
-        readbacks: (end_counts.readbacks - setup_counts.readbacks) as f64 / total,
-        bytes: setup_counts.bytes - start_counts.bytes,
-    })
+
+    /// Runs `steps` steps, counting what they record; returns seconds per step.
+    fn run_steps(&mut self, device: &BenchDevice, steps: usize) -> Result<f64> {
+        let before = counts(device);
+        let start = Instant::now();
+        (self.run)(steps)?;
+        let seconds = start.elapsed().as_secs_f64() / steps as f64;
+        let after = counts(device);
+        self.counted.dispatches += after.dispatches - before.dispatches;
+        self.counted.submits += after.submits - before.submits;
+        self.counted.readbacks += after.readbacks - before.readbacks;
+        self.steps += steps;
+        Ok(seconds)
+    }
+
+    fn timing(&self) -> Timing {
+        let steps = self.steps as f64;
+        Timing {
+            seconds_per_step: median(self.per_step.clone()),
+            dispatches: self.counted.dispatches as f64 / steps,
+            submits: self.counted.submits as f64 / steps,
+            readbacks: self.counted.readbacks as f64 / steps,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// Times runners side by side: RUNS rounds, each running every runner once
+/// in turn, so that drift in the machine's speed touches all of them alike;
+/// each keeps the median seconds per step of its runs.
+fn time_interleaved(device: &BenchDevice, timed: &mut [Timed]) -> Result<Vec<Timing>> {
+    for _ in 0..RUNS {
+        for one in timed.iter_mut() {
+            let seconds = one.run_steps(device, one.steps_per_run)?;
+            one.per_step.push(seconds);
+        }
+    }
+    Ok(timed.iter().map(Timed::timing).collect())
 }
 
 /// Full-batch training steps of `sizes` on `rows` random rows (sigmoid, MSE,
@@ -324,7 +361,6 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         BenchDevice::Gpu(ctx, _) => ("gpu", Some(ctx.describe())),
         BenchDevice::Cpu => ("cpu", None),
     };
-    let timing = time_steps(device, || runner(case, device, kernel))?;
     let path = match (device, case.net()) {
         (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
             let (spec, data, config) = training_setup(&sizes, rows)?;
@@ -332,18 +368,20 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         }
         _ => None,
     };
-    let (useful_flops, matmul_us_per_step) = match (case.net(), case) {
-        (Some((sizes, rows)), _) => {
-            let shapes = step_matmuls(&sizes, rows);
-            // The fused path runs no matmul dispatch to compare with.
-            let matmuls = match path {
-                Some(KernelChoice::Fused) => None,
-                _ => Some(time_steps(device, || matmul_runner(&shapes, device))?.seconds_per_step * 1e6),
-            };
-            (flops(&shapes), matmuls)
-        }
-        (None, &Case::Matmul { m, k, n }) => (flops(&[(m, k, n, false, false)]), None),
-        (None, _) => (0.0, None),
+    // Training cases are timed beside their matmuls alone, except on the
+    // fused path, which runs no matmul dispatch to compare with.
+    let shapes = case.net().map(|(sizes, rows)| step_matmuls(&sizes, rows));
+    let mut timed = vec![Timed::new(device, || runner(case, device, kernel))?];
+    if let Some(shapes) = shapes.as_ref().filter(|_| path != Some(KernelChoice::Fused)) {
+        timed.push(Timed::new(device, || matmul_runner(shapes, device))?);
+    }
+    let timings = time_interleaved(device, &mut timed)?;
+    let timing = &timings[0];
+    let matmul_us_per_step = timings.get(1).map(|matmuls| matmuls.seconds_per_step * 1e6);
+    let useful_flops = match (&shapes, case) {
+        (Some(shapes), _) => flops(shapes),
+        (None, &Case::Matmul { m, k, n }) => flops(&[(m, k, n, false, false)]),
+        (None, _) => 0.0,
     };
     let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(KernelChoice::Layered);
     let matmul_kernel = match device {
