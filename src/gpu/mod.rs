@@ -18,7 +18,7 @@ pub use params::{
     MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
 };
 pub use settings::{KernelSettings, MatmulKernel};
-pub use shaders::{shader, ShaderSource, SHADERS};
+pub use shaders::{ShaderSource, SHADERS};
 pub use trainer::GpuTrainer;
 
 use crate::data::Dataset;

@@ -40,12 +40,12 @@ pub const SHADERS: &[ShaderSource] = &[
 ];
 
 /// The module called `name` in [`SHADERS`].
-pub fn shader(name: &str) -> &'static ShaderSource {
+fn shader(name: &str) -> &'static ShaderSource {
     SHADERS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no shader module {name}"))
 }
 
 /// Compiles the module called `name` on the context's device.
-pub fn compile(device: &wgpu::Device, name: &str) -> wgpu::ShaderModule {
+pub(super) fn compile(device: &wgpu::Device, name: &str) -> wgpu::ShaderModule {
     let shader = shader(name);
     device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(shader.name),
