@@ -20,14 +20,15 @@
 //! go to a ring of log_every entries, read back once per `train` call.
 
 use bytemuck::{Pod, Zeroable};
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
-use crate::model::{Activation, Layer, Loss, MlpSpec, Params};
+use crate::model::{Activation, Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
+use super::param_layout::ParamLayout;
 use super::shaders;
 
 use wgpu::BufferUsages as Usage;
@@ -98,11 +99,8 @@ struct FusedParams {
 
 /// Where everything sits in the pool (floats). Params are packed without
 /// padding, W_l (IN, OUT) then b_l (OUT) per layer, in the storage buffer too.
-#[derive(Debug)]
 struct PoolLayout {
-    w_off: Vec<usize>,
-    b_off: Vec<usize>,
-    params_len: usize,
+    params: ParamLayout,
     state_len: usize,
     grads_off: usize,
     state_off: usize,
@@ -118,12 +116,8 @@ struct PoolLayout {
 
 impl PoolLayout {
     fn new(spec: &MlpSpec, rows: usize, batch: usize, optimizer: Optimizer, workgroup: usize) -> Self {
-        let (mut w_off, mut b_off, mut params_len) = (Vec::new(), Vec::new(), 0);
-        for (fan_in, fan_out) in spec.layer_shapes() {
-            w_off.push(params_len);
-            b_off.push(params_len + fan_in * fan_out);
-            params_len += fan_in * fan_out + fan_out;
-        }
+        let params = ParamLayout::new(spec, 1);
+        let params_len = params.len;
         let state_len = match optimizer {
             Optimizer::Sgd => 0,
             Optimizer::Momentum { .. } => params_len,
@@ -143,38 +137,7 @@ impl PoolLayout {
         let delta_off = [len, len + batch * widest];
         let reduce_off = len + 2 * batch * widest;
         len = reduce_off + RING_ENTRY * workgroup;
-        Self {
-            w_off,
-            b_off,
-            params_len,
-            state_len,
-            grads_off,
-            state_off,
-            x_off,
-            y_off,
-            act_off,
-            delta_off,
-            reduce_off,
-            workgroup,
-            len,
-        }
-    }
-
-    fn pack(&self, params: &Params) -> Vec<f32> {
-        params.layers.iter().flat_map(|layer| layer.w.iter().chain(layer.b.iter()).copied()).collect()
-    }
-
-    fn unpack(&self, spec: &MlpSpec, flat: &[f32]) -> Params {
-        let layers = spec
-            .layer_shapes()
-            .enumerate()
-            .map(|(l, (fan_in, fan_out))| Layer {
-                w: Array2::from_shape_vec((fan_in, fan_out), flat[self.w_off[l]..self.b_off[l]].to_vec())
-                    .expect("W_l holds IN * OUT floats up to b_l"),
-                b: Array1::from(flat[self.b_off[l]..self.b_off[l] + fan_out].to_vec()),
-            })
-            .collect();
-        Params { layers }
+        Self { params, state_len, grads_off, state_off, x_off, y_off, act_off, delta_off, reduce_off, workgroup, len }
     }
 }
 
@@ -317,7 +280,7 @@ impl FusedTrainer {
 
         const ADVICE: &str = "use the layered GPU path";
         let uniform = ctx.buffer_init("fused.params", bytemuck::bytes_of(&settings), Usage::UNIFORM | Usage::COPY_DST);
-        let weights = ctx.upload("fused.weights", &layout.pack(params), STORAGE, ADVICE)?;
+        let weights = ctx.upload("fused.weights", &layout.params.pack(params), STORAGE, ADVICE)?;
         let state = ctx.zeros("fused.state", layout.state_len, STORAGE, ADVICE)?;
         let flat = |values: &Array2<f32>| values.as_standard_layout().iter().copied().collect::<Vec<f32>>();
         let x = ctx.upload("fused.x", &flat(&train.x), STORAGE, ADVICE)?;
@@ -325,7 +288,7 @@ impl FusedTrainer {
         let control = ctx.zeros("fused.control", CONTROL_LEN, STORAGE, ADVICE)?;
         let ring_capacity = config.log_every;
         let ring = ctx.zeros("fused.ring", ring_capacity * RING_ENTRY, STORAGE, "use a smaller --log-every")?;
-        let staging = ctx.staging("fused.staging", (ring_capacity * RING_ENTRY).max(layout.params_len))?;
+        let staging = ctx.staging("fused.staging", (ring_capacity * RING_ENTRY).max(layout.params.len))?;
 
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -428,8 +391,8 @@ impl FusedTrainer {
             settings.sizes[i] = u(size);
         }
         for l in 0..spec.num_layers() {
-            settings.w_off[l] = u(layout.w_off[l]);
-            settings.b_off[l] = u(layout.b_off[l]);
+            settings.w_off[l] = u(layout.params.layers[l].w);
+            settings.b_off[l] = u(layout.params.layers[l].b);
             settings.act_off[l] = u(layout.act_off[l]);
         }
         let (optimizer, momentum, (beta1, beta2, eps)) = match config.optimizer {
@@ -450,7 +413,7 @@ impl FusedTrainer {
             },
             optimizer,
             classify: train.classes.is_some().into(),
-            params_len: u(layout.params_len),
+            params_len: u(layout.params.len),
             state_len: u(layout.state_len),
             grads_off: u(layout.grads_off),
             state_off: u(layout.state_off),
@@ -558,17 +521,17 @@ impl Trainer for FusedTrainer {
 
     fn params(&mut self) -> Result<Params> {
         let flat = self.ctx.scoped("reading the parameters (fused)", || {
-            self.ctx.read_back(Region::new(&self.weights, self.layout.params_len), &self.staging)
+            self.ctx.read_back(Region::new(&self.weights, self.layout.params.len), &self.staging)
         })?;
-        Ok(self.layout.unpack(&self.spec, &flat))
+        Ok(self.layout.params.unpack(&flat))
     }
 
     fn state(&mut self) -> Result<TrainState> {
         let params = self.params()?;
-        let len = self.layout.params_len;
+        let len = self.layout.params.len;
         let optimizer = self.ctx.scoped("reading the optimizer state (fused)", || {
             let flat = self.ctx.read_buffer(&self.state)?;
-            let unpack = |part: usize| self.layout.unpack(&self.spec, &flat[part * len..(part + 1) * len]);
+            let unpack = |part: usize| self.layout.params.unpack(&flat[part * len..(part + 1) * len]);
             Ok(match self.settings.optimizer {
                 OPTIMIZER_SGD => OptimizerState::Sgd,
                 OPTIMIZER_MOMENTUM => OptimizerState::Momentum { velocity: unpack(0) },
@@ -589,13 +552,13 @@ impl Trainer for FusedTrainer {
     fn restore(&mut self, state: &TrainState) -> Result<()> {
         state.check_fits(&self.params()?)?;
         let queue = &self.ctx.queue;
-        queue.write_buffer(&self.weights, 0, bytemuck::cast_slice(&self.layout.pack(&state.params)));
+        queue.write_buffer(&self.weights, 0, bytemuck::cast_slice(&self.layout.params.pack(&state.params)));
         let saved: Vec<f32> = match (&state.optimizer, self.settings.optimizer) {
             (OptimizerState::Sgd, OPTIMIZER_SGD) => return Ok(()),
-            (OptimizerState::Momentum { velocity }, OPTIMIZER_MOMENTUM) => self.layout.pack(velocity),
+            (OptimizerState::Momentum { velocity }, OPTIMIZER_MOMENTUM) => self.layout.params.pack(velocity),
             (OptimizerState::Adam { m, v, step }, OPTIMIZER_ADAM) => {
                 queue.write_buffer(&self.control, 0, bytemuck::bytes_of(step));
-                [self.layout.pack(m), self.layout.pack(v)].concat()
+                [self.layout.params.pack(m), self.layout.params.pack(v)].concat()
             }
             _ => return Err(Error::InvalidInput("the saved optimizer state is for another optimizer".into())),
         };

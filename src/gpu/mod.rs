@@ -5,6 +5,7 @@
 mod context;
 mod fused;
 mod kernels;
+mod param_layout;
 mod params;
 mod settings;
 mod shaders;

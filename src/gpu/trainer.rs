@@ -20,15 +20,16 @@
 //!   ring             (S * log_every): each epoch's metrics, mapped and read back
 //!                    together (it is its own staging buffer)
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::{Error, Result};
-use crate::model::{Layer, Loss, MlpSpec, Params};
+use crate::model::{Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
+use super::param_layout::ParamLayout;
 use super::params::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
 use super::settings::MatmulKernel;
 
@@ -64,70 +65,6 @@ impl MetricSlots {
 /// Steps recorded into one command buffer before it is submitted: enough to
 /// spread a submit's cost thin, few enough to bound the recorded commands.
 const STEPS_PER_SUBMIT: usize = 64;
-
-/// One layer's place in the flat params and grads buffers: W (IN, OUT) starts
-/// at `w`, b (OUT) at `b`, in floats.
-struct LayerSlots {
-    fan_in: usize,
-    fan_out: usize,
-    w: usize,
-    b: usize,
-}
-
-/// The flat layout shared by params, grads and optimizer state; every tensor
-/// starts at a multiple of the adapter's storage offset alignment so it can be
-/// bound alone.
-struct ParamLayout {
-    layers: Vec<LayerSlots>,
-    len: usize,
-}
-
-impl ParamLayout {
-    fn new(spec: &MlpSpec, align: usize) -> Self {
-        let mut layers = Vec::new();
-        let mut len = 0;
-        for (fan_in, fan_out) in spec.layer_shapes() {
-            let w = len;
-            let b = (w + fan_in * fan_out).next_multiple_of(align);
-            len = (b + fan_out).next_multiple_of(align);
-            layers.push(LayerSlots { fan_in, fan_out, w, b });
-        }
-        Self { layers, len }
-    }
-
-    fn weight<'a>(&self, buffer: &'a wgpu::Buffer, l: usize) -> Region<'a> {
-        let slots = &self.layers[l];
-        Region { buffer, offset: slots.w as u64, len: (slots.fan_in * slots.fan_out) as u64 }
-    }
-
-    fn bias<'a>(&self, buffer: &'a wgpu::Buffer, l: usize) -> Region<'a> {
-        let slots = &self.layers[l];
-        Region { buffer, offset: slots.b as u64, len: slots.fan_out as u64 }
-    }
-
-    /// The flat buffer's contents; the padding between tensors stays 0.
-    fn pack(&self, params: &Params) -> Vec<f32> {
-        let mut flat = vec![0.0; self.len];
-        for (layer, slots) in params.layers.iter().zip(&self.layers) {
-            flat[slots.w..slots.w + layer.w.len()].iter_mut().zip(layer.w.iter()).for_each(|(dst, src)| *dst = *src);
-            flat[slots.b..slots.b + layer.b.len()].iter_mut().zip(layer.b.iter()).for_each(|(dst, src)| *dst = *src);
-        }
-        flat
-    }
-
-    fn unpack(&self, flat: &[f32]) -> Params {
-        let layers = self
-            .layers
-            .iter()
-            .map(|s| Layer {
-                w: Array2::from_shape_vec((s.fan_in, s.fan_out), flat[s.w..s.w + s.fan_in * s.fan_out].to_vec())
-                    .expect("the slice holds IN * OUT floats"),
-                b: Array1::from(flat[s.b..s.b + s.fan_out].to_vec()),
-            })
-            .collect();
-        Params { layers }
-    }
-}
 
 /// A data set on the GPU: inputs and targets in chunks the gather kernel reads.
 struct GpuData {
