@@ -36,11 +36,8 @@
 /// driver (lavapipe runs a workgroup on one thread) a single SIMD group, since
 /// more invocations only add switches at every barrier.
 override WORKGROUP: u32 = 256u;
-/// Codes for FusedParams.hidden and .output: the activations of src/model.rs.
-const SIGMOID: u32 = 0u;
-const RELU: u32 = 1u;
-const TANH: u32 = 2u;
-const IDENTITY: u32 = 3u;
+/// FusedParams.hidden and .output hold the codes of activation.wgsl, which
+/// this file follows in its shader module.
 /// FusedParams.loss.
 const MSE: u32 = 0u;
 const CROSS_ENTROPY: u32 = 1u;
@@ -123,17 +120,6 @@ fn act_off(l: u32) -> u32 {
 
 fn activation(l: u32) -> u32 {
     return select(params.hidden, params.output, l + 1u == params.layers);
-}
-
-/// a = act(z).
-fn activate(code: u32, z: f32) -> f32 {
-    switch code {
-        case SIGMOID: { return 1.0 / (1.0 + exp(-z)); }
-        case RELU: { return max(z, 0.0); }
-        // 1 - 2 / (exp(2z) + 1): exact ±1 where exp overflows, as tanh.wgsl.
-        case TANH: { return 1.0 - 2.0 / (exp(2.0 * z) + 1.0); }
-        default: { return z; }
-    }
 }
 
 /// d act / dz written in terms of the output a, as the *_backward kernels (relu'(0) = 0).

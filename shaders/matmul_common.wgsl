@@ -1,6 +1,6 @@
 // matmul, the part both kernels share (matmul_registers.wgsl and
-// matmul_workgroup.wgsl each follow this file in one shader module; the host
-// picks one per adapter):
+// matmul_workgroup.wgsl each follow this file in one shader module, after
+// activation.wgsl; the host picks one per adapter):
 // out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
 // op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
 // op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.
@@ -39,20 +39,6 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read> given: array<f32>;
-
-const SIGMOID: u32 = 1u;
-const RELU: u32 = 2u;
-const TANH: u32 = 3u;
-
-// The forward activation; the formulas are those of sigmoid.wgsl, relu.wgsl, tanh.wgsl.
-fn activate(code: u32, z: f32) -> f32 {
-    switch code {
-        case SIGMOID: { return 1.0 / (1.0 + exp(-z)); }
-        case RELU: { return max(z, 0.0); }
-        case TANH: { return 1.0 - 2.0 / (exp(2.0 * z) + 1.0); }
-        default: { return z; }
-    }
-}
 
 // dA -> dZ given the activation's output a, as in the *_backward kernels.
 fn backward(code: u32, grad: f32, a: f32) -> f32 {

@@ -24,11 +24,12 @@ use ndarray::Array2;
 
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
-use crate::model::{Activation, Loss, MlpSpec, Params};
+use crate::model::{Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
 use super::param_layout::ParamLayout;
+use super::params::activation_code;
 use super::shaders;
 
 use wgpu::BufferUsages as Usage;
@@ -138,16 +139,6 @@ impl PoolLayout {
         let reduce_off = len + 2 * batch * widest;
         len = reduce_off + RING_ENTRY * workgroup;
         Self { params, state_len, grads_off, state_off, x_off, y_off, act_off, delta_off, reduce_off, workgroup, len }
-    }
-}
-
-/// The shader's code for an activation.
-fn activation_code(activation: Activation) -> u32 {
-    match activation {
-        Activation::Sigmoid => 0,
-        Activation::Relu => 1,
-        Activation::Tanh => 2,
-        Activation::Identity => 3,
     }
 }
 

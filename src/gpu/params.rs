@@ -30,7 +30,8 @@ impl MatmulParams {
     }
 }
 
-/// The code shaders/matmul_common.wgsl's epilogue gives an activation.
+/// The code shaders/activation.wgsl gives an activation (the matmul epilogue's
+/// and the fused path's).
 pub fn activation_code(activation: Activation) -> u32 {
     match activation {
         Activation::Identity => 0,

@@ -1,6 +1,7 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
-//! has no includes): the two matmul kernels each follow matmul_common.wgsl.
+//! has no includes): the two matmul kernels each follow activation.wgsl and
+//! matmul_common.wgsl, and the fused path follows activation.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
 
 /// One shader module: the files of shaders/ it is made of and their text joined.
@@ -22,8 +23,8 @@ macro_rules! shader {
 }
 
 pub const SHADERS: &[ShaderSource] = &[
-    shader!("matmul_registers": "matmul_common.wgsl", "matmul_registers.wgsl"),
-    shader!("matmul_workgroup": "matmul_common.wgsl", "matmul_workgroup.wgsl"),
+    shader!("matmul_registers": "activation.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
+    shader!("matmul_workgroup": "activation.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
     shader!("bias_add": "bias_add.wgsl"),
     shader!("sigmoid": "sigmoid.wgsl"),
     shader!("relu": "relu.wgsl"),
@@ -36,7 +37,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("sgd": "sgd.wgsl"),
     shader!("momentum": "momentum.wgsl"),
     shader!("adam": "adam.wgsl"),
-    shader!("fused_mlp": "fused_mlp.wgsl"),
+    shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
 ];
 
 /// The module called `name` in [`SHADERS`].
