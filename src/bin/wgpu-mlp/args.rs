@@ -93,17 +93,28 @@ pub(crate) struct BenchArgs {
     #[arg(long = "device", value_enum)]
     pub(crate) devices: Vec<BenchDeviceArg>,
 
-    /// GPU path of the training cases, as for training.
-    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
-    pub(crate) kernel: KernelArg,
-
-    /// GPU matmul kernel, as for training.
-    #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
-    pub(crate) matmul: MatmulArg,
+    #[command(flatten)]
+    pub(crate) gpu: GpuPathArgs,
 
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// How the GPU trains: the same flags for training and bench.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GpuPathArgs {
+    /// GPU path: fused runs many steps per dispatch with the whole net in one
+    /// workgroup's memory (small nets, batches in order, no test set); layered
+    /// runs a dispatch per op; auto takes fused when the run fits it.
+    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+    pub(crate) kernel: KernelArg,
+
+    /// GPU matmul kernel of the layered path: registers (no workgroup memory,
+    /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
+    /// memory, for GPUs), or auto, which picks by the adapter's device type.
+    #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
+    pub(crate) matmul: MatmulArg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -248,17 +259,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub(crate) device: DeviceChoice,
 
-    /// GPU path: fused runs many steps per dispatch with the whole net in one
-    /// workgroup's memory (small nets, batches in order, no test set); layered
-    /// runs a dispatch per op; auto takes fused when the run fits it.
-    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
-    pub(crate) kernel: KernelArg,
-
-    /// GPU matmul kernel of the layered path: registers (no workgroup memory,
-    /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
-    /// memory, for GPUs), or auto, which picks by the adapter's device type.
-    #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
-    pub(crate) matmul: MatmulArg,
+    #[command(flatten)]
+    pub(crate) gpu: GpuPathArgs,
 
     /// Also train with the CPU reference from the same start and compare.
     #[arg(long)]

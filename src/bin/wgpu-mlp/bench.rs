@@ -12,7 +12,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let gpu = if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Gpu) {
         match choose_device(
             if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu },
-            args.matmul.kernel(),
+            args.gpu.matmul.kernel(),
         )? {
             Device::Gpu(ctx, kernels) => Some((ctx, kernels)),
             Device::Cpu => None,
@@ -49,7 +49,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             if matches!(device, BenchDevice::Cpu) && !case.runs_on_cpu() {
                 continue;
             }
-            let m = bench::measure(case, device, args.kernel.into())?;
+            let m = bench::measure(case, device, args.gpu.kernel.into())?;
             if args.json {
                 rows.push(serde_json::json!({
                     "case": m.case,

@@ -73,7 +73,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     };
     let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
     config.check(&spec, &train, test.as_ref())?;
-    let device = choose_device(cli.device, cli.matmul.kernel())?;
+    let device = choose_device(cli.device, cli.gpu.matmul.kernel())?;
     if let Device::Gpu(ctx, _) = &device {
         GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
     }
@@ -90,7 +90,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-    let mut trainer = make_trainer(&device, cli.kernel.into(), &spec, &params, &train, test.as_ref(), &config)?;
+    let mut trainer = make_trainer(&device, cli.gpu.kernel.into(), &spec, &params, &train, test.as_ref(), &config)?;
     let device = trainer.device();
     let on_gpu = device != "cpu";
     writeln!(out, "device: {device}")?;
