@@ -71,7 +71,7 @@ const MATMUL_SHAPES: [(usize, usize, usize); 8] =
 #[test]
 fn matmul_matches_cpu_for_every_transpose_and_kernel() {
     let Some((ctx, each)) = gpu_each_matmul() else { return };
-    for kernels in &each {
+    for kernels in each {
         matmul_matches_cpu_for_every_transpose(ctx, kernels);
     }
 }
@@ -99,7 +99,7 @@ fn matmul_matches_cpu_for_every_transpose(ctx: &GpuContext, kernels: &Kernels) {
 #[test]
 fn matmul_epilogues_match_the_cpu_ops_they_fuse_for_every_kernel() {
     let Some((ctx, each)) = gpu_each_matmul() else { return };
-    for kernels in &each {
+    for kernels in each {
         matmul_epilogues_match_the_cpu_ops_they_fuse(ctx, kernels);
     }
 }

@@ -37,7 +37,7 @@ pub fn gpu() -> Option<&'static (GpuContext, Kernels)> {
 }
 
 /// The test binary's device with kernels for each matmul kernel, or None as [`gpu`].
-pub fn gpu_each_matmul() -> Option<(&'static GpuContext, Vec<Kernels>)> {
+pub fn gpu_each_matmul() -> Option<(&'static GpuContext, &'static [Kernels])> {
     static EACH: OnceLock<Vec<Kernels>> = OnceLock::new();
     let (ctx, _) = gpu()?;
     let each = EACH.get_or_init(|| {
@@ -48,7 +48,7 @@ pub fn gpu_each_matmul() -> Option<(&'static GpuContext, Vec<Kernels>)> {
             })
             .to_vec()
     });
-    Some((ctx, each.clone()))
+    Some((ctx, each))
 }
 
 /// The test binary's device with kernels on two grids for the element-wise
