@@ -6,27 +6,24 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use wgpu_mlp::bench::{runner, BenchDevice, Case};
-use wgpu_mlp::gpu::{GpuContext, KernelChoice, Kernels};
+use wgpu_mlp::bench::{runner, Case};
+use wgpu_mlp::gpu::GpuPath;
+use wgpu_mlp::Backend;
 
 fn bench_cases(c: &mut Criterion) {
-    let gpu = GpuContext::new().ok().map(|ctx| {
-        let kernels = Kernels::new(&ctx).expect("the shaders compile");
-        (ctx, kernels)
-    });
-    let mut devices = vec![("cpu", BenchDevice::Cpu)];
-    match &gpu {
-        Some((ctx, kernels)) => devices.insert(0, ("gpu", BenchDevice::Gpu(ctx, kernels))),
-        None => eprintln!("no GPU adapter: the gpu benchmarks are skipped"),
+    let mut devices = vec![("cpu", Backend::Cpu)];
+    match Backend::gpu(GpuPath::Auto, None) {
+        Ok(gpu) => devices.insert(0, ("gpu", gpu)),
+        Err(error) => eprintln!("no GPU ({error}): the gpu benchmarks are skipped"),
     }
     for case in Case::defaults() {
         let mut group = c.benchmark_group(case.to_string());
         group.sample_size(10).measurement_time(Duration::from_secs(3));
         for (name, device) in &devices {
-            if matches!(device, BenchDevice::Cpu) && !case.runs_on_cpu() {
+            if !device.is_gpu() && !case.runs_on_cpu() {
                 continue;
             }
-            let mut run = runner(&case, device, KernelChoice::Auto).expect("the case sets up");
+            let mut run = runner(&case, device).expect("the case sets up");
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();

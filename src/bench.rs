@@ -6,20 +6,21 @@ use std::time::Instant;
 
 use ndarray::Array2;
 
+use crate::backend::{Backend, GpuBackend};
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::{self, Counts, GpuContext, KernelChoice, Kernels, MatmulParams, Region};
+use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
-use crate::train::{TrainConfig, Trainer};
-use crate::CpuTrainer;
+use crate::train::{Run, TrainConfig};
 
 /// Timed runs per case; the median is reported.
 const RUNS: usize = 7;
 /// Each timed run lasts about this long, so timer and read-back costs fade.
 const RUN_SECONDS: f64 = 0.05;
-/// The most steps one timed run records (also the trainers' metrics ring).
-const MAX_STEPS: usize = 1000;
+/// The most steps one timed run records: the GPU trainers' metrics ring, so
+/// a run reads back once.
+const MAX_STEPS: usize = gpu::RING_EPOCHS;
 
 /// A named benchmark case.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,12 +102,6 @@ impl std::fmt::Display for Case {
     }
 }
 
-/// Where a case runs.
-pub enum BenchDevice<'a> {
-    Gpu(&'a GpuContext, &'a Kernels),
-    Cpu,
-}
-
 /// One case on one device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measurement {
@@ -168,20 +163,18 @@ struct Timing {
     bytes: u64,
 }
 
-fn counts(device: &BenchDevice) -> Counts {
-    match device {
-        BenchDevice::Gpu(ctx, _) => ctx.counts(),
-        BenchDevice::Cpu => Counts::default(),
-    }
+fn counts(device: &Backend) -> Counts {
+    device.gpu_context().map_or_else(Counts::default, GpuContext::counts)
 }
 
 /// Runs a case's steps and waits for them to finish: `run(steps)`.
 pub type Runner<'a> = Box<dyn FnMut(usize) -> Result<()> + 'a>;
 
-/// Sets a case up on a device; what its runner runs is one step.
-pub fn runner<'a>(case: &Case, device: &'a BenchDevice, kernel: KernelChoice) -> Result<Runner<'a>> {
+/// Sets a case up on a device (a training case on the backend's GPU path);
+/// what its runner runs is one step.
+pub fn runner<'a>(case: &Case, device: &'a Backend) -> Result<Runner<'a>> {
     match (case.net(), case) {
-        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device, kernel),
+        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device),
         (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
         (None, Case::Dispatch) => dispatch_runner(device),
         (None, _) => unreachable!("every case but matmul and dispatch has a net"),
@@ -202,7 +195,7 @@ struct Timed<'a> {
 impl<'a> Timed<'a> {
     /// Sets up with `setup` and warms up with 10 steps, which pick the steps
     /// per run so that a run lasts about RUN_SECONDS.
-    fn new(device: &BenchDevice, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
+    fn new(device: &Backend, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
         let before = counts(device);
         let run = setup()?;
         let bytes = counts(device).bytes - before.bytes;
@@ -214,7 +207,7 @@ impl<'a> Timed<'a> {
     }
 
     /// Runs `steps` steps, counting what they record; returns seconds per step.
-    fn run_steps(&mut self, device: &BenchDevice, steps: usize) -> Result<f64> {
+    fn run_steps(&mut self, device: &Backend, steps: usize) -> Result<f64> {
         let before = counts(device);
         let start = Instant::now();
         (self.run)(steps)?;
@@ -242,7 +235,7 @@ impl<'a> Timed<'a> {
 /// Times runners side by side: RUNS rounds, each running every runner once
 /// in turn, so that drift in the machine's speed touches all of them alike;
 /// each keeps the median seconds per step of its runs.
-fn time_interleaved(device: &BenchDevice, timed: &mut [Timed]) -> Result<Vec<Timing>> {
+fn time_interleaved(device: &Backend, timed: &mut [Timed]) -> Result<Vec<Timing>> {
     for _ in 0..RUNS {
         for one in timed.iter_mut() {
             let seconds = one.run_steps(device, one.steps_per_run)?;
@@ -252,47 +245,34 @@ fn time_interleaved(device: &BenchDevice, timed: &mut [Timed]) -> Result<Vec<Tim
     Ok(timed.iter().map(Timed::timing).collect())
 }
 
-/// Full-batch training steps of `sizes` on `rows` random rows (sigmoid, MSE,
-/// SGD), each step an epoch; the metrics are read back once per MAX_STEPS.
-/// The net, random data of `rows` rows and the settings of a training case.
+/// The net, random data of `rows` rows and the settings of a training case:
+/// full-batch steps (sigmoid, MSE, SGD), each step an epoch.
 fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset, TrainConfig)> {
     let spec = MlpSpec::new(sizes.to_vec())?;
     let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
-    Ok((spec, data, TrainConfig { log_every: MAX_STEPS, ..TrainConfig::default() }))
+    Ok((spec, data, TrainConfig::default()))
 }
 
-fn training_runner<'a>(
-    sizes: &[usize],
-    rows: usize,
-    device: &'a BenchDevice,
-    kernel: KernelChoice,
-) -> Result<Runner<'a>> {
+/// Training steps; a run of up to MAX_STEPS (the GPU's metrics ring) reads
+/// back once.
+fn training_runner<'a>(sizes: &[usize], rows: usize, device: &'a Backend) -> Result<Runner<'a>> {
     let (spec, data, config) = training_setup(sizes, rows)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
-    let mut trainer: Box<dyn Trainer> = match device {
-        BenchDevice::Gpu(ctx, kernels) => gpu::trainer(ctx, kernels, kernel, &spec, &params, &data, None, &config)?,
-        BenchDevice::Cpu => Box::new(CpuTrainer::new(&spec, params, data, None, &config)?),
-    };
-    Ok(Box::new(move |mut steps| {
-        while steps > 0 {
-            let chunk = steps.min(MAX_STEPS);
-            trainer.train(chunk)?;
-            steps -= chunk;
-        }
-        Ok(())
-    }))
+    let mut trainer =
+        device.trainer(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })?;
+    Ok(Box::new(move |steps| trainer.train(steps).map(drop)))
 }
 
 /// The matmuls `shapes` (M, K, N, trans_a, trans_b) as one step: on the GPU
 /// recorded into one pass per run and waited for, on the CPU with ndarray.
-fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a BenchDevice) -> Result<Runner<'a>> {
+fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a Backend) -> Result<Runner<'a>> {
     let operands = |&(m, k, n, trans_a, trans_b): &(usize, usize, usize, bool, bool)| {
         let a = Array2::from_elem(if trans_a { (k, m) } else { (m, k) }, 0.5f32);
         let b = Array2::from_elem(if trans_b { (n, k) } else { (k, n) }, 0.25f32);
         (a, b)
     };
     match device {
-        BenchDevice::Cpu => {
+        Backend::Cpu => {
             let inputs: Vec<_> = shapes.iter().map(|shape| (operands(shape), shape.3, shape.4)).collect();
             Ok(Box::new(move |steps| {
                 for _ in 0..steps {
@@ -303,7 +283,7 @@ fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a B
                 Ok(())
             }))
         }
-        BenchDevice::Gpu(ctx, kernels) => {
+        Backend::Gpu(GpuBackend { ctx, kernels, .. }) => {
             let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
             let mut dispatches = Vec::new();
             for shape @ &(m, k, n, trans_a, trans_b) in shapes {
@@ -323,8 +303,8 @@ fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a B
 }
 
 /// One single-workgroup SGD update of one weight per step, on the GPU.
-fn dispatch_runner<'a>(device: &'a BenchDevice) -> Result<Runner<'a>> {
-    let BenchDevice::Gpu(ctx, kernels) = device else {
+fn dispatch_runner<'a>(device: &'a Backend) -> Result<Runner<'a>> {
+    let Backend::Gpu(GpuBackend { ctx, kernels, .. }) = device else {
         return Err(Error::InvalidInput("the dispatch case runs on the GPU only".into()));
     };
     let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
@@ -356,23 +336,24 @@ fn pass_runner<'a>(ctx: &'a GpuContext, dispatches: Vec<gpu::Dispatch>) -> Runne
 }
 
 /// Runs one case on one device.
-pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Result<Measurement> {
+pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
     let (name, adapter) = match device {
-        BenchDevice::Gpu(ctx, _) => ("gpu", Some(ctx.describe())),
-        BenchDevice::Cpu => ("cpu", None),
+        Backend::Gpu(gpu) => ("gpu", Some(gpu.ctx.describe())),
+        Backend::Cpu => ("cpu", None),
     };
-    let path = match (device, case.net()) {
-        (BenchDevice::Gpu(ctx, _), Some((sizes, rows))) => {
+    let path = match case.net() {
+        Some((sizes, rows)) => {
             let (spec, data, config) = training_setup(&sizes, rows)?;
-            Some(kernel.resolve(ctx, &spec, &data, None, &config))
+            let params = Params::init(&spec, Init::Xavier, 0)?;
+            device.path_for(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })
         }
-        _ => None,
+        None => None,
     };
     // Training cases are timed beside their matmuls alone, except on the
     // fused path, which runs no matmul dispatch to compare with.
     let shapes = case.net().map(|(sizes, rows)| step_matmuls(&sizes, rows));
-    let mut timed = vec![Timed::new(device, || runner(case, device, kernel))?];
-    if let Some(shapes) = shapes.as_ref().filter(|_| path != Some(KernelChoice::Fused)) {
+    let mut timed = vec![Timed::new(device, || runner(case, device))?];
+    if let Some(shapes) = shapes.as_ref().filter(|_| path != Some(GpuPath::Fused)) {
         timed.push(Timed::new(device, || matmul_runner(shapes, device))?);
     }
     let timings = time_interleaved(device, &mut timed)?;
@@ -383,12 +364,12 @@ pub fn measure(case: &Case, device: &BenchDevice, kernel: KernelChoice) -> Resul
         (None, &Case::Matmul { m, k, n }) => flops(&[(m, k, n, false, false)]),
         (None, _) => 0.0,
     };
-    let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(KernelChoice::Layered);
+    let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(GpuPath::Layered);
     let matmul_kernel = match device {
-        BenchDevice::Gpu(_, kernels) if runs_matmul => Some(kernels.matmul_kernel().name()),
+        Backend::Gpu(gpu) if runs_matmul => Some(gpu.kernels.matmul_kernel().name()),
         _ => None,
     };
-    let kernel = path.map(|path| if path == KernelChoice::Fused { "fused" } else { "layered" });
+    let kernel = path.map(GpuPath::name);
     Ok(Measurement {
         case: case.to_string(),
         device: name.to_string(),

@@ -9,12 +9,12 @@
 //! the number of classes.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Zip};
+use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
 /// a is (M, K) or, with `trans_a`, (K, M); b is (K, N) or, with `trans_b`, (N, K).
@@ -166,13 +166,26 @@ pub fn loss_grad_into(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f3
     }
 }
 
+/// The column of a row's largest value (ties: the first; 0 for an empty row).
+pub fn argmax(row: ArrayView1<f32>) -> usize {
+    row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
+}
+
 /// Rows of pred (B, K) whose largest value sits where expected's does (ties:
 /// the first column).
 pub fn count_correct(pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> usize {
-    let argmax = |row: ndarray::ArrayView1<f32>| {
-        row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
-    };
     pred.rows().into_iter().zip(expected.rows()).filter(|(p, e)| argmax(*p) == argmax(*e)).count()
+}
+
+/// values (B, K) = softmax of each row, in place: logits become class
+/// probabilities. The row maximum is subtracted first, so no exp overflows.
+pub fn softmax_rows(values: &mut Array2<f32>) {
+    for mut row in values.rows_mut() {
+        let top = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - top).exp());
+        let total = row.sum();
+        row /= total;
+    }
 }
 
 /// out(B, W) = source[index[r], :]: a batch's rows in the epoch's order.
@@ -328,21 +341,12 @@ pub fn backward_into(
     loss_sum
 }
 
-/// The loss divisor of one row: MSE averages over every output element,
-/// cross-entropy over rows.
-pub fn loss_elements_per_row(spec: &MlpSpec) -> usize {
-    match spec.loss() {
-        Loss::Mse => spec.outputs(),
-        Loss::CrossEntropy => 1,
-    }
-}
-
 /// Mean loss of `params` over a whole data set, and its correct count.
 pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize) {
     let acts = forward(spec, params, data.x.view());
     let pred = acts.last().expect("a network has at least one layer");
     let (_, loss_sum) = loss_grad(spec.loss(), pred.view(), data.y.view());
-    let loss = loss_sum / (data.len() * loss_elements_per_row(spec)) as f32;
+    let loss = loss_sum / spec.loss_divisor(data.len());
     (loss, count_correct(pred.view(), data.y.view()))
 }
 
@@ -386,21 +390,25 @@ pub struct CpuTrainer {
 }
 
 impl CpuTrainer {
-    pub fn new(
-        spec: &MlpSpec,
-        params: Params,
-        train: Dataset,
-        test: Option<Dataset>,
-        config: &TrainConfig,
-    ) -> Result<Self> {
-        config.check(spec, &train, test.as_ref())?;
-        let state = OptimizerState::zeros(config.optimizer, &params);
+    /// Copies the run's parameters and data to train them on the host.
+    pub fn new(run: &Run) -> Result<Self> {
+        run.check()?;
+        let Run { spec, params, train, test, config } = *run;
+        let state = OptimizerState::zeros(config.optimizer, params);
         let shuffler = Shuffler::new(config.shuffle, config.seed);
-        let mut sizes: Vec<usize> =
-            batches(train.len(), config.rows_per_batch(&train)).iter().map(|b| b.rows).collect();
+        let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(|b| b.rows).collect();
         sizes.dedup();
-        let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, &params, rows)).collect();
-        Ok(Self { spec: spec.clone(), params, train, test, config: config.clone(), state, shuffler, buffers })
+        let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows)).collect();
+        Ok(Self {
+            spec: spec.clone(),
+            params: params.clone(),
+            train: train.clone(),
+            test: test.cloned(),
+            config: config.clone(),
+            state,
+            shuffler,
+            buffers,
+        })
     }
 
     /// One update on a batch of the training set: the rows `order` names when
@@ -476,7 +484,7 @@ impl Trainer for CpuTrainer {
                 loss_sum += loss;
                 correct += hits;
             }
-            let train_loss = loss_sum / (samples * loss_elements_per_row(&self.spec)) as f32;
+            let train_loss = loss_sum / self.spec.loss_divisor(samples);
             let classes = self.train.classes.is_some();
             let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
             history.push(EpochMetrics {

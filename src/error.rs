@@ -29,7 +29,7 @@ pub enum Error {
     Gpu { context: String, message: String },
 
     /// The training loss became NaN or infinite.
-    #[error("the training loss became {value} at epoch {epoch}; try a smaller --lr, or scale the data (--scale)")]
+    #[error("the training loss became {value} at epoch {epoch}; try a smaller `lr`, or scale the data (`scale`)")]
     NonFiniteLoss { epoch: usize, value: f32 },
 
     /// The user asked training to stop (Ctrl-C); it stopped after `epoch`.

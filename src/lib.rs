@@ -6,6 +6,7 @@
 //! host from a seed -> a [`Trainer`] ([`CpuTrainer`] or [`gpu::GpuTrainer`]),
 //! both starting from the same `Params` -> [`fit`] -> a [`FitReport`].
 
+pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
@@ -17,8 +18,13 @@ pub mod report;
 pub mod run;
 pub mod train;
 
+pub use backend::{Backend, Inference};
 pub use cpu::CpuTrainer;
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use model::{MlpSpec, Params};
-pub use train::{fit, FitReport, TrainConfig, Trainer};
+pub use train::{fit, FitReport, Run, TrainConfig, Trainer};
+
+/// The array crate of the library's inputs and outputs, re-exported so that
+/// users build `Array2<f32>` of the same version.
+pub use ndarray;

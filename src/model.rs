@@ -68,13 +68,13 @@ impl MlpSpec {
     pub fn new(sizes: Vec<usize>) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(Error::InvalidInput(format!(
-                "--layers needs at least two sizes (inputs and outputs), got {}",
+                "`layers` needs at least two sizes (inputs and outputs), got {}",
                 sizes.len()
             )));
         }
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
             return Err(Error::InvalidInput(format!(
-                "--layers size {} (position {}) is 0; every layer needs at least one unit",
+                "`layers` size {} (position {}) is 0; every layer needs at least one unit",
                 sizes[i],
                 i + 1
             )));
@@ -87,7 +87,7 @@ impl MlpSpec {
     pub fn with(self, hidden: Activation, output: Output, loss: Loss) -> Result<Self> {
         if (output == Output::Softmax) != (loss == Loss::CrossEntropy) {
             return Err(Error::InvalidInput(
-                "--output softmax and --loss cross-entropy go together (the softmax is fused into the loss)".into(),
+                "`output` softmax and `loss` cross-entropy go together (the softmax is fused into the loss)".into(),
             ));
         }
         Ok(Self { hidden, output, loss, ..self })
@@ -136,6 +136,16 @@ impl MlpSpec {
 
     pub fn num_layers(&self) -> usize {
         self.sizes.len() - 1
+    }
+
+    /// What a loss sum over `rows` rows is divided by for the mean: MSE
+    /// averages over every output element, cross-entropy over rows.
+    pub fn loss_divisor(&self, rows: usize) -> f32 {
+        let per_row = match self.loss {
+            Loss::Mse => self.outputs(),
+            Loss::CrossEntropy => 1,
+        };
+        (rows * per_row) as f32
     }
 
     /// Number of weights and biases.

@@ -38,23 +38,12 @@ pub struct TrainConfig {
     /// A new order of the training rows every epoch (ChaCha8 stream 2 of `seed`).
     pub shuffle: bool,
     pub seed: u64,
-    /// The metrics are read back once every this many epochs (at least 1); the
-    /// GPU keeps the epochs in between in a ring on the device.
-    pub log_every: usize,
 }
 
 impl Default for TrainConfig {
     /// The textbook run: plain gradient descent, lr 0.01, full batch, in order.
     fn default() -> Self {
-        Self {
-            lr: 0.01,
-            optimizer: Optimizer::Sgd,
-            weight_decay: 0.0,
-            batch_size: None,
-            shuffle: false,
-            seed: 0,
-            log_every: 100,
-        }
+        Self { lr: 0.01, optimizer: Optimizer::Sgd, weight_decay: 0.0, batch_size: None, shuffle: false, seed: 0 }
     }
 }
 
@@ -64,29 +53,26 @@ impl TrainConfig {
         let bad = |message: String| Err(Error::InvalidInput(message));
         let finite_in = |value: f32, low: f32, high: f32| value.is_finite() && value >= low && value < high;
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("--lr must be a positive finite number, got {}", self.lr));
+            return bad(format!("`lr` must be a positive finite number, got {}", self.lr));
         }
         if !finite_in(self.weight_decay, 0.0, f32::MAX) {
-            return bad(format!("--weight-decay must be a finite number >= 0, got {}", self.weight_decay));
+            return bad(format!("`weight_decay` must be a finite number >= 0, got {}", self.weight_decay));
         }
         match self.optimizer {
             Optimizer::Sgd => {}
             Optimizer::Momentum { momentum } if finite_in(momentum, 0.0, 1.0) => {}
-            Optimizer::Momentum { momentum } => return bad(format!("--momentum must be in [0, 1), got {momentum}")),
+            Optimizer::Momentum { momentum } => return bad(format!("`momentum` must be in [0, 1), got {momentum}")),
             Optimizer::Adam { beta1, beta2, eps } => {
                 if !finite_in(beta1, 0.0, 1.0) || !finite_in(beta2, 0.0, 1.0) {
-                    return bad(format!("--beta1 and --beta2 must be in [0, 1), got {beta1} and {beta2}"));
+                    return bad(format!("`beta1` and `beta2` must be in [0, 1), got {beta1} and {beta2}"));
                 }
                 if !(eps.is_finite() && eps > 0.0) {
-                    return bad(format!("--eps must be a positive finite number, got {eps}"));
+                    return bad(format!("`eps` must be a positive finite number, got {eps}"));
                 }
             }
         }
         if self.batch_size == Some(0) {
-            return bad("--batch-size must be at least 1".into());
-        }
-        if self.log_every == 0 {
-            return bad("--log-every must be at least 1".into());
+            return bad("`batch_size` must be at least 1".into());
         }
         for (name, data) in std::iter::once(("training", train)).chain(test.map(|t| ("test", t))) {
             if data.is_empty() {
@@ -94,7 +80,7 @@ impl TrainConfig {
             }
             if data.x.ncols() != spec.inputs() || data.y.ncols() != spec.outputs() {
                 return bad(format!(
-                    "the {name} data has {} inputs and {} targets per sample, but --layers {spec} expects {} and {}",
+                    "the {name} data has {} inputs and {} targets per sample, but `layers` {spec} expects {} and {}",
                     data.x.ncols(),
                     data.y.ncols(),
                     spec.inputs(),
@@ -103,7 +89,7 @@ impl TrainConfig {
             }
         }
         if spec.loss() == Loss::CrossEntropy && train.classes.is_none() {
-            return bad("cross-entropy needs class targets (--task classify)".into());
+            return bad("cross-entropy needs class targets (`task` classify)".into());
         }
         Ok(())
     }
@@ -111,6 +97,27 @@ impl TrainConfig {
     /// Rows per step on `train`: the batch size, at most the whole set.
     pub fn rows_per_batch(&self, train: &Dataset) -> usize {
         self.batch_size.unwrap_or(train.len()).min(train.len())
+    }
+}
+
+/// One training run's inputs, as every trainer takes them: the model, its
+/// starting parameters, the data and the settings. Trainers copy what they
+/// keep (the CPU its host arrays, the GPU its buffers), so a `Run` only
+/// borrows.
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    pub spec: &'a MlpSpec,
+    pub params: &'a Params,
+    pub train: &'a Dataset,
+    /// Evaluated after every epoch when given.
+    pub test: Option<&'a Dataset>,
+    pub config: &'a TrainConfig,
+}
+
+impl Run<'_> {
+    /// [`TrainConfig::check`] for this run's model and data.
+    pub fn check(&self) -> Result<()> {
+        self.config.check(self.spec, self.train, self.test)
     }
 }
 
@@ -290,9 +297,13 @@ pub trait FitHooks {
 /// the hooks ask to stop.
 pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut dyn FitHooks) -> Result<FitReport> {
     let Schedule { first_epoch, last_epoch, log_every, save_every } = schedule;
+    if log_every == 0 || save_every == Some(0) {
+        return Err(Error::InvalidInput("log_every and save_every must be at least 1".into()));
+    }
     let epochs = last_epoch.saturating_sub(first_epoch);
     let initial_loss = trainer.evaluate()?;
-    let mut history = Vec::with_capacity(epochs);
+    // Grows as epochs happen: nothing is sized by the epoch count up front.
+    let mut history = Vec::new();
     let start = Instant::now();
     while history.len() < epochs {
         let done = first_epoch + history.len();

@@ -6,13 +6,13 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use common::gpu;
+use common::{gpu_backends, label, test_backends};
 use wgpu_mlp::checkpoint::{self, describe};
 use wgpu_mlp::data::Scale;
-use wgpu_mlp::gpu::{FusedTrainer, GpuTrainer};
+use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::{Optimizer, TrainState};
-use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{Backend, CpuTrainer, Dataset, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 fn folder(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wgpu-mlp-checkpoint-{}-{name}", std::process::id()));
@@ -36,7 +36,6 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         batch_size: Some(8),
         shuffle: true,
         seed: 6,
-        log_every: 10,
     };
     (spec, data, config)
 }
@@ -70,52 +69,40 @@ fn resumed_and_straight(
 }
 
 #[test]
-fn resume_on_the_cpu_is_bit_identical() {
-    let (spec, data, config) = run();
+fn resume_is_bit_identical_on_every_backend() {
+    let (spec, data, shuffled) = run();
     let params = Params::init(&spec, Init::Xavier, 1).unwrap();
-    let make = || -> Box<dyn Trainer> {
-        Box::new(CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap())
-    };
-    let (resumed, straight) = resumed_and_straight(&make, &spec, &metadata(&spec, &data, &config), "cpu");
-    assert_eq!(resumed, straight, "params, Adam moments, step and shuffle position all equal");
-}
-
-#[test]
-fn resume_on_the_gpu_is_bit_identical_for_both_paths() {
-    let Some((ctx, kernels)) = gpu() else { return };
-    let (spec, data, config) = run();
-    let params = Params::init(&spec, Init::Xavier, 1).unwrap();
-    let layered = || -> Box<dyn Trainer> {
-        Box::new(GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap())
-    };
-    let (resumed, straight) = resumed_and_straight(&layered, &spec, &metadata(&spec, &data, &config), "gpu");
-    assert_eq!(resumed, straight, "layered path");
-
-    let in_order = TrainConfig { shuffle: false, ..config };
-    let fused =
-        || -> Box<dyn Trainer> { Box::new(FusedTrainer::new(ctx, &spec, &params, &data, None, &in_order).unwrap()) };
-    let (resumed, straight) = resumed_and_straight(&fused, &spec, &metadata(&spec, &data, &in_order), "fused");
-    assert_eq!(resumed, straight, "fused path");
+    for backend in test_backends() {
+        // The fused path takes batches in order only.
+        let fused = matches!(&backend, Backend::Gpu(gpu) if gpu.path == GpuPath::Fused);
+        let config = TrainConfig { shuffle: !fused, ..shuffled.clone() };
+        let run = Run { spec: &spec, params: &params, train: &data, test: None, config: &config };
+        let make = || backend.trainer(&run).unwrap();
+        let what = label(&backend);
+        let (resumed, straight) = resumed_and_straight(&make, &spec, &metadata(&spec, &data, &config), &what);
+        assert_eq!(resumed, straight, "{what}: params, optimizer state, step and shuffle position all equal");
+    }
 }
 
 #[test]
 fn a_checkpoint_moves_between_devices_exactly() {
-    let Some((ctx, kernels)) = gpu() else { return };
+    let Some(gpu) = gpu_backends().into_iter().next() else { return };
     let (spec, data, config) = run();
     let params = Params::init(&spec, Init::Xavier, 2).unwrap();
+    let run = Run { spec: &spec, params: &params, train: &data, test: None, config: &config };
     let meta = metadata(&spec, &data, &config);
     let dir = folder("devices");
-    let mut on_cpu = CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap();
+    let mut on_cpu = CpuTrainer::new(&run).unwrap();
     on_cpu.train(3).unwrap();
     let from_cpu = on_cpu.state().unwrap();
     checkpoint::save(&dir.join("cpu.safetensors"), &from_cpu, 3, meta.clone(), None).unwrap();
 
-    let mut on_gpu = GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap();
+    let mut on_gpu = gpu.trainer(&run).unwrap();
     on_gpu.restore(&checkpoint::load(&dir.join("cpu.safetensors"), &spec).unwrap().state).unwrap();
     assert_eq!(on_gpu.state().unwrap(), from_cpu, "CPU -> file -> GPU keeps every bit");
     checkpoint::save(&dir.join("gpu.safetensors"), &on_gpu.state().unwrap(), 3, meta, None).unwrap();
 
-    let mut back = CpuTrainer::new(&spec, params, data, None, &config).unwrap();
+    let mut back = CpuTrainer::new(&run).unwrap();
     back.restore(&checkpoint::load(&dir.join("gpu.safetensors"), &spec).unwrap().state).unwrap();
     assert_eq!(back.state().unwrap(), from_cpu, "GPU -> file -> CPU keeps every bit");
 }
@@ -123,8 +110,9 @@ fn a_checkpoint_moves_between_devices_exactly() {
 #[test]
 fn tensors_have_readable_names_and_shapes() {
     let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 3).unwrap();
     let mut trainer =
-        CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 3).unwrap(), data.clone(), None, &config).unwrap();
+        CpuTrainer::new(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config }).unwrap();
     trainer.train(1).unwrap();
     let path = folder("names").join("c.safetensors");
     let scaler = Scale::Standard.fit(&data.x);
@@ -149,8 +137,9 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     let (spec, data, config) = run();
     let meta = metadata(&spec, &data, &config);
     let dir = folder("refusals");
+    let params = Params::init(&spec, Init::Xavier, 4).unwrap();
     let mut trainer =
-        CpuTrainer::new(&spec, Params::init(&spec, Init::Xavier, 4).unwrap(), data.clone(), None, &config).unwrap();
+        CpuTrainer::new(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config }).unwrap();
     let good = dir.join("good.safetensors");
     checkpoint::save(&good, &trainer.state().unwrap(), 0, meta.clone(), None).unwrap();
     let bytes = std::fs::read(&good).unwrap();

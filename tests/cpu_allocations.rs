@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wgpu_mlp::model::Init;
-use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 struct CountingAllocator;
 
@@ -36,7 +36,8 @@ fn allocations_in_an_epoch(batch: usize) -> usize {
     let data = Dataset::seed_problem(96, 10, 1, 0).unwrap();
     let params = Params::init(&spec, Init::Xavier, 0).unwrap();
     let config = TrainConfig { batch_size: Some(batch), shuffle: true, ..TrainConfig::default() };
-    let mut trainer = CpuTrainer::new(&spec, params, data, None, &config).unwrap();
+    let mut trainer =
+        CpuTrainer::new(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config }).unwrap();
     trainer.train(1).unwrap();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     trainer.train(1).unwrap();

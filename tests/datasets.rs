@@ -6,12 +6,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::gpu;
+use common::gpu_backends;
 use wgpu_mlp::data::{load_csv, load_idx, split, CsvOptions, Scale, FASHION_MNIST_DIR};
-use wgpu_mlp::gpu::GpuTrainer;
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Optimizer;
-use wgpu_mlp::{fit, CpuTrainer, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{fit, CpuTrainer, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 /// The path when it exists; else None after saying so, or a failure when
 /// REQUIRE_DATA=1.
@@ -54,7 +53,6 @@ fn digits_trains_to_high_accuracy_on_both_devices() {
         optimizer: Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         batch_size: Some(32),
         shuffle: true,
-        log_every: DIGITS_EPOCHS,
         ..TrainConfig::default()
     };
     let accuracy = |trainer: &mut dyn Trainer| {
@@ -64,11 +62,11 @@ fn digits_trains_to_high_accuracy_on_both_devices() {
         assert!(accuracy >= DIGITS_MIN_ACCURACY, "{}: test accuracy {accuracy}", trainer.device());
         accuracy
     };
-    let on_cpu =
-        accuracy(&mut CpuTrainer::new(&spec, params.clone(), train.clone(), Some(test.clone()), &config).unwrap());
-    if let Some((ctx, kernels)) = gpu() {
-        let on_gpu =
-            accuracy(&mut GpuTrainer::new(ctx, kernels, &spec, &params, &train, Some(&test), &config).unwrap());
+    let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
+    let on_cpu = accuracy(&mut CpuTrainer::new(&run).unwrap());
+    // Shuffled batches and a test set: the layered path.
+    if let Some(gpu) = gpu_backends().into_iter().next() {
+        let on_gpu = accuracy(gpu.trainer(&run).unwrap().as_mut());
         assert!((on_gpu - on_cpu).abs() <= DEVICE_ACCURACY_GAP, "gpu {on_gpu} vs cpu {on_cpu}");
     }
 }

@@ -1,15 +1,17 @@
-//! Whole training runs: the GPU trainer against the CPU reference from the same
-//! Params and data, compared at every read-back, and loss going down on a
-//! problem that can be learned.
+//! Whole training runs: one list of scenarios, each trained on every GPU path
+//! that takes it (layered always; fused where the run fits one workgroup) and
+//! on the CPU reference from the same Params and data, compared at every
+//! read-back; loss going down on a learnable problem on every backend; the
+//! runs the fused path must turn away; and the GPU memory a run takes.
 
 mod common;
 
-use common::{classes, gpu, trajectories_match};
+use common::{classes, gpu, gpu_backends, label, test_backends, trajectories_match};
 use ndarray::Axis;
-use wgpu_mlp::gpu::GpuTrainer;
+use wgpu_mlp::gpu::{FusedTrainer, GpuPath, LayeredTrainer};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Optimizer;
-use wgpu_mlp::{fit, CpuTrainer, Dataset, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{fit, Backend, CpuTrainer, Dataset, MlpSpec, Params, Run, TrainConfig};
 
 struct Case {
     spec: MlpSpec,
@@ -18,66 +20,144 @@ struct Case {
     test: Option<Dataset>,
     config: TrainConfig,
     epochs: usize,
+    log_every: usize,
+    /// Whether the fused path must take this run (shuffling and a test set
+    /// keep it to the layered path).
+    fused: bool,
 }
 
-/// Trains the case on the GPU's layered path and on the CPU and compares them
-/// at every read-back.
+/// Trains the case on each GPU path that takes it and on the CPU, and
+/// compares them at every read-back.
 fn gpu_matches_cpu(case: Case) {
-    let Some((ctx, kernels)) = gpu() else { return };
-    let Case { spec, init, train, test, config, epochs } = case;
+    let Case { spec, init, train, test, config, epochs, log_every, fused } = case;
     let params = Params::init(&spec, init, 7).unwrap();
-    let mut on_gpu = GpuTrainer::new(ctx, kernels, &spec, &params, &train, test.as_ref(), &config).unwrap();
-    let mut on_cpu = CpuTrainer::new(&spec, params.clone(), train, test, &config).unwrap();
-    let what = format!("layers {spec} {:?}, batch {:?}", config.optimizer, config.batch_size);
-    trajectories_match(&what, &mut on_gpu, &mut on_cpu, &params, config.optimizer, epochs, config.log_every);
+    let run = Run { spec: &spec, params: &params, train: &train, test: test.as_ref(), config: &config };
+    for backend in gpu_backends() {
+        let Backend::Gpu(gpu) = &backend else { unreachable!("gpu_backends are GPUs") };
+        if gpu.path == GpuPath::Fused {
+            assert_eq!(FusedTrainer::fits(&gpu.ctx, &run), fused, "layers {spec}: does the fused path take it?");
+            if !fused {
+                continue;
+            }
+        }
+        let mut on_gpu = backend.trainer(&run).unwrap();
+        let mut on_cpu = CpuTrainer::new(&run).unwrap();
+        let what = format!("{}, layers {spec} {:?}, batch {:?}", label(&backend), config.optimizer, config.batch_size);
+        assert_eq!(on_gpu.params().unwrap(), params, "{what}: the uploaded params read back unchanged");
+        trajectories_match(&what, on_gpu.as_mut(), &mut on_cpu, &params, config.optimizer, epochs, log_every);
+    }
 }
 
-fn sgd(lr: f32, batch_size: Option<usize>, log_every: usize) -> TrainConfig {
-    TrainConfig { lr, batch_size, log_every, ..TrainConfig::default() }
+fn sgd(lr: f32, batch_size: Option<usize>) -> TrainConfig {
+    TrainConfig { lr, batch_size, ..TrainConfig::default() }
 }
+
+const ADAM: Optimizer = Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
 #[test]
-fn seed_problem_gpu_matches_cpu_at_every_read_back() {
+fn seed_problem_matches_cpu_at_every_read_back() {
     let spec = MlpSpec::new(vec![10, 5, 1]).unwrap();
     let train = Dataset::seed_problem(100, 10, 1, 7).unwrap();
-    gpu_matches_cpu(Case { spec, init: Init::Normal, train, test: None, config: sgd(0.01, None, 100), epochs: 1000 });
+    let config = sgd(0.01, None);
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Normal,
+        train,
+        test: None,
+        config,
+        epochs: 1000,
+        log_every: 100,
+        fused: true,
+    });
 }
 
 #[test]
-fn deep_odd_net_with_mini_batches_gpu_matches_cpu() {
+fn deep_odd_net_with_mini_batches_matches_cpu() {
     // 37 rows in batches of 8: four full batches and a last one of 5.
     let spec = MlpSpec::new(vec![13, 7, 9, 3]).unwrap();
     let train = Dataset::seed_problem(37, 13, 3, 7).unwrap();
-    gpu_matches_cpu(Case { spec, init: Init::Normal, train, test: None, config: sgd(0.5, Some(8), 20), epochs: 60 });
+    let config = sgd(0.5, Some(8));
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Normal,
+        train,
+        test: None,
+        config,
+        epochs: 60,
+        log_every: 20,
+        fused: true,
+    });
 }
 
 #[test]
-fn single_sample_and_wide_layer_gpu_matches_cpu() {
+fn deep_odd_tanh_net_with_momentum_and_weight_decay_matches_cpu() {
+    let spec = MlpSpec::new(vec![13, 7, 9, 3]).unwrap().with(Activation::Tanh, Output::Identity, Loss::Mse).unwrap();
+    let train = Dataset::seed_problem(37, 13, 3, 7).unwrap();
+    let config = TrainConfig {
+        lr: 0.05,
+        optimizer: Optimizer::Momentum { momentum: 0.9 },
+        weight_decay: 1e-3,
+        batch_size: Some(8),
+        ..TrainConfig::default()
+    };
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: None,
+        config,
+        epochs: 40,
+        log_every: 10,
+        fused: true,
+    });
+}
+
+#[test]
+fn single_sample_and_wide_layer_matches_cpu() {
     let spec = MlpSpec::new(vec![1, 300, 2]).unwrap();
     let train = Dataset::seed_problem(1, 1, 2, 7).unwrap();
-    gpu_matches_cpu(Case { spec, init: Init::Normal, train, test: None, config: sgd(0.1, None, 10), epochs: 20 });
+    let config = sgd(0.1, None);
+    let fused = gpu().is_some_and(|(ctx, _)| {
+        // 300 hidden units need more workgroup memory than some adapters give.
+        let params = Params::init(&spec, Init::Normal, 7).unwrap();
+        FusedTrainer::fits(ctx, &Run { spec: &spec, params: &params, train: &train, test: None, config: &config })
+    });
+    gpu_matches_cpu(Case { spec, init: Init::Normal, train, test: None, config, epochs: 20, log_every: 10, fused });
 }
 
 #[test]
-fn adam_relu_softmax_with_shuffled_batches_and_a_test_set_gpu_matches_cpu() {
+fn adam_relu_softmax_in_order_matches_cpu() {
+    // 53 rows in batches of 16 (the last of 5), with accuracy counted.
     let spec =
         MlpSpec::new(vec![6, 11, 4]).unwrap().with(Activation::Relu, Output::Softmax, Loss::CrossEntropy).unwrap();
-    let config = TrainConfig {
-        lr: 0.01,
-        optimizer: Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-        weight_decay: 1e-4,
-        batch_size: Some(16),
-        shuffle: true,
-        seed: 3,
-        log_every: 7,
-    };
-    // 53 rows in batches of 16 (the last of 5); the test set of 17 in 16 + 1.
-    let (train, test) = (classes(53, 6, 4, 1), classes(17, 6, 4, 2));
-    gpu_matches_cpu(Case { spec, init: Init::He, train, test: Some(test), config, epochs: 30 });
+    let config =
+        TrainConfig { lr: 0.01, optimizer: ADAM, weight_decay: 1e-4, batch_size: Some(16), ..TrainConfig::default() };
+    let train = classes(53, 6, 4, 1);
+    gpu_matches_cpu(Case { spec, init: Init::He, train, test: None, config, epochs: 30, log_every: 7, fused: true });
 }
 
 #[test]
-fn momentum_tanh_regression_with_a_test_set_gpu_matches_cpu() {
+fn adam_relu_softmax_with_shuffled_batches_and_a_test_set_matches_cpu() {
+    let spec =
+        MlpSpec::new(vec![6, 11, 4]).unwrap().with(Activation::Relu, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let config =
+        TrainConfig { lr: 0.01, optimizer: ADAM, weight_decay: 1e-4, batch_size: Some(16), shuffle: true, seed: 3 };
+    // 53 rows in batches of 16 (the last of 5); the test set of 17 in 16 + 1.
+    let (train, test) = (classes(53, 6, 4, 1), classes(17, 6, 4, 2));
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::He,
+        train,
+        test: Some(test),
+        config,
+        epochs: 30,
+        log_every: 7,
+        fused: false,
+    });
+}
+
+#[test]
+fn momentum_tanh_regression_with_a_test_set_matches_cpu() {
     let spec = MlpSpec::new(vec![5, 9, 2]).unwrap().with(Activation::Tanh, Output::Identity, Loss::Mse).unwrap();
     let config = TrainConfig {
         lr: 0.05,
@@ -85,19 +165,93 @@ fn momentum_tanh_regression_with_a_test_set_gpu_matches_cpu() {
         batch_size: Some(10),
         shuffle: true,
         seed: 5,
-        log_every: 4,
         ..TrainConfig::default()
     };
     let (train, test) = (Dataset::seed_problem(41, 5, 2, 3).unwrap(), Dataset::seed_problem(9, 5, 2, 4).unwrap());
-    gpu_matches_cpu(Case { spec, init: Init::Xavier, train, test: Some(test), config, epochs: 12 });
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: Some(test),
+        config,
+        epochs: 12,
+        log_every: 4,
+        fused: false,
+    });
 }
 
 #[test]
 fn sigmoid_outputs_with_mse_count_accuracy_on_classes() {
     let spec = MlpSpec::new(vec![4, 6, 3]).unwrap();
     let (train, test) = (classes(40, 4, 3, 5), classes(20, 4, 3, 6));
-    let config = TrainConfig { batch_size: Some(7), log_every: 5, lr: 0.5, ..TrainConfig::default() };
-    gpu_matches_cpu(Case { spec, init: Init::Xavier, train, test: Some(test), config, epochs: 10 });
+    let config = TrainConfig { batch_size: Some(7), lr: 0.5, ..TrainConfig::default() };
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: Some(test),
+        config,
+        epochs: 10,
+        log_every: 5,
+        fused: false,
+    });
+}
+
+#[test]
+fn one_layer_sigmoid_classes_without_hidden_layers_matches_cpu() {
+    let spec = MlpSpec::new(vec![4, 3]).unwrap();
+    let config = TrainConfig { lr: 0.5, ..TrainConfig::default() };
+    let train = classes(40, 4, 3, 5);
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: None,
+        config,
+        epochs: 20,
+        log_every: 5,
+        fused: true,
+    });
+}
+
+#[test]
+fn one_call_of_more_epochs_than_the_ring_holds_is_split_into_read_backs() {
+    // RING_EPOCHS epochs plus a few in one train() call: every path accepts
+    // it and returns one metrics row per epoch, equal to the CPU's.
+    let spec = MlpSpec::new(vec![3, 2, 1]).unwrap();
+    let train = Dataset::seed_problem(5, 3, 1, 9).unwrap();
+    let config = sgd(0.1, Some(2));
+    let epochs = wgpu_mlp::gpu::RING_EPOCHS + 3;
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: None,
+        config,
+        epochs,
+        log_every: epochs,
+        fused: true,
+    });
+}
+
+#[test]
+fn fused_with_few_epochs_per_dispatch_matches_cpu() {
+    // Three epochs per dispatch, so a call of 10 epochs takes four dispatches.
+    let Some((ctx, _)) = gpu() else { return };
+    let spec = MlpSpec::new(vec![13, 7, 9, 3]).unwrap().with(Activation::Tanh, Output::Identity, Loss::Mse).unwrap();
+    let train = Dataset::seed_problem(37, 13, 3, 7).unwrap();
+    let config = TrainConfig {
+        lr: 0.05,
+        optimizer: Optimizer::Momentum { momentum: 0.9 },
+        batch_size: Some(8),
+        ..TrainConfig::default()
+    };
+    let params = Params::init(&spec, Init::Xavier, 7).unwrap();
+    let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
+    let mut fused = FusedTrainer::new(ctx, &run).unwrap();
+    fused.set_epochs_per_dispatch(3);
+    let mut on_cpu = CpuTrainer::new(&run).unwrap();
+    trajectories_match("fused, 3 epochs per dispatch", &mut fused, &mut on_cpu, &params, config.optimizer, 40, 10);
 }
 
 /// y = mean of the inputs: smooth, in (0, 1), and learnable by a small net.
@@ -108,28 +262,66 @@ fn learnable(samples: usize) -> (MlpSpec, Dataset) {
     (spec, data)
 }
 
-fn assert_learns(trainer: &mut dyn Trainer) {
-    let report = fit(trainer, 300, 100, |_, _| {}).unwrap();
-    assert!(
-        report.final_loss < 0.2 * report.initial_loss,
-        "{}: loss went from {} to {}",
-        trainer.device(),
-        report.initial_loss,
-        report.final_loss
-    );
-    let logged: Vec<f32> = report.history.iter().step_by(100).map(|m| m.train_loss).collect();
-    assert!(logged.windows(2).all(|pair| pair[1] < pair[0]), "losses must fall: {logged:?}");
+#[test]
+fn loss_decreases_on_a_learnable_problem_on_every_backend() {
+    let (spec, data) = learnable(64);
+    let params = Params::init(&spec, Init::Normal, 1).unwrap();
+    let config = sgd(2.0, Some(16));
+    let run = Run { spec: &spec, params: &params, train: &data, test: None, config: &config };
+    for backend in test_backends() {
+        let mut trainer = backend.trainer(&run).unwrap();
+        let report = fit(trainer.as_mut(), 300, 100, |_, _| {}).unwrap();
+        let what = label(&backend);
+        assert!(
+            report.final_loss < 0.2 * report.initial_loss,
+            "{what}: loss went from {} to {}",
+            report.initial_loss,
+            report.final_loss
+        );
+        let logged: Vec<f32> = report.history.iter().step_by(100).map(|m| m.train_loss).collect();
+        assert!(logged.windows(2).all(|pair| pair[1] < pair[0]), "{what}: losses must fall: {logged:?}");
+    }
 }
 
 #[test]
-fn loss_decreases_on_a_learnable_problem() {
-    let (spec, data) = learnable(64);
-    let params = Params::init(&spec, Init::Normal, 1).unwrap();
-    let config = sgd(2.0, Some(16), 100);
-    assert_learns(&mut CpuTrainer::new(&spec, params.clone(), data.clone(), None, &config).unwrap());
-    if let Some((ctx, kernels)) = gpu() {
-        assert_learns(&mut GpuTrainer::new(ctx, kernels, &spec, &params, &data, None, &config).unwrap());
-    }
+fn fits_turns_away_what_the_fused_path_cannot_run() {
+    let Some((ctx, _)) = gpu() else { return };
+    // fits() looks at the shapes and settings only, so no parameters are made
+    // (some of these models could not be).
+    let no_params = Params { layers: Vec::new() };
+    let fits = |spec: &MlpSpec, train: &Dataset, test: Option<&Dataset>, config: &TrainConfig| {
+        FusedTrainer::fits(ctx, &Run { spec, params: &no_params, train, test, config })
+    };
+    let spec = MlpSpec::new(vec![10, 5, 1]).unwrap();
+    let train = Dataset::seed_problem(100, 10, 1, 7).unwrap();
+    let config = TrainConfig::default();
+    assert!(fits(&spec, &train, None, &config), "the seed problem fits");
+
+    // Too big: 784 inputs of 1000 rows alone are 3 MB, far above any workgroup memory.
+    let big = MlpSpec::new(vec![784, 256, 10]).unwrap();
+    let big_train = Dataset::seed_problem(1000, 784, 10, 7).unwrap();
+    assert!(!fits(&big, &big_train, None, &config));
+    let params = Params::init(&big, Init::Xavier, 7).unwrap();
+    let run = Run { spec: &big, params: &params, train: &big_train, test: None, config: &config };
+    let error = FusedTrainer::new(ctx, &run).err().expect("too big for one workgroup");
+    assert!(error.to_string().contains("max_compute_workgroup_storage_size"), "{error}");
+
+    // Just past the limit: the data alone one float more than the adapter allows.
+    let limit_floats = ctx.limits.max_compute_workgroup_storage_size as usize / 4;
+    let wide = Dataset::seed_problem(1, limit_floats, 1, 7).unwrap();
+    let wide_spec = MlpSpec::new(vec![limit_floats, 1]).unwrap();
+    assert!(!fits(&wide_spec, &wide, None, &config));
+
+    let shuffled = TrainConfig { shuffle: true, ..config.clone() };
+    assert!(!fits(&spec, &train, None, &shuffled), "shuffling is not supported");
+    assert!(!fits(&spec, &train, Some(&train), &config), "a test set is not supported");
+    let huge_hidden = MlpSpec::new(vec![10, 1 << 40, 1]).unwrap();
+    assert!(!fits(&huge_hidden, &train, None, &config), "a layer wider than the pool");
+    let deep = MlpSpec::new(vec![2; 10]).unwrap();
+    let deep_train = Dataset::seed_problem(4, 2, 2, 7).unwrap();
+    assert!(!fits(&deep, &deep_train, None, &config), "9 layers, above 8");
+    let bad = TrainConfig { lr: -1.0, ..config };
+    assert!(!fits(&spec, &train, None, &bad), "a bad config never fits");
 }
 
 /// The seed problem and real-sized nets; for nets of a few hundred parameters
@@ -137,7 +329,6 @@ fn loss_decreases_on_a_learnable_problem() {
 #[test]
 fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
     let Some((ctx, kernels)) = gpu() else { return };
-    let adam = Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let cases = [
         (vec![10, 5, 1], 100, 0, TrainConfig::default()),
         (
@@ -150,13 +341,7 @@ fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
             vec![784, 64, 10],
             500,
             100,
-            TrainConfig {
-                batch_size: Some(64),
-                optimizer: adam,
-                shuffle: true,
-                log_every: 1,
-                ..TrainConfig::default()
-            },
+            TrainConfig { batch_size: Some(64), optimizer: ADAM, shuffle: true, ..TrainConfig::default() },
         ),
     ];
     for (sizes, train_rows, test_rows, config) in cases {
@@ -168,8 +353,9 @@ fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
             ..Dataset::seed_problem(test_rows, spec.inputs(), spec.outputs(), 2).unwrap()
         });
         let params = Params::init(&spec, Init::Xavier, 0).unwrap();
-        let trainer = GpuTrainer::new(ctx, kernels, &spec, &params, &train, test.as_ref(), &config).unwrap();
-        let expected = GpuTrainer::expected_gpu_bytes(&spec, &config, train_rows, test_rows);
+        let run = Run { spec: &spec, params: &params, train: &train, test: test.as_ref(), config: &config };
+        let trainer = LayeredTrainer::new(ctx, kernels, &run).unwrap();
+        let expected = LayeredTrainer::expected_gpu_bytes(&spec, &config, train_rows, test_rows);
         let ratio = trainer.gpu_bytes() as f64 / expected as f64;
         eprintln!("layers {spec}: {} bytes allocated, {expected} expected, ratio {ratio:.3}", trainer.gpu_bytes());
         assert!(

@@ -106,7 +106,7 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
         return Err(bad("every column is a target; no input columns are left".into()));
     }
     if options.classify && targets.len() != 1 {
-        return Err(bad(format!("--task classify takes one target column, got {}", targets.len())));
+        return Err(bad(format!("`task` classify takes one target column, got {}", targets.len())));
     }
 
     let inputs = width - targets.len();

@@ -37,7 +37,7 @@ impl Dataset {
     /// `seed` (stream 0 initialises the parameters).
     pub fn seed_problem(samples: usize, inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
         if samples == 0 {
-            return Err(Error::InvalidInput("--samples must be at least 1".into()));
+            return Err(Error::InvalidInput("`samples` must be at least 1".into()));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
@@ -85,11 +85,7 @@ impl Dataset {
 
     /// Each row's class (the column of its largest target), for classification.
     pub fn labels(&self) -> Vec<usize> {
-        self.y
-            .rows()
-            .into_iter()
-            .map(|row| row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best }))
-            .collect()
+        self.y.rows().into_iter().map(crate::cpu::argmax).collect()
     }
 
     /// The rows `rows`, in that order.
@@ -165,6 +161,11 @@ impl Shuffler {
             rng
         });
         Self { rng }
+    }
+
+    /// Whether each epoch gets a new order.
+    pub fn is_shuffling(&self) -> bool {
+        self.rng.is_some()
     }
 
     /// How far the RNG has gone: its word position (0 without shuffling).

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// row order.
 pub fn split(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
     if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::InvalidInput(format!("--test-fraction must be in [0, 1), got {fraction}")));
+        return Err(Error::InvalidInput(format!("`test_fraction` must be in [0, 1), got {fraction}")));
     }
     if fraction == 0.0 {
         return Ok((data, None));
@@ -42,7 +42,7 @@ pub fn split(data: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Option
     let train_rows: Vec<usize> = (0..data.len()).filter(|&row| !is_test[row]).collect();
     if train_rows.is_empty() || test_rows.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "--test-fraction {fraction} of {} samples leaves {} for training and {} for testing; both need at least one",
+            "`test_fraction` {fraction} of {} samples leaves {} for training and {} for testing; both need at least one",
             data.len(),
             train_rows.len(),
             test_rows.len()

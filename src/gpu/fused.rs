@@ -17,7 +17,8 @@
 //! WG, the workgroup's invocations, is 256 on a GPU and 8 on a CPU driver.
 //! Params and state are also in storage buffers, read at the start of each
 //! dispatch and written back at its end; each epoch's loss sum and correct count
-//! go to a ring of log_every entries, read back once per `train` call.
+//! go to a ring of [`RING_EPOCHS`] entries, read back once per `train` call (per
+//! [`RING_EPOCHS`] epochs in a longer call).
 
 use bytemuck::{Pod, Zeroable};
 use ndarray::Array2;
@@ -25,7 +26,9 @@ use ndarray::Array2;
 use crate::data::{batches, Dataset};
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
+
+use super::layered::RING_EPOCHS;
 
 use super::context::{GpuContext, Region};
 use super::param_layout::ParamLayout;
@@ -160,7 +163,6 @@ pub struct FusedTrainer {
     evaluate_pipeline: wgpu::ComputePipeline,
     rows: usize,
     steps_per_epoch: usize,
-    ring_capacity: usize,
     classify: bool,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
@@ -168,35 +170,18 @@ pub struct FusedTrainer {
 
 impl FusedTrainer {
     /// Whether the fused path takes this run; [`FusedTrainer::check`] says why not.
-    pub fn fits(
-        ctx: &GpuContext,
-        spec: &MlpSpec,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> bool {
-        Self::check(ctx, spec, train, test, config).is_ok()
+    pub fn fits(ctx: &GpuContext, run: &Run) -> bool {
+        Self::check(ctx, run).is_ok()
     }
 
     /// Ok when the fused path takes this run, else an error saying what stops it.
-    pub fn check(
-        ctx: &GpuContext,
-        spec: &MlpSpec,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Result<()> {
-        config.check(spec, train, test)?;
-        Self::plan(ctx, spec, train, test, config).map(|_| ())
+    pub fn check(ctx: &GpuContext, run: &Run) -> Result<()> {
+        run.check()?;
+        Self::plan(ctx, run).map(|_| ())
     }
 
-    fn plan(
-        ctx: &GpuContext,
-        spec: &MlpSpec,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Result<PoolLayout> {
+    fn plan(ctx: &GpuContext, run: &Run) -> Result<PoolLayout> {
+        let Run { spec, train, test, config, .. } = *run;
         let no = |why: String| Err(Error::InvalidInput(format!("the fused path does not apply: {why}")));
         if config.shuffle {
             return no("it takes the batches in order, without shuffling".into());
@@ -240,17 +225,10 @@ impl FusedTrainer {
 
     /// Uploads `params` and the data and builds the pipelines (the pool sized
     /// to this model) and the one bind group; fails if the run does not fit.
-    pub fn new(
-        ctx: &GpuContext,
-        spec: &MlpSpec,
-        params: &Params,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Result<Self> {
-        config.check(spec, train, test)?;
-        let layout = Self::plan(ctx, spec, train, test, config)?;
-        let build = || Self::build(ctx, spec, params, train, config, layout);
+    pub fn new(ctx: &GpuContext, run: &Run) -> Result<Self> {
+        run.check()?;
+        let layout = Self::plan(ctx, run)?;
+        let build = || Self::build(ctx, run.spec, run.params, run.train, run.config, layout);
         let (trainer, gpu_bytes) = ctx.scoped_counting("building the fused trainer", build)?;
         Ok(Self { gpu_bytes, ..trainer })
     }
@@ -277,9 +255,8 @@ impl FusedTrainer {
         let x = ctx.upload("fused.x", &flat(&train.x), STORAGE, ADVICE)?;
         let y = ctx.upload("fused.y", &flat(&train.y), STORAGE, ADVICE)?;
         let control = ctx.zeros("fused.control", CONTROL_LEN, STORAGE, ADVICE)?;
-        let ring_capacity = config.log_every;
-        let ring = ctx.zeros("fused.ring", ring_capacity * RING_ENTRY, STORAGE, "use a smaller --log-every")?;
-        let staging = ctx.staging("fused.staging", (ring_capacity * RING_ENTRY).max(layout.params.len))?;
+        let ring = ctx.zeros("fused.ring", RING_EPOCHS * RING_ENTRY, STORAGE, ADVICE)?;
+        let staging = ctx.staging("fused.staging", (RING_EPOCHS * RING_ENTRY).max(layout.params.len))?;
 
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -363,7 +340,6 @@ impl FusedTrainer {
             bind_group,
             rows,
             steps_per_epoch,
-            ring_capacity,
             classify: train.classes.is_some(),
             gpu_bytes: 0,
         })
@@ -437,8 +413,26 @@ impl FusedTrainer {
         self.ctx.queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&self.settings));
     }
 
-    fn loss_divisor(&self) -> f32 {
-        (self.rows * crate::cpu::loss_elements_per_row(&self.spec)) as f32
+    /// Trains `epochs` epochs, at most the ring's [`RING_EPOCHS`], with one
+    /// read-back at the end.
+    fn train_chunk(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+        self.ctx.scoped("training (fused)", || {
+            // Control.epochs_left and .ring_pos; Control.adam_step stays on the GPU.
+            let start = [epochs as u32, 0u32];
+            self.ctx.queue.write_buffer(&self.control, 4, bytemuck::cast_slice(&start));
+            self.submit("fused_train", &self.train_pipeline, epochs.div_ceil(self.epochs_per_dispatch()));
+            let sums = self.ctx.read_back(Region::new(&self.ring, epochs * RING_ENTRY), &self.staging)?;
+            let divisor = self.spec.loss_divisor(self.rows);
+            Ok(sums
+                .chunks_exact(RING_ENTRY)
+                .map(|entry| EpochMetrics {
+                    train_loss: entry[0] / divisor,
+                    train_accuracy: self.classify.then(|| entry[1] / self.rows as f32),
+                    test_loss: None,
+                    test_accuracy: None,
+                })
+                .collect())
+        })
     }
 
     /// Records `dispatches` dispatches of `pipeline` in one pass and submits.
@@ -473,32 +467,7 @@ impl Trainer for FusedTrainer {
     }
 
     fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
-        if epochs > self.ring_capacity {
-            return Err(Error::InvalidInput(format!(
-                "{epochs} epochs in one call, but the metrics ring holds {} (the trainer's log_every)",
-                self.ring_capacity
-            )));
-        }
-        if epochs == 0 {
-            return Ok(Vec::new());
-        }
-        self.ctx.scoped("training (fused)", || {
-            // Control.epochs_left and .ring_pos; Control.adam_step stays on the GPU.
-            let start = [epochs as u32, 0u32];
-            self.ctx.queue.write_buffer(&self.control, 4, bytemuck::cast_slice(&start));
-            self.submit("fused_train", &self.train_pipeline, epochs.div_ceil(self.epochs_per_dispatch()));
-            let sums = self.ctx.read_back(Region::new(&self.ring, epochs * RING_ENTRY), &self.staging)?;
-            let divisor = self.loss_divisor();
-            Ok(sums
-                .chunks_exact(RING_ENTRY)
-                .map(|entry| EpochMetrics {
-                    train_loss: entry[0] / divisor,
-                    train_accuracy: self.classify.then(|| entry[1] / self.rows as f32),
-                    test_loss: None,
-                    test_accuracy: None,
-                })
-                .collect())
-        })
+        super::train_in_chunks(epochs, RING_EPOCHS, |chunk| self.train_chunk(chunk))
     }
 
     fn evaluate(&mut self) -> Result<f32> {
@@ -506,7 +475,7 @@ impl Trainer for FusedTrainer {
             self.submit("fused_evaluate", &self.evaluate_pipeline, 1);
             let eval_loss = Region { buffer: &self.control, offset: EVAL_LOSS, len: 1 };
             let sum = self.ctx.read_back(eval_loss, &self.staging)?;
-            Ok(sum[0] / self.loss_divisor())
+            Ok(sum[0] / self.spec.loss_divisor(self.rows))
         })
     }
 

@@ -192,7 +192,7 @@ impl Kernels {
                 unit: "workgroups in one dimension",
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: self.ctx.limits.max_compute_workgroups_per_dimension.into(),
-                advice: "use a smaller --batch-size or narrower --layers",
+                advice: "use a smaller `batch_size` or narrower `layers`",
             });
         }
         let pipeline = &self.matmul[(2 * params.trans_a + params.trans_b) as usize];
@@ -438,7 +438,7 @@ impl Kernels {
                 unit: "elements in one kernel",
                 limit: "u32 indices in the element-wise kernels",
                 allowed: MOST.into(),
-                advice: "use narrower --layers",
+                advice: "use narrower `layers`",
             });
         }
         self.grid_strided(label, len.div_ceil(WORKGROUP_SIZE))
@@ -463,7 +463,7 @@ impl Kernels {
                 unit: "workgroups in one dimension",
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: max.into(),
-                advice: "use a smaller --batch-size or narrower --layers",
+                advice: "use a smaller `batch_size` or narrower `layers`",
             });
         }
         Ok([x, y, 1])

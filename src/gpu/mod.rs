@@ -1,35 +1,36 @@
 //! The GPU path: a thin context over wgpu ([`GpuContext`]), the kernel table
-//! ([`Kernels`], one pipeline per WGSL entry point) and the trainer that wires
-//! them into a training step ([`GpuTrainer`]).
+//! ([`Kernels`], one pipeline per WGSL entry point), the two training paths
+//! ([`LayeredTrainer`]: a dispatch per op; [`FusedTrainer`]: many steps of a
+//! small net per dispatch) and forward-only inference ([`GpuInference`]).
 
 mod context;
 mod fused;
+mod inference;
 mod kernels;
+mod layered;
 mod param_layout;
 mod params;
 mod settings;
 mod shaders;
-mod trainer;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use fused::FusedTrainer;
+pub use inference::{GpuInference, INFERENCE_BATCH_ROWS};
 pub use kernels::{Dispatch, Kernels, MAX_CHUNKS, WORKGROUP_SIZE};
+pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
 pub use params::{
     ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
     MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
 };
 pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{ShaderSource, SHADERS};
-pub use trainer::GpuTrainer;
 
-use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::{MlpSpec, Params};
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{EpochMetrics, Run, Trainer};
 
-/// Which GPU path trains (`--kernel`).
+/// Which GPU path trains (`--path`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelChoice {
+pub enum GpuPath {
     /// The fused path when the run fits it, else the layered one.
     Auto,
     /// One dispatch for many steps; an error when the run does not fit it.
@@ -38,39 +39,45 @@ pub enum KernelChoice {
     Layered,
 }
 
-impl KernelChoice {
+impl GpuPath {
     /// Fused or Layered: what Auto means for this run.
-    pub fn resolve(
-        self,
-        ctx: &GpuContext,
-        spec: &MlpSpec,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Self {
+    pub fn resolve(self, ctx: &GpuContext, run: &Run) -> Self {
         match self {
-            KernelChoice::Auto if FusedTrainer::fits(ctx, spec, train, test, config) => KernelChoice::Fused,
-            KernelChoice::Auto => KernelChoice::Layered,
+            GpuPath::Auto if FusedTrainer::fits(ctx, run) => GpuPath::Fused,
+            GpuPath::Auto => GpuPath::Layered,
             chosen => chosen,
+        }
+    }
+
+    /// "auto", "fused" or "layered".
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuPath::Auto => "auto",
+            GpuPath::Fused => "fused",
+            GpuPath::Layered => "layered",
         }
     }
 }
 
-/// A GPU trainer on the chosen path.
-#[allow(clippy::too_many_arguments)] // the trainers' own arguments, plus the choice
-pub fn trainer(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    choice: KernelChoice,
-    spec: &MlpSpec,
-    params: &Params,
-    train: &Dataset,
-    test: Option<&Dataset>,
-    config: &TrainConfig,
-) -> Result<Box<dyn Trainer>> {
-    Ok(if choice.resolve(ctx, spec, train, test, config) == KernelChoice::Fused {
-        Box::new(FusedTrainer::new(ctx, spec, params, train, test, config)?)
-    } else {
-        Box::new(GpuTrainer::new(ctx, kernels, spec, params, train, test, config)?)
+/// A GPU trainer of `run` on the chosen path.
+pub(crate) fn trainer(ctx: &GpuContext, kernels: &Kernels, path: GpuPath, run: &Run) -> Result<Box<dyn Trainer>> {
+    Ok(match path.resolve(ctx, run) {
+        GpuPath::Fused => Box::new(FusedTrainer::new(ctx, run)?),
+        _ => Box::new(LayeredTrainer::new(ctx, kernels, run)?),
     })
+}
+
+/// Trains `epochs` epochs as calls of at most `capacity` epochs each (what a
+/// GPU trainer's metrics ring holds), so a caller may ask for any number.
+fn train_in_chunks(
+    epochs: usize,
+    capacity: usize,
+    mut train_chunk: impl FnMut(usize) -> Result<Vec<EpochMetrics>>,
+) -> Result<Vec<EpochMetrics>> {
+    let mut history = Vec::new();
+    while history.len() < epochs {
+        let chunk = capacity.max(1).min(epochs - history.len());
+        history.extend(train_chunk(chunk)?);
+    }
+    Ok(history)
 }

@@ -8,9 +8,10 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wgpu_mlp::gpu::{GpuContext, KernelSettings, Kernels, MatmulKernel};
+use wgpu_mlp::backend::GpuBackend;
+use wgpu_mlp::gpu::{GpuContext, GpuPath, KernelSettings, Kernels, MatmulKernel};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
-use wgpu_mlp::{Dataset, Params, Trainer};
+use wgpu_mlp::{Backend, Dataset, Params, Trainer};
 
 /// The test binary's device and kernels, or None (after saying so) when there
 /// is no adapter. With REQUIRE_GPU=1 a missing adapter fails the test instead.
@@ -34,6 +35,29 @@ pub fn gpu() -> Option<&'static (GpuContext, Kernels)> {
         eprintln!("skipped: no GPU adapter (set REQUIRE_GPU=1 to fail instead)");
     }
     gpu.as_ref()
+}
+
+/// The test binary's GPU on each training path, layered then fused; empty
+/// (after [`gpu`]'s skip-or-fail rule) without an adapter.
+pub fn gpu_backends() -> Vec<Backend> {
+    let Some((ctx, kernels)) = gpu() else { return Vec::new() };
+    [GpuPath::Layered, GpuPath::Fused]
+        .map(|path| Backend::Gpu(GpuBackend { ctx: ctx.clone(), kernels: kernels.clone(), path }))
+        .to_vec()
+}
+
+/// Every backend a device-independent test body runs on: the CPU, then the
+/// GPU's paths (see [`gpu_backends`]).
+pub fn test_backends() -> Vec<Backend> {
+    std::iter::once(Backend::Cpu).chain(gpu_backends()).collect()
+}
+
+/// The backend's name and GPU path, for messages.
+pub fn label(backend: &Backend) -> String {
+    match backend {
+        Backend::Cpu => "cpu".into(),
+        Backend::Gpu(gpu) => format!("gpu {}", gpu.path.name()),
+    }
 }
 
 /// The test binary's device with kernels for each matmul kernel, or None as [`gpu`].

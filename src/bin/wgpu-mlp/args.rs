@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
 use wgpu_mlp::data::{Source, TargetColumn};
-use wgpu_mlp::gpu::{KernelChoice, MatmulKernel};
+use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
 ///
@@ -75,7 +75,8 @@ pub(crate) struct ModelArgs {
     #[command(flatten)]
     pub(crate) input: DataArgs,
 
-    /// Where to compute: auto takes a GPU adapter when there is one.
+    /// Where to compute: auto takes a hardware GPU when there is one, else
+    /// the CPU; gpu takes any adapter, software ones (lavapipe) too.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub(crate) device: DeviceChoice,
 }
@@ -102,13 +103,14 @@ pub(crate) struct BenchArgs {
 }
 
 /// How the GPU trains: the same flags for training and bench.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct GpuPathArgs {
     /// GPU path: fused runs many steps per dispatch with the whole net in one
     /// workgroup's memory (small nets, batches in order, no test set); layered
     /// runs a dispatch per op; auto takes fused when the run fits it.
-    #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
-    pub(crate) kernel: KernelArg,
+    /// (--kernel is the old name.)
+    #[arg(long, alias = "kernel", value_enum, default_value_t = PathArg::Auto)]
+    pub(crate) path: PathArg,
 
     /// GPU matmul kernel of the layered path: registers (no workgroup memory,
     /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
@@ -254,8 +256,10 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = parse_at_least_one)]
     pub(crate) log_every: Option<usize>,
 
-    /// Where to train: auto takes a GPU adapter when there is one, else the CPU.
-    /// WGPU_BACKEND and WGPU_ADAPTER_NAME choose among adapters.
+    /// Where to train: auto takes a hardware GPU when there is one, else the
+    /// CPU (a software adapter such as lavapipe is slower than the CPU path);
+    /// gpu takes any adapter. WGPU_BACKEND and WGPU_ADAPTER_NAME choose among
+    /// adapters (a name given makes auto take that adapter).
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub(crate) device: DeviceChoice,
 
@@ -296,15 +300,17 @@ pub(crate) enum DeviceChoice {
     Cpu,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum KernelArg {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PathArg {
+    #[default]
     Auto,
     Fused,
     Layered,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub(crate) enum MatmulArg {
+    #[default]
     Auto,
     Registers,
     Workgroup,
@@ -321,12 +327,12 @@ impl MatmulArg {
     }
 }
 
-impl From<KernelArg> for KernelChoice {
-    fn from(arg: KernelArg) -> Self {
+impl From<PathArg> for GpuPath {
+    fn from(arg: PathArg) -> Self {
         match arg {
-            KernelArg::Auto => KernelChoice::Auto,
-            KernelArg::Fused => KernelChoice::Fused,
-            KernelArg::Layered => KernelChoice::Layered,
+            PathArg::Auto => GpuPath::Auto,
+            PathArg::Fused => GpuPath::Fused,
+            PathArg::Layered => GpuPath::Layered,
         }
     }
 }

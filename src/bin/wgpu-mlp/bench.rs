@@ -1,34 +1,33 @@
 //! `wgpu-mlp bench`: training steps and matmuls timed on each device.
 
-use wgpu_mlp::bench::{self, BenchDevice};
-use wgpu_mlp::Error;
+use wgpu_mlp::bench;
+use wgpu_mlp::{Backend, Error};
 
-use crate::args::{BenchArgs, BenchDeviceArg, DeviceChoice};
-use crate::device::{choose_device, Device};
+use crate::args::{BenchArgs, BenchDeviceArg};
 
 /// `wgpu-mlp bench`: every case on every device, as a table or JSON.
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
-    let gpu = if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Gpu) {
-        match choose_device(
-            if args.devices.is_empty() { DeviceChoice::Auto } else { DeviceChoice::Gpu },
-            args.gpu.matmul.kernel(),
-        )? {
-            Device::Gpu(ctx, kernels) => Some((ctx, kernels)),
-            Device::Cpu => None,
-        }
-    } else {
-        None
+    let wants = |device: BenchDeviceArg| args.devices.is_empty() || args.devices.contains(&device);
+    // Without --device, the GPU is measured when there is any adapter,
+    // software ones too: a bench compares, it does not pick.
+    let gpu = match wants(BenchDeviceArg::Gpu) {
+        true => match Backend::gpu(args.gpu.path.into(), args.gpu.matmul.kernel()) {
+            Ok(backend) => Some(backend),
+            Err(Error::NoAdapter(reason)) if args.devices.is_empty() => {
+                eprintln!("notice: {reason}; benchmarking the CPU only");
+                None
+            }
+            Err(other) => return Err(other.into()),
+        },
+        false => None,
     };
-    let mut devices = Vec::new();
-    if let Some((ctx, kernels)) = &gpu {
-        devices.push(BenchDevice::Gpu(ctx, kernels));
+    if let Some(gpu) = &gpu {
+        eprintln!("gpu: {}", gpu.name());
     }
-    if args.devices.is_empty() || args.devices.contains(&BenchDeviceArg::Cpu) {
-        devices.push(BenchDevice::Cpu);
-    }
-    if let Some((ctx, _)) = &gpu {
-        eprintln!("gpu: {}", ctx.describe());
+    let mut devices: Vec<Backend> = gpu.iter().cloned().collect();
+    if wants(BenchDeviceArg::Cpu) {
+        devices.push(Backend::Cpu);
     }
     // A GPU-only case asked for by name needs a GPU; among the defaults it is
     // skipped without one.
@@ -46,10 +45,10 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for case in &cases {
         for device in &devices {
-            if matches!(device, BenchDevice::Cpu) && !case.runs_on_cpu() {
+            if !device.is_gpu() && !case.runs_on_cpu() {
                 continue;
             }
-            let m = bench::measure(case, device, args.gpu.kernel.into())?;
+            let m = bench::measure(case, device)?;
             if args.json {
                 rows.push(serde_json::json!({
                     "case": m.case,

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", in_flag_names(&format!("{error:#}")));
             let bad_input = error.downcast_ref::<Error>().is_some_and(Error::is_bad_input);
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
@@ -40,4 +40,24 @@ fn main() -> ExitCode {
 /// Input mistakes the CLI itself finds; exit code 2 like the library's.
 fn bad_input(message: String) -> anyhow::Error {
     Error::InvalidInput(message).into()
+}
+
+/// The library names settings as its API does, in backticks (`batch_size`);
+/// on the command line each is the flag of the same name (--batch-size).
+fn in_flag_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('`');
+    out.push_str(parts.next().unwrap_or_default());
+    let mut inside = true;
+    for part in parts {
+        let is_name =
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        match (inside, is_name) {
+            (true, true) => out.push_str(&format!("--{}", part.replace('_', "-"))),
+            (true, false) => out.push_str(&format!("`{part}`")),
+            (false, _) => out.push_str(part),
+        }
+        inside = !inside;
+    }
+    out
 }

@@ -3,15 +3,15 @@
 use std::io::Write;
 
 use wgpu_mlp::checkpoint;
+use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
 use wgpu_mlp::data::Scale;
-use wgpu_mlp::gpu::GpuTrainer;
 use wgpu_mlp::model::{Loss, Output};
-use wgpu_mlp::{Dataset, MlpSpec, TrainConfig, Trainer};
+use wgpu_mlp::{Dataset, MlpSpec};
 
-use crate::args::{ModelArgs, TaskArg};
+use crate::args::{GpuPathArgs, ModelArgs, TaskArg};
 use crate::bad_input;
 use crate::data::load_data;
-use crate::device::{choose_device, Device};
+use crate::device::choose_backend;
 
 /// The checkpoint's model, the rows to run it on (scaled as in training), and
 /// the network's outputs for them on the chosen device, with the loss.
@@ -41,37 +41,21 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
             spec.outputs()
         )));
     }
-    let config = TrainConfig { batch_size: Some(1024), log_every: 1, ..TrainConfig::default() };
-    let (outputs, loss, device) = match choose_device(args.device, None)? {
-        Device::Gpu(ctx, kernels) => {
-            let mut trainer = GpuTrainer::new(&ctx, &kernels, &spec, &saved.state.params, &rows, None, &config)?;
-            (trainer.predict()?, trainer.evaluate()?, trainer.device())
-        }
-        Device::Cpu => {
-            let acts = wgpu_mlp::cpu::forward(&spec, &saved.state.params, rows.x.view());
-            let (loss, _) = wgpu_mlp::cpu::evaluate(&spec, &saved.state.params, &rows);
-            (acts.last().expect("a network has at least one layer").clone(), loss, "cpu".to_string())
-        }
-    };
-    Ok(Outputs { spec, rows, outputs, loss, device })
+    let backend = choose_backend(args.device, &GpuPathArgs::default())?;
+    let outputs = backend.forward(&spec, &saved.state.params, rows.x.view())?;
+    // The loss from the outputs, on the host, the same way for either device.
+    let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());
+    let loss = loss_sum / spec.loss_divisor(rows.len());
+    Ok(Outputs { spec, rows, outputs, loss, device: backend.name() })
 }
 
-/// Row r's probabilities (softmax of the logits for a softmax output).
+/// Each row's probabilities (softmax of the logits for a softmax output).
 fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
     let mut probs = outputs.clone();
     if spec.output() == Output::Softmax {
-        for mut row in probs.rows_mut() {
-            let top = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            row.mapv_inplace(|v| (v - top).exp());
-            let total = row.sum();
-            row /= total;
-        }
+        softmax_rows(&mut probs);
     }
     probs
-}
-
-fn argmax(row: ndarray::ArrayView1<f32>) -> usize {
-    row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best })
 }
 
 /// `wgpu-mlp predict`: predictions as CSV.

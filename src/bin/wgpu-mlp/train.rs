@@ -6,17 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use wgpu_mlp::checkpoint;
-use wgpu_mlp::data::Source;
-use wgpu_mlp::gpu::GpuTrainer;
+use wgpu_mlp::data::{Scaler, Source};
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{RunFolder, RunHooks};
 use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
-use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, TrainConfig, Trainer};
+use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 use crate::args::{InitArg, OptimizerArg, Sizes, TrainArgs};
 use crate::data::load_data;
-use crate::device::{choose_device, make_trainer, Device};
+use crate::device::choose_backend;
 use crate::spec::build_spec;
 
 /// For runs that need no hooks.
@@ -36,8 +35,21 @@ fn describe(metrics: &EpochMetrics) -> String {
     line
 }
 
-/// `wgpu-mlp` with no command: train and report.
-pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
+/// Everything a training run is made of, resolved from the flags and the
+/// data: each "seed problem or real data" default is decided here.
+struct Settings {
+    spec: MlpSpec,
+    init: Init,
+    config: TrainConfig,
+    epochs: usize,
+    log_every: usize,
+    train: Dataset,
+    test: Option<Dataset>,
+    scaler: Scaler,
+}
+
+/// Reads the data and resolves every setting the flags leave open.
+fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     let seed_data = cli.input.data == Source::Seed;
     let outputs_hint = cli.layers.as_ref().and_then(|l| l.0.last().copied()).filter(|_| !seed_data);
     if let Some(Sizes(layers)) = &cli.layers {
@@ -69,31 +81,29 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         batch_size: cli.batch_size.or(if seed_data { None } else { Some(128) }),
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
         seed: cli.input.seed,
-        log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
     };
-    let epochs = cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 });
     config.check(&spec, &train, test.as_ref())?;
-    let device = choose_device(cli.device, cli.gpu.matmul.kernel())?;
-    if let Device::Gpu(ctx, _) = &device {
-        GpuTrainer::check_limits(ctx, &spec, config.rows_per_batch(&train))?;
-    }
-    let params = Params::init(&spec, init, cli.input.seed)?;
-    let metadata = checkpoint::describe(&spec, config.optimizer, cli.input.seed, train.fingerprint());
-    let resume = match &cli.resume {
-        Some(path) => {
-            let saved = checkpoint::load(path, &spec)?;
-            saved.check_matches(&metadata, path)?;
-            Some((path.clone(), saved))
-        }
-        None => None,
-    };
+    Ok(Settings {
+        spec,
+        init,
+        config,
+        epochs: cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 }),
+        log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
+        train,
+        test,
+        scaler,
+    })
+}
 
-    // Progress goes to stderr under --json, so stdout holds only the JSON.
-    let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-    let mut trainer = make_trainer(&device, cli.gpu.kernel.into(), &spec, &params, &train, test.as_ref(), &config)?;
-    let device = trainer.device();
-    let on_gpu = device != "cpu";
-    writeln!(out, "device: {device}")?;
+/// The lines that say what is about to run.
+fn print_header(
+    out: &mut dyn Write,
+    cli: &TrainArgs,
+    settings: &Settings,
+    trainer: &dyn Trainer,
+) -> anyhow::Result<()> {
+    let Settings { spec, init, config, epochs, train, test, .. } = settings;
+    writeln!(out, "device: {}", trainer.device())?;
     if let Some(bytes) = trainer.gpu_bytes() {
         writeln!(out, "GPU memory: {:.2} MiB", bytes as f64 / (1 << 20) as f64)?;
     }
@@ -123,8 +133,34 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         config.batch_size.map_or("full".to_string(), |b| b.to_string()),
         if config.shuffle { "on" } else { "off" },
         epochs,
-        cli.input.seed
+        config.seed
     )?;
+    Ok(())
+}
+
+/// `wgpu-mlp` with no command: train and report.
+pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
+    let settings = resolve_settings(cli)?;
+    let backend = choose_backend(cli.device, &cli.gpu)?;
+    let Settings { spec, init, config, .. } = &settings;
+    let (train, test) = (&settings.train, settings.test.as_ref());
+    backend.check_fits(spec, config.rows_per_batch(train))?;
+    let params = Params::init(spec, *init, config.seed)?;
+    let metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
+    let resume = match &cli.resume {
+        Some(path) => {
+            let saved = checkpoint::load(path, spec)?;
+            saved.check_matches(&metadata, path)?;
+            Some((path.clone(), saved))
+        }
+        None => None,
+    };
+    let run = Run { spec, params: &params, train, test, config };
+
+    // Progress goes to stderr under --json, so stdout holds only the JSON.
+    let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let mut trainer = backend.trainer(&run)?;
+    print_header(&mut out, cli, &settings, trainer.as_ref())?;
     let first_epoch = match &resume {
         Some((path, saved)) => {
             trainer.restore(&saved.state)?;
@@ -133,43 +169,69 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         }
         None => 0,
     };
-    let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(scaler))?;
-    folder.write_config(&serde_json::json!({
-        "crate_version": env!("CARGO_PKG_VERSION"),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "device": device,
-        "data": cli.input.data.to_string(),
-        "train_samples": train.len(),
-        "test_samples": test.as_ref().map(Dataset::len),
-        "classes": train.classes,
-        "layers": spec.sizes(),
-        "hidden": format!("{:?}", spec.hidden()),
-        "output": format!("{:?}", spec.output()),
-        "loss": format!("{:?}", spec.loss()),
-        "init": format!("{init:?}"),
-        "optimizer": format!("{:?}", config.optimizer),
-        "lr": config.lr,
-        "weight_decay": config.weight_decay,
-        "batch_size": config.rows_per_batch(&train),
-        "shuffle": config.shuffle,
-        "epochs": epochs,
-        "log_every": config.log_every,
-        "save_every": cli.save_every,
-        "seed": cli.input.seed,
-        "resumed_from": cli.resume.as_ref().map(|p| p.display().to_string()),
-        "first_epoch": first_epoch,
-    }))?;
     let schedule = Schedule {
         first_epoch,
-        last_epoch: epochs.max(first_epoch),
-        log_every: config.log_every,
+        last_epoch: settings.epochs.max(first_epoch),
+        log_every: settings.log_every,
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
     };
-    // A terminal gets a progress bar with each read-back printed above it; logs
-    // and pipes get the plain lines; --quiet neither.
+    let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(settings.scaler.clone()))?;
+    folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
+    let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
+    let plot = folder.plot()?;
+    writeln!(
+        out,
+        "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
+        report.final_loss,
+        report.initial_loss,
+        report.steps,
+        report.seconds,
+        report.steps_per_second()
+    )?;
+    writeln!(
+        out,
+        "run folder: {} ({}metrics.csv, loss.svg{}{})",
+        folder.dir().display(),
+        if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
+        if plot.png { ", loss.png" } else { "" },
+        plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
+    )?;
+    let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, first_epoch, &folder);
+    if cli.verify {
+        let mut reference = CpuTrainer::new(&run)?;
+        if let Some((_, saved)) = &resume {
+            reference.restore(&saved.state)?;
+        }
+        let schedule = Schedule { save_every: None, ..schedule };
+        let cpu_report =
+            fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
+        let diff = trainer.params()?.max_abs_diff(&reference.params()?);
+        writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
+        summary["cpu_final_loss"] = cpu_report.final_loss.into();
+        summary["cpu_test_accuracy"] = cpu_report.last().and_then(|m| m.test_accuracy).into();
+        summary["max_abs_param_diff"] = diff.into();
+    }
+    if cli.json {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// Runs the schedule with the folder's hooks, a progress bar on a terminal
+/// (plain lines elsewhere, neither with --quiet) and Ctrl-C handling: a first
+/// Ctrl-C stops at the next read-back after a checkpoint and exits with 130,
+/// a second exits at once.
+fn train_with_folder(
+    out: &mut dyn Write,
+    cli: &TrainArgs,
+    trainer: &mut dyn Trainer,
+    schedule: Schedule,
+    folder: &mut RunFolder,
+) -> anyhow::Result<FitReport> {
+    let first_epoch = schedule.first_epoch;
     let steps_per_epoch = trainer.steps_per_epoch() as u64;
     let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
-        let total = (epochs.saturating_sub(first_epoch) as u64) * steps_per_epoch;
+        let total = (schedule.last_epoch - first_epoch) as u64 * steps_per_epoch;
         let bar = indicatif::ProgressBar::new(total);
         let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
             .expect("the template is valid");
@@ -190,8 +252,6 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
             None => {}
         }
     };
-    // Ctrl-C stops training at the next read-back, after a checkpoint; a
-    // second Ctrl-C exits at once.
     static STOP: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::Relaxed) {
@@ -199,12 +259,12 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         }
     })
     .context("cannot install the Ctrl-C handler")?;
-    let hooks = &mut RunHooks { folder: &mut folder, log, stop: &STOP };
-    let fitted = fit_schedule(trainer.as_mut(), schedule, hooks);
+    let hooks = &mut RunHooks { folder, log, stop: &STOP };
+    let fitted = fit_schedule(trainer, schedule, hooks);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = match fitted {
+    match fitted {
         Err(Error::Interrupted { epoch }) => {
             folder.plot()?;
             let saved = folder.checkpoints.last().expect("an interrupt saves a checkpoint first");
@@ -216,35 +276,67 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
             );
             std::process::exit(130);
         }
-        other => other?,
-    };
-    let plot = folder.plot()?;
-    writeln!(
-        out,
-        "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
-        report.final_loss,
-        report.initial_loss,
-        report.steps,
-        report.seconds,
-        report.steps_per_second()
-    )?;
+        other => Ok(other?),
+    }
+}
 
+/// config.json: every setting of the run, the command line and the device.
+fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, first_epoch: usize) -> serde_json::Value {
+    let Settings { spec, init, config, train, test, .. } = settings;
+    serde_json::json!({
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "device": trainer.device(),
+        "data": cli.input.data.to_string(),
+        "train_samples": train.len(),
+        "test_samples": test.as_ref().map(Dataset::len),
+        "classes": train.classes,
+        "layers": spec.sizes(),
+        "hidden": format!("{:?}", spec.hidden()),
+        "output": format!("{:?}", spec.output()),
+        "loss": format!("{:?}", spec.loss()),
+        "init": format!("{init:?}"),
+        "optimizer": format!("{:?}", config.optimizer),
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "batch_size": config.rows_per_batch(train),
+        "shuffle": config.shuffle,
+        "epochs": settings.epochs,
+        "log_every": settings.log_every,
+        "save_every": cli.save_every,
+        "seed": config.seed,
+        "resumed_from": cli.resume.as_ref().map(|p| p.display().to_string()),
+        "first_epoch": first_epoch,
+    })
+}
+
+/// The `--json` summary of a finished run.
+fn summary_json(
+    cli: &TrainArgs,
+    settings: &Settings,
+    backend: &Backend,
+    trainer: &dyn Trainer,
+    report: &FitReport,
+    first_epoch: usize,
+    folder: &RunFolder,
+) -> serde_json::Value {
+    let Settings { spec, config, train, test, .. } = settings;
     let last = report.last();
-    let mut summary = serde_json::json!({
-        "device": if on_gpu { "gpu" } else { "cpu" },
-        "adapter": if on_gpu { Some(device) } else { None },
+    serde_json::json!({
+        "device": if backend.is_gpu() { "gpu" } else { "cpu" },
+        "adapter": backend.is_gpu().then(|| trainer.device()),
         "data": cli.input.data.to_string(),
         "layers": spec.sizes(),
         "samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
-        "batch_size": config.rows_per_batch(&train),
-        "epochs": epochs,
+        "batch_size": config.rows_per_batch(train),
+        "epochs": settings.epochs,
         "epochs_run": report.history.len(),
         "first_epoch": first_epoch,
         "out": folder.dir().display().to_string(),
         "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
         "lr": config.lr,
-        "seed": cli.input.seed,
+        "seed": config.seed,
         "initial_loss": report.initial_loss,
         "final_loss": report.final_loss,
         "train_accuracy": last.and_then(|m| m.train_accuracy),
@@ -261,32 +353,5 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
             "test_loss": m.test_loss,
             "test_accuracy": m.test_accuracy,
         })).collect::<Vec<_>>(),
-    });
-
-    writeln!(
-        out,
-        "run folder: {} ({}metrics.csv, loss.svg{}{})",
-        folder.dir().display(),
-        if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
-        if plot.png { ", loss.png" } else { "" },
-        plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
-    )?;
-    if cli.verify {
-        let mut reference = CpuTrainer::new(&spec, params, train, test, &config)?;
-        if let Some((_, saved)) = &resume {
-            reference.restore(&saved.state)?;
-        }
-        let schedule = Schedule { save_every: None, ..schedule };
-        let cpu_report =
-            fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
-        let diff = trainer.params()?.max_abs_diff(&reference.params()?);
-        writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
-        summary["cpu_final_loss"] = cpu_report.final_loss.into();
-        summary["cpu_test_accuracy"] = cpu_report.last().and_then(|m| m.test_accuracy).into();
-        summary["max_abs_param_diff"] = diff.into();
-    }
-    if cli.json {
-        println!("{summary}");
-    }
-    Ok(())
+    })
 }

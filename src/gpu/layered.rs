@@ -8,8 +8,9 @@
 //!                    velocity, or m and v, for momentum and Adam, likewise
 //!   train.x, .y      (N, IN), (N, OUT) in 1 to 4 chunks, uploaded once
 //!   test.x, .y       (T, IN), (T, OUT), likewise
-//!   train.order      (N) u32 per epoch of a read-back (log_every of them when
-//!                    shuffling): the epochs' row orders, written once per read-back
+//!   train.order      (N) u32 per epoch of a read-back (up to [`order_epochs`]
+//!                    of them when shuffling): the epochs' row orders, written
+//!                    once per read-back
 //!   test.order       (T) u32: 0, 1, 2, ...
 //!   batch.index      (B) u32: the step's slice of an order, copied on the GPU
 //!   batch.x, .y      (B, IN), (B, OUT): the step's rows, gathered by index
@@ -17,15 +18,16 @@
 //!   partials         one partial loss or correct count per workgroup
 //!   metrics          (S): running sums of the metrics the run has (train loss,
 //!                    and train correct, test loss, test correct as they apply)
-//!   ring             (S * log_every): each epoch's metrics, mapped and read back
-//!                    together (it is its own staging buffer)
+//!   ring             (S * E): each epoch's metrics, mapped and read back
+//!                    together (it is its own staging buffer); E grows to the
+//!                    longest `train` call so far, at most RING_EPOCHS
 
 use ndarray::Array2;
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, OptimizerState, TrainConfig, TrainState, Trainer};
+use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
@@ -66,6 +68,19 @@ impl MetricSlots {
 /// spread a submit's cost thin, few enough to bound the recorded commands.
 const STEPS_PER_SUBMIT: usize = 64;
 
+/// Epochs whose metrics the ring holds: a `train` call of more epochs reads
+/// back once per this many (or per [`order_epochs`] when shuffling).
+pub const RING_EPOCHS: usize = 1000;
+/// The shuffled row orders uploaded for one read-back take at most this many
+/// bytes, so a long read-back interval on a large data set stays small.
+const MAX_ORDER_BYTES: usize = 16 << 20;
+
+/// Epochs of shuffled row orders one read-back can hold for `rows` training
+/// rows: at least 1, at most [`RING_EPOCHS`].
+pub fn order_epochs(rows: usize) -> usize {
+    (MAX_ORDER_BYTES / (4 * rows.max(1))).clamp(1, RING_EPOCHS)
+}
+
 /// A data set on the GPU: inputs and targets in chunks the gather kernel reads.
 struct GpuData {
     x: Vec<wgpu::Buffer>,
@@ -85,7 +100,7 @@ impl GpuData {
         let (x, x_chunk_rows) = upload_chunks(ctx, &format!("{name}.x"), &data.x)?;
         let (y, y_chunk_rows) = upload_chunks(ctx, &format!("{name}.y"), &data.y)?;
         let identity: Vec<u32> = (0..orders).flat_map(|_| 0..data.len() as u32).collect();
-        let order = ctx.upload(&format!("{name}.order"), &identity, STORAGE, "use a smaller --log-every")?;
+        let order = ctx.upload(&format!("{name}.order"), &identity, STORAGE, "use fewer training rows")?;
         Ok(Self { x, y, x_chunk_rows, y_chunk_rows, order, rows: data.len() })
     }
 }
@@ -134,7 +149,7 @@ struct StepPlan {
     backward: Vec<Dispatch>,
 }
 
-pub struct GpuTrainer {
+pub struct LayeredTrainer {
     ctx: GpuContext,
     matmul_kernel: MatmulKernel,
     spec: MlpSpec,
@@ -154,24 +169,14 @@ pub struct GpuTrainer {
     shuffler: Shuffler,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
-    /// The last layer's output (B, OUT), for predict.
-    last_act: wgpu::Buffer,
-    outputs: usize,
 }
 
-impl GpuTrainer {
-    /// Uploads `params` and the data and builds every dispatch of a step.
-    pub fn new(
-        ctx: &GpuContext,
-        kernels: &Kernels,
-        spec: &MlpSpec,
-        params: &Params,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Result<Self> {
-        config.check(spec, train, test)?;
-        let build = || Self::build(ctx, kernels, spec, params, train, test, config);
+impl LayeredTrainer {
+    /// Uploads the run's parameters and data and builds every dispatch of a step.
+    pub fn new(ctx: &GpuContext, kernels: &Kernels, run: &Run) -> Result<Self> {
+        run.check()?;
+        Self::check_limits(ctx, run.spec, run.config.rows_per_batch(run.train))?;
+        let build = || Self::build(ctx, kernels, run);
         let (trainer, gpu_bytes) = ctx.scoped_counting("building the GPU trainer", build)?;
         Ok(Self { gpu_bytes, ..trainer })
     }
@@ -180,7 +185,7 @@ impl GpuTrainer {
     /// parameters, gradients, optimizer state, one batch's activations (the
     /// batch rows, each layer's output and its gradient) and the data with
     /// its row orders. The small rest (uniforms, metrics, the ring and its
-    /// ring) is left out: [`GpuTrainer::gpu_bytes`] should come
+    /// order) is left out: [`LayeredTrainer::gpu_bytes`] should come
     /// within a few percent of this.
     pub fn expected_gpu_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usize, test_rows: usize) -> u64 {
         let params = spec.num_params();
@@ -192,34 +197,10 @@ impl GpuTrainer {
         let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
         let layer_outputs: usize = spec.sizes()[1..].iter().sum();
         let activations = batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs);
-        let orders = if config.shuffle { config.log_every } else { 1 };
+        let orders = if config.shuffle { order_epochs(train_rows) } else { 1 };
         let row = spec.inputs() + spec.outputs();
         let data = train_rows * (row + orders) + test_rows * (row + 1);
         4 * ((2 + optimizer_copies) * params + activations + data) as u64
-    }
-
-    /// The network's output (N, OUT) for every training row, in order: logits
-    /// for a softmax output. Uses a buffer of its own for the N rows.
-    pub fn predict(&mut self) -> Result<Array2<f32>> {
-        let rows = self.train.rows;
-        let row_bytes = (self.outputs * 4) as u64;
-        let out = self.ctx.zeros("predict.out", rows * self.outputs, STORAGE, "predict fewer rows")?;
-        self.ctx.scoped("predicting", || {
-            // Order 0 as uploaded: 0, 1, 2, ... (training may have shuffled it).
-            let identity: Vec<u32> = (0..rows as u32).collect();
-            self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&identity));
-            let mut encoder = self.encoder("predict");
-            for &(batch, plan) in &self.train_batches {
-                let plan = &self.plans[plan];
-                self.record_index_copy(&mut encoder, &self.train, 0, batch);
-                self.record_pass(&mut encoder, "predict", plan.gather_train.iter().chain(&plan.forward));
-                let bytes = batch.rows as u64 * row_bytes;
-                encoder.copy_buffer_to_buffer(&self.last_act, 0, &out, batch.start as u64 * row_bytes, bytes);
-            }
-            self.ctx.submit(encoder);
-            let values = self.ctx.read_buffer(&out)?;
-            Ok(Array2::from_shape_vec((rows, self.outputs), values).expect("the buffer holds N * OUT floats"))
-        })
     }
 
     /// Device memory this trainer allocated, in bytes.
@@ -233,37 +214,30 @@ impl GpuTrainer {
     pub fn check_limits(ctx: &GpuContext, spec: &MlpSpec, batch_rows: usize) -> Result<()> {
         let align = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let bytes = |floats: usize| (floats as u64).saturating_mul(4);
-        ctx.check_size("params", bytes(ParamLayout::new(spec, align).len), true, "use narrower --layers")?;
+        ctx.check_size("params", bytes(ParamLayout::new(spec, align).len), true, "use narrower `layers`")?;
         let widest = spec.sizes().iter().max().copied().unwrap_or(1);
         ctx.check_size(
             "one batch of the widest layer",
             bytes(batch_rows.saturating_mul(widest)),
             true,
-            "use a smaller --batch-size",
+            "use a smaller `batch_size`",
         )
     }
 
-    fn build(
-        ctx: &GpuContext,
-        kernels: &Kernels,
-        spec: &MlpSpec,
-        params: &Params,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        config: &TrainConfig,
-    ) -> Result<Self> {
+    fn build(ctx: &GpuContext, kernels: &Kernels, run: &Run) -> Result<Self> {
+        let Run { spec, params, train, test, config } = *run;
         let batch_rows = config.rows_per_batch(train);
         let align = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let layout = ParamLayout::new(spec, align);
-        const MODEL: &str = "use narrower --layers";
+        const MODEL: &str = "use narrower `layers`";
         let params_buf = ctx.upload("params", &layout.pack(params), STORAGE, MODEL)?;
         let grads = ctx.zeros("grads", layout.len, STORAGE, MODEL)?;
 
-        let orders = if config.shuffle { config.log_every } else { 1 };
+        let orders = if config.shuffle { order_epochs(train.len()) } else { 1 };
         let train_data = GpuData::upload(ctx, "train", train, orders)?;
         let test_data = test.map(|t| GpuData::upload(ctx, "test", t, 1)).transpose()?;
 
-        const BATCH: &str = "use a smaller --batch-size";
+        const BATCH: &str = "use a smaller `batch_size`";
         let batch_index = ctx.zeros("batch.index", batch_rows, STORAGE, BATCH)?;
         let batch_x = ctx.zeros("batch.x", batch_rows * spec.inputs(), STORAGE, BATCH)?;
         let batch_y = ctx.zeros("batch.y", batch_rows * spec.outputs(), STORAGE, BATCH)?;
@@ -277,7 +251,7 @@ impl GpuTrainer {
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
         let slots = MetricSlots::new(train.classes.is_some(), test.is_some());
         let metrics = ctx.zeros("metrics", slots.count, STORAGE, BATCH)?;
-        let ring = ctx.staging("metrics.ring", slots.count * config.log_every)?;
+        let ring = ctx.staging("metrics.ring", slots.count)?;
 
         let buffers = Buffers {
             params: &params_buf,
@@ -327,8 +301,72 @@ impl GpuTrainer {
             optimizer,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             gpu_bytes: 0,
-            last_act: acts.last().expect("a network has at least one layer").clone(),
-            outputs: spec.outputs(),
+        })
+    }
+
+    /// Trains `epochs` epochs, at most the ring's and the orders' capacity,
+    /// with one read-back at the end.
+    fn train_chunk(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+        if (self.ring.size() / 4) as usize / self.slots.count < epochs {
+            // Only copies and maps use the ring, so a larger one needs no new bind group.
+            self.ring = self.ctx.staging("metrics.ring", self.slots.count * epochs)?;
+        }
+        let ctx = self.ctx.clone();
+        ctx.scoped("training", || {
+            // Every epoch's order, written once; it lands before the first
+            // submit below, after everything submitted before. Without
+            // shuffling the one order stays 0, 1, 2, ... as uploaded.
+            let shuffled: Option<Vec<u32>> = (0..epochs)
+                .map(|_| self.shuffler.epoch_order(self.train.rows))
+                .collect::<Option<Vec<_>>>()
+                .map(|orders| orders.concat());
+            if let Some(orders) = &shuffled {
+                self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(orders));
+            }
+            let last = self.train_batches.len() - 1;
+            let mut encoder = self.encoder("steps");
+            let mut recorded = 0;
+            for epoch in 0..epochs {
+                let slot = if shuffled.is_some() { epoch } else { 0 };
+                for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
+                    if i == 0 {
+                        self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
+                    }
+                    self.record_index_copy(&mut encoder, &self.train, slot, batch);
+                    let plan = &self.plans[plan];
+                    let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
+                    self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
+                    if i == last {
+                        if let Some(test) = &self.test {
+                            self.record_test_evaluation(&mut encoder, test);
+                        }
+                        let size = self.slots.count as u64 * 4;
+                        encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
+                    }
+                    recorded += 1;
+                    if recorded == STEPS_PER_SUBMIT {
+                        self.ctx.submit(std::mem::replace(&mut encoder, self.encoder("steps")));
+                        recorded = 0;
+                    }
+                }
+            }
+            self.ctx.submit(encoder);
+            let sums = self.ctx.map_read(&self.ring, (epochs * self.slots.count) as u64)?;
+            let train_rows = self.train.rows;
+            let test_rows = self.test.as_ref().map(|t| t.rows);
+            Ok(sums
+                .chunks_exact(self.slots.count)
+                .map(|m| EpochMetrics {
+                    train_loss: m[MetricSlots::TRAIN_LOSS] / self.spec.loss_divisor(train_rows),
+                    train_accuracy: self.slots.train_correct.map(|slot| m[slot] / train_rows as f32),
+                    test_loss: self
+                        .slots
+                        .test_loss
+                        .zip(test_rows)
+                        .map(|(slot, rows)| m[slot] / self.spec.loss_divisor(rows)),
+                    test_accuracy: self.slots.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
+                })
+                .collect())
         })
     }
 
@@ -383,11 +421,6 @@ impl GpuTrainer {
             self.record_index_copy(encoder, test, 0, batch);
             self.record_pass(encoder, "evaluate test", gather.iter().chain(&plan.forward).chain(&plan.loss_test));
         }
-    }
-
-    /// A loss sum's divisor: MSE averages over output elements, cross-entropy over rows.
-    fn loss_divisor(&self, rows: usize) -> f32 {
-        (rows * crate::cpu::loss_elements_per_row(&self.spec)) as f32
     }
 }
 
@@ -561,7 +594,7 @@ fn plan_update(
     grads: &wgpu::Buffer,
     config: &TrainConfig,
 ) -> Result<(Vec<Dispatch>, OptimizerBuffers)> {
-    const MODEL: &str = "use narrower --layers";
+    const MODEL: &str = "use narrower `layers`";
     let len = layout.len;
     let (weights, grads) = (Region::new(params, len), Region::new(grads, len));
     let (lr, weight_decay) = (config.lr, config.weight_decay);
@@ -589,7 +622,7 @@ fn plan_update(
     })
 }
 
-impl Trainer for GpuTrainer {
+impl Trainer for LayeredTrainer {
     fn device(&self) -> String {
         format!("{}, {} matmul", self.ctx.describe(), self.matmul_kernel.name())
     }
@@ -603,72 +636,9 @@ impl Trainer for GpuTrainer {
     }
 
     fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
-        let capacity = (self.ring.size() / 4) as usize / self.slots.count;
-        if epochs > capacity {
-            return Err(Error::InvalidInput(format!(
-                "{epochs} epochs in one call, but the metrics ring holds {capacity} (the trainer's log_every)"
-            )));
-        }
-        if epochs == 0 {
-            return Ok(Vec::new());
-        }
-        let ctx = self.ctx.clone();
-        ctx.scoped("training", || {
-            // Every epoch's order, written once; it lands before the first
-            // submit below, after everything submitted before. Without
-            // shuffling the one order stays 0, 1, 2, ... as uploaded.
-            let shuffled: Option<Vec<u32>> = (0..epochs)
-                .map(|_| self.shuffler.epoch_order(self.train.rows))
-                .collect::<Option<Vec<_>>>()
-                .map(|orders| orders.concat());
-            if let Some(orders) = &shuffled {
-                self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(orders));
-            }
-            let last = self.train_batches.len() - 1;
-            let mut encoder = self.encoder("steps");
-            let mut recorded = 0;
-            for epoch in 0..epochs {
-                let slot = if shuffled.is_some() { epoch } else { 0 };
-                for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
-                    if i == 0 {
-                        self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
-                    }
-                    self.record_index_copy(&mut encoder, &self.train, slot, batch);
-                    let plan = &self.plans[plan];
-                    let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
-                    self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
-                    if i == last {
-                        if let Some(test) = &self.test {
-                            self.record_test_evaluation(&mut encoder, test);
-                        }
-                        let size = self.slots.count as u64 * 4;
-                        encoder.copy_buffer_to_buffer(&self.metrics, 0, &self.ring, epoch as u64 * size, size);
-                    }
-                    recorded += 1;
-                    if recorded == STEPS_PER_SUBMIT {
-                        self.ctx.submit(std::mem::replace(&mut encoder, self.encoder("steps")));
-                        recorded = 0;
-                    }
-                }
-            }
-            self.ctx.submit(encoder);
-            let sums = self.ctx.map_read(&self.ring, (epochs * self.slots.count) as u64)?;
-            let train_rows = self.train.rows;
-            let test_rows = self.test.as_ref().map(|t| t.rows);
-            Ok(sums
-                .chunks_exact(self.slots.count)
-                .map(|m| EpochMetrics {
-                    train_loss: m[MetricSlots::TRAIN_LOSS] / self.loss_divisor(train_rows),
-                    train_accuracy: self.slots.train_correct.map(|slot| m[slot] / train_rows as f32),
-                    test_loss: self
-                        .slots
-                        .test_loss
-                        .zip(test_rows)
-                        .map(|(slot, rows)| m[slot] / self.loss_divisor(rows)),
-                    test_accuracy: self.slots.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
-                })
-                .collect())
-        })
+        let orders = (self.train.order.size() / 4) as usize / self.train.rows;
+        let capacity = if self.shuffler.is_shuffling() { orders.min(RING_EPOCHS) } else { RING_EPOCHS };
+        super::train_in_chunks(epochs, capacity, |chunk| self.train_chunk(chunk))
     }
 
     fn evaluate(&mut self) -> Result<f32> {
@@ -677,7 +647,7 @@ impl Trainer for GpuTrainer {
             self.record_train_evaluation(&mut encoder);
             self.ctx.submit(encoder);
             let sum = self.ctx.read_back(Region::new(&self.metrics, 1), &self.ring)?;
-            Ok(sum[0] / self.loss_divisor(self.train.rows))
+            Ok(sum[0] / self.spec.loss_divisor(self.train.rows))
         })
     }
 
