@@ -56,6 +56,21 @@ pub(crate) enum Command {
         json: bool,
     },
 
+    /// Write a checkpoint's model as an ONNX file (opset 13) for other
+    /// runtimes. Its input is named `input`, float32 of shape [batch, IN], raw
+    /// rows: the checkpoint's input scaling is part of the graph. Its output
+    /// `output`, float32 [batch, OUT], holds class probabilities for a softmax
+    /// output (not logits), else the last layer's outputs.
+    Export {
+        /// A checkpoint written by training.
+        #[arg(long)]
+        checkpoint: PathBuf,
+
+        /// The .onnx file to write (replaced atomically; not a folder).
+        #[arg(long)]
+        out: PathBuf,
+    },
+
     /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
     /// backend, device type, driver and the limits that matter here.
     Adapters {
