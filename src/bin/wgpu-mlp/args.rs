@@ -56,11 +56,10 @@ pub(crate) enum Command {
         json: bool,
     },
 
-    /// Write a checkpoint's model as an ONNX file (opset 13) for other
-    /// runtimes. Its input is named `input`, float32 of shape [batch, IN], raw
-    /// rows: the checkpoint's input scaling is part of the graph. Its output
-    /// `output`, float32 [batch, OUT], holds class probabilities for a softmax
-    /// output (not logits), else the last layer's outputs.
+    /// Write a checkpoint's model as ONNX (opset 13): input `input`, float32
+    /// [batch, IN], raw rows (the input scaling is in the graph); output
+    /// `output`, float32 [batch, OUT], class probabilities for a softmax output
+    /// (not logits), else the last layer's outputs.
     Export {
         /// A checkpoint written by training.
         #[arg(long)]
