@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod gpu;
 pub mod model;
 pub mod report;

@@ -56,6 +56,20 @@ pub(crate) enum Command {
         json: bool,
     },
 
+    /// Write a checkpoint's model as ONNX (opset 13): input `input`, float32
+    /// [batch, IN], raw rows (the input scaling is in the graph); output
+    /// `output`, float32 [batch, OUT], class probabilities for a softmax output
+    /// (not logits), else the last layer's outputs.
+    Export {
+        /// A checkpoint written by training.
+        #[arg(long)]
+        checkpoint: PathBuf,
+
+        /// The .onnx file to write (replaced atomically; not a folder).
+        #[arg(long)]
+        out: PathBuf,
+    },
+
     /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
     /// backend, device type, driver and the limits that matter here.
     Adapters {

@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod data;
 mod device;
+mod export;
 mod predict;
 mod spec;
 mod train;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Some(Command::Adapters { json }) => adapters::list_adapters(*json),
         Some(Command::Predict { model, out }) => predict::predict(model, out.as_deref()),
         Some(Command::Eval { model, json }) => predict::evaluate(model, *json),
+        Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

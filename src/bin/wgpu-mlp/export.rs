@@ -1,0 +1,26 @@
+//! `wgpu-mlp export`: a checkpoint's model as an ONNX file.
+
+use std::path::Path;
+
+use wgpu_mlp::checkpoint;
+use wgpu_mlp::export::{write_onnx, INPUT_NAME, OUTPUT_NAME};
+use wgpu_mlp::model::Output;
+
+pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
+    let spec = checkpoint::read_spec(checkpoint_path)?;
+    let saved = checkpoint::load(checkpoint_path, &spec)?;
+    write_onnx(out, &spec, &saved.state.params, saved.scaler.as_ref())?;
+    let what = match spec.output() {
+        Output::Softmax => "class probabilities",
+        Output::Sigmoid | Output::Identity => "the last layer's outputs",
+    };
+    let scaled = if saved.scaler.is_some() { ", scaled inside the graph as in training" } else { "" };
+    eprintln!(
+        "export: wrote {} ({} layers {spec}): input '{INPUT_NAME}' float32 [batch, {}]{scaled}; output '{OUTPUT_NAME}' float32 [batch, {}], {what}",
+        out.display(),
+        spec.num_layers(),
+        spec.inputs(),
+        spec.outputs()
+    );
+    Ok(())
+}
