@@ -17,17 +17,37 @@ use crate::train::{Run, Trainer};
 /// A GPU device with its compiled kernels and the training path to take.
 #[derive(Clone, Debug)]
 pub struct GpuBackend {
+    /// The adapter's device and queue.
     pub ctx: GpuContext,
+    /// Every pipeline, compiled once for this device.
     pub kernels: Kernels,
+    /// Which training path trainers take.
     pub path: GpuPath,
 }
 
 /// The CPU reference or one GPU. Cloning shares the GPU device.
+///
+/// ```
+/// use wgpu_mlp::gpu::GpuPath;
+/// use wgpu_mlp::model::{Init, MlpSpec, Params};
+/// use wgpu_mlp::ndarray::Array2;
+/// use wgpu_mlp::Backend;
+///
+/// // A hardware GPU when there is one, else the CPU, with the reason.
+/// let (backend, why) = Backend::auto(GpuPath::Auto, None)?;
+/// println!("{why}");
+/// let spec = MlpSpec::new(vec![3, 4, 2])?;
+/// let params = Params::init(&spec, Init::Xavier, 0)?;
+/// let outputs = backend.forward(&spec, &params, Array2::zeros((5, 3)).view())?;
+/// assert_eq!(outputs.dim(), (5, 2));
+/// # Ok::<(), wgpu_mlp::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[expect(clippy::large_enum_variant, reason = "a few per process; a box would only add an indirection")]
 pub enum Backend {
     /// The ndarray reference in [`crate::cpu`].
     Cpu,
+    /// A GPU adapter (or a software one, when asked for by name).
     Gpu(GpuBackend),
 }
 
@@ -88,6 +108,7 @@ impl Backend {
         }
     }
 
+    /// True for a GPU backend.
     pub fn is_gpu(&self) -> bool {
         matches!(self, Backend::Gpu(_))
     }
@@ -160,7 +181,14 @@ impl Backend {
 /// [`Backend::inference`]).
 #[expect(clippy::large_enum_variant, reason = "one per served model; a box would only add an indirection")]
 pub enum Inference {
-    Cpu { spec: MlpSpec, params: Params },
+    /// The reference's forward pass, on host copies of the model.
+    Cpu {
+        /// The network.
+        spec: MlpSpec,
+        /// Its parameters.
+        params: Params,
+    },
+    /// The parameters on the GPU and room for a batch.
     Gpu(GpuInference),
 }
 

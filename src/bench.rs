@@ -369,12 +369,11 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
         Backend::Gpu(gpu) if runs_matmul => Some(gpu.kernels.matmul_kernel().name()),
         _ => None,
     };
-    let kernel = path.map(GpuPath::name);
     Ok(Measurement {
         case: case.to_string(),
         device: name.to_string(),
         adapter,
-        kernel: kernel.map(str::to_string),
+        kernel: path.map(|path| path.to_string()),
         matmul_kernel: matmul_kernel.map(str::to_string),
         us_per_step: timing.seconds_per_step * 1e6,
         gflops: useful_flops / timing.seconds_per_step / 1e9,

@@ -242,10 +242,15 @@ pub fn momentum_update<D: Dimension>(
 /// Adam's settings, as shaders/adam.wgsl takes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamSettings {
+    /// Learning rate.
     pub lr: f32,
+    /// First-moment decay.
     pub beta1: f32,
+    /// Second-moment decay.
     pub beta2: f32,
+    /// Added to sqrt(v / c2).
     pub eps: f32,
+    /// L2 penalty added to the gradient.
     pub weight_decay: f32,
 }
 

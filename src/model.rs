@@ -14,26 +14,34 @@ use crate::error::{Error, Result};
 
 /// An element-wise activation; its kernels are `{name}_forward` and
 /// `{name}_backward`, with the backward pass written in terms of the output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Written and parsed by its kebab-case name ("relu"), as the CLI, checkpoints
+/// and config.json spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Activation {
+    /// 1 / (1 + exp(-z)).
     Sigmoid,
+    /// max(z, 0).
     Relu,
+    /// tanh(z).
     Tanh,
     /// No activation: the layer's output is x · W + b.
     Identity,
 }
 
 /// What the last layer outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
+    /// Each output squashed to (0, 1).
     Sigmoid,
+    /// The last layer's x · W + b as it is: for regression.
     Identity,
     /// Class probabilities; only with [`Loss::CrossEntropy`], which fuses the
     /// softmax into the loss, so the network itself outputs logits.
     Softmax,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What training minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Loss {
     /// Mean of (pred - target)^2 over all output elements.
     Mse,
@@ -42,7 +50,7 @@ pub enum Loss {
 }
 
 /// How [`Params::init`] draws the weights (biases always start at 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Init {
     /// N(0, 1), as in the textbook example.
     Normal,
@@ -54,6 +62,15 @@ pub enum Init {
 
 /// Layer sizes from input to output (e.g. `[10, 5, 1]`: two layers), the
 /// hidden layers' activation, the output and the loss.
+///
+/// ```
+/// use wgpu_mlp::model::{Activation, Loss, MlpSpec, Output};
+///
+/// let spec = MlpSpec::new(vec![64, 32, 10])?.with(Activation::Relu, Output::Softmax, Loss::CrossEntropy)?;
+/// assert_eq!((spec.inputs(), spec.outputs(), spec.num_params()), (64, 10, 64 * 32 + 32 + 32 * 10 + 10));
+/// assert_eq!(spec.to_string(), "64,32,10");
+/// # Ok::<(), wgpu_mlp::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlpSpec {
     sizes: Vec<usize>,
@@ -93,14 +110,17 @@ impl MlpSpec {
         Ok(Self { hidden, output, loss, ..self })
     }
 
+    /// The hidden layers' activation.
     pub fn hidden(&self) -> Activation {
         self.hidden
     }
 
+    /// What the last layer outputs.
     pub fn output(&self) -> Output {
         self.output
     }
 
+    /// What training minimises.
     pub fn loss(&self) -> Loss {
         self.loss
     }
@@ -117,14 +137,17 @@ impl MlpSpec {
         }
     }
 
+    /// Every layer size, inputs first, outputs last.
     pub fn sizes(&self) -> &[usize] {
         &self.sizes
     }
 
+    /// Inputs per row (IN of the first layer).
     pub fn inputs(&self) -> usize {
         self.sizes[0]
     }
 
+    /// Outputs per row (OUT of the last layer).
     pub fn outputs(&self) -> usize {
         *self.sizes.last().expect("MlpSpec::new keeps at least two sizes")
     }
@@ -134,6 +157,7 @@ impl MlpSpec {
         self.sizes.windows(2).map(|pair| (pair[0], pair[1]))
     }
 
+    /// Weight layers: one fewer than the sizes.
     pub fn num_layers(&self) -> usize {
         self.sizes.len() - 1
     }
@@ -164,13 +188,26 @@ impl std::fmt::Display for MlpSpec {
 /// One layer's parameters: `w` is (IN, OUT), `b` is (OUT).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
+    /// Weights (IN, OUT), row-major: the layer computes x · w + b.
     pub w: Array2<f32>,
+    /// Biases (OUT).
     pub b: Array1<f32>,
 }
 
 /// All parameters, input layer first.
+///
+/// ```
+/// use wgpu_mlp::model::{Init, MlpSpec, Params};
+///
+/// let spec = MlpSpec::new(vec![10, 5, 1])?;
+/// let params = Params::init(&spec, Init::Normal, 0)?;
+/// assert_eq!(params.layers[0].w.dim(), (10, 5));
+/// assert_eq!(params, Params::init(&spec, Init::Normal, 0)?, "the same seed, the same numbers");
+/// # Ok::<(), wgpu_mlp::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    /// One per weight layer, input side first.
     pub layers: Vec<Layer>,
 }
 
@@ -240,3 +277,28 @@ pub fn zeros(shape: (usize, usize), what: &str) -> Result<Array2<f32>> {
     values.resize(len, 0.0f32);
     Ok(Array2::from_shape_vec(shape, values).expect("the vector holds rows * cols values"))
 }
+
+/// Display and FromStr through the kebab-case names clap's ValueEnum derive
+/// gives each variant, so that the CLI, checkpoints and config.json spell an
+/// enum one way.
+macro_rules! named_by_value_enum {
+    ($($name:ty),*) => {$(
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let value = clap::ValueEnum::to_possible_value(self).expect("no variant is skipped");
+                f.write_str(value.get_name())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> std::result::Result<Self, String> {
+                <$name as clap::ValueEnum>::from_str(text, false)
+            }
+        }
+    )*};
+}
+pub(crate) use named_by_value_enum;
+
+named_by_value_enum!(Activation, Output, Loss, Init);

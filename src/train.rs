@@ -1,6 +1,26 @@
-//! What both devices share: the [`Trainer`] trait, the training settings, and
-//! the fit loop that runs epochs, reads the metrics back every `log_every`
-//! epochs and stops on a loss that is no longer finite.
+//! What both devices share: the [`Trainer`] trait, the training settings, a
+//! [`Run`] (everything a trainer is built from), and the fit loop that runs
+//! epochs, reads the metrics back every `log_every` epochs and stops on a loss
+//! that is no longer finite.
+//!
+//! A custom loop drives a [`Trainer`] directly:
+//!
+//! ```
+//! use wgpu_mlp::model::{Init, MlpSpec, Params};
+//! use wgpu_mlp::{Backend, Dataset, Run, TrainConfig};
+//!
+//! let spec = MlpSpec::new(vec![10, 5, 1])?;
+//! let params = Params::init(&spec, Init::Normal, 0)?;
+//! let train = Dataset::seed_problem(100, 10, 1, 0)?;
+//! let config = TrainConfig::default(); // SGD, lr 0.01, full batch
+//! let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
+//! let mut trainer = Backend::Cpu.trainer(&run)?;
+//! let before = trainer.evaluate()?;
+//! let epochs = trainer.train(50)?; // one EpochMetrics per epoch
+//! assert_eq!(epochs.len(), 50);
+//! assert!(trainer.evaluate()? < before);
+//! # Ok::<(), wgpu_mlp::Error>(())
+//! ```
 
 use std::time::Instant;
 
@@ -10,19 +30,62 @@ use crate::model::{Loss, MlpSpec, Params};
 
 /// The update rule (`--optimizer`); every one also takes the learning rate and
 /// the L2 weight decay of [`TrainConfig`].
+/// Written as checkpoints keep it: "sgd", "momentum 0.9", "adam 0.9 0.999 0.00000001".
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
+    /// Plain gradient descent: w -= lr * g.
     Sgd,
     /// Heavy-ball momentum, PyTorch's form: v = momentum * v + g; w -= lr * v.
     Momentum {
+        /// How much of the velocity each step keeps, in [0, 1).
         momentum: f32,
     },
     /// Adam with bias correction.
     Adam {
+        /// Decay of the first-moment average, in [0, 1).
         beta1: f32,
+        /// Decay of the second-moment average, in [0, 1).
         beta2: f32,
+        /// Added to sqrt(v) so the step stays finite; positive.
         eps: f32,
     },
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Optimizer::Sgd => f.write_str("sgd"),
+            Optimizer::Momentum { momentum } => write!(f, "momentum {momentum}"),
+            Optimizer::Adam { beta1, beta2, eps } => write!(f, "adam {beta1} {beta2} {eps}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = String;
+
+    /// The inverse of Display: the kind, then its settings as f32 (which
+    /// Display writes in the shortest form that reads back to the same bits).
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let numbers = |count: usize| -> std::result::Result<Vec<f32>, String> {
+            let values: Vec<f32> = words[1..]
+                .iter()
+                .map(|w| w.parse::<f32>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| format!("'{text}': the optimizer's settings are not numbers"))?;
+            match values.len() == count {
+                true => Ok(values),
+                false => Err(format!("'{text}': {} takes {count} settings", words[0])),
+            }
+        };
+        match words.first().copied() {
+            Some("sgd") => numbers(0).map(|_| Optimizer::Sgd),
+            Some("momentum") => numbers(1).map(|v| Optimizer::Momentum { momentum: v[0] }),
+            Some("adam") => numbers(3).map(|v| Optimizer::Adam { beta1: v[0], beta2: v[1], eps: v[2] }),
+            _ => Err(format!("'{text}' is not an optimizer: sgd, momentum M or adam BETA1 BETA2 EPS")),
+        }
+    }
 }
 
 /// Settings of training that every trainer takes.
@@ -30,6 +93,7 @@ pub enum Optimizer {
 pub struct TrainConfig {
     /// Learning rate: positive and finite.
     pub lr: f32,
+    /// The update rule.
     pub optimizer: Optimizer,
     /// L2 penalty added to every gradient as weight_decay * w (biases too).
     pub weight_decay: f32,
@@ -37,6 +101,7 @@ pub struct TrainConfig {
     pub batch_size: Option<usize>,
     /// A new order of the training rows every epoch (ChaCha8 stream 2 of `seed`).
     pub shuffle: bool,
+    /// Seed of the shuffles (and, by convention, of the initialisation and the data).
     pub seed: u64,
 }
 
@@ -106,11 +171,15 @@ impl TrainConfig {
 /// borrows.
 #[derive(Clone, Copy, Debug)]
 pub struct Run<'a> {
+    /// The network.
     pub spec: &'a MlpSpec,
+    /// Where training starts: every device starts from these same numbers.
     pub params: &'a Params,
+    /// The rows trained on, as the model sees them (scaled already).
     pub train: &'a Dataset,
     /// Evaluated after every epoch when given.
     pub test: Option<&'a Dataset>,
+    /// The training settings.
     pub config: &'a TrainConfig,
 }
 
@@ -126,6 +195,7 @@ impl Run<'_> {
 /// test figures after the epoch's last update.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochMetrics {
+    /// Mean loss over the epoch's batches.
     pub train_loss: f32,
     /// For classification.
     pub train_accuracy: Option<f32>,
@@ -138,14 +208,20 @@ pub struct EpochMetrics {
 /// The optimizer's state, shaped like the parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptimizerState {
+    /// Plain gradient descent keeps nothing.
     Sgd,
+    /// The velocity of each parameter.
     Momentum {
+        /// v, shaped like the parameters.
         velocity: Params,
     },
     /// The moving averages and the number of updates done.
     Adam {
+        /// The first-moment averages.
         m: Params,
+        /// The second-moment averages.
         v: Params,
+        /// Updates done so far (the bias corrections' exponent).
         step: u32,
     },
 }
@@ -164,7 +240,9 @@ impl OptimizerState {
 /// Everything a trainer needs to go on exactly where it was: a checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainState {
+    /// The current parameters.
     pub params: Params,
+    /// The optimizer's state for them.
     pub optimizer: OptimizerState,
     /// How far the shuffles' RNG has gone (its ChaCha8 word position; 0
     /// without shuffling).
@@ -234,7 +312,9 @@ pub struct FitReport {
     pub initial_loss: f32,
     /// Loss of the final parameters over the whole training set.
     pub final_loss: f32,
+    /// Epochs trained by this run (after a resume, not counting earlier ones).
     pub epochs: usize,
+    /// Gradient steps taken: epochs times batches per epoch.
     pub steps: usize,
     /// Wall time of the training epochs, read-backs included, evaluation not.
     pub seconds: f64,
@@ -243,6 +323,7 @@ pub struct FitReport {
 }
 
 impl FitReport {
+    /// Steps over the training seconds (0 when no time was measured).
     pub fn steps_per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.steps as f64 / self.seconds

@@ -28,8 +28,8 @@ pub use shaders::{ShaderSource, SHADERS};
 use crate::error::Result;
 use crate::train::{EpochMetrics, Run, Trainer};
 
-/// Which GPU path trains (`--path`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which GPU path trains (`--path`); written and parsed by its kebab-case name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GpuPath {
     /// The fused path when the run fits it, else the layered one.
     Auto,
@@ -48,16 +48,9 @@ impl GpuPath {
             chosen => chosen,
         }
     }
-
-    /// "auto", "fused" or "layered".
-    pub fn name(self) -> &'static str {
-        match self {
-            GpuPath::Auto => "auto",
-            GpuPath::Fused => "fused",
-            GpuPath::Layered => "layered",
-        }
-    }
 }
+
+crate::model::named_by_value_enum!(GpuPath);
 
 /// A GPU trainer of `run` on the chosen path.
 pub(crate) fn trainer(ctx: &GpuContext, kernels: &Kernels, path: GpuPath, run: &Run) -> Result<Box<dyn Trainer>> {

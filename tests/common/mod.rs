@@ -56,7 +56,7 @@ pub fn test_backends() -> Vec<Backend> {
 pub fn label(backend: &Backend) -> String {
     match backend {
         Backend::Cpu => "cpu".into(),
-        Backend::Gpu(gpu) => format!("gpu {}", gpu.path.name()),
+        Backend::Gpu(gpu) => format!("gpu {}", gpu.path),
     }
 }
 

@@ -6,6 +6,7 @@ use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
 use wgpu_mlp::data::{Source, TargetColumn};
 use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
+use wgpu_mlp::model::{Activation, Init, Loss, Output};
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
 ///
@@ -117,14 +118,14 @@ pub(crate) struct BenchArgs {
 }
 
 /// How the GPU trains: the same flags for training and bench.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct GpuPathArgs {
     /// GPU path: fused runs many steps per dispatch with the whole net in one
     /// workgroup's memory (small nets, batches in order, no test set); layered
     /// runs a dispatch per op; auto takes fused when the run fits it.
     /// (--kernel is the old name.)
-    #[arg(long, alias = "kernel", value_enum, default_value_t = PathArg::Auto)]
-    pub(crate) path: PathArg,
+    #[arg(long, alias = "kernel", value_enum, default_value_t = GpuPath::Auto)]
+    pub(crate) path: GpuPath,
 
     /// GPU matmul kernel of the layered path: registers (no workgroup memory,
     /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
@@ -205,19 +206,19 @@ pub(crate) struct TrainArgs {
 
     /// Hidden layers' activation [default: sigmoid for seed, else relu].
     #[arg(long, value_enum)]
-    pub(crate) activation: Option<ActivationArg>,
+    pub(crate) activation: Option<Activation>,
 
     /// Output layer [default: sigmoid for seed, softmax for classes, else identity].
     #[arg(long, value_enum)]
-    pub(crate) output: Option<OutputArg>,
+    pub(crate) output: Option<Output>,
 
     /// Loss [default: cross-entropy with a softmax output, else mse].
     #[arg(long, value_enum)]
-    pub(crate) loss: Option<LossArg>,
+    pub(crate) loss: Option<Loss>,
 
     /// Weight initialisation [default: normal for seed, he for relu, else xavier].
     #[arg(long, value_enum)]
-    pub(crate) init: Option<InitArg>,
+    pub(crate) init: Option<Init>,
 
     /// Update rule [default: sgd for seed, else adam].
     #[arg(long, value_enum)]
@@ -315,14 +316,6 @@ pub(crate) enum DeviceChoice {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub(crate) enum PathArg {
-    #[default]
-    Auto,
-    Fused,
-    Layered,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub(crate) enum MatmulArg {
     #[default]
     Auto,
@@ -339,43 +332,6 @@ impl MatmulArg {
             MatmulArg::Workgroup => Some(MatmulKernel::Workgroup),
         }
     }
-}
-
-impl From<PathArg> for GpuPath {
-    fn from(arg: PathArg) -> Self {
-        match arg {
-            PathArg::Auto => GpuPath::Auto,
-            PathArg::Fused => GpuPath::Fused,
-            PathArg::Layered => GpuPath::Layered,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ActivationArg {
-    Sigmoid,
-    Relu,
-    Tanh,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutputArg {
-    Sigmoid,
-    Identity,
-    Softmax,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LossArg {
-    Mse,
-    CrossEntropy,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum InitArg {
-    Normal,
-    Xavier,
-    He,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

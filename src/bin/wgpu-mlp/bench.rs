@@ -12,7 +12,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     // Without --device, the GPU is measured when there is any adapter,
     // software ones too: a bench compares, it does not pick.
     let gpu = match wants(BenchDeviceArg::Gpu) {
-        true => match Backend::gpu(args.gpu.path.into(), args.gpu.matmul.kernel()) {
+        true => match Backend::gpu(args.gpu.path, args.gpu.matmul.kernel()) {
             Ok(backend) => Some(backend),
             Err(Error::NoAdapter(reason)) if args.devices.is_empty() => {
                 eprintln!("notice: {reason}; benchmarking the CPU only");

@@ -1,13 +1,18 @@
 //! `--device` and the GPU path flags turned into the library's one [`Backend`].
 
+use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 use wgpu_mlp::Backend;
 
-use crate::args::{DeviceChoice, GpuPathArgs};
+use crate::args::DeviceChoice;
 
-/// The backend `--device` names. Auto takes a hardware GPU when there is one
+/// The backend `--device` names, with the GPU path and matmul kernel (None:
+/// the adapter's) a GPU takes. Auto takes a hardware GPU when there is one
 /// and otherwise the CPU, and says which and why in one line on stderr.
-pub(crate) fn choose_backend(choice: DeviceChoice, gpu: &GpuPathArgs) -> anyhow::Result<Backend> {
-    let (path, matmul) = (gpu.path.into(), gpu.matmul.kernel());
+pub(crate) fn choose_backend(
+    choice: DeviceChoice,
+    path: GpuPath,
+    matmul: Option<MatmulKernel>,
+) -> anyhow::Result<Backend> {
     Ok(match choice {
         DeviceChoice::Cpu => Backend::Cpu,
         DeviceChoice::Gpu => Backend::gpu(path, matmul)?,

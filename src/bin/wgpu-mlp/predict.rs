@@ -5,10 +5,11 @@ use std::io::Write;
 use wgpu_mlp::checkpoint;
 use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
 use wgpu_mlp::data::Scale;
+use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Loss, Output};
 use wgpu_mlp::{Dataset, MlpSpec};
 
-use crate::args::{GpuPathArgs, ModelArgs, TaskArg};
+use crate::args::{ModelArgs, TaskArg};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
@@ -41,7 +42,7 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
             spec.outputs()
         )));
     }
-    let backend = choose_backend(args.device, &GpuPathArgs::default())?;
+    let backend = choose_backend(args.device, GpuPath::Auto, None)?;
     let outputs = backend.forward(&spec, &saved.state.params, rows.x.view())?;
     // The loss from the outputs, on the host, the same way for either device.
     let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());

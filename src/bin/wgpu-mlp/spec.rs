@@ -3,7 +3,7 @@
 use wgpu_mlp::model::{Activation, Loss, Output};
 use wgpu_mlp::{Dataset, MlpSpec};
 
-use crate::args::{ActivationArg, LossArg, OutputArg, Sizes, TrainArgs};
+use crate::args::{Sizes, TrainArgs};
 use crate::bad_input;
 
 /// The network for the data: --layers as given, or --hidden between the
@@ -29,24 +29,20 @@ pub(crate) fn build_spec(cli: &TrainArgs, train: &Dataset, seed_data: bool) -> a
     };
     let classify = train.classes.is_some();
     let hidden = match cli.activation {
-        Some(ActivationArg::Sigmoid) => Activation::Sigmoid,
-        Some(ActivationArg::Relu) => Activation::Relu,
-        Some(ActivationArg::Tanh) => Activation::Tanh,
+        Some(activation) => activation,
         None if seed_data => Activation::Sigmoid,
         None => Activation::Relu,
     };
     let output = match (cli.output, cli.loss) {
-        (Some(OutputArg::Sigmoid), _) => Output::Sigmoid,
-        (Some(OutputArg::Identity), _) => Output::Identity,
-        (Some(OutputArg::Softmax), _) | (None, Some(LossArg::CrossEntropy)) => Output::Softmax,
+        (Some(output), _) => output,
+        (None, Some(Loss::CrossEntropy)) => Output::Softmax,
         (None, _) if seed_data => Output::Sigmoid,
-        (None, Some(LossArg::Mse)) | (None, None) if !classify => Output::Identity,
-        (None, Some(LossArg::Mse)) => Output::Sigmoid,
+        (None, Some(Loss::Mse)) | (None, None) if !classify => Output::Identity,
+        (None, Some(Loss::Mse)) => Output::Sigmoid,
         (None, None) => Output::Softmax,
     };
     let loss = match cli.loss {
-        Some(LossArg::Mse) => Loss::Mse,
-        Some(LossArg::CrossEntropy) => Loss::CrossEntropy,
+        Some(loss) => loss,
         None if output == Output::Softmax => Loss::CrossEntropy,
         None => Loss::Mse,
     };

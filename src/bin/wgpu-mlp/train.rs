@@ -13,7 +13,7 @@ use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
-use crate::args::{InitArg, OptimizerArg, Sizes, TrainArgs};
+use crate::args::{OptimizerArg, Sizes, TrainArgs};
 use crate::data::load_data;
 use crate::device::choose_backend;
 use crate::spec::build_spec;
@@ -59,9 +59,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     let (train, test, scaler) = load_data(&cli.input, seed_sizes, outputs_hint, None)?;
     let spec = build_spec(cli, &train, seed_data)?;
     let init = match cli.init {
-        Some(InitArg::Normal) => Init::Normal,
-        Some(InitArg::Xavier) => Init::Xavier,
-        Some(InitArg::He) => Init::He,
+        Some(init) => init,
         None if seed_data => Init::Normal,
         None if spec.hidden() == Activation::Relu => Init::He,
         None => Init::Xavier,
@@ -117,7 +115,7 @@ fn print_header(
     )?;
     writeln!(
         out,
-        "model: layers {spec} ({} parameters), {:?} hidden, {:?} output, {:?} loss, {:?} init",
+        "model: layers {spec} ({} parameters), {} hidden, {} output, {} loss, {} init",
         spec.num_params(),
         spec.hidden(),
         spec.output(),
@@ -126,7 +124,7 @@ fn print_header(
     )?;
     writeln!(
         out,
-        "training: {:?}, lr {}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
+        "training: {}, lr {}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
         config.optimizer,
         config.lr,
         config.weight_decay,
@@ -141,7 +139,7 @@ fn print_header(
 /// `wgpu-mlp` with no command: train and report.
 pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let settings = resolve_settings(cli)?;
-    let backend = choose_backend(cli.device, &cli.gpu)?;
+    let backend = choose_backend(cli.device, cli.gpu.path, cli.gpu.matmul.kernel())?;
     let Settings { spec, init, config, .. } = &settings;
     let (train, test) = (&settings.train, settings.test.as_ref());
     backend.check_fits(spec, config.rows_per_batch(train))?;
@@ -292,11 +290,11 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "test_samples": test.as_ref().map(Dataset::len),
         "classes": train.classes,
         "layers": spec.sizes(),
-        "hidden": format!("{:?}", spec.hidden()),
-        "output": format!("{:?}", spec.output()),
-        "loss": format!("{:?}", spec.loss()),
-        "init": format!("{init:?}"),
-        "optimizer": format!("{:?}", config.optimizer),
+        "hidden": spec.hidden().to_string(),
+        "output": spec.output().to_string(),
+        "loss": spec.loss().to_string(),
+        "init": init.to_string(),
+        "optimizer": config.optimizer.to_string(),
         "lr": config.lr,
         "weight_decay": config.weight_decay,
         "batch_size": config.rows_per_batch(train),
