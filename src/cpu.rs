@@ -515,10 +515,7 @@ impl Trainer for CpuTrainer {
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        state.check_fits(&self.params)?;
-        if std::mem::discriminant(&state.optimizer) != std::mem::discriminant(&self.state) {
-            return Err(crate::error::Error::InvalidInput("the saved optimizer state is for another optimizer".into()));
-        }
+        state.check_fits(&self.params, self.config.optimizer)?;
         self.params = state.params.clone();
         self.state = state.optimizer.clone();
         self.shuffler.set_position(state.shuffle_position);

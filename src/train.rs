@@ -227,6 +227,15 @@ pub enum OptimizerState {
 }
 
 impl OptimizerState {
+    /// "sgd", "momentum" or "adam": the optimizer this state belongs to.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OptimizerState::Sgd => "sgd",
+            OptimizerState::Momentum { .. } => "momentum",
+            OptimizerState::Adam { .. } => "adam",
+        }
+    }
+
     /// The state an optimizer starts from: zeros.
     pub fn zeros(optimizer: Optimizer, params: &Params) -> Self {
         match optimizer {
@@ -250,9 +259,16 @@ pub struct TrainState {
 }
 
 impl TrainState {
-    /// Checks that the saved parameters and optimizer state have the shapes of
-    /// `like` (a trainer's current parameters).
-    pub fn check_fits(&self, like: &Params) -> Result<()> {
+    /// Checks that the saved optimizer state is `optimizer`'s kind and that
+    /// the saved parameters and state have the shapes of `like` (a trainer's
+    /// current parameters): every trainer's `restore` starts here.
+    pub fn check_fits(&self, like: &Params, optimizer: Optimizer) -> Result<()> {
+        let saved_kind = self.optimizer.kind();
+        if saved_kind != OptimizerState::zeros(optimizer, &Params { layers: Vec::new() }).kind() {
+            return Err(Error::InvalidInput(format!(
+                "the saved optimizer state is {saved_kind}'s, but this run's optimizer is {optimizer}"
+            )));
+        }
         let shapes = |p: &Params| p.layers.iter().map(|l| (l.w.dim(), l.b.len())).collect::<Vec<_>>();
         let want = shapes(like);
         let mut saved = vec![("parameters", shapes(&self.params))];

@@ -152,6 +152,7 @@ pub struct FusedTrainer {
     layout: PoolLayout,
     uniform: wgpu::Buffer,
     settings: FusedParams,
+    optimizer: Optimizer,
     weights: wgpu::Buffer,
     /// Momentum's velocity, or Adam's m then v, in the layout of `weights`.
     state: wgpu::Buffer,
@@ -332,6 +333,7 @@ impl FusedTrainer {
             layout,
             uniform,
             settings,
+            optimizer: config.optimizer,
             weights,
             state,
             control,
@@ -492,10 +494,10 @@ impl Trainer for FusedTrainer {
         let optimizer = self.ctx.scoped("reading the optimizer state (fused)", || {
             let flat = self.ctx.read_buffer(&self.state)?;
             let unpack = |part: usize| self.layout.params.unpack(&flat[part * len..(part + 1) * len]);
-            Ok(match self.settings.optimizer {
-                OPTIMIZER_SGD => OptimizerState::Sgd,
-                OPTIMIZER_MOMENTUM => OptimizerState::Momentum { velocity: unpack(0) },
-                _ => {
+            Ok(match self.optimizer {
+                Optimizer::Sgd => OptimizerState::Sgd,
+                Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: unpack(0) },
+                Optimizer::Adam { .. } => {
                     let control = self.ctx.read_buffer(&self.control)?;
                     OptimizerState::Adam {
                         m: unpack(0),
@@ -510,17 +512,16 @@ impl Trainer for FusedTrainer {
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        state.check_fits(&self.params()?)?;
+        state.check_fits(&self.params()?, self.optimizer)?;
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.weights, 0, bytemuck::cast_slice(&self.layout.params.pack(&state.params)));
-        let saved: Vec<f32> = match (&state.optimizer, self.settings.optimizer) {
-            (OptimizerState::Sgd, OPTIMIZER_SGD) => return Ok(()),
-            (OptimizerState::Momentum { velocity }, OPTIMIZER_MOMENTUM) => self.layout.params.pack(velocity),
-            (OptimizerState::Adam { m, v, step }, OPTIMIZER_ADAM) => {
+        let saved: Vec<f32> = match &state.optimizer {
+            OptimizerState::Sgd => return Ok(()),
+            OptimizerState::Momentum { velocity } => self.layout.params.pack(velocity),
+            OptimizerState::Adam { m, v, step } => {
                 queue.write_buffer(&self.control, 0, bytemuck::bytes_of(step));
                 [self.layout.params.pack(m), self.layout.params.pack(v)].concat()
             }
-            _ => return Err(Error::InvalidInput("the saved optimizer state is for another optimizer".into())),
         };
         queue.write_buffer(&self.state, 0, bytemuck::cast_slice(&saved));
         Ok(())

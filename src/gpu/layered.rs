@@ -166,6 +166,8 @@ pub struct LayeredTrainer {
     plans: Vec<StepPlan>,
     update: Vec<Dispatch>,
     optimizer: OptimizerBuffers,
+    /// The run's update rule, which a restored state must belong to.
+    config_optimizer: Optimizer,
     shuffler: Shuffler,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
@@ -299,6 +301,7 @@ impl LayeredTrainer {
             plans,
             update,
             optimizer,
+            config_optimizer: config.optimizer,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             gpu_bytes: 0,
         })
@@ -669,7 +672,7 @@ impl Trainer for LayeredTrainer {
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
         let like = self.params()?;
-        state.check_fits(&like)?;
+        state.check_fits(&like, self.config_optimizer)?;
         let queue = &self.ctx.queue;
         let write = |buffer: &wgpu::Buffer, params: &Params| {
             queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.layout.pack(params)));
@@ -689,7 +692,7 @@ impl Trainer for LayeredTrainer {
                 // adam_tick recomputes the bias corrections from the step.
                 queue.write_buffer(step, 0, bytemuck::cast_slice(&[*saved_step, 0, 0, 0]));
             }
-            _ => return Err(Error::InvalidInput("the saved optimizer state is for another optimizer".into())),
+            _ => unreachable!("check_fits compared the optimizer kinds"),
         }
         self.shuffler.set_position(state.shuffle_position);
         Ok(())
