@@ -35,6 +35,23 @@ pub enum Error {
     /// The user asked training to stop (Ctrl-C); it stopped after `epoch`.
     #[error("interrupted after epoch {epoch}")]
     Interrupted { epoch: usize },
+
+    /// Reading or writing a file failed for a reason of the machine, not of
+    /// the path the user gave: a full disk, a read-only file system, a denied
+    /// permission, a device error (exit code 1). Made by [`Error::io`], which
+    /// turns a wrong path into [`Error::InvalidInput`] instead.
+    ///
+    /// The message is `context` alone and the OS's reason is the
+    /// [`source`](std::error::Error::source): reporters that walk the chain,
+    /// as anyhow's `{:#}` in the CLI does, print "context: reason" once.
+    /// Repeating the reason in the message would print it twice there.
+    #[error("{context}")]
+    Io {
+        /// What was being done, naming the path: "cannot write runs/x/metrics.csv".
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -42,6 +59,23 @@ impl Error {
     /// machine or the run: the CLI exits with code 2 for these.
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Error::InvalidInput(_) | Error::ExceedsLimit { .. })
+    }
+
+    /// A failed read or write of a path the user named, `context` naming it.
+    /// The kinds that mean the path itself is wrong (it does not exist, a
+    /// folder where a file belongs or a file where a folder belongs) or the
+    /// file's bytes are (a cut-short or corrupt gzip stream) are the user's to
+    /// fix: [`Error::InvalidInput`], exit code 2. Every other kind is
+    /// [`Error::Io`], exit code 1: the same command can work on another day or
+    /// machine (disk full, permissions, EIO).
+    pub(crate) fn io(context: String, source: std::io::Error) -> Error {
+        use std::io::ErrorKind::*;
+        match source.kind() {
+            NotFound | NotADirectory | IsADirectory | InvalidData | UnexpectedEof => {
+                Error::InvalidInput(format!("{context}: {source}"))
+            }
+            _ => Error::Io { context, source },
+        }
     }
 }
 

@@ -44,8 +44,10 @@ impl RunFolder {
                     .expect("some suffix is free")
             }
         };
+        // A file in the way (NotADirectory) is the user's to fix, exit code 2;
+        // a read-only or full disk is not, exit code 1.
         std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::InvalidInput(format!("cannot create the run folder {}: {e}", dir.display())))?;
+            .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
         Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 

@@ -25,7 +25,7 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bad = |message: String| Error::InvalidInput(format!("{}: {message}", path.display()));
     let mut bytes = Vec::new();
-    open(path)?.read_to_end(&mut bytes).map_err(|e| bad(format!("cannot read: {e}")))?;
+    open(path)?.read_to_end(&mut bytes).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
         let magic: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(bad(format!("not an IDX file of unsigned bytes (magic {}, want 00 00 08 nn)", magic.join(" "))));
