@@ -26,6 +26,8 @@ pub const FORMAT_VERSION: &str = "1";
 /// What a checkpoint holds besides the tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
+    /// What a trainer resumes from: parameters, optimizer state and the
+    /// shuffle RNG's position, so a resumed run matches an unbroken one.
     pub state: TrainState,
     /// Epochs trained when it was written.
     pub epoch: usize,

@@ -11,12 +11,18 @@ pub enum Error {
     /// The model, batch or data needs more than the adapter allows (exit code 2).
     #[error("{what} needs {needed} {unit}, above the adapter's {limit} of {allowed}; {advice}")]
     ExceedsLimit {
+        /// The resource, by its label and shape: "layer1.w (784 x 256 floats)".
         what: String,
+        /// How much of `unit` it needs.
         needed: u64,
         /// What `needed` and `allowed` count, e.g. "bytes".
         unit: &'static str,
+        /// The limit's name, as wgpu's `Limits` field or the kernel's own
+        /// bound: "max_storage_buffer_binding_size".
         limit: &'static str,
+        /// The most the adapter (or kernel) allows, in `unit`.
         allowed: u64,
+        /// What to change to fit, naming settings in backticks: "use a smaller `batch_size`".
         advice: &'static str,
     },
 
@@ -26,20 +32,34 @@ pub enum Error {
 
     /// wgpu reported an error (device request, validation, out of memory, map).
     #[error("GPU error while {context}: {message}")]
-    Gpu { context: String, message: String },
+    Gpu {
+        /// What the library was doing: "opening llvmpipe", "reading results back".
+        context: String,
+        /// wgpu's own message (the first error an error scope caught).
+        message: String,
+    },
 
     /// The training loss became NaN or infinite.
     #[error("the training loss became {value} at epoch {epoch}; try a smaller `lr`, or scale the data (`scale`)")]
-    NonFiniteLoss { epoch: usize, value: f32 },
+    NonFiniteLoss {
+        /// The epoch, counting from 1, whose training loss it was.
+        epoch: usize,
+        /// The loss read back: NaN or ±infinity.
+        value: f32,
+    },
 
     /// The user asked training to stop (Ctrl-C); it stopped after `epoch`.
     #[error("interrupted after epoch {epoch}")]
-    Interrupted { epoch: usize },
+    Interrupted {
+        /// Epochs done, counting from 1: the epoch the fit's hooks were asked
+        /// to save (a run folder writes its checkpoint).
+        epoch: usize,
+    },
 
     /// Reading or writing a file failed for a reason of the machine, not of
     /// the path the user gave: a full disk, a read-only file system, a denied
-    /// permission, a device error (exit code 1). Made by [`Error::io`], which
-    /// turns a wrong path into [`Error::InvalidInput`] instead.
+    /// permission, a device error (exit code 1). A wrong path (one that does
+    /// not exist, a folder for a file) is [`Error::InvalidInput`] instead.
     ///
     /// The message is `context` alone and the OS's reason is the
     /// [`source`](std::error::Error::source): reporters that walk the chain,
@@ -49,6 +69,8 @@ pub enum Error {
     Io {
         /// What was being done, naming the path: "cannot write runs/x/metrics.csv".
         context: String,
+        /// The OS's reason; its `kind()` tells a full disk (StorageFull)
+        /// from a denied permission (PermissionDenied) and the rest.
         #[source]
         source: std::io::Error,
     },
@@ -79,4 +101,5 @@ impl Error {
     }
 }
 
+/// The library's result: every fallible function returns [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -29,6 +29,7 @@ pub const METRICS_CSV_HEADER: [&str; 6] =
 pub struct MetricsRow {
     /// Counted from the start of the first run, so a resumed run continues it.
     pub epoch: usize,
+    /// The losses (and accuracies, where measured) of that epoch.
     pub metrics: EpochMetrics,
     /// Wall time since training started when this epoch's metrics were read back.
     pub seconds: f64,
@@ -130,6 +131,7 @@ fn sync_folder(folder: &Path) {
 pub struct PlotWritten {
     /// False only when there was nothing to plot.
     pub svg: bool,
+    /// Whether the PNG was written; when asked for but not, `png_skipped_because` says why.
     pub png: bool,
     /// The font the PNG's text was drawn with.
     pub png_font: Option<PathBuf>,

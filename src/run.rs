@@ -51,6 +51,7 @@ impl RunFolder {
         Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 
+    /// The folder: `out` as given, or the `runs/<UTC time>` it chose.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -87,8 +88,13 @@ impl RunFolder {
 /// Fit hooks that keep the run folder, show each read-back's last epoch
 /// through `log`, and stop when `stop` is set (by a Ctrl-C handler).
 pub struct RunHooks<'a, L: FnMut(usize, &EpochMetrics)> {
+    /// Gets each read-back's rows (metrics.csv) and each checkpoint.
     pub folder: &'a mut RunFolder,
+    /// Called once per read-back with its last epoch and that epoch's
+    /// metrics, not per epoch: the CLI's progress line.
     pub log: L,
+    /// Read after each read-back; once set, the fit saves a checkpoint and
+    /// returns [`crate::Error::Interrupted`].
     pub stop: &'a AtomicBool,
 }
 

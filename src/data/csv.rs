@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 /// A target column, by 0-based index or by header name (`--target`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetColumn {
+    /// The column at this 0-based position; what a number parses as.
     Index(usize),
+    /// The column whose header is this name (the file needs a header).
     Name(String),
 }
 

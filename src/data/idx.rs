@@ -16,7 +16,9 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// An IDX array of unsigned bytes: its dimensions and its values, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {
+    /// The sizes from the header, outermost first: `[N, 28, 28]` for images, `[N]` for labels.
     pub dims: Vec<usize>,
+    /// The product of `dims` values, the last dimension varying fastest.
     pub data: Vec<u8>,
 }
 
