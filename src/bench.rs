@@ -32,7 +32,14 @@ pub enum Case {
     /// 1024-1024-1024-10, batch 1024: for real GPUs.
     Wide,
     /// One out(M, N) = a(M, K) · b(K, N).
-    Matmul { m: usize, k: usize, n: usize },
+    Matmul {
+        /// Rows of a and of out.
+        m: usize,
+        /// Columns of a, rows of b: the summed dimension.
+        k: usize,
+        /// Columns of b and of out.
+        n: usize,
+    },
     /// One dispatch of a single workgroup that updates one weight: what the
     /// adapter charges per dispatch, the floor of a step's overhead. GPU only.
     Dispatch,
@@ -105,8 +112,11 @@ impl std::fmt::Display for Case {
 /// One case on one device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measurement {
+    /// The case as `--case` names it ([`Case`]'s Display): "seed", "matmul:512,512,512".
     pub case: String,
+    /// "cpu" or "gpu".
     pub device: String,
+    /// The GPU adapter's description (name, backend, driver); None on the CPU.
     pub adapter: Option<String>,
     /// The GPU path of a training case: "fused" or "layered".
     pub kernel: Option<String>,
@@ -119,8 +129,11 @@ pub struct Measurement {
     /// For training cases with matmul dispatches (CPU, layered GPU path): the
     /// step's matmuls alone, each timed like a matmul case.
     pub matmul_us_per_step: Option<f64>,
+    /// Compute dispatches recorded per step, warm-up steps included (0 on the CPU).
     pub dispatches_per_step: f64,
+    /// Queue submits per step (0 on the CPU).
     pub submits_per_step: f64,
+    /// Buffers mapped back to the host per step (0 on the CPU).
     pub readbacks_per_step: f64,
     /// Device memory the case allocated, in bytes (0 on the CPU).
     pub gpu_bytes: u64,

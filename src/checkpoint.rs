@@ -26,6 +26,8 @@ pub const FORMAT_VERSION: &str = "1";
 /// What a checkpoint holds besides the tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
+    /// What a trainer resumes from: parameters, optimizer state and the
+    /// shuffle RNG's position, so a resumed run matches an unbroken one.
     pub state: TrainState,
     /// Epochs trained when it was written.
     pub epoch: usize,
@@ -140,7 +142,7 @@ pub fn save(
 pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
     let name = path.display();
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let bytes = std::fs::read(path).map_err(|e| Error::InvalidInput(format!("cannot read {name}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
@@ -207,7 +209,7 @@ pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
 pub fn read_spec(path: &Path) -> Result<MlpSpec> {
     let name = path.display();
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let bytes = std::fs::read(path).map_err(|e| Error::InvalidInput(format!("cannot read {name}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));

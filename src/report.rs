@@ -29,6 +29,7 @@ pub const METRICS_CSV_HEADER: [&str; 6] =
 pub struct MetricsRow {
     /// Counted from the start of the first run, so a resumed run continues it.
     pub epoch: usize,
+    /// The losses (and accuracies, where measured) of that epoch.
     pub metrics: EpochMetrics,
     /// Wall time since training started when this epoch's metrics were read back.
     pub seconds: f64,
@@ -68,8 +69,14 @@ static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 /// `write` fails (or panics) the temporary file is removed and `path` is
 /// untouched.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
-    let failed = |e: io::Error| Error::InvalidInput(format!("cannot write {}: {e}", path.display()));
-    let name = path.file_name().ok_or_else(|| failed(io::Error::other("the path does not name a file")))?;
+    let context = || format!("cannot write {}", path.display());
+    // Creating and renaming fail on a wrong path (a missing folder, a folder
+    // in the file's place): the user's to fix. Once the file is open, a failed
+    // write or sync is the machine's (disk full), whatever its kind.
+    let path_failed = |e: io::Error| Error::io(context(), e);
+    let write_failed = |source: io::Error| Error::Io { context: context(), source };
+    let name =
+        path.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: the path does not name a file", context())))?;
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -81,13 +88,13 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     temp_name.push(format!(".tmp-{}-{}", std::process::id(), TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)));
     let mut temp = TempFile { path: folder.join(temp_name), armed: true };
 
-    let mut file = File::create(&temp.path).map_err(failed)?;
-    write(&mut file).map_err(failed)?;
+    let mut file = File::create(&temp.path).map_err(path_failed)?;
+    write(&mut file).map_err(write_failed)?;
     // Without the sync, a crash soon after the rename can leave the new name
     // pointing at blocks that never reached the disk.
-    file.sync_all().map_err(failed)?;
+    file.sync_all().map_err(write_failed)?;
     drop(file);
-    std::fs::rename(&temp.path, path).map_err(failed)?;
+    std::fs::rename(&temp.path, path).map_err(path_failed)?;
     temp.armed = false;
     sync_folder(folder);
     Ok(())
@@ -124,6 +131,7 @@ fn sync_folder(folder: &Path) {
 pub struct PlotWritten {
     /// False only when there was nothing to plot.
     pub svg: bool,
+    /// Whether the PNG was written; when asked for but not, `png_skipped_because` says why.
     pub png: bool,
     /// The font the PNG's text was drawn with.
     pub png_font: Option<PathBuf>,

@@ -44,11 +44,14 @@ impl RunFolder {
                     .expect("some suffix is free")
             }
         };
+        // A file in the way (NotADirectory) is the user's to fix, exit code 2;
+        // a read-only or full disk is not, exit code 1.
         std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::InvalidInput(format!("cannot create the run folder {}: {e}", dir.display())))?;
+            .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
         Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 
+    /// The folder: `out` as given, or the `runs/<UTC time>` it chose.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -85,8 +88,13 @@ impl RunFolder {
 /// Fit hooks that keep the run folder, show each read-back's last epoch
 /// through `log`, and stop when `stop` is set (by a Ctrl-C handler).
 pub struct RunHooks<'a, L: FnMut(usize, &EpochMetrics)> {
+    /// Gets each read-back's rows (metrics.csv) and each checkpoint.
     pub folder: &'a mut RunFolder,
+    /// Called once per read-back with its last epoch and that epoch's
+    /// metrics, not per epoch: the CLI's progress line.
     pub log: L,
+    /// Read after each read-back; once set, the fit saves a checkpoint and
+    /// returns [`crate::Error::Interrupted`].
     pub stop: &'a AtomicBool,
 }
 

@@ -149,8 +149,20 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     let error = checkpoint::load(&truncated, &spec).unwrap_err().to_string();
     assert!(error.contains("not a valid checkpoint"), "{error}");
 
-    let missing = checkpoint::load(&dir.join("none.safetensors"), &spec).unwrap_err().to_string();
-    assert!(missing.contains("cannot read"), "{missing}");
+    // A path that does not exist or is a folder is the user's mistake (exit
+    // code 2); a read the device fails is not (Error::Io, exit code 1).
+    let missing = checkpoint::load(&dir.join("none.safetensors"), &spec).unwrap_err();
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
+    assert!(missing.is_bad_input(), "{missing:?}");
+    let folder = checkpoint::read_spec(&dir).unwrap_err();
+    assert!(folder.is_bad_input() && folder.to_string().contains("cannot read"), "{folder:?}");
+    #[cfg(target_os = "linux")]
+    {
+        // Reading a process's memory at offset 0 (never mapped) fails with EIO.
+        let failed = checkpoint::load(std::path::Path::new("/proc/self/mem"), &spec).unwrap_err();
+        assert!(matches!(failed, wgpu_mlp::Error::Io { .. }) && !failed.is_bad_input(), "{failed:?}");
+        assert_eq!(failed.to_string(), "cannot read /proc/self/mem");
+    }
 
     let other_shape =
         MlpSpec::new(vec![5, 8, 3]).unwrap().with(Activation::Tanh, Output::Softmax, Loss::CrossEntropy).unwrap();

@@ -822,3 +822,39 @@ fn bench_json_reports_each_case_with_the_dispatches_it_records() {
     assert!(seed["matmul_kernel"].is_null() && seed["matmul_us_per_step"].is_null(), "{seed}");
     assert!(number(seed, "dispatches_per_step") < 0.1, "{seed}");
 }
+
+/// A path the user got wrong exits 2; a file system or device that fails a
+/// right path exits 1 (Error::Io). Both messages name the path. (Training
+/// prints its header on stdout before it makes the run folder, so stdout is
+/// not checked.)
+#[test]
+fn a_wrong_path_exits_2_and_a_failing_file_system_exits_1() {
+    let assert_fails = |run: &Run, code: i32, fragment: &str| {
+        assert_no_panic(run);
+        assert_eq!(run.code, Some(code), "{}", run.show());
+        assert!(run.stderr.contains(fragment), "wanted {fragment:?}\n{}", run.show());
+    };
+    let train = |out: &str| wgpu_mlp(&["--epochs", "1", "--device", "cpu", "--quiet", "--out", out]);
+    let dir = scratch("io");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "in the way").unwrap();
+
+    // A regular file where the run folder's parent should be (NotADirectory).
+    let under_file = file.join("run").display().to_string();
+    assert_fails(&train(&under_file), 2, &format!("cannot create the run folder {under_file}"));
+    let missing = dir.join("none.safetensors").display().to_string();
+    let run = wgpu_mlp(&["export", "--checkpoint", &missing, "--out", "x.onnx"]);
+    assert_fails(&run, 2, &format!("cannot read {missing}"));
+
+    #[cfg(target_os = "linux")]
+    {
+        // Reading a process's memory at offset 0 (never mapped) fails with EIO.
+        let run = wgpu_mlp(&["export", "--checkpoint", "/proc/self/mem", "--out", "x.onnx"]);
+        assert_fails(&run, 1, "cannot read /proc/self/mem");
+        // sysfs refuses new folders: EPERM for root, EACCES for others, EROFS
+        // in a container. Skipped where /sys is not sysfs, so as not to make one.
+        if std::path::Path::new("/sys/kernel").is_dir() {
+            assert_fails(&train("/sys/wgpu-mlp-run"), 1, "cannot create the run folder /sys/wgpu-mlp-run");
+        }
+    }
+}

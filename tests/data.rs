@@ -103,8 +103,19 @@ fn csv_bad_inputs_are_refused_with_their_place() {
     assert!(error.contains("no rows"), "{error}");
     let error = csv_error("5\n6\n", &default);
     assert!(error.contains("no input columns"), "{error}");
-    let missing = load_csv(Path::new("/nonexistent/wgpu-mlp.csv"), &default).unwrap_err().to_string();
-    assert!(missing.contains("cannot read /nonexistent/wgpu-mlp.csv"), "{missing}");
+    // A wrong path is bad input (exit code 2); a failing device is Error::Io.
+    let missing = load_csv(Path::new("/nonexistent/wgpu-mlp.csv"), &default).unwrap_err();
+    assert!(missing.to_string().contains("cannot read /nonexistent/wgpu-mlp.csv"), "{missing}");
+    assert!(missing.is_bad_input(), "{missing:?}");
+    let folder = load_csv(&std::env::temp_dir(), &default).unwrap_err();
+    assert!(folder.is_bad_input() && folder.to_string().contains("cannot read"), "{folder:?}");
+    #[cfg(target_os = "linux")]
+    {
+        // Reading a process's memory at offset 0 (never mapped) fails with EIO.
+        let failed = load_csv(Path::new("/proc/self/mem"), &default).unwrap_err();
+        assert!(matches!(failed, wgpu_mlp::Error::Io { .. }) && !failed.is_bad_input(), "{failed:?}");
+        assert_eq!(failed.to_string(), "cannot read /proc/self/mem");
+    }
 }
 
 /// An IDX file of unsigned bytes with these dimensions and values.

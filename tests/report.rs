@@ -10,6 +10,7 @@ use wgpu_mlp::report::{
     PlotWritten, METRICS_CSV_HEADER,
 };
 use wgpu_mlp::train::EpochMetrics;
+use wgpu_mlp::Error;
 
 /// A fresh folder for one test, removed first if an earlier run left it.
 fn folder(name: &str) -> PathBuf {
@@ -130,10 +131,12 @@ fn a_write_that_fails_midway_keeps_the_previous_file_and_leaves_no_temporary() {
         Err(io::Error::other("disk full (simulated)"))
     })
     .expect_err("the closure's error is returned");
-    let message = error.to_string();
-    assert!(message.starts_with(&format!("cannot write {}", path.display())), "{message}");
-    assert!(message.contains("disk full (simulated)"), "{message}");
-    assert!(error.is_bad_input(), "mapped to InvalidInput: {error:?}");
+    // A full disk is the machine's, not the user's: Error::Io, exit code 1,
+    // naming the file, with the closure's error as its source.
+    assert_eq!(error.to_string(), format!("cannot write {}", path.display()));
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("disk full (simulated)"), "{error:?}");
+    assert!(matches!(error, Error::Io { .. }) && !error.is_bad_input(), "{error:?}");
 
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "the previous run\n");
     assert_eq!(listing(&dir), ["metrics.csv"]);
@@ -167,8 +170,11 @@ fn a_write_that_succeeds_replaces_the_file_and_leaves_no_temporary() {
 fn a_write_into_a_missing_folder_fails_naming_the_file() {
     let dir = folder("atomic-missing");
     let path = dir.join("no-such-folder").join("metrics.csv");
-    let message = write_atomically(&path, |file| file.write_all(b"x")).unwrap_err().to_string();
+    let error = write_atomically(&path, |file| file.write_all(b"x")).unwrap_err();
+    let message = error.to_string();
     assert!(message.starts_with(&format!("cannot write {}: ", path.display())), "{message}");
+    // The user named a folder that does not exist: theirs to fix, exit code 2.
+    assert!(error.is_bad_input(), "{error:?}");
 }
 
 /// An SVG document and the words of its `<text>` elements.

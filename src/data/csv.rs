@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 /// A target column, by 0-based index or by header name (`--target`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetColumn {
+    /// The column at this 0-based position; what a number parses as.
     Index(usize),
+    /// The column whose header is this name (the file needs a header).
     Name(String),
 }
 
@@ -47,7 +49,7 @@ pub struct CsvOptions {
 
 /// Opens a file, undoing gzip when it starts with gzip's magic bytes.
 pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
-    let unreadable = |e: std::io::Error| Error::InvalidInput(format!("cannot read {}: {e}", path.display()));
+    let unreadable = |e: std::io::Error| Error::io(format!("cannot read {}", path.display()), e);
     let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let mut magic = [0u8; 2];
     let read = file.read(&mut magic).map_err(unreadable)?;
@@ -68,7 +70,14 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
         ::csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(::csv::Trim::All).from_reader(open(path)?);
     let mut records = Vec::new();
     for record in reader.records().skip(options.skip_rows) {
-        records.push(record.map_err(|e| bad(e.to_string()))?);
+        records.push(record.map_err(|e| {
+            let message = e.to_string();
+            match e.into_kind() {
+                // A read that fails midway (EIO, or a gzip stream cut short).
+                ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
+                _ => bad(message),
+            }
+        })?);
     }
     let Some(first) = records.first() else {
         return Err(bad(format!("no rows after skipping {}", options.skip_rows)));

@@ -16,7 +16,9 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// An IDX array of unsigned bytes: its dimensions and its values, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {
+    /// The sizes from the header, outermost first: `[N, 28, 28]` for images, `[N]` for labels.
     pub dims: Vec<usize>,
+    /// The product of `dims` values, the last dimension varying fastest.
     pub data: Vec<u8>,
 }
 
@@ -25,7 +27,7 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bad = |message: String| Error::InvalidInput(format!("{}: {message}", path.display()));
     let mut bytes = Vec::new();
-    open(path)?.read_to_end(&mut bytes).map_err(|e| bad(format!("cannot read: {e}")))?;
+    open(path)?.read_to_end(&mut bytes).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
         let magic: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(bad(format!("not an IDX file of unsigned bytes (magic {}, want 00 00 08 nn)", magic.join(" "))));

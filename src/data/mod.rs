@@ -26,8 +26,11 @@ use crate::model::zeros;
 /// classification `y` is one-hot over `classes` columns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
+    /// Inputs (N, IN), one sample per row.
     pub x: Array2<f32>,
+    /// Targets (N, OUT): one-hot rows for classification, values to regress otherwise.
     pub y: Array2<f32>,
+    /// The number of classes (the columns of `y`) when classifying; None for regression.
     pub classes: Option<usize>,
 }
 
@@ -65,10 +68,12 @@ impl Dataset {
         Ok(Self { x, y, classes: Some(classes) })
     }
 
+    /// The number of samples N (rows of x and y).
     pub fn len(&self) -> usize {
         self.x.nrows()
     }
 
+    /// True when it holds no samples (a test split of fraction 0, say).
     pub fn is_empty(&self) -> bool {
         self.x.nrows() == 0
     }
@@ -134,7 +139,10 @@ impl std::fmt::Display for Source {
 /// A batch: positions `start .. start + rows` of the epoch's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batch {
+    /// The first position in the epoch's order (not a row index of the data
+    /// when shuffling).
     pub start: usize,
+    /// How many positions it takes: `batch_size`, or fewer for the last batch.
     pub rows: usize,
 }
 
@@ -154,6 +162,8 @@ pub struct Shuffler {
 }
 
 impl Shuffler {
+    /// A shuffler drawing from `seed`'s stream 2, or one that keeps the rows'
+    /// order when `shuffle` is false.
     pub fn new(shuffle: bool, seed: u64) -> Self {
         let rng = shuffle.then(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);

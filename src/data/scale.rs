@@ -6,6 +6,7 @@ use ndarray::{Array1, Array2, Axis};
 /// How input columns are scaled (`--scale`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
+    /// Inputs as they are (a scaler of shift 0, divisor 1).
     None,
     /// (x - min) / (max - min) per column, to [0, 1] on the training rows.
     MinMax,
@@ -19,7 +20,10 @@ pub enum Scale {
 /// it, so predictions scale new data as the training data was scaled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scaler {
+    /// Subtracted from each column (IN): the training rows' min or mean, or 0.
     pub shift: Array1<f32>,
+    /// Then divided by (IN): range, std or 255, and 1 where that would be 0
+    /// (a constant column), so no column divides by zero.
     pub divisor: Array1<f32>,
 }
 

@@ -34,6 +34,7 @@ use onnx_proto::{
 /// has every op used here in its present form (Softmax's axis semantics
 /// changed in 13), without needing anything newer.
 pub const IR_VERSION: i64 = 8;
+/// The default-domain opset the model imports; see [`IR_VERSION`] for why 13.
 pub const OPSET_VERSION: i64 = 13;
 
 /// The graph's input: float32 [batch, IN].

@@ -17,8 +17,11 @@ software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers) or u
 /// A part of a buffer of f32: `len` floats starting `offset` floats in.
 #[derive(Clone, Copy, Debug)]
 pub struct Region<'a> {
+    /// The buffer the floats live in.
     pub buffer: &'a wgpu::Buffer,
+    /// Where the region starts, in floats (not bytes) from the buffer's start.
     pub offset: u64,
+    /// How many floats it spans.
     pub len: u64,
 }
 
@@ -28,6 +31,9 @@ impl<'a> Region<'a> {
         Self { buffer, offset: 0, len: len as u64 }
     }
 
+    /// The region as a bind group entry's resource, offset and size in bytes.
+    /// The offset must meet the adapter's `min_storage_buffer_offset_alignment`
+    /// (wgpu validates it when the bind group is made).
     pub fn binding(&self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
@@ -54,6 +60,8 @@ thread_local! {
 }
 
 impl Counters {
+    /// Counts one compute dispatch; called by whatever records one into a
+    /// pass (kernels.rs's `Dispatch::record`, the fused trainer).
     pub fn add_dispatch(&self) {
         self.dispatches.fetch_add(1, Ordering::Relaxed);
     }
@@ -66,9 +74,14 @@ impl Counters {
 /// A reading of [`Counters`]; `bytes` counts this thread's buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Compute dispatches recorded since the context was made.
     pub dispatches: u64,
+    /// Command buffers submitted through [`GpuContext::submit`].
     pub submits: u64,
+    /// Buffers mapped back to the host by [`GpuContext::map_read`].
     pub readbacks: u64,
+    /// Bytes of the buffers this thread created through the context's
+    /// constructors, on any context.
     pub bytes: u64,
 }
 
@@ -84,12 +97,18 @@ pub fn adapters() -> Vec<(wgpu::AdapterInfo, wgpu::Limits)> {
 /// One adapter's device and queue. Cloning shares them.
 #[derive(Clone, Debug)]
 pub struct GpuContext {
+    /// Opened with all of the adapter's limits, not wgpu's defaults.
     pub device: wgpu::Device,
+    /// The device's one queue; submit through [`GpuContext::submit`] so it counts.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend, device type (Cpu for lavapipe) and driver.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with (the adapter's own), checked
+    /// before every allocation.
     pub limits: wgpu::Limits,
     /// The first error no error scope caught, kept instead of wgpu's default panic.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Dispatches, submits and read-backs so far, shared by every clone.
     pub counters: Arc<Counters>,
 }
 

@@ -33,6 +33,8 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// Records the dispatch into `pass` and counts it; recording only, the
+    /// work runs when the encoder is submitted.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.counters.add_dispatch();
         pass.set_pipeline(&self.pipeline);
@@ -137,6 +139,7 @@ impl Kernels {
         })
     }
 
+    /// The matmul kernel these pipelines were built with (see [`KernelSettings`]).
     pub fn matmul_kernel(&self) -> MatmulKernel {
         self.matmul_kernel
     }
@@ -318,7 +321,7 @@ impl Kernels {
         Ok(self.bind(label, &self.column_sum, &params, &[input, out], self.grid_1d(label, cols)?))
     }
 
-    /// totals[slot] += the sum of `partials`, in a fixed order: a running
+    /// `totals[slot]` += the sum of `partials`, in a fixed order: a running
     /// metric kept among others in one small buffer.
     pub fn add_total(&self, label: &str, partials: Region, totals: Region, slot: u32) -> Result<Dispatch> {
         assert!(u64::from(slot) < totals.len, "{label}: slot {slot} outside the totals");
@@ -326,7 +329,7 @@ impl Kernels {
         Ok(self.bind(label, &self.column_sum, &params, &[partials, totals], [1, 1, 1]))
     }
 
-    /// out(rows, width) = source[index[r], :], the source given as 1 to 4
+    /// out(rows, width) = `source[index[r], :]`, the source given as 1 to 4
     /// chunks of `rows_per_chunk` rows (the last may be shorter).
     pub fn gather_rows(
         &self,

@@ -149,6 +149,10 @@ struct StepPlan {
     backward: Vec<Dispatch>,
 }
 
+/// The layered GPU path: one dispatch per op (matmul with its epilogue, loss,
+/// gather, update), any depth and width, on the parameters, data and buffers
+/// listed in the module docs. [`super::FusedTrainer`] is the other path, for
+/// nets small enough for one kernel.
 pub struct LayeredTrainer {
     ctx: GpuContext,
     matmul_kernel: MatmulKernel,

@@ -8,17 +8,27 @@ use crate::model::Activation;
 
 /// shaders/matmul_common.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
 /// epilogue: + bias, an activation, or the derivative of one (codes from
-/// [`activation_code`]).
+/// `activation_code`: 0 identity, 1 sigmoid, 2 relu, 3 tanh).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MatmulParams {
+    /// Rows of out and of op(a).
     pub m: u32,
+    /// The summed dimension: columns of op(a), rows of op(b).
     pub k: u32,
+    /// Columns of out and of op(b).
     pub n: u32,
+    /// 1 when a is stored (K, M) and used transposed. The pipeline constant
+    /// TRANS_A decides; this repeats it so the uniform states the whole shape.
     pub trans_a: u32,
+    /// 1 when b is stored (N, K) and used transposed; repeats TRANS_B likewise.
     pub trans_b: u32,
+    /// 1 to add bias (N) to every row before the activation.
     pub bias: u32,
+    /// The activation applied to out, by its code (`activation_code`); 0 (identity) for none.
     pub activation: u32,
+    /// Nonzero: multiply out by this activation's derivative at the given
+    /// layer output (M, N), turning dA into dZ; 0 for none.
     pub derivative: u32,
 }
 
@@ -44,15 +54,20 @@ pub fn activation_code(activation: Activation) -> u32 {
 /// What a matmul does to its result before storing it.
 #[derive(Clone, Copy, Debug)]
 pub enum Epilogue<'a> {
+    /// Store the product as it is (dW = Xᵀ·dZ, a bench matmul).
     None,
     /// Forward: out = activation(out + bias), bias (N).
     BiasActivation {
+        /// The layer's bias, N floats.
         bias: Region<'a>,
+        /// The layer's activation.
         activation: Activation,
     },
     /// Backward: out = dZ of the layer below, given its output (M, N).
     Derivative {
+        /// The activation of the layer below, whose derivative is taken.
         activation: Activation,
+        /// That layer's output a (M, N), where the derivative is evaluated.
         output: Region<'a>,
     },
 }
@@ -61,8 +76,11 @@ pub enum Epilogue<'a> {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BiasAddParams {
+    /// Rows of out, each getting the same bias.
     pub rows: u32,
+    /// Columns of out, and the length of bias.
     pub cols: u32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],
 }
 
@@ -70,7 +88,9 @@ pub struct BiasAddParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ActivationParams {
+    /// Elements of values (and of act for the backward kernels), any shape flattened.
     pub len: u32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 3],
 }
 
@@ -78,8 +98,11 @@ pub struct ActivationParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MseParams {
+    /// Elements of pred, expected and grad: the batch's (B, OUT) flattened.
     pub len: u32,
+    /// The gradient's factor, 2 / len: the derivative of the mean over every element.
     pub scale: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],
 }
 
@@ -87,9 +110,13 @@ pub struct MseParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ColumnSumParams {
+    /// Rows of input summed into each column's total.
     pub rows: u32,
+    /// Columns of input: totals written (1 when totalling loss partials).
     pub cols: u32,
+    /// 1 to add the totals to what out holds (a running metric), 0 to overwrite.
     pub accumulate: u32,
+    /// The first float of out written, in floats: a metric's slot, 0 for db.
     pub offset: u32,
 }
 
@@ -97,9 +124,13 @@ pub struct ColumnSumParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SoftmaxCrossEntropyParams {
+    /// Rows B of logits, expected and grad: one sample each.
     pub rows: u32,
+    /// Columns K: the classes.
     pub cols: u32,
+    /// The gradient's factor, 1 / B: the loss is the mean over rows.
     pub scale: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: u32,
 }
 
@@ -107,18 +138,26 @@ pub struct SoftmaxCrossEntropyParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct CountCorrectParams {
+    /// Rows B of pred and expected: one sample each.
     pub rows: u32,
+    /// Columns K: the classes compared by argmax.
     pub cols: u32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],
 }
 
-/// shaders/gather.wgsl: out(rows, width) = source[index[r], :].
+/// shaders/gather.wgsl: out(rows, width) = `source[index[r], :]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct GatherParams {
+    /// Rows B gathered: the length of index, the rows of out.
     pub rows: u32,
+    /// Floats per row W, in the source and in out.
     pub width: u32,
+    /// Source rows in each chunk but the last; source row r is in chunk
+    /// r / rows_per_chunk, since the source can outgrow one storage binding.
     pub rows_per_chunk: u32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: u32,
 }
 
@@ -126,32 +165,49 @@ pub struct GatherParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SgdParams {
+    /// Elements of weights and grads: every weight and bias of the model.
     pub len: u32,
+    /// The learning rate.
     pub lr: f32,
+    /// The L2 factor added to the gradient as weight_decay * weights; 0 for none.
     pub weight_decay: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: u32,
 }
 
-/// shaders/momentum.wgsl.
+/// shaders/momentum.wgsl: velocity = momentum * velocity + g, weights -= lr *
+/// velocity, with g = grads + weight_decay * weights (PyTorch's form).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MomentumParams {
+    /// Elements of weights, grads and velocity: every weight and bias of the model.
     pub len: u32,
+    /// The learning rate.
     pub lr: f32,
+    /// The factor the velocity keeps each step, in [0, 1).
     pub momentum: f32,
+    /// The L2 factor added to the gradient; 0 for none.
     pub weight_decay: f32,
 }
 
-/// shaders/adam.wgsl, both entry points.
+/// shaders/adam.wgsl, both entry points: adam_tick advances the step and
+/// bias corrections held on the GPU, adam_update moves m, v and the weights.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct AdamParams {
+    /// Elements of weights, grads, m and v: every weight and bias of the model.
     pub len: u32,
+    /// The learning rate.
     pub lr: f32,
+    /// Decay of the first moment m per step (and the base of its bias correction).
     pub beta1: f32,
+    /// Decay of the second moment v per step (and the base of its bias correction).
     pub beta2: f32,
+    /// Added to sqrt(v̂) so the step stays finite where v is near 0.
     pub eps: f32,
+    /// The L2 factor added to the gradient; 0 for none.
     pub weight_decay: f32,
+    /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],
 }
 

@@ -13,6 +13,7 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
+    /// Every kernel, for tests and benches that run each one.
     pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Workgroup];
 
     /// Register tiles on CPU adapters, workgroup tiles on every other.
@@ -24,6 +25,8 @@ impl MatmulKernel {
         }
     }
 
+    /// "registers" or "workgroup", as bench rows and trainer descriptions
+    /// name it (the words `--matmul` takes).
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Registers => "registers",
@@ -50,6 +53,7 @@ impl MatmulKernel {
 /// How the kernels are built and launched on a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelSettings {
+    /// The matmul kernel every matmul pipeline is built from.
     pub matmul: MatmulKernel,
     /// The most workgroups a grid-stride kernel gets; None: one per 256
     /// elements (or per row), the grid 2-D where one dimension is too short.

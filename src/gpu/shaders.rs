@@ -7,8 +7,11 @@
 /// One shader module: the files of shaders/ it is made of and their text joined.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderSource {
+    /// The module's name, also its wgpu label: the last file's stem.
     pub name: &'static str,
+    /// The files of shaders/ it joins, preludes first.
     pub files: &'static [&'static str],
+    /// Their text, concatenated in that order at compile time (include_str!).
     pub source: &'static str,
 }
 
@@ -22,6 +25,8 @@ macro_rules! shader {
     };
 }
 
+/// Every module, each listed once; the kernel table compiles them from here
+/// and tests/shaders.rs validates the same list.
 pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_registers": "activation.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
     shader!("matmul_workgroup": "activation.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
