@@ -188,7 +188,7 @@ pub fn softmax_rows(values: &mut Array2<f32>) {
     }
 }
 
-/// out(B, W) = source[index[r], :]: a batch's rows in the epoch's order.
+/// out(B, W) = `source[index[r], :]`: a batch's rows in the epoch's order.
 pub fn gather_rows(source: ArrayView2<f32>, index: &[u32]) -> Array2<f32> {
     let mut out = Array2::zeros((index.len(), source.ncols()));
     gather_rows_into(source, index, &mut out);

@@ -1,7 +1,7 @@
 //! The one-page API: [`Mlp`], a network with its training settings, built by
 //! [`MlpBuilder`], that fits ndarray arrays, predicts on new rows, and saves
 //! to and loads from a checkpoint in one call each. Everything underneath
-//! ([`Backend`], [`Trainer`](crate::Trainer), [`checkpoint`](crate::checkpoint))
+//! ([`Backend`], [`Trainer`](crate::Trainer), [`crate::checkpoint`])
 //! stays available for those who need more.
 //!
 //! ```

@@ -8,7 +8,7 @@
 //! order (no shuffling; any batch size, the last batch may be shorter), no test
 //! set, at most [`MAX_LAYERS`] layers, and a pool (below) within the adapter's
 //! `max_compute_workgroup_storage_size` (32 KiB on lavapipe, 16 KiB by default).
-//! Anything else goes to the layered [`super::GpuTrainer`].
+//! Anything else goes to the layered [`super::LayeredTrainer`].
 //!
 //! The pool, one `array<f32, POOL_FLOATS>` in workgroup memory, sized to the
 //! model (P = parameters, S = optimizer state: 0, P or 2P; N rows, B batch rows):
