@@ -21,7 +21,11 @@ use crate::model::{Activation, Layer, Loss, MlpSpec, Output, Params};
 use crate::train::{Optimizer, OptimizerState, TrainState};
 
 /// The layout this build writes and reads.
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
+/// Format 1 wrote the model's enums by Rust's debug names ("Relu",
+/// "CrossEntropy"), format 2 by the kebab-case names the CLI takes ("relu",
+/// "cross-entropy"); both are read, format 1 translated on the way in.
+const OLD_FORMAT_VERSION: &str = "1";
 
 /// What a checkpoint holds besides the tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +33,8 @@ pub struct Checkpoint {
     /// What a trainer resumes from: parameters, optimizer state and the
     /// shuffle RNG's position, so a resumed run matches an unbroken one.
     pub state: TrainState,
+    /// The update rule and its settings the run trained with.
+    pub optimizer: Optimizer,
     /// Epochs trained when it was written.
     pub epoch: usize,
     /// The settings a resume must match, as written (see [`describe`]).
@@ -39,18 +45,13 @@ pub struct Checkpoint {
 
 /// The metadata a model and run are described by; a resume compares these.
 pub fn describe(spec: &MlpSpec, optimizer: Optimizer, seed: u64, data_fingerprint: u64) -> HashMap<String, String> {
-    let optimizer = match optimizer {
-        Optimizer::Sgd => "sgd".to_string(),
-        Optimizer::Momentum { momentum } => format!("momentum {momentum}"),
-        Optimizer::Adam { beta1, beta2, eps } => format!("adam {beta1} {beta2} {eps}"),
-    };
     [
         ("format_version", FORMAT_VERSION.to_string()),
         ("layers", spec.to_string()),
-        ("hidden", format!("{:?}", spec.hidden())),
-        ("output", format!("{:?}", spec.output())),
-        ("loss", format!("{:?}", spec.loss())),
-        ("optimizer", optimizer),
+        ("hidden", spec.hidden().to_string()),
+        ("output", spec.output().to_string()),
+        ("loss", spec.loss().to_string()),
+        ("optimizer", optimizer.to_string()),
         ("seed", seed.to_string()),
         ("data_fingerprint", format!("{data_fingerprint:016x}")),
     ]
@@ -142,15 +143,9 @@ pub fn save(
 pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
     let name = path.display();
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+    let (bytes, metadata) = read_with_metadata(path)?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
-    let metadata = header.metadata().clone().unwrap_or_default();
     let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));
-    let version = field("format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(bad(format!("format version {version}, but this build reads version {FORMAT_VERSION}")));
-    }
     let number = |key: &str| -> Result<u128> {
         let text = field(key)?;
         text.parse().map_err(|_| bad(format!("'{key}' is '{text}', not a whole number")))
@@ -183,17 +178,18 @@ pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
     if *saved_layers != spec.to_string() {
         return Err(bad(format!("it holds layers {saved_layers}, but the model has layers {spec}")));
     }
-    let optimizer = match field("optimizer")?.split(' ').next() {
-        Some("sgd") => OptimizerState::Sgd,
-        Some("momentum") => OptimizerState::Momentum { velocity: params("optimizer.velocity.")? },
-        Some("adam") => OptimizerState::Adam {
+    let optimizer: Optimizer = field("optimizer")?.parse().map_err(|e: String| bad(e))?;
+    let optimizer_state = match optimizer {
+        Optimizer::Sgd => OptimizerState::Sgd,
+        Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: params("optimizer.velocity.")? },
+        Optimizer::Adam { .. } => OptimizerState::Adam {
             m: params("optimizer.m.")?,
             v: params("optimizer.v.")?,
             step: u32::try_from(number("adam_step")?).map_err(|_| bad("'adam_step' is too large".into()))?,
         },
-        _ => return Err(bad(format!("unknown optimizer '{}'", field("optimizer")?))),
     };
-    let state = TrainState { params: params("")?, optimizer, shuffle_position: number("shuffle_position")? };
+    let state =
+        TrainState { params: params("")?, optimizer: optimizer_state, shuffle_position: number("shuffle_position")? };
     let epoch = usize::try_from(number("epoch")?).map_err(|_| bad("'epoch' is too large".into()))?;
     let scaler = match file.names().contains(&"scaler.shift") {
         true => Some(Scaler {
@@ -202,40 +198,64 @@ pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
         }),
         false => None,
     };
-    Ok(Checkpoint { state, epoch, metadata, scaler })
+    Ok(Checkpoint { state, optimizer, epoch, metadata, scaler })
+}
+
+/// The file's bytes and its metadata, in this build's format: a format 1
+/// file's enum names are translated to format 2's.
+fn read_with_metadata(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
+    let name = path.display();
+    let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    match metadata.get("format_version").map(String::as_str) {
+        Some(FORMAT_VERSION) => {}
+        Some(OLD_FORMAT_VERSION) => {
+            for key in ["hidden", "output", "loss"] {
+                if let Some(value) = metadata.get_mut(key) {
+                    *value = kebab_case(value);
+                }
+            }
+            metadata.insert("format_version".into(), FORMAT_VERSION.into());
+        }
+        Some(version) => {
+            return Err(bad(format!(
+                "format version {version}, but this build reads versions {OLD_FORMAT_VERSION} and {FORMAT_VERSION}"
+            )))
+        }
+        None => return Err(bad("the metadata has no 'format_version'".into())),
+    }
+    Ok((bytes, metadata))
+}
+
+/// "CrossEntropy" -> "cross-entropy": a debug name as format 1 wrote it, as
+/// format 2 writes it.
+fn kebab_case(debug_name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in debug_name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// The model a checkpoint holds, from its metadata, for predict and eval.
 pub fn read_spec(path: &Path) -> Result<MlpSpec> {
     let name = path.display();
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
-    let metadata = header.metadata().clone().unwrap_or_default();
+    let (_, metadata) = read_with_metadata(path)?;
     let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));
     let layers = field("layers")?;
     let sizes = layers
         .split(',')
         .map(|size| size.parse().map_err(|_| bad(format!("the layers '{layers}' are not sizes"))))
         .collect::<Result<Vec<usize>>>()?;
-    let hidden = match field("hidden")?.as_str() {
-        "Sigmoid" => Activation::Sigmoid,
-        "Relu" => Activation::Relu,
-        "Tanh" => Activation::Tanh,
-        "Identity" => Activation::Identity,
-        other => return Err(bad(format!("unknown hidden activation '{other}'"))),
-    };
-    let output = match field("output")?.as_str() {
-        "Sigmoid" => Output::Sigmoid,
-        "Identity" => Output::Identity,
-        "Softmax" => Output::Softmax,
-        other => return Err(bad(format!("unknown output '{other}'"))),
-    };
-    let loss = match field("loss")?.as_str() {
-        "Mse" => Loss::Mse,
-        "CrossEntropy" => Loss::CrossEntropy,
-        other => return Err(bad(format!("unknown loss '{other}'"))),
-    };
+    let hidden: Activation = field("hidden")?.parse().map_err(|e| bad(format!("hidden activation: {e}")))?;
+    let output: Output = field("output")?.parse().map_err(|e| bad(format!("output: {e}")))?;
+    let loss: Loss = field("loss")?.parse().map_err(|e| bad(format!("loss: {e}")))?;
     MlpSpec::new(sizes)?.with(hidden, output, loss).map_err(|e| bad(e.to_string()))
 }
 

@@ -29,7 +29,7 @@ use crate::cpu::{argmax, softmax_rows};
 use crate::data::{Dataset, Scale, Scaler};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Init, Loss, MlpSpec, Output, Params};
-use crate::train::{fit, FitReport, Optimizer, OptimizerState, Run, TrainConfig, TrainState};
+use crate::train::{fit, FitReport, Optimizer, Run, TrainConfig, TrainState};
 
 /// The settings of an [`Mlp`]; every one has a default that suits a small
 /// tabular problem (relu, Adam with lr 0.001, batches of 32 reshuffled every
@@ -276,8 +276,7 @@ impl Mlp {
             saved.metadata.get("data_fingerprint").and_then(|text| u64::from_str_radix(text, 16).ok()).unwrap_or(0);
         let scaler = saved.scaler.unwrap_or_else(|| Scale::None.fit(&Array2::zeros((1, spec.inputs()))));
         let defaults = MlpBuilder::default();
-        let config =
-            TrainConfig { optimizer: saved_optimizer(&saved.state.optimizer, &defaults.config), ..defaults.config };
+        let config = TrainConfig { optimizer: saved.optimizer, ..defaults.config };
         let settings = MlpBuilder {
             hidden: spec.sizes()[1..spec.sizes().len() - 1].to_vec(),
             activation: spec.hidden(),
@@ -349,16 +348,5 @@ fn check_finite(name: &str, values: ArrayView2<f32>) -> Result<()> {
             Err(Error::InvalidInput(format!("{name}[{row}, {col}] is {value}; every value must be finite")))
         }
         None => Ok(()),
-    }
-}
-
-/// The kind of optimizer a saved state belongs to, with the default
-/// hyperparameters (a checkpoint keeps the state, not the settings).
-fn saved_optimizer(state: &OptimizerState, defaults: &TrainConfig) -> Optimizer {
-    match (state, defaults.optimizer) {
-        (OptimizerState::Sgd, _) => Optimizer::Sgd,
-        (OptimizerState::Momentum { .. }, _) => Optimizer::Momentum { momentum: 0.9 },
-        (OptimizerState::Adam { .. }, adam @ Optimizer::Adam { .. }) => adam,
-        (OptimizerState::Adam { .. }, _) => Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     }
 }

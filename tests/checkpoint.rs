@@ -194,3 +194,44 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     assert_eq!(std::fs::read(&good).unwrap(), bytes, "the previous checkpoint is intact");
     trainer.restore(&checkpoint::load(&good, &spec).unwrap().state).unwrap();
 }
+
+#[test]
+fn a_format_1_checkpoint_with_debug_names_still_loads_and_resumes() {
+    let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 5).unwrap();
+    let mut trainer =
+        CpuTrainer::new(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config }).unwrap();
+    trainer.train(2).unwrap();
+    let meta = metadata(&spec, &data, &config);
+    assert_eq!((meta["hidden"].as_str(), meta["loss"].as_str()), ("tanh", "cross-entropy"), "format 2 names");
+    let path = folder("format1").join("old.safetensors");
+    // What format 1 wrote: the enums by their debug names.
+    let mut old = meta.clone();
+    old.insert("format_version".into(), "1".into());
+    old.insert("hidden".into(), "Tanh".into());
+    old.insert("output".into(), "Softmax".into());
+    old.insert("loss".into(), "CrossEntropy".into());
+    checkpoint::save(&path, &trainer.state().unwrap(), 2, old, None).unwrap();
+    assert_eq!(checkpoint::read_spec(&path).unwrap(), spec);
+    let saved = checkpoint::load(&path, &spec).unwrap();
+    saved.check_matches(&meta, &path).unwrap();
+    assert_eq!(saved.state, trainer.state().unwrap());
+    assert_eq!(saved.optimizer, config.optimizer);
+}
+
+#[test]
+fn optimizers_are_written_and_read_back_exactly() {
+    for optimizer in [
+        Optimizer::Sgd,
+        Optimizer::Momentum { momentum: 0.9 },
+        Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Optimizer::Adam { beta1: 0.123_456_79, beta2: 0.5, eps: 3.3e-7 },
+    ] {
+        let text = optimizer.to_string();
+        assert_eq!(text.parse::<Optimizer>(), Ok(optimizer), "{text}");
+    }
+    assert_eq!(Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }.to_string(), "adam 0.9 0.999 0.00000001");
+    for bad in ["", "adam 0.9", "momentum x", "rmsprop 0.9", "sgd 1"] {
+        assert!(bad.parse::<Optimizer>().is_err(), "'{bad}' is refused");
+    }
+}

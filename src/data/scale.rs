@@ -3,12 +3,14 @@
 
 use ndarray::{Array1, Array2, Axis};
 
-/// How input columns are scaled (`--scale`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How input columns are scaled (`--scale`); written and parsed by its
+/// kebab-case name ("minmax").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scale {
     /// Inputs as they are (a scaler of shift 0, divisor 1).
     None,
     /// (x - min) / (max - min) per column, to [0, 1] on the training rows.
+    #[value(name = "minmax")]
     MinMax,
     /// (x - mean) / std per column (population std).
     Standard,
@@ -66,3 +68,5 @@ impl Scale {
         Scaler { shift, divisor: divisor.mapv(|d| if d > 0.0 { d } else { 1.0 }) }
     }
 }
+
+crate::model::named_by_value_enum!(Scale);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
-use wgpu_mlp::data::{Source, TargetColumn};
+use wgpu_mlp::data::{Scale, Source, TargetColumn};
 use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 
@@ -180,7 +180,7 @@ pub(crate) struct DataArgs {
     /// Feature scaling, fitted on the training rows [default: none for seed,
     /// pixels (x / 255) for IDX images, standard for CSV].
     #[arg(long, value_enum)]
-    pub(crate) scale: Option<ScaleArg>,
+    pub(crate) scale: Option<Scale>,
 
     /// Share of the rows held out as a test set, stratified by class, for
     /// sources without one [default: 0 for seed, 0.25 for CSV].
@@ -345,14 +345,6 @@ pub(crate) enum OptimizerArg {
 pub(crate) enum TaskArg {
     Regress,
     Classify,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ScaleArg {
-    None,
-    Minmax,
-    Standard,
-    Pixels,
 }
 
 /// Comma-separated layer sizes, each at least 1.

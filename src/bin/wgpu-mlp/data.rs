@@ -3,7 +3,7 @@
 use wgpu_mlp::data::{self, CsvOptions, Scale, Scaler, Source};
 use wgpu_mlp::Dataset;
 
-use crate::args::{DataArgs, ScaleArg, TaskArg};
+use crate::args::{DataArgs, TaskArg};
 use crate::bad_input;
 
 /// The training and test sets `--data` names, scaled and split.
@@ -56,13 +56,7 @@ pub(crate) fn load_data(
         let fraction = cli.test_fraction.unwrap_or(if kind == "csv" { 0.25 } else { 0.0 });
         (train, test) = data::split(train, fraction, cli.seed)?;
     }
-    let scale = match cli.scale {
-        None => default_scale,
-        Some(ScaleArg::None) => Scale::None,
-        Some(ScaleArg::Minmax) => Scale::MinMax,
-        Some(ScaleArg::Standard) => Scale::Standard,
-        Some(ScaleArg::Pixels) => Scale::Pixels,
-    };
+    let scale = cli.scale.unwrap_or(default_scale);
     // Predict and eval scale as the training data was; training fits anew.
     let scaler = match scaler {
         Some(saved) => {
