@@ -122,16 +122,6 @@ fn activation(l: u32) -> u32 {
     return select(params.hidden, params.output, l + 1u == params.layers);
 }
 
-/// d act / dz written in terms of the output a, as the *_backward kernels (relu'(0) = 0).
-fn derivative(code: u32, a: f32) -> f32 {
-    switch code {
-        case SIGMOID: { return a * (1.0 - a); }
-        case RELU: { return select(1.0, 0.0, a <= 0.0); }
-        case TANH: { return 1.0 - a * a; }
-        default: { return 1.0; }
-    }
-}
-
 /// Where layer l reads its input (R, IN_l) for a batch starting at row `start`.
 fn input_off(l: u32, start: u32) -> u32 {
     if (l == 0u) {

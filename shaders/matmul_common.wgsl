@@ -1,6 +1,7 @@
 // matmul, the part both kernels share (matmul_registers.wgsl and
 // matmul_workgroup.wgsl each follow this file in one shader module, after
-// activation.wgsl; the host picks one per adapter):
+// activation.wgsl, whose activate and dz_from_da the epilogue calls; the host
+// picks one kernel per adapter):
 // out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
 // op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
 // op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.
@@ -40,16 +41,6 @@ struct MatmulParams {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read> given: array<f32>;
 
-// dA -> dZ given the activation's output a, as in the *_backward kernels.
-fn backward(code: u32, grad: f32, a: f32) -> f32 {
-    switch code {
-        case SIGMOID: { return grad * a * (1.0 - a); }
-        case RELU: { return select(0.0, grad, a > 0.0); }
-        case TANH: { return grad * (1.0 - a * a); }
-        default: { return grad; }
-    }
-}
-
 fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     var v = value;
     if (params.bias == 1u) {
@@ -57,7 +48,7 @@ fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     }
     v = activate(params.activation, v);
     if (params.derivative != 0u) {
-        v = backward(params.derivative, v, given[row * params.n + col]);
+        v = dz_from_da(params.derivative, v, given[row * params.n + col]);
     }
     return v;
 }

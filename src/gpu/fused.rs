@@ -32,8 +32,8 @@ use super::layered::RING_EPOCHS;
 
 use super::context::{GpuContext, Region};
 use super::param_layout::ParamLayout;
-use super::params::activation_code;
 use super::shaders;
+use super::uniforms::activation_code;
 
 use wgpu::BufferUsages as Usage;
 

@@ -18,7 +18,7 @@ use crate::model::{MlpSpec, Params};
 use super::context::{GpuContext, Region};
 use super::kernels::{Dispatch, Kernels};
 use super::param_layout::ParamLayout;
-use super::params::{Epilogue, MatmulParams};
+use super::uniforms::{Epilogue, MatmulParams};
 
 use wgpu::BufferUsages as Usage;
 

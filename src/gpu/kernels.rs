@@ -1,5 +1,5 @@
 //! The kernel table: one compute pipeline per WGSL entry point, built once per
-//! device (params structs in params.rs). Each kernel method binds buffers to
+//! device (uniform structs in uniforms.rs). Each kernel method binds buffers to
 //! its pipeline and returns a [`Dispatch`]: done at construction, so a training
 //! step only records.
 
@@ -8,12 +8,12 @@ use bytemuck::Pod;
 use std::sync::Arc;
 
 use super::context::{Counters, GpuContext, Region};
-use super::params::{
-    activation_code, ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Epilogue,
-    GatherParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
-};
 use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
+use super::uniforms::{
+    activation_code, ActivationParams, AdamParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
+    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+};
 use crate::error::{Error, Result};
 use crate::model::Activation;
 
@@ -58,13 +58,9 @@ pub struct Kernels {
     strided_groups: Option<u32>,
     /// One pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
     matmul: [wgpu::ComputePipeline; 4],
-    bias_add: wgpu::ComputePipeline,
-    sigmoid_forward: wgpu::ComputePipeline,
-    sigmoid_backward: wgpu::ComputePipeline,
-    relu_forward: wgpu::ComputePipeline,
-    relu_backward: wgpu::ComputePipeline,
-    tanh_forward: wgpu::ComputePipeline,
-    tanh_backward: wgpu::ComputePipeline,
+    /// activation_backward for sigmoid, relu and tanh, indexed by code - 1
+    /// (the identity needs no dispatch).
+    activation_backward: [wgpu::ComputePipeline; 3],
     mse_grad: wgpu::ComputePipeline,
     softmax_cross_entropy: wgpu::ComputePipeline,
     count_correct: wgpu::ComputePipeline,
@@ -100,10 +96,7 @@ impl Kernels {
             };
             let pipeline = |module: &wgpu::ShaderModule, entry: &str| pipeline_with(module, entry, &[]);
             let matmul = compile(&ctx.device, matmul_kernel.shader());
-            let bias_add = compile(&ctx.device, "bias_add");
-            let sigmoid = compile(&ctx.device, "sigmoid");
-            let relu = compile(&ctx.device, "relu");
-            let tanh = compile(&ctx.device, "tanh");
+            let activation_backward = compile(&ctx.device, "activation_backward");
             let mse = compile(&ctx.device, "mse");
             let softmax = compile(&ctx.device, "softmax_cross_entropy");
             let accuracy = compile(&ctx.device, "accuracy");
@@ -118,13 +111,10 @@ impl Kernels {
                 strided_groups,
                 matmul: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
                     .map(|(a, b)| pipeline_with(&matmul, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
-                bias_add: pipeline(&bias_add, "bias_add"),
-                sigmoid_forward: pipeline(&sigmoid, "sigmoid_forward"),
-                sigmoid_backward: pipeline(&sigmoid, "sigmoid_backward"),
-                relu_forward: pipeline(&relu, "relu_forward"),
-                relu_backward: pipeline(&relu, "relu_backward"),
-                tanh_forward: pipeline(&tanh, "tanh_forward"),
-                tanh_backward: pipeline(&tanh, "tanh_backward"),
+                activation_backward: [Activation::Sigmoid, Activation::Relu, Activation::Tanh].map(|activation| {
+                    let code = activation_code(activation);
+                    pipeline_with(&activation_backward, "activation_backward", &[("ACTIVATION", f64::from(code))])
+                }),
                 mse_grad: pipeline(&mse, "mse_grad"),
                 softmax_cross_entropy: pipeline(&softmax, "softmax_cross_entropy"),
                 count_correct: pipeline(&accuracy, "count_correct"),
@@ -202,30 +192,6 @@ impl Kernels {
         Ok(self.bind(label, pipeline, &params, &regions, grid))
     }
 
-    /// out(rows, cols) += bias(cols).
-    pub fn bias_add(&self, label: &str, out: Region, bias: Region, rows: u32, cols: u32) -> Result<Dispatch> {
-        assert_eq!(
-            (out.len, bias.len),
-            ((rows * cols) as u64, cols as u64),
-            "{label}: regions must match (rows, cols)"
-        );
-        let params = BiasAddParams { rows, cols, _pad: [0; 2] };
-        Ok(self.bind(label, &self.bias_add, &params, &[out, bias], self.grid_elementwise(label, rows * cols)?))
-    }
-
-    /// values = act(values), in place; None for the identity.
-    pub fn activation_forward(&self, label: &str, activation: Activation, values: Region) -> Result<Option<Dispatch>> {
-        let pipeline = match activation {
-            Activation::Sigmoid => &self.sigmoid_forward,
-            Activation::Relu => &self.relu_forward,
-            Activation::Tanh => &self.tanh_forward,
-            Activation::Identity => return Ok(None),
-        };
-        let len = values.len as u32;
-        let params = ActivationParams { len, _pad: [0; 3] };
-        Ok(Some(self.bind(label, pipeline, &params, &[values], self.grid_elementwise(label, len)?)))
-    }
-
     /// values (dA) becomes dZ in place, given act = the forward output; None
     /// for the identity.
     pub fn activation_backward(
@@ -237,10 +203,8 @@ impl Kernels {
     ) -> Result<Option<Dispatch>> {
         assert_eq!(values.len, act.len, "{label}: gradient and activation must match");
         let pipeline = match activation {
-            Activation::Sigmoid => &self.sigmoid_backward,
-            Activation::Relu => &self.relu_backward,
-            Activation::Tanh => &self.tanh_backward,
             Activation::Identity => return Ok(None),
+            other => &self.activation_backward[activation_code(other) as usize - 1],
         };
         let len = values.len as u32;
         let params = ActivationParams { len, _pad: [0; 3] };

@@ -32,8 +32,8 @@ use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, Tr
 use super::context::{GpuContext, Region};
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
 use super::param_layout::ParamLayout;
-use super::params::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
 use super::settings::MatmulKernel;
+use super::uniforms::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
 
 use wgpu::BufferUsages as Usage;
 

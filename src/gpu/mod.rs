@@ -9,21 +9,21 @@ mod inference;
 mod kernels;
 mod layered;
 mod param_layout;
-mod params;
 mod settings;
 mod shaders;
+mod uniforms;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
 pub use fused::FusedTrainer;
 pub use inference::{GpuInference, INFERENCE_BATCH_ROWS};
 pub use kernels::{Dispatch, Kernels, MAX_CHUNKS, WORKGROUP_SIZE};
 pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
-pub use params::{
-    ActivationParams, AdamParams, BiasAddParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
-    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
-};
 pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{ShaderSource, SHADERS};
+pub use uniforms::{
+    ActivationParams, AdamParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams, MatmulParams,
+    MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+};
 
 use crate::error::Result;
 use crate::train::{EpochMetrics, Run, Trainer};

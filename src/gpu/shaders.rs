@@ -1,7 +1,8 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
 //! has no includes): the two matmul kernels each follow activation.wgsl and
-//! matmul_common.wgsl, and the fused path follows activation.wgsl.
+//! matmul_common.wgsl; the element-wise activation backward and the fused
+//! path follow activation.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
 
 /// One shader module: the files of shaders/ it is made of and their text joined.
@@ -30,10 +31,7 @@ macro_rules! shader {
 pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_registers": "activation.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
     shader!("matmul_workgroup": "activation.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
-    shader!("bias_add": "bias_add.wgsl"),
-    shader!("sigmoid": "sigmoid.wgsl"),
-    shader!("relu": "relu.wgsl"),
-    shader!("tanh": "tanh.wgsl"),
+    shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
     shader!("mse": "mse.wgsl"),
     shader!("softmax_cross_entropy": "softmax_cross_entropy.wgsl"),
     shader!("accuracy": "accuracy.wgsl"),

@@ -1,4 +1,4 @@
-//! One `#[repr(C)]` params struct per kernel, fields in the WGSL struct's
+//! The kernels' uniforms: one `#[repr(C)]` params struct per kernel, fields in the WGSL struct's
 //! order, and the matmul's epilogue.
 
 use bytemuck::{Pod, Zeroable};
@@ -72,23 +72,11 @@ pub enum Epilogue<'a> {
     },
 }
 
-/// shaders/bias_add.wgsl: out(rows, cols) += bias(cols).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct BiasAddParams {
-    /// Rows of out, each getting the same bias.
-    pub rows: u32,
-    /// Columns of out, and the length of bias.
-    pub cols: u32,
-    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
-    pub _pad: [u32; 2],
-}
-
-/// shaders/{sigmoid,relu,tanh}.wgsl: forward and backward, over `len` elements.
+/// shaders/activation_backward.wgsl: dA -> dZ over `len` elements.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ActivationParams {
-    /// Elements of values (and of act for the backward kernels), any shape flattened.
+    /// Elements of values and of act, any shape flattened.
     pub len: u32,
     /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 3],
