@@ -29,6 +29,7 @@ use crate::model::{Loss, MlpSpec, Params};
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 use super::layered::RING_EPOCHS;
+use super::metrics::{MetricSlots, FUSED_RING_ENTRY as RING_ENTRY};
 
 use super::context::{GpuContext, Region};
 use super::param_layout::ParamLayout;
@@ -60,8 +61,6 @@ const OPTIMIZER_ADAM: u32 = 2;
 const CONTROL_LEN: usize = 4;
 /// Control.eval_loss, in floats.
 const EVAL_LOSS: u64 = 3;
-/// Floats per ring entry: loss sum, correct count.
-const RING_ENTRY: usize = 2;
 
 const STORAGE: Usage = Usage::STORAGE.union(Usage::COPY_SRC).union(Usage::COPY_DST);
 
@@ -424,16 +423,7 @@ impl FusedTrainer {
             self.ctx.queue.write_buffer(&self.control, 4, bytemuck::cast_slice(&start));
             self.submit("fused_train", &self.train_pipeline, epochs.div_ceil(self.epochs_per_dispatch()));
             let sums = self.ctx.read_back(Region::new(&self.ring, epochs * RING_ENTRY), &self.staging)?;
-            let divisor = self.spec.loss_divisor(self.rows);
-            Ok(sums
-                .chunks_exact(RING_ENTRY)
-                .map(|entry| EpochMetrics {
-                    train_loss: entry[0] / divisor,
-                    train_accuracy: self.classify.then(|| entry[1] / self.rows as f32),
-                    test_loss: None,
-                    test_accuracy: None,
-                })
-                .collect())
+            Ok(MetricSlots::fused(self.classify).decode(&sums, &self.spec, self.rows, None))
         })
     }
 

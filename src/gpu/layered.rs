@@ -31,6 +31,7 @@ use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, Tr
 
 use super::context::{GpuContext, Region};
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
+use super::metrics::MetricSlots;
 use super::param_layout::ParamLayout;
 use super::settings::MatmulKernel;
 use super::uniforms::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
@@ -38,32 +39,6 @@ use super::uniforms::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_S
 use wgpu::BufferUsages as Usage;
 
 const STORAGE: Usage = Usage::STORAGE.union(Usage::COPY_SRC).union(Usage::COPY_DST);
-/// Where each running sum sits in the metrics buffer: only the metrics the
-/// run has, training ones first, so one clear and one copy per epoch move them
-/// all and the ring holds nothing unused.
-#[derive(Clone, Copy, Debug)]
-struct MetricSlots {
-    train_correct: Option<usize>,
-    test_loss: Option<usize>,
-    test_correct: Option<usize>,
-    /// The first test slot, or `count`.
-    first_test: usize,
-    count: usize,
-}
-
-impl MetricSlots {
-    /// The training loss is always slot 0.
-    const TRAIN_LOSS: usize = 0;
-
-    fn new(classify: bool, test: bool) -> Self {
-        let train_correct = classify.then_some(1);
-        let first_test = 1 + usize::from(classify);
-        let test_loss = test.then_some(first_test);
-        let test_correct = (test && classify).then_some(first_test + 1);
-        let count = first_test + usize::from(test) + usize::from(test && classify);
-        Self { train_correct, test_loss, test_correct, first_test, count }
-    }
-}
 /// Steps recorded into one command buffer before it is submitted: enough to
 /// spread a submit's cost thin, few enough to bound the recorded commands.
 const STEPS_PER_SUBMIT: usize = 64;
@@ -359,21 +334,7 @@ impl LayeredTrainer {
             }
             self.ctx.submit(encoder);
             let sums = self.ctx.map_read(&self.ring, (epochs * self.slots.count) as u64)?;
-            let train_rows = self.train.rows;
-            let test_rows = self.test.as_ref().map(|t| t.rows);
-            Ok(sums
-                .chunks_exact(self.slots.count)
-                .map(|m| EpochMetrics {
-                    train_loss: m[MetricSlots::TRAIN_LOSS] / self.spec.loss_divisor(train_rows),
-                    train_accuracy: self.slots.train_correct.map(|slot| m[slot] / train_rows as f32),
-                    test_loss: self
-                        .slots
-                        .test_loss
-                        .zip(test_rows)
-                        .map(|(slot, rows)| m[slot] / self.spec.loss_divisor(rows)),
-                    test_accuracy: self.slots.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
-                })
-                .collect())
+            Ok(self.slots.decode(&sums, &self.spec, self.train.rows, self.test.as_ref().map(|t| t.rows)))
         })
     }
 

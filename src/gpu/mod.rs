@@ -8,6 +8,7 @@ mod fused;
 mod inference;
 mod kernels;
 mod layered;
+mod metrics;
 mod param_layout;
 mod settings;
 mod shaders;

@@ -1,0 +1,64 @@
+//! The layout of one epoch's metric sums as both GPU paths write them to
+//! their ring, and the one decoding of those sums into [`EpochMetrics`].
+
+use crate::model::MlpSpec;
+use crate::train::EpochMetrics;
+
+/// Floats per entry of shaders/fused_mlp.wgsl's ring: loss sum, correct count.
+pub(super) const FUSED_RING_ENTRY: usize = 2;
+
+/// Where each running sum sits in an epoch's entry: the training loss sum
+/// first, then the training correct count, the test loss sum and the test
+/// correct count where the run has them, so one clear and one copy per epoch
+/// move them all.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MetricSlots {
+    pub(super) train_correct: Option<usize>,
+    pub(super) test_loss: Option<usize>,
+    pub(super) test_correct: Option<usize>,
+    /// The first test slot, or `count`.
+    pub(super) first_test: usize,
+    /// Floats per entry.
+    pub(super) count: usize,
+}
+
+impl MetricSlots {
+    /// The training loss sum is always slot 0.
+    pub(super) const TRAIN_LOSS: usize = 0;
+
+    /// Only the metrics the run has: the layered path's entries.
+    pub(super) fn new(classify: bool, test: bool) -> Self {
+        let train_correct = classify.then_some(1);
+        let first_test = 1 + usize::from(classify);
+        let test_loss = test.then_some(first_test);
+        let test_correct = (test && classify).then_some(first_test + 1);
+        let count = first_test + usize::from(test) + usize::from(test && classify);
+        Self { train_correct, test_loss, test_correct, first_test, count }
+    }
+
+    /// The fused path's entries: loss sum and correct count always (the
+    /// count unused unless classifying), no test set.
+    pub(super) fn fused(classify: bool) -> Self {
+        let count = FUSED_RING_ENTRY;
+        Self { train_correct: classify.then_some(1), test_loss: None, test_correct: None, first_test: count, count }
+    }
+
+    /// One [`EpochMetrics`] per entry of `sums` (epochs * count floats): the
+    /// sums over `train_rows` (and `test_rows`) turned into means and shares.
+    pub(super) fn decode(
+        &self,
+        sums: &[f32],
+        spec: &MlpSpec,
+        train_rows: usize,
+        test_rows: Option<usize>,
+    ) -> Vec<EpochMetrics> {
+        sums.chunks_exact(self.count)
+            .map(|m| EpochMetrics {
+                train_loss: m[Self::TRAIN_LOSS] / spec.loss_divisor(train_rows),
+                train_accuracy: self.train_correct.map(|slot| m[slot] / train_rows as f32),
+                test_loss: self.test_loss.zip(test_rows).map(|(slot, rows)| m[slot] / spec.loss_divisor(rows)),
+                test_accuracy: self.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
+            })
+            .collect()
+    }
+}
