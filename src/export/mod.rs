@@ -85,7 +85,7 @@ pub fn onnx_model(spec: &MlpSpec, params: &Params, scaler: Option<&Scaler>) -> R
         producer_name: "wgpu-mlp".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!(
-            "layers {spec}, hidden {:?}, output {:?}, loss {:?}; input scaled in the graph: {}",
+            "layers {spec}, hidden {}, output {}, loss {}; input scaled in the graph: {}",
             spec.hidden(),
             spec.output(),
             spec.loss(),
