@@ -392,6 +392,9 @@ pub struct CpuTrainer {
     shuffler: Shuffler,
     /// One per batch size of an epoch (the full batch and a shorter last one).
     buffers: Vec<StepBuffers>,
+    /// The parameters and optimizer state at the start of the current epoch,
+    /// restored when a stop comes mid-epoch.
+    epoch_start: (Params, OptimizerState),
 }
 
 impl CpuTrainer {
@@ -410,6 +413,7 @@ impl CpuTrainer {
             train: train.clone(),
             test: test.cloned(),
             config: config.clone(),
+            epoch_start: (params.clone(), state.clone()),
             state,
             shuffler,
             buffers,
@@ -478,16 +482,34 @@ impl Trainer for CpuTrainer {
         batches(self.train.len(), self.config.rows_per_batch(&self.train)).len()
     }
 
-    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+    fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         let samples = self.train.len();
-        let mut history = Vec::with_capacity(epochs);
+        let mut history = Vec::new(); // grows with the epochs done, never sized by the count asked for
         for _ in 0..epochs {
+            if stop() {
+                break;
+            }
+            // Where this epoch starts, to go back to if it is stopped midway.
+            self.epoch_start.0.copy_from(&self.params);
+            self.epoch_start.1.copy_from(&self.state);
+            let position = self.shuffler.position();
             let order = self.shuffler.epoch_order(samples);
             let (mut loss_sum, mut correct) = (0.0, 0);
+            let mut stopped = false;
             for batch in batches(samples, self.config.rows_per_batch(&self.train)) {
+                if stop() {
+                    stopped = true;
+                    break;
+                }
                 let (loss, hits) = self.step(batch, order.as_deref());
                 loss_sum += loss;
                 correct += hits;
+            }
+            if stopped {
+                self.params.copy_from(&self.epoch_start.0);
+                self.state.copy_from(&self.epoch_start.1);
+                self.shuffler.set_position(position);
+                break;
             }
             let train_loss = loss_sum / self.spec.loss_divisor(samples);
             let classes = self.train.classes.is_some();

@@ -248,6 +248,15 @@ impl Params {
         Params { layers }
     }
 
+    /// Overwrites every value with `other`'s, of the same shapes, without
+    /// allocating (a trainer keeps its epoch-start copy this way).
+    pub fn copy_from(&mut self, other: &Params) {
+        for (layer, from) in self.layers.iter_mut().zip(&other.layers) {
+            layer.w.assign(&from.w);
+            layer.b.assign(&from.b);
+        }
+    }
+
     /// Largest |self - other| over every parameter; both must have one shape.
     pub fn max_abs_diff(&self, other: &Params) -> f32 {
         self.layers

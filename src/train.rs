@@ -236,6 +236,23 @@ impl OptimizerState {
         }
     }
 
+    /// Overwrites this state with `other`, reusing the arrays when both are
+    /// of one optimizer (the usual case), so that copying allocates nothing.
+    pub fn copy_from(&mut self, other: &OptimizerState) {
+        match (self, other) {
+            (OptimizerState::Sgd, OptimizerState::Sgd) => {}
+            (OptimizerState::Momentum { velocity }, OptimizerState::Momentum { velocity: from }) => {
+                velocity.copy_from(from)
+            }
+            (OptimizerState::Adam { m, v, step }, OptimizerState::Adam { m: from_m, v: from_v, step: from_step }) => {
+                m.copy_from(from_m);
+                v.copy_from(from_v);
+                *step = *from_step;
+            }
+            (this, other) => *this = other.clone(),
+        }
+    }
+
     /// The state an optimizer starts from: zeros.
     pub fn zeros(optimizer: Optimizer, params: &Params) -> Self {
         match optimizer {
@@ -303,8 +320,18 @@ pub trait Trainer {
     }
 
     /// Trains `epochs` epochs and returns each epoch's metrics, read back once
-    /// at the end.
-    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>>;
+    /// at the end (a GPU trainer reads back once per [`crate::gpu::RING_EPOCHS`]
+    /// in a longer call).
+    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+        self.train_until(epochs, &|| false)
+    }
+
+    /// [`Trainer::train`], asking `stop` as it goes: after every step on the
+    /// CPU, between submits (every 64 steps at most) on the GPU. Once it says
+    /// true, the trainer goes back to the start of the epoch it was in, so its
+    /// state is exactly that after the epochs it returns (fewer than asked),
+    /// and a checkpoint of it resumes bit for bit.
+    fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>>;
 
     /// Mean loss of the current parameters over the whole training set.
     fn evaluate(&mut self) -> Result<f32>;
@@ -381,7 +408,8 @@ pub trait FitHooks {
         Ok(())
     }
 
-    /// Asked after every read-back: true stops the run there, after a save.
+    /// Asked as training goes (see [`Trainer::train_until`]): true stops the
+    /// run at the last whole epoch, after a save.
     fn stop_requested(&self) -> bool {
         false
     }
@@ -406,15 +434,20 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         let done = first_epoch + history.len();
         let to_save = save_every.map_or(usize::MAX, |every| every - done % every);
         let chunk = log_every.min(epochs - history.len()).min(to_save);
-        let metrics = trainer.train(chunk)?;
+        let metrics = {
+            let hooks = &*hooks;
+            trainer.train_until(chunk, &|| hooks.stop_requested())?
+        };
         if let Some(i) = metrics.iter().position(|m| !m.train_loss.is_finite()) {
             let epoch = first_epoch + history.len() + i + 1;
             return Err(Error::NonFiniteLoss { epoch, value: metrics[i].train_loss });
         }
         history.extend_from_slice(&metrics);
         let epoch = first_epoch + history.len();
-        hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
-        let stop = hooks.stop_requested();
+        if !metrics.is_empty() {
+            hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
+        }
+        let stop = metrics.len() < chunk || hooks.stop_requested();
         if stop || save_every.is_some_and(|every| epoch % every == 0 || epoch == last_epoch) {
             hooks.save(trainer, epoch)?;
         }
@@ -424,7 +457,8 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
     }
     let seconds = start.elapsed().as_secs_f64();
     let final_loss = trainer.evaluate()?;
-    Ok(FitReport { initial_loss, final_loss, epochs, steps: epochs * trainer.steps_per_epoch(), seconds, history })
+    let steps = epochs.saturating_mul(trainer.steps_per_epoch());
+    Ok(FitReport { initial_loss, final_loss, epochs, steps, seconds, history })
 }
 
 /// Runs `epochs` epochs of a new run, reading the metrics back every

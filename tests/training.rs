@@ -365,3 +365,58 @@ fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
         );
     }
 }
+
+/// A `stop` that says true from its `after`-th question on.
+fn stop_after(after: usize) -> impl Fn() -> bool {
+    let asked = std::cell::Cell::new(0);
+    move || {
+        asked.set(asked.get() + 1);
+        asked.get() > after
+    }
+}
+
+#[test]
+fn a_stop_mid_epoch_goes_back_to_the_epoch_start_and_resumes_bit_for_bit() {
+    // 150 rows in batches of 2: 75 steps an epoch, more than one GPU submit
+    // (64 steps), so the layered path's stop lands mid-epoch; the CPU is asked
+    // every step. Shuffled, with Adam: every piece of state must go back.
+    let spec = MlpSpec::new(vec![3, 6, 2]).unwrap();
+    let train = Dataset::seed_problem(150, 3, 2, 4).unwrap();
+    let config =
+        TrainConfig { lr: 0.01, optimizer: ADAM, batch_size: Some(2), shuffle: true, ..TrainConfig::default() };
+    let params = Params::init(&spec, Init::Xavier, 2).unwrap();
+    let shuffled = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
+    let in_order_config = TrainConfig { shuffle: false, ..config.clone() };
+    let in_order = Run { config: &in_order_config, ..shuffled };
+    for backend in test_backends() {
+        let fused = matches!(&backend, Backend::Gpu(gpu) if gpu.path == GpuPath::Fused);
+        let run = if fused { in_order } else { shuffled };
+        let what = label(&backend);
+        // The CPU asks before each of the 75 steps, the layered path after
+        // each submit, the fused path before each dispatch: stop in the
+        // second epoch on the first two, at the second dispatch on the last.
+        let asks = match &backend {
+            Backend::Cpu => 75 + 30,
+            _ if fused => 1,
+            _ => 2,
+        };
+        let mut stopped = backend.trainer(&run).unwrap();
+        if let Some(gpu) = backend.gpu_context().filter(|_| fused) {
+            let mut trainer = FusedTrainer::new(gpu, &run).unwrap();
+            trainer.set_epochs_per_dispatch(1);
+            stopped = Box::new(trainer);
+        }
+        let done = stopped.train_until(4, &stop_after(asks)).unwrap();
+        assert_eq!(done.len(), 1, "{what}: the first epoch is whole, the second was stopped");
+
+        let mut one = backend.trainer(&run).unwrap();
+        let one_epoch = one.train(1).unwrap();
+        assert_eq!(done, one_epoch, "{what}: the same metrics for the epoch done");
+        assert_eq!(stopped.state().unwrap(), one.state().unwrap(), "{what}: back at the end of epoch 1, bit for bit");
+
+        let mut straight = backend.trainer(&run).unwrap();
+        straight.train(3).unwrap();
+        stopped.train(2).unwrap();
+        assert_eq!(stopped.state().unwrap(), straight.state().unwrap(), "{what}: 1 + stop + 2 epochs = 3 straight");
+    }
+}

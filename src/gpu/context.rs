@@ -169,10 +169,23 @@ impl GpuContext {
         }
     }
 
-    /// Submits one command buffer (every submit goes through here, to be counted).
-    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+    /// Submits one command buffer (every submit goes through here, to be
+    /// counted) and returns its index, for [`GpuContext::wait_for`].
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
-        self.queue.submit([encoder.finish()]);
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// Blocks until the submission `index` has run: a trainer waits for the
+    /// submit before the one it just made, so at most two are queued and a
+    /// stop request is acted on within about two submits' work. Not a
+    /// read-back: nothing is mapped.
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let wait = wgpu::PollType::Wait { submission_index: Some(index), timeout: None };
+        self.device
+            .poll(wait)
+            .map(drop)
+            .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })
     }
 
     /// A buffer with these initial bytes; counted.

@@ -415,20 +415,32 @@ impl FusedTrainer {
     }
 
     /// Trains `epochs` epochs, at most the ring's [`RING_EPOCHS`], with one
-    /// read-back at the end.
-    fn train_chunk(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+    /// read-back at the end. Each dispatch is a submit of its own, asking
+    /// `stop` before it: a dispatch ends on an epoch boundary, so stopping
+    /// needs no going back.
+    fn train_chunk(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         self.ctx.scoped("training (fused)", || {
             // Control.epochs_left and .ring_pos; Control.adam_step stays on the GPU.
             let start = [epochs as u32, 0u32];
             self.ctx.queue.write_buffer(&self.control, 4, bytemuck::cast_slice(&start));
-            self.submit("fused_train", &self.train_pipeline, epochs.div_ceil(self.epochs_per_dispatch()));
-            let sums = self.ctx.read_back(Region::new(&self.ring, epochs * RING_ENTRY), &self.staging)?;
+            let (mut submitted, mut in_flight) = (0, None);
+            while submitted < epochs && !stop() {
+                let index = self.submit("fused_train", &self.train_pipeline, 1);
+                submitted = (submitted + self.epochs_per_dispatch()).min(epochs);
+                if let Some(previous) = in_flight.replace(index) {
+                    self.ctx.wait_for(previous)?;
+                }
+            }
+            if submitted == 0 {
+                return Ok(Vec::new());
+            }
+            let sums = self.ctx.read_back(Region::new(&self.ring, submitted * RING_ENTRY), &self.staging)?;
             Ok(MetricSlots::fused(self.classify).decode(&sums, &self.spec, self.rows, None))
         })
     }
 
     /// Records `dispatches` dispatches of `pipeline` in one pass and submits.
-    fn submit(&self, label: &str, pipeline: &wgpu::ComputePipeline, dispatches: usize) {
+    fn submit(&self, label: &str, pipeline: &wgpu::ComputePipeline, dispatches: usize) -> wgpu::SubmissionIndex {
         let mut encoder =
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         {
@@ -441,7 +453,7 @@ impl FusedTrainer {
                 self.ctx.counters.add_dispatch();
             }
         }
-        self.ctx.submit(encoder);
+        self.ctx.submit(encoder)
     }
 }
 
@@ -458,8 +470,8 @@ impl Trainer for FusedTrainer {
         Some(self.gpu_bytes)
     }
 
-    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
-        super::train_in_chunks(epochs, RING_EPOCHS, |chunk| self.train_chunk(chunk))
+    fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
+        super::train_in_chunks(epochs, RING_EPOCHS, |chunk| self.train_chunk(chunk, stop))
     }
 
     fn evaluate(&mut self) -> Result<f32> {

@@ -147,6 +147,9 @@ pub struct LayeredTrainer {
     optimizer: OptimizerBuffers,
     /// The run's update rule, which a restored state must belong to.
     config_optimizer: Optimizer,
+    /// Twins of the state buffers ([`LayeredTrainer::state_buffers`]), holding
+    /// them as they were at the start of the current epoch.
+    snapshot: Vec<wgpu::Buffer>,
     shuffler: Shuffler,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
@@ -163,10 +166,11 @@ impl LayeredTrainer {
     }
 
     /// What the buffers of a trainer should take, from the sizes alone:
-    /// parameters, gradients, optimizer state, one batch's activations (the
-    /// batch rows, each layer's output and its gradient) and the data with
-    /// its row orders. The small rest (uniforms, metrics, the ring and its
-    /// order) is left out: [`LayeredTrainer::gpu_bytes`] should come
+    /// parameters, gradients, optimizer state, the epoch-start copies of the
+    /// parameters and optimizer state (for a stop mid-epoch), one batch's
+    /// activations (the batch rows, each layer's output and its gradient) and
+    /// the data with its row orders. The small rest (uniforms, metrics, the
+    /// ring) is left out: [`LayeredTrainer::gpu_bytes`] should come
     /// within a few percent of this.
     pub fn expected_gpu_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usize, test_rows: usize) -> u64 {
         let params = spec.num_params();
@@ -181,7 +185,9 @@ impl LayeredTrainer {
         let orders = if config.shuffle { order_epochs(train_rows) } else { 1 };
         let row = spec.inputs() + spec.outputs();
         let data = train_rows * (row + orders) + test_rows * (row + 1);
-        4 * ((2 + optimizer_copies) * params + activations + data) as u64
+        // params, grads, optimizer state, and the snapshot of params and state
+        let parameter_copies = 2 + optimizer_copies + (1 + optimizer_copies);
+        4 * (parameter_copies * params + activations + data) as u64
     }
 
     /// Device memory this trainer allocated, in bytes.
@@ -262,6 +268,18 @@ impl LayeredTrainer {
             None => Vec::new(),
         };
         let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, config)?;
+        let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
+        match &optimizer {
+            OptimizerBuffers::Sgd => {}
+            OptimizerBuffers::Momentum { .. } => {
+                snapshot.push(ctx.zeros("snapshot.velocity", layout.len, STORAGE, MODEL)?)
+            }
+            OptimizerBuffers::Adam { .. } => {
+                snapshot.push(ctx.zeros("snapshot.adam.state", ADAM_STATE_LEN, STORAGE, MODEL)?);
+                snapshot.push(ctx.zeros("snapshot.adam.m", layout.len, STORAGE, MODEL)?);
+                snapshot.push(ctx.zeros("snapshot.adam.v", layout.len, STORAGE, MODEL)?);
+            }
+        }
 
         Ok(Self {
             ctx: ctx.clone(),
@@ -281,37 +299,52 @@ impl LayeredTrainer {
             update,
             optimizer,
             config_optimizer: config.optimizer,
+            snapshot,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             gpu_bytes: 0,
         })
     }
 
     /// Trains `epochs` epochs, at most the ring's and the orders' capacity,
-    /// with one read-back at the end.
-    fn train_chunk(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+    /// with one read-back at the end. `stop` is asked after every submit; a
+    /// stop in the middle of an epoch copies back the state saved at its
+    /// start (see [`LayeredTrainer::record_snapshot`]).
+    fn train_chunk(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         if (self.ring.size() / 4) as usize / self.slots.count < epochs {
             // Only copies and maps use the ring, so a larger one needs no new bind group.
             self.ring = self.ctx.staging("metrics.ring", self.slots.count * epochs)?;
+        }
+        if stop() {
+            return Ok(Vec::new());
         }
         let ctx = self.ctx.clone();
         ctx.scoped("training", || {
             // Every epoch's order, written once; it lands before the first
             // submit below, after everything submitted before. Without
-            // shuffling the one order stays 0, 1, 2, ... as uploaded.
-            let shuffled: Option<Vec<u32>> = (0..epochs)
-                .map(|_| self.shuffler.epoch_order(self.train.rows))
-                .collect::<Option<Vec<_>>>()
-                .map(|orders| orders.concat());
-            if let Some(orders) = &shuffled {
-                self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(orders));
+            // shuffling the one order stays 0, 1, 2, ... as uploaded. The
+            // shuffler's position before each epoch, for a stop to go back to.
+            let mut positions = Vec::new();
+            let mut orders = Vec::new();
+            for _ in 0..epochs {
+                positions.push(self.shuffler.position());
+                orders.extend(self.shuffler.epoch_order(self.train.rows).unwrap_or_default());
+            }
+            let shuffled = self.shuffler.is_shuffling();
+            if shuffled {
+                self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&orders));
             }
             let last = self.train_batches.len() - 1;
             let mut encoder = self.encoder("steps");
             let mut recorded = 0;
-            for epoch in 0..epochs {
-                let slot = if shuffled.is_some() { epoch } else { 0 };
+            let mut in_flight = None;
+            // Epochs whose steps are all submitted, and whether the next has
+            // some submitted too (then the state on the GPU is mid-epoch).
+            let (mut whole, mut partial) = (0, false);
+            'epochs: for epoch in 0..epochs {
+                let slot = if shuffled { epoch } else { 0 };
                 for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
                     if i == 0 {
+                        self.record_snapshot(&mut encoder, true);
                         self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
@@ -327,15 +360,59 @@ impl LayeredTrainer {
                     }
                     recorded += 1;
                     if recorded == STEPS_PER_SUBMIT {
-                        self.ctx.submit(std::mem::replace(&mut encoder, self.encoder("steps")));
+                        let index = self.ctx.submit(std::mem::replace(&mut encoder, self.encoder("steps")));
                         recorded = 0;
+                        (whole, partial) = if i == last { (epoch + 1, false) } else { (epoch, true) };
+                        if let Some(previous) = in_flight.replace(index) {
+                            self.ctx.wait_for(previous)?;
+                        }
+                        if stop() {
+                            break 'epochs;
+                        }
                     }
                 }
             }
-            self.ctx.submit(encoder);
-            let sums = self.ctx.map_read(&self.ring, (epochs * self.slots.count) as u64)?;
+            if whole < epochs && (partial || recorded > 0) && stop() {
+                // Stopped: what is recorded but not submitted is dropped, and
+                // a partly submitted epoch is undone.
+                let mut restore = self.encoder("restore epoch start");
+                if partial {
+                    self.record_snapshot(&mut restore, false);
+                }
+                self.ctx.submit(restore);
+                self.shuffler.set_position(positions[whole]);
+            } else {
+                self.ctx.submit(encoder);
+                whole = epochs;
+            }
+            if whole == 0 {
+                return Ok(Vec::new());
+            }
+            let sums = self.ctx.map_read(&self.ring, (whole * self.slots.count) as u64)?;
             Ok(self.slots.decode(&sums, &self.spec, self.train.rows, self.test.as_ref().map(|t| t.rows)))
         })
+    }
+
+    /// Copies the parameters and the optimizer state to their snapshot twins
+    /// (`save`), or back: recorded at the start of every epoch, so a stop in
+    /// the middle of one can return to where it began.
+    fn record_snapshot(&self, encoder: &mut wgpu::CommandEncoder, save: bool) {
+        for (live, copy) in self.state_buffers().into_iter().zip(&self.snapshot) {
+            let (from, to) = if save { (live, copy) } else { (copy, live) };
+            encoder.copy_buffer_to_buffer(from, 0, to, 0, live.size());
+        }
+    }
+
+    /// Every buffer a training step changes that a resume needs: the
+    /// parameters and the optimizer's state.
+    fn state_buffers(&self) -> Vec<&wgpu::Buffer> {
+        let mut buffers = vec![&self.params];
+        match &self.optimizer {
+            OptimizerBuffers::Sgd => {}
+            OptimizerBuffers::Momentum { velocity } => buffers.push(velocity),
+            OptimizerBuffers::Adam { step, m, v } => buffers.extend([step, m, v]),
+        }
+        buffers
     }
 
     fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
@@ -603,10 +680,10 @@ impl Trainer for LayeredTrainer {
         Some(self.gpu_bytes)
     }
 
-    fn train(&mut self, epochs: usize) -> Result<Vec<EpochMetrics>> {
+    fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         let orders = (self.train.order.size() / 4) as usize / self.train.rows;
         let capacity = if self.shuffler.is_shuffling() { orders.min(RING_EPOCHS) } else { RING_EPOCHS };
-        super::train_in_chunks(epochs, capacity, |chunk| self.train_chunk(chunk))
+        super::train_in_chunks(epochs, capacity, |chunk| self.train_chunk(chunk, stop))
     }
 
     fn evaluate(&mut self) -> Result<f32> {

@@ -62,7 +62,8 @@ pub(crate) fn trainer(ctx: &GpuContext, kernels: &Kernels, path: GpuPath, run: &
 }
 
 /// Trains `epochs` epochs as calls of at most `capacity` epochs each (what a
-/// GPU trainer's metrics ring holds), so a caller may ask for any number.
+/// GPU trainer's metrics ring holds), so a caller may ask for any number; a
+/// call that returns fewer epochs than asked was stopped, and so is this.
 fn train_in_chunks(
     epochs: usize,
     capacity: usize,
@@ -71,7 +72,12 @@ fn train_in_chunks(
     let mut history = Vec::new();
     while history.len() < epochs {
         let chunk = capacity.max(1).min(epochs - history.len());
-        history.extend(train_chunk(chunk)?);
+        let done = train_chunk(chunk)?;
+        let stopped = done.len() < chunk;
+        history.extend(done);
+        if stopped {
+            break;
+        }
     }
     Ok(history)
 }

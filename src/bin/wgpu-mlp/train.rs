@@ -2,7 +2,7 @@
 //! optional check against the CPU reference and a JSON summary.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use wgpu_mlp::checkpoint;
@@ -216,9 +216,11 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the schedule with the folder's hooks, a progress bar on a terminal
-/// (plain lines elsewhere, neither with --quiet) and Ctrl-C handling: a first
-/// Ctrl-C stops at the next read-back after a checkpoint and exits with 130,
-/// a second exits at once.
+/// (plain lines elsewhere, neither with --quiet) and Ctrl-C handling: a
+/// Ctrl-C stops training within about two GPU submits (or one CPU step), back
+/// at the start of the epoch it was in, writes a checkpoint of that state and
+/// exits with 130; a second Ctrl-C is told that the checkpoint is coming, a
+/// third exits at once without one.
 fn train_with_folder(
     out: &mut dyn Write,
     cli: &TrainArgs,
@@ -229,7 +231,7 @@ fn train_with_folder(
     let first_epoch = schedule.first_epoch;
     let steps_per_epoch = trainer.steps_per_epoch() as u64;
     let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
-        let total = (schedule.last_epoch - first_epoch) as u64 * steps_per_epoch;
+        let total = ((schedule.last_epoch - first_epoch) as u64).saturating_mul(steps_per_epoch);
         let bar = indicatif::ProgressBar::new(total);
         let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
             .expect("the template is valid");
@@ -240,7 +242,7 @@ fn train_with_folder(
         let line = format!("epoch {epoch:>7}  {}", describe(metrics));
         match &bar {
             Some(bar) => {
-                bar.set_position((epoch - first_epoch) as u64 * steps_per_epoch);
+                bar.set_position(((epoch - first_epoch) as u64).saturating_mul(steps_per_epoch));
                 bar.set_message(describe(metrics));
                 bar.suspend(|| writeln!(out, "{line}").ok());
             }
@@ -251,9 +253,13 @@ fn train_with_folder(
         }
     };
     static STOP: AtomicBool = AtomicBool::new(false);
+    static CTRL_C: AtomicUsize = AtomicUsize::new(0);
     ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
+        STOP.store(true, Ordering::Relaxed);
+        match CTRL_C.fetch_add(1, Ordering::Relaxed) {
+            0 => {}
+            1 => eprintln!("\nstopping: the checkpoint is being written (Ctrl-C again to quit without it)"),
+            _ => std::process::exit(130),
         }
     })
     .context("cannot install the Ctrl-C handler")?;
