@@ -12,7 +12,7 @@ use crate::gpu::{
     self, GpuContext, GpuInference, GpuPath, KernelSettings, Kernels, MatmulKernel, INFERENCE_BATCH_ROWS,
 };
 use crate::model::{MlpSpec, Params};
-use crate::train::{Run, Trainer};
+use crate::train::{Run, TrainConfig, Trainer};
 
 /// A GPU device with its compiled kernels and the training path to take.
 #[derive(Clone, Debug)]
@@ -75,12 +75,12 @@ impl Backend {
     /// times slower. Returns the backend and one sentence saying which and why.
     pub fn auto(path: GpuPath, matmul: Option<MatmulKernel>) -> Result<(Self, String)> {
         let named = std::env::var("WGPU_ADAPTER_NAME").ok();
-        let adapters = gpu::adapters();
+        let adapters = gpu::adapters()?;
         let hardware = adapters.iter().find(|(info, _)| info.device_type != wgpu::DeviceType::Cpu);
         if named.is_none() && hardware.is_none() {
             let why = match adapters.first() {
                 Some((info, _)) => format!(
-                    "only the software adapter {} was found, which is slower than the CPU path; `Backend::gpu` (the CLI's --device gpu) takes it anyway",
+                    "only the software adapter {} was found, which is slower than the CPU path; ask for the GPU itself (--device gpu, Backend::gpu) to use it anyway",
                     info.name
                 ),
                 None => "no GPU adapter was found".to_string(),
@@ -129,12 +129,19 @@ impl Backend {
         }
     }
 
-    /// Checks, before the parameters are made, that a model of `spec` trained
-    /// in batches of `batch_rows` fits the device's limits.
-    pub fn check_fits(&self, spec: &MlpSpec, batch_rows: usize) -> Result<()> {
+    /// Checks, before the parameters are made, that training a model of
+    /// `spec` with `config` on `train_rows` (and `test_rows`) rows fits: the
+    /// host's free memory on the CPU, the adapter's limits on a GPU.
+    pub fn check_fits(&self, spec: &MlpSpec, config: &TrainConfig, train_rows: usize, test_rows: usize) -> Result<()> {
         match self {
-            Backend::Cpu => Ok(()),
-            Backend::Gpu(gpu) => gpu::LayeredTrainer::check_limits(&gpu.ctx, spec, batch_rows),
+            Backend::Cpu => crate::host::check_host_bytes(
+                &format!("training layers {spec} on the CPU"),
+                crate::host::cpu_training_bytes(spec, config, train_rows, test_rows),
+                "use narrower `layers`, a smaller `batch_size` or fewer rows",
+            ),
+            Backend::Gpu(gpu) => {
+                gpu::LayeredTrainer::check_limits(&gpu.ctx, spec, config.rows_per_batch_of(train_rows))
+            }
         }
     }
 

@@ -279,6 +279,12 @@ fn training_runner<'a>(sizes: &[usize], rows: usize, device: &'a Backend) -> Res
 /// The matmuls `shapes` (M, K, N, trans_a, trans_b) as one step: on the GPU
 /// recorded into one pass per run and waited for, on the CPU with ndarray.
 fn matmul_runner<'a>(shapes: &[(usize, usize, usize, bool, bool)], device: &'a Backend) -> Result<Runner<'a>> {
+    for &(m, k, n, _, _) in shapes {
+        // a, b and out on the host (the GPU's are uploaded from them).
+        let floats = [m.saturating_mul(k), k.saturating_mul(n), m.saturating_mul(n)];
+        let bytes = floats.iter().fold(0u64, |sum, &f| sum.saturating_add(f as u64)).saturating_mul(4);
+        crate::host::check_host_bytes(&format!("the matmul {m} x {k} x {n}"), bytes, "use smaller sizes")?;
+    }
     let operands = |&(m, k, n, trans_a, trans_b): &(usize, usize, usize, bool, bool)| {
         let a = Array2::from_elem(if trans_a { (k, m) } else { (m, k) }, 0.5f32);
         let b = Array2::from_elem(if trans_b { (n, k) } else { (k, n) }, 0.25f32);

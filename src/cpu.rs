@@ -402,6 +402,9 @@ impl CpuTrainer {
     pub fn new(run: &Run) -> Result<Self> {
         run.check()?;
         let Run { spec, params, train, test, config } = *run;
+        let needed = crate::host::cpu_training_bytes(spec, config, train.len(), test.map_or(0, Dataset::len));
+        let advice = "use narrower `layers`, a smaller `batch_size` or fewer rows";
+        crate::host::check_host_bytes(&format!("training layers {spec} on the CPU"), needed, advice)?;
         let state = OptimizerState::zeros(config.optimizer, params);
         let shuffler = Shuffler::new(config.shuffle, config.seed);
         let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(|b| b.rows).collect();

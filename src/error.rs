@@ -26,6 +26,19 @@ pub enum Error {
         advice: &'static str,
     },
 
+    /// A run would need more host memory than the machine has free (exit code 2).
+    #[error("{what} needs {} MiB of host memory, above the {} MiB this process can still get; {advice}", needed / (1 << 20), available / (1 << 20))]
+    ExceedsHostMemory {
+        /// What would be allocated: "training layers 10,100000000,1 on the CPU".
+        what: String,
+        /// Bytes it needs, estimated from the sizes before allocating.
+        needed: u64,
+        /// Bytes free: MemAvailable, capped by the address-space limit.
+        available: u64,
+        /// What to change to fit, naming settings in backticks.
+        advice: &'static str,
+    },
+
     /// No GPU adapter was found, or the one named by WGPU_ADAPTER_NAME is absent.
     #[error("{0}")]
     NoAdapter(String),
@@ -80,7 +93,7 @@ impl Error {
     /// True for errors caused by what the user asked for, as opposed to the
     /// machine or the run: the CLI exits with code 2 for these.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::InvalidInput(_) | Error::ExceedsLimit { .. })
+        matches!(self, Error::InvalidInput(_) | Error::ExceedsLimit { .. } | Error::ExceedsHostMemory { .. })
     }
 
     /// A failed read or write of a path the user named, `context` naming it.

@@ -56,6 +56,7 @@ pub mod data;
 pub mod error;
 pub mod export;
 pub mod gpu;
+pub mod host;
 pub mod mlp;
 pub mod model;
 pub mod report;

@@ -317,7 +317,7 @@ impl Mlp {
         let spec = MlpSpec::new(sizes.collect())?.with(settings.activation, output, loss)?;
         let init =
             settings.init.unwrap_or(if settings.activation == Activation::Relu { Init::He } else { Init::Xavier });
-        settings.backend.check_fits(&spec, settings.config.rows_per_batch(&data))?;
+        settings.backend.check_fits(&spec, &settings.config, data.len(), 0)?;
         let params = Params::init(&spec, init, settings.config.seed)?;
         let run = Run { spec: &spec, params: &params, train: &data, test: None, config: &settings.config };
         let mut trainer = settings.backend.trainer(&run)?;

@@ -161,7 +161,12 @@ impl TrainConfig {
 
     /// Rows per step on `train`: the batch size, at most the whole set.
     pub fn rows_per_batch(&self, train: &Dataset) -> usize {
-        self.batch_size.unwrap_or(train.len()).min(train.len())
+        self.rows_per_batch_of(train.len())
+    }
+
+    /// Rows per step on a training set of `rows` rows.
+    pub fn rows_per_batch_of(&self, rows: usize) -> usize {
+        self.batch_size.unwrap_or(rows).min(rows)
     }
 }
 

@@ -85,13 +85,34 @@ pub struct Counts {
     pub bytes: u64,
 }
 
-/// Every adapter wgpu finds on the backends WGPU_BACKEND allows, with its limits.
-pub fn adapters() -> Vec<(wgpu::AdapterInfo, wgpu::Limits)> {
+/// Every adapter wgpu finds on the backends WGPU_BACKEND allows, with its
+/// limits; a WGPU_BACKEND that names no backend is an error.
+pub fn adapters() -> Result<Vec<(wgpu::AdapterInfo, wgpu::Limits)>> {
+    check_backend_env()?;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    Ok(pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
         .map(|adapter| (adapter.get_info(), adapter.limits()))
-        .collect()
+        .collect())
+}
+
+/// The names wgpu takes in WGPU_BACKEND (a comma-separated list).
+const BACKEND_NAMES: [&str; 10] = ["vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu"];
+
+/// wgpu skips a WGPU_BACKEND name it does not know with only a log line, so
+/// `WGPU_BACKEND=bogus` would look like a machine without a GPU: refuse it,
+/// naming the value.
+fn check_backend_env() -> Result<()> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else { return Ok(()) };
+    let unknown: Vec<&str> =
+        value.split(',').map(str::trim).filter(|name| !BACKEND_NAMES.contains(&name.to_lowercase().as_str())).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "WGPU_BACKEND={value}: {} is not a backend; use vulkan, metal, dx12, gl or webgpu (comma-separated for several)",
+        unknown.iter().map(|name| format!("'{name}'")).collect::<Vec<_>>().join(", ")
+    )))
 }
 
 /// One adapter's device and queue. Cloning shares them.
@@ -117,6 +138,7 @@ impl GpuContext {
     /// substring) or else wgpu's default, on the backends WGPU_BACKEND allows,
     /// and opens a device with all of the adapter's limits.
     pub fn new() -> Result<Self> {
+        check_backend_env()?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(wanted) => {

@@ -4,7 +4,7 @@ use wgpu_mlp::gpu;
 
 /// `wgpu-mlp adapters`: what wgpu finds, and a warning when only software is there.
 pub(crate) fn list_adapters(json: bool) -> anyhow::Result<()> {
-    let found = gpu::adapters();
+    let found = gpu::adapters()?;
     let rows: Vec<serde_json::Value> = found
         .iter()
         .map(|(info, limits)| {

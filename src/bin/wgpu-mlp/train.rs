@@ -14,6 +14,7 @@ use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 use crate::args::{OptimizerArg, Sizes, TrainArgs};
+use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
 use crate::spec::build_spec;
@@ -57,6 +58,11 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
     let (train, test, scaler) = load_data(&cli.input, seed_sizes, outputs_hint, None)?;
+    if let (Some(classes), None) = (cli.input.classes, train.classes) {
+        return Err(bad_input(format!(
+            "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
+        )));
+    }
     let spec = build_spec(cli, &train, seed_data)?;
     let init = match cli.init {
         Some(init) => init,
@@ -142,7 +148,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let backend = choose_backend(cli.device, cli.gpu.path, cli.gpu.matmul.kernel())?;
     let Settings { spec, init, config, .. } = &settings;
     let (train, test) = (&settings.train, settings.test.as_ref());
-    backend.check_fits(spec, config.rows_per_batch(train))?;
+    backend.check_fits(spec, config, train.len(), test.map_or(0, Dataset::len))?;
     let params = Params::init(spec, *init, config.seed)?;
     let metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
     let resume = match &cli.resume {
