@@ -8,7 +8,7 @@ mod chart;
 mod raster;
 
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,11 +63,23 @@ pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
 /// Tells temporary files of one process apart when two threads write the same target.
 static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `path` through `write` on a temporary file in the same folder, synced
-/// to disk and then renamed over `path`: a rename within one file system is
-/// atomic, so readers and crashes see the old file or the new one, whole. If
-/// `write` fails (or panics) the temporary file is removed and `path` is
-/// untouched.
+/// Writes `path` through `write`. What is at `path` decides how:
+///
+/// - nothing, or a regular file: `write` fills a temporary file in the same
+///   folder, synced to disk and then renamed over `path`. A rename within one
+///   file system is atomic, so readers and crashes see the old file or the new
+///   one, whole. If `write` fails (or panics) the temporary file is removed
+///   and `path` is untouched.
+/// - a symlink: followed (through every link, to at most [`MAX_LINKS`]), and
+///   its target written by these same rules; the link itself is kept, since
+///   the user pointed it somewhere on purpose. A dangling link creates its
+///   target.
+/// - a FIFO, a character or block device, a socket: opened for writing,
+///   without creating or truncating, and written straight into; it is never
+///   replaced (as root, a rename over `/dev/null` would replace the device).
+///   Opening a FIFO waits until a reader opens the other end. Such a write is
+///   not atomic: there is no file to swap in.
+/// - a folder: refused, [`Error::InvalidInput`].
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
     let context = || format!("cannot write {}", path.display());
     // Creating and renaming fail on a wrong path (a missing folder, a folder
@@ -75,9 +87,29 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     // write or sync is the machine's (disk full), whatever its kind.
     let path_failed = |e: io::Error| Error::io(context(), e);
     let write_failed = |source: io::Error| Error::Io { context: context(), source };
-    let name =
-        path.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: the path does not name a file", context())))?;
-    let folder = match path.parent() {
+    let target = follow_links(path).map_err(|e| match e {
+        Followed::TooMany => Error::InvalidInput(format!("{}: more than {MAX_LINKS} symlinks in a row", context())),
+        Followed::Failed(e) => path_failed(e),
+    })?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::InvalidInput(format!("{}: it is a folder, not a file", context())));
+        }
+        Ok(meta) if !meta.is_file() => {
+            let mut file = OpenOptions::new().write(true).open(&target).map_err(path_failed)?;
+            // No sync: a FIFO or a terminal refuses one (EINVAL), and there is
+            // no rename whose durability it would guard.
+            return write(&mut file).map_err(write_failed);
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(path_failed(e)),
+    }
+
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{}: the path does not name a file", context())))?;
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
@@ -94,10 +126,44 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     // pointing at blocks that never reached the disk.
     file.sync_all().map_err(write_failed)?;
     drop(file);
-    std::fs::rename(&temp.path, path).map_err(path_failed)?;
+    std::fs::rename(&temp.path, &target).map_err(path_failed)?;
     temp.armed = false;
     sync_folder(folder);
     Ok(())
+}
+
+/// How many symlinks in a row [`write_atomically`] follows: Linux's own limit
+/// (ELOOP after 40), so a path that opens elsewhere is written here too.
+pub const MAX_LINKS: usize = 40;
+
+enum Followed {
+    TooMany,
+    Failed(io::Error),
+}
+
+/// `path` with its last component's symlinks followed: the file a write to
+/// `path` lands in, which may not exist yet (a dangling link, a new file).
+/// Folders above it may be links too; the kernel follows those, and the
+/// temporary file beside the target is then on the target's file system.
+fn follow_links(path: &Path) -> std::result::Result<PathBuf, Followed> {
+    let mut path = path.to_path_buf();
+    for _ in 0..=MAX_LINKS {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&path).map_err(Followed::Failed)?;
+                // A relative link is relative to the link's folder; joining
+                // an absolute one replaces the folder.
+                path = match path.parent() {
+                    Some(folder) => folder.join(link),
+                    None => link,
+                };
+            }
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
+            Err(e) => return Err(Followed::Failed(e)),
+        }
+    }
+    Err(Followed::TooMany)
 }
 
 /// Removes the temporary file when dropped: on an error or a panic in the

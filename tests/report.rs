@@ -177,6 +177,53 @@ fn a_write_into_a_missing_folder_fails_naming_the_file() {
     assert!(error.is_bad_input(), "{error:?}");
 }
 
+/// A symlink's target is replaced atomically and the link kept: the user
+/// pointed the path somewhere on purpose.
+#[test]
+fn a_write_through_a_symlink_replaces_its_target_and_keeps_the_link() {
+    let dir = folder("atomic-symlink");
+    let target = dir.join("target.csv");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink("target.csv", &link).unwrap();
+    write_atomically(&link, |file| file.write_all(b"new\n")).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is kept");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(listing(&dir), ["link.csv", "target.csv"], "no temporary is left");
+}
+
+/// A FIFO (like a device) is written into, not replaced: opening it for
+/// writing waits for the reader this test starts first.
+#[test]
+fn a_write_to_a_fifo_writes_into_it_and_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = folder("atomic-fifo");
+    let fifo = dir.join("out.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
+    let written = write_atomically(&fifo, |file| file.write_all(b"through the pipe\n"));
+    // A writer that replaced the FIFO leaves the reader blocked on the old
+    // one: fail before joining it (the thread ends with the test process).
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced by a {kind:?}");
+    written.unwrap();
+    assert_eq!(reader.join().unwrap(), "through the pipe\n");
+    assert_eq!(listing(&dir), ["out.fifo"]);
+}
+
+#[test]
+fn a_write_to_a_folder_is_refused_as_bad_input() {
+    let dir = folder("atomic-folder");
+    let inside = dir.join("a-folder");
+    std::fs::create_dir(&inside).unwrap();
+    let error = write_atomically(&inside, |file| file.write_all(b"x")).unwrap_err();
+    assert!(error.is_bad_input(), "{error:?}");
+    assert!(error.to_string().starts_with(&format!("cannot write {}", inside.display())), "{error}");
+    assert!(inside.is_dir());
+    assert_eq!(listing(&dir), ["a-folder"]);
+}
+
 /// An SVG document and the words of its `<text>` elements.
 struct Svg {
     text: String,
