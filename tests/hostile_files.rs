@@ -235,3 +235,76 @@ fn predict_out_to_a_folder_exits_2() {
     assert!(run.stderr.contains(&format!("cannot write {}", folder.display())), "{}", run.show());
     assert!(folder.is_dir());
 }
+
+/// Runs `args` with /dev/full as standard output (opened for writing, never
+/// created or truncated).
+fn with_full_stdout(args: &[&str]) -> Option<Run> {
+    let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full");
+        return None;
+    };
+    let child = command(args).stdout(full).stderr(Stdio::piped()).spawn().unwrap();
+    Some(finish(child, args, Duration::from_secs(120)))
+}
+
+#[test]
+fn a_full_stdout_exits_1_saying_it_was_standard_output() {
+    let dir = scratch("full");
+    let (data, checkpoint) = trained(&dir);
+    let out = dir.join("train-run");
+    let out = out.to_str().unwrap();
+    let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
+    let cases: Vec<Vec<&str>> = vec![
+        predict_args(&data, &checkpoint),
+        eval.to_vec(),
+        [&eval[..], &["--json"]].concat(),
+        vec!["--device", "cpu", "--epochs", "3", "--out", out],
+        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", out],
+    ];
+    let mut problems = Vec::new();
+    for args in &cases {
+        let Some(run) = with_full_stdout(args) else { return };
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        let wanted = "error: cannot write to standard output: No space left on device";
+        if run.code != Some(1) || run.stderr.contains("panicked") || errors.len() != 1 || !errors[0].starts_with(wanted)
+        {
+            problems.push(format!("wanted exit 1 and one {wanted:?} line\n{}", run.show()));
+        }
+    }
+    assert!(problems.is_empty(), "{} case(s) failed:\n\n{}", problems.len(), problems.join("\n"));
+}
+
+/// A reader that goes away (`wgpu-mlp ... | head -1`) ends the command
+/// quietly with exit 0: it took what it wanted. Here the pipe's read end is
+/// closed before the first write, so every write meets EPIPE.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
+    let dir = scratch("epipe");
+    let (data, checkpoint) = trained(&dir);
+    let out = dir.join("train-run");
+    let out = out.to_str().unwrap();
+    let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
+    let cases: Vec<Vec<&str>> = vec![
+        predict_args(&data, &checkpoint),
+        eval.to_vec(),
+        [&eval[..], &["--json"]].concat(),
+        vec!["--device", "cpu", "--epochs", "3", "--out", out],
+        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", out],
+    ];
+    let mut problems = Vec::new();
+    for args in &cases {
+        let mut child = command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let run = finish(child, args, Duration::from_secs(120));
+        if run.code != Some(0) || run.stderr.contains("panicked") || run.stderr.contains("error:") {
+            problems.push(run.show());
+        }
+    }
+    assert!(problems.is_empty(), "{} case(s) failed:\n\n{}", problems.len(), problems.join("\n"));
+
+    // And through a shell, as a user would type it.
+    let line = format!("'{}' --device cpu --epochs 300 --json | head -c 1 >/dev/null", env!("CARGO_BIN_EXE_wgpu-mlp"));
+    let shell = Command::new("sh").args(["-c", &line]).current_dir(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&shell.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("error:"), "{stderr}");
+}
