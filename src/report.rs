@@ -38,26 +38,85 @@ pub struct MetricsRow {
 /// Writes `rows` as CSV under [`METRICS_CSV_HEADER`]; a value the run did not
 /// measure (no test set, not a classifier) is an empty field.
 pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
-    // Display of f32 and f64 is the shortest text that parses back to the same
-    // value, so the file round-trips exactly.
+    let mut text = METRICS_CSV_HEADER.join(",");
+    text.push('\n');
+    let text = [text.into_bytes(), metrics_csv_lines(rows)].concat();
+    write_atomically(path, |file| file.write_all(&text))
+}
+
+/// Appends `rows` to the metrics CSV at `path`, which [`write_metrics_csv`]
+/// started: a run's read-backs cost their own rows, not the whole file again.
+/// The rows go in one write and are synced, so a crash leaves at most a last
+/// line without its newline, which [`read_metrics_csv`] drops.
+pub fn append_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
+    let context = || format!("cannot write {}", path.display());
+    let text = metrics_csv_lines(rows);
+    // Append follows a symlink and writes into a FIFO or device without
+    // replacing it, as write_atomically does.
+    let mut file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(context(), e))?;
+    let write_failed = |source: io::Error| Error::Io { context: context(), source };
+    file.write_all(&text).map_err(write_failed)?;
+    if file.metadata().is_ok_and(|meta| meta.is_file()) {
+        file.sync_data().map_err(write_failed)?;
+    }
+    Ok(())
+}
+
+/// Reads the metrics CSV at `path`. A last line without its newline is what
+/// a crash during [`append_metrics_csv`] leaves: it is dropped, not an error.
+pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
+    let bad = |why: String| Error::InvalidInput(format!("cannot read the metrics in {}: {why}", path.display()));
+    let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
+    let mut reader = csv::Reader::from_reader(&text[..whole]);
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?;
+    if whole > 0 && !header.iter().eq(METRICS_CSV_HEADER) {
+        return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
+    }
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|e| bad(e.to_string()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let field = |i: usize| record.get(i).unwrap_or_default();
+            let not_a_number = |i: usize| bad(format!("line {line}: {:?} is not a number", field(i)));
+            // Parsed as the type written, so the value comes back bit for bit.
+            let number = |i: usize| field(i).parse::<f32>().map_err(|_| not_a_number(i));
+            let optional = |i: usize| (!field(i).is_empty()).then(|| number(i)).transpose();
+            let epoch = field(0).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(0))))?;
+            let metrics = EpochMetrics {
+                train_loss: number(1)?,
+                test_loss: optional(2)?,
+                train_accuracy: optional(3)?,
+                test_accuracy: optional(4)?,
+            };
+            let seconds = field(5).parse::<f64>().map_err(|_| not_a_number(5))?;
+            Ok(MetricsRow { epoch, metrics, seconds })
+        })
+        .collect()
+}
+
+/// `rows` as CSV lines, each ending in a newline. Display of f32 and f64 is
+/// the shortest text that parses back to the same value, so the file
+/// round-trips exactly.
+fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
     let optional = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
-    write_atomically(path, |file| {
-        let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(METRICS_CSV_HEADER)?;
-        for row in rows {
-            let metrics = &row.metrics;
-            csv.write_record([
-                row.epoch.to_string(),
-                metrics.train_loss.to_string(),
-                optional(metrics.test_loss),
-                optional(metrics.train_accuracy),
-                optional(metrics.test_accuracy),
-                row.seconds.to_string(),
-            ])?;
-        }
-        // Dropping the writer would flush too, but would swallow the error.
-        csv.flush()
-    })
+    let mut text = String::new();
+    for row in rows {
+        let metrics = &row.metrics;
+        let fields = [
+            row.epoch.to_string(),
+            metrics.train_loss.to_string(),
+            optional(metrics.test_loss),
+            optional(metrics.train_accuracy),
+            optional(metrics.test_accuracy),
+            row.seconds.to_string(),
+        ];
+        // Numbers and empty fields: nothing a CSV would quote.
+        text += &fields.join(",");
+        text.push('\n');
+    }
+    text.into_bytes()
 }
 
 /// Tells temporary files of one process apart when two threads write the same target.

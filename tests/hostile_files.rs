@@ -308,3 +308,46 @@ fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
     let stderr = String::from_utf8_lossy(&shell.stderr);
     assert!(!stderr.contains("panicked") && !stderr.contains("error:"), "{stderr}");
 }
+
+/// (epoch, whole line) of each row of a metrics.csv, checking the header.
+fn metrics_epochs(path: &Path) -> Vec<usize> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "every line is whole: {text:?}");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+    lines
+        .map(|line| {
+            assert_eq!(line.split(',').count(), 6, "{line:?} in\n{text}");
+            line.split(',').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_into_the_run_folder_keeps_the_earlier_metrics() {
+    let dir = scratch("resume-metrics");
+    let data = three_classes(&dir);
+    let out = dir.join("run");
+    let out_flag = out.to_str().unwrap();
+    let common = ["--data", &data, "--task", "classify", "--hidden", "5", "--device", "cpu", "--quiet"];
+    let run = wgpu_mlp(&[&common[..], &["--epochs", "4", "--save-every", "2", "--out", out_flag]].concat());
+    assert_success(&run);
+    assert_eq!(metrics_epochs(&out.join("metrics.csv")), [1, 2, 3, 4]);
+
+    // From epoch 2 into the same folder: epochs 3 and 4 are trained again,
+    // replacing the rows of the first run's 3 and 4, and 5, 6 follow.
+    let half = out.join("checkpoint-epoch2.safetensors");
+    let args = [&common[..], &["--epochs", "6", "--resume", half.to_str().unwrap(), "--out", out_flag]].concat();
+    assert_success(&wgpu_mlp(&args));
+    assert_eq!(metrics_epochs(&out.join("metrics.csv")), [1, 2, 3, 4, 5, 6]);
+
+    // A crash tore the last line (no newline): resuming drops it.
+    let metrics = out.join("metrics.csv");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text += "7,0.12";
+    std::fs::write(&metrics, text).unwrap();
+    let last = out.join("checkpoint-epoch6.safetensors");
+    let args = [&common[..], &["--epochs", "8", "--resume", last.to_str().unwrap(), "--out", out_flag]].concat();
+    assert_success(&wgpu_mlp(&args));
+    assert_eq!(metrics_epochs(&metrics), [1, 2, 3, 4, 5, 6, 7, 8]);
+}

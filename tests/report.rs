@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use wgpu_mlp::report::{
-    default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, write_atomically, write_metrics_csv, MetricsRow,
-    PlotWritten, METRICS_CSV_HEADER,
+    append_metrics_csv, default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, read_metrics_csv,
+    write_atomically, write_metrics_csv, MetricsRow, PlotWritten, METRICS_CSV_HEADER,
 };
 use wgpu_mlp::train::EpochMetrics;
 use wgpu_mlp::Error;
@@ -222,6 +222,41 @@ fn a_write_to_a_folder_is_refused_as_bad_input() {
     assert!(error.to_string().starts_with(&format!("cannot write {}", inside.display())), "{error}");
     assert!(inside.is_dir());
     assert_eq!(listing(&dir), ["a-folder"]);
+}
+
+/// metrics.csv grows by appending each read-back's rows, not by rewriting
+/// the file: the file stays the same inode, and every row is kept.
+#[test]
+fn a_run_folder_appends_each_read_back_to_metrics_csv() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = folder("run-append");
+    let mut run_folder = wgpu_mlp::run::RunFolder::create(Some(&dir), Default::default(), None).unwrap();
+    let rows = run(3, false, false);
+    let path = dir.join("metrics.csv");
+    run_folder.record(1, &[rows[0].metrics], 0.5).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    run_folder.record(3, &[rows[1].metrics, rows[2].metrics], 1.5).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "appended, not replaced");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["1", "2", "3"], "{text}");
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+}
+
+/// What a crash during an append leaves, a last line without its newline,
+/// is dropped on reading; every whole row comes back bit for bit.
+#[test]
+fn reading_metrics_csv_drops_a_torn_last_line() {
+    let dir = folder("csv-torn");
+    let path = dir.join("metrics.csv");
+    let rows = run(3, true, true);
+    write_metrics_csv(&path, &rows[..2]).unwrap();
+    append_metrics_csv(&path, &rows[2..]).unwrap();
+    assert_eq!(read_metrics_csv(&path).unwrap(), rows);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text += "4,0.1,0.";
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(read_metrics_csv(&path).unwrap(), rows);
 }
 
 /// An SVG document and the words of its `<text>` elements.

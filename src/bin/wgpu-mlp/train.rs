@@ -174,6 +174,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
     };
     let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(settings.scaler.clone()))?;
+    if resume.is_some() {
+        folder.resume_metrics(first_epoch)?;
+    }
     folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
     let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
     let plot = folder.plot()?;
