@@ -8,7 +8,7 @@ mod chart;
 mod raster;
 
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,36 +38,107 @@ pub struct MetricsRow {
 /// Writes `rows` as CSV under [`METRICS_CSV_HEADER`]; a value the run did not
 /// measure (no test set, not a classifier) is an empty field.
 pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
-    // Display of f32 and f64 is the shortest text that parses back to the same
-    // value, so the file round-trips exactly.
+    let mut text = METRICS_CSV_HEADER.join(",");
+    text.push('\n');
+    let text = [text.into_bytes(), metrics_csv_lines(rows)].concat();
+    write_atomically(path, |file| file.write_all(&text))
+}
+
+/// Appends `rows` to the metrics CSV at `path`, which [`write_metrics_csv`]
+/// started: a run's read-backs cost their own rows, not the whole file again.
+/// The rows go in one write and are synced, so a crash leaves at most a last
+/// line without its newline, which [`read_metrics_csv`] drops.
+pub fn append_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
+    let context = || format!("cannot write {}", path.display());
+    let text = metrics_csv_lines(rows);
+    // Append follows a symlink and writes into a FIFO or device without
+    // replacing it, as write_atomically does.
+    let mut file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(context(), e))?;
+    let write_failed = |source: io::Error| Error::Io { context: context(), source };
+    file.write_all(&text).map_err(write_failed)?;
+    if file.metadata().is_ok_and(|meta| meta.is_file()) {
+        file.sync_data().map_err(write_failed)?;
+    }
+    Ok(())
+}
+
+/// Reads the metrics CSV at `path`. A last line without its newline is what
+/// a crash during [`append_metrics_csv`] leaves: it is dropped, not an error.
+pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
+    let bad = |why: String| Error::InvalidInput(format!("cannot read the metrics in {}: {why}", path.display()));
+    let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
+    let mut reader = csv::Reader::from_reader(&text[..whole]);
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?;
+    if whole > 0 && !header.iter().eq(METRICS_CSV_HEADER) {
+        return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
+    }
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|e| bad(e.to_string()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let field = |i: usize| record.get(i).unwrap_or_default();
+            let not_a_number = |i: usize| bad(format!("line {line}: {:?} is not a number", field(i)));
+            // Parsed as the type written, so the value comes back bit for bit.
+            let number = |i: usize| field(i).parse::<f32>().map_err(|_| not_a_number(i));
+            let optional = |i: usize| (!field(i).is_empty()).then(|| number(i)).transpose();
+            let epoch = field(0).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(0))))?;
+            let metrics = EpochMetrics {
+                train_loss: number(1)?,
+                test_loss: optional(2)?,
+                train_accuracy: optional(3)?,
+                test_accuracy: optional(4)?,
+            };
+            let seconds = field(5).parse::<f64>().map_err(|_| not_a_number(5))?;
+            Ok(MetricsRow { epoch, metrics, seconds })
+        })
+        .collect()
+}
+
+/// `rows` as CSV lines, each ending in a newline. Display of f32 and f64 is
+/// the shortest text that parses back to the same value, so the file
+/// round-trips exactly.
+fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
     let optional = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
-    write_atomically(path, |file| {
-        let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(METRICS_CSV_HEADER)?;
-        for row in rows {
-            let metrics = &row.metrics;
-            csv.write_record([
-                row.epoch.to_string(),
-                metrics.train_loss.to_string(),
-                optional(metrics.test_loss),
-                optional(metrics.train_accuracy),
-                optional(metrics.test_accuracy),
-                row.seconds.to_string(),
-            ])?;
-        }
-        // Dropping the writer would flush too, but would swallow the error.
-        csv.flush()
-    })
+    let mut text = String::new();
+    for row in rows {
+        let metrics = &row.metrics;
+        let fields = [
+            row.epoch.to_string(),
+            metrics.train_loss.to_string(),
+            optional(metrics.test_loss),
+            optional(metrics.train_accuracy),
+            optional(metrics.test_accuracy),
+            row.seconds.to_string(),
+        ];
+        // Numbers and empty fields: nothing a CSV would quote.
+        text += &fields.join(",");
+        text.push('\n');
+    }
+    text.into_bytes()
 }
 
 /// Tells temporary files of one process apart when two threads write the same target.
 static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `path` through `write` on a temporary file in the same folder, synced
-/// to disk and then renamed over `path`: a rename within one file system is
-/// atomic, so readers and crashes see the old file or the new one, whole. If
-/// `write` fails (or panics) the temporary file is removed and `path` is
-/// untouched.
+/// Writes `path` through `write`. What is at `path` decides how:
+///
+/// - nothing, or a regular file: `write` fills a temporary file in the same
+///   folder, synced to disk and then renamed over `path`. A rename within one
+///   file system is atomic, so readers and crashes see the old file or the new
+///   one, whole. If `write` fails (or panics) the temporary file is removed
+///   and `path` is untouched.
+/// - a symlink: followed (through every link, to at most [`MAX_LINKS`]), and
+///   its target written by these same rules; the link itself is kept, since
+///   the user pointed it somewhere on purpose. A dangling link creates its
+///   target.
+/// - a FIFO, a character or block device, a socket: opened for writing,
+///   without creating or truncating, and written straight into; it is never
+///   replaced (as root, a rename over `/dev/null` would replace the device).
+///   Opening a FIFO waits until a reader opens the other end. Such a write is
+///   not atomic: there is no file to swap in.
+/// - a folder: refused, [`Error::InvalidInput`].
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
     let context = || format!("cannot write {}", path.display());
     // Creating and renaming fail on a wrong path (a missing folder, a folder
@@ -75,9 +146,29 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     // write or sync is the machine's (disk full), whatever its kind.
     let path_failed = |e: io::Error| Error::io(context(), e);
     let write_failed = |source: io::Error| Error::Io { context: context(), source };
-    let name =
-        path.file_name().ok_or_else(|| Error::InvalidInput(format!("{}: the path does not name a file", context())))?;
-    let folder = match path.parent() {
+    let target = follow_links(path).map_err(|e| match e {
+        Followed::TooMany => Error::InvalidInput(format!("{}: more than {MAX_LINKS} symlinks in a row", context())),
+        Followed::Failed(e) => path_failed(e),
+    })?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::InvalidInput(format!("{}: it is a folder, not a file", context())));
+        }
+        Ok(meta) if !meta.is_file() => {
+            let mut file = OpenOptions::new().write(true).open(&target).map_err(path_failed)?;
+            // No sync: a FIFO or a terminal refuses one (EINVAL), and there is
+            // no rename whose durability it would guard.
+            return write(&mut file).map_err(write_failed);
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(path_failed(e)),
+    }
+
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{}: the path does not name a file", context())))?;
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
@@ -94,10 +185,44 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     // pointing at blocks that never reached the disk.
     file.sync_all().map_err(write_failed)?;
     drop(file);
-    std::fs::rename(&temp.path, path).map_err(path_failed)?;
+    std::fs::rename(&temp.path, &target).map_err(path_failed)?;
     temp.armed = false;
     sync_folder(folder);
     Ok(())
+}
+
+/// How many symlinks in a row [`write_atomically`] follows: Linux's own limit
+/// (ELOOP after 40), so a path that opens elsewhere is written here too.
+pub const MAX_LINKS: usize = 40;
+
+enum Followed {
+    TooMany,
+    Failed(io::Error),
+}
+
+/// `path` with its last component's symlinks followed: the file a write to
+/// `path` lands in, which may not exist yet (a dangling link, a new file).
+/// Folders above it may be links too; the kernel follows those, and the
+/// temporary file beside the target is then on the target's file system.
+fn follow_links(path: &Path) -> std::result::Result<PathBuf, Followed> {
+    let mut path = path.to_path_buf();
+    for _ in 0..=MAX_LINKS {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&path).map_err(Followed::Failed)?;
+                // A relative link is relative to the link's folder; joining
+                // an absolute one replaces the folder.
+                path = match path.parent() {
+                    Some(folder) => folder.join(link),
+                    None => link,
+                };
+            }
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
+            Err(e) => return Err(Followed::Failed(e)),
+        }
+    }
+    Err(Followed::TooMany)
 }
 
 /// Removes the temporary file when dropped: on an error or a panic in the

@@ -1,6 +1,6 @@
 //! The folder a training run leaves behind (`--out`): `config.json` (every
 //! setting, the adapter, the crate version), `metrics.csv` (one row per epoch,
-//! rewritten at each read-back), the checkpoints and the loss plot. Every file
+//! appended at each read-back), the checkpoints and the loss plot. Every file
 //! is written atomically, so an interrupted run leaves whole files.
 
 use std::collections::HashMap;
@@ -17,6 +17,9 @@ use crate::train::{EpochMetrics, FitHooks, Trainer};
 pub struct RunFolder {
     dir: PathBuf,
     rows: Vec<MetricsRow>,
+    /// Whether `metrics.csv` has been started (its header and any rows kept
+    /// from an earlier run written): later read-backs append to it.
+    metrics_started: bool,
     /// What each checkpoint's metadata says of the model and run.
     checkpoint_metadata: HashMap<String, String>,
     /// The training data's input scaling, saved with each checkpoint.
@@ -48,7 +51,7 @@ impl RunFolder {
         // a read-only or full disk is not, exit code 1.
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
-        Ok(Self { dir, rows: Vec::new(), checkpoint_metadata, scaler, checkpoints: Vec::new() })
+        Ok(Self { dir, rows: Vec::new(), metrics_started: false, checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 
     /// The folder: `out` as given, or the `runs/<UTC time>` it chose.
@@ -62,13 +65,36 @@ impl RunFolder {
         report::write_atomically(&self.dir.join("config.json"), |file| std::io::Write::write_all(file, text.as_bytes()))
     }
 
-    /// Records a read-back's epochs, the last of which is `epoch`, and
-    /// rewrites `metrics.csv`.
+    /// For a run resumed after `epoch`: keeps the rows of the folder's
+    /// `metrics.csv` up to `epoch` (a run resumed into its own folder keeps
+    /// its history), dropping later ones, which this run trains again. No
+    /// file keeps nothing. Call before the first [`RunFolder::record`].
+    pub fn resume_metrics(&mut self, epoch: usize) -> Result<()> {
+        let path = self.dir.join("metrics.csv");
+        if !path.exists() {
+            return Ok(());
+        }
+        let mut rows = report::read_metrics_csv(&path)?;
+        rows.retain(|row| row.epoch <= epoch);
+        self.rows = rows;
+        Ok(())
+    }
+
+    /// Records a read-back's epochs, the last of which is `epoch`, appending
+    /// them to `metrics.csv`; the first starts the file (header and the rows
+    /// kept by [`RunFolder::resume_metrics`]), replacing any older one.
     pub fn record(&mut self, epoch: usize, epochs: &[EpochMetrics], seconds: f64) -> Result<()> {
+        let path = self.dir.join("metrics.csv");
+        if !self.metrics_started {
+            report::write_metrics_csv(&path, &self.rows)?;
+            self.metrics_started = true;
+        }
         let first = epoch + 1 - epochs.len();
-        let rows = epochs.iter().enumerate().map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, seconds });
+        let rows: Vec<MetricsRow> =
+            epochs.iter().enumerate().map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, seconds }).collect();
+        report::append_metrics_csv(&path, &rows)?;
         self.rows.extend(rows);
-        report::write_metrics_csv(&self.dir.join("metrics.csv"), &self.rows)
+        Ok(())
     }
 
     /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.

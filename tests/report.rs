@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use wgpu_mlp::report::{
-    default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, write_atomically, write_metrics_csv, MetricsRow,
-    PlotWritten, METRICS_CSV_HEADER,
+    append_metrics_csv, default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, read_metrics_csv,
+    write_atomically, write_metrics_csv, MetricsRow, PlotWritten, METRICS_CSV_HEADER,
 };
 use wgpu_mlp::train::EpochMetrics;
 use wgpu_mlp::Error;
@@ -175,6 +175,88 @@ fn a_write_into_a_missing_folder_fails_naming_the_file() {
     assert!(message.starts_with(&format!("cannot write {}: ", path.display())), "{message}");
     // The user named a folder that does not exist: theirs to fix, exit code 2.
     assert!(error.is_bad_input(), "{error:?}");
+}
+
+/// A symlink's target is replaced atomically and the link kept: the user
+/// pointed the path somewhere on purpose.
+#[test]
+fn a_write_through_a_symlink_replaces_its_target_and_keeps_the_link() {
+    let dir = folder("atomic-symlink");
+    let target = dir.join("target.csv");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink("target.csv", &link).unwrap();
+    write_atomically(&link, |file| file.write_all(b"new\n")).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is kept");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(listing(&dir), ["link.csv", "target.csv"], "no temporary is left");
+}
+
+/// A FIFO (like a device) is written into, not replaced: opening it for
+/// writing waits for the reader this test starts first.
+#[test]
+fn a_write_to_a_fifo_writes_into_it_and_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = folder("atomic-fifo");
+    let fifo = dir.join("out.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
+    let written = write_atomically(&fifo, |file| file.write_all(b"through the pipe\n"));
+    // A writer that replaced the FIFO leaves the reader blocked on the old
+    // one: fail before joining it (the thread ends with the test process).
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced by a {kind:?}");
+    written.unwrap();
+    assert_eq!(reader.join().unwrap(), "through the pipe\n");
+    assert_eq!(listing(&dir), ["out.fifo"]);
+}
+
+#[test]
+fn a_write_to_a_folder_is_refused_as_bad_input() {
+    let dir = folder("atomic-folder");
+    let inside = dir.join("a-folder");
+    std::fs::create_dir(&inside).unwrap();
+    let error = write_atomically(&inside, |file| file.write_all(b"x")).unwrap_err();
+    assert!(error.is_bad_input(), "{error:?}");
+    assert!(error.to_string().starts_with(&format!("cannot write {}", inside.display())), "{error}");
+    assert!(inside.is_dir());
+    assert_eq!(listing(&dir), ["a-folder"]);
+}
+
+/// metrics.csv grows by appending each read-back's rows, not by rewriting
+/// the file: the file stays the same inode, and every row is kept.
+#[test]
+fn a_run_folder_appends_each_read_back_to_metrics_csv() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = folder("run-append");
+    let mut run_folder = wgpu_mlp::run::RunFolder::create(Some(&dir), Default::default(), None).unwrap();
+    let rows = run(3, false, false);
+    let path = dir.join("metrics.csv");
+    run_folder.record(1, &[rows[0].metrics], 0.5).unwrap();
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    run_folder.record(3, &[rows[1].metrics, rows[2].metrics], 1.5).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "appended, not replaced");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["1", "2", "3"], "{text}");
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+}
+
+/// What a crash during an append leaves, a last line without its newline,
+/// is dropped on reading; every whole row comes back bit for bit.
+#[test]
+fn reading_metrics_csv_drops_a_torn_last_line() {
+    let dir = folder("csv-torn");
+    let path = dir.join("metrics.csv");
+    let rows = run(3, true, true);
+    write_metrics_csv(&path, &rows[..2]).unwrap();
+    append_metrics_csv(&path, &rows[2..]).unwrap();
+    assert_eq!(read_metrics_csv(&path).unwrap(), rows);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text += "4,0.1,0.";
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(read_metrics_csv(&path).unwrap(), rows);
 }
 
 /// An SVG document and the words of its `<text>` elements.

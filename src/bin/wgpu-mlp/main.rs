@@ -10,8 +10,10 @@ mod device;
 mod export;
 mod predict;
 mod spec;
+mod stream;
 mod train;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -31,8 +33,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout left (`| head -1`): it has what it wanted.
+        Err(error) if stream::is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", in_flag_names(&format!("{error:#}")));
+            // Not eprintln!, which panics when stderr fails too.
+            let _ = writeln!(std::io::stderr(), "error: {}", in_flag_names(&format!("{error:#}")));
             let bad_input = error.downcast_ref::<Error>().is_some_and(Error::is_bad_input);
             ExitCode::from(if bad_input { 2 } else { 1 })
         }

@@ -85,7 +85,11 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow
     let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("cannot write the predictions: {e}"))?;
     match out {
         Some(path) => wgpu_mlp::report::write_atomically(path, |file| file.write_all(&bytes))?,
-        None => std::io::stdout().write_all(&bytes)?,
+        None => {
+            let mut stdout = crate::stream::stdout();
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
     }
     Ok(())
 }
@@ -98,11 +102,13 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
         let hits = outputs.rows().into_iter().zip(&labels).filter(|(row, &label)| argmax(*row) == label).count();
         hits as f32 / rows.len() as f32
     });
+    let mut stdout = crate::stream::stdout();
     if json {
-        println!("{}", serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy }));
+        let summary = serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy });
+        writeln!(stdout, "{summary}")?;
     } else {
         let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
-        println!("{} rows on {device}: loss {loss:.6}{accuracy}", rows.len());
+        writeln!(stdout, "{} rows on {device}: loss {loss:.6}{accuracy}", rows.len())?;
     }
-    Ok(())
+    Ok(stdout.flush()?)
 }

@@ -162,7 +162,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let run = Run { spec, params: &params, train, test, config };
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
-    let mut out: Box<dyn Write> = if cli.json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
     let mut trainer = backend.trainer(&run)?;
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
     let first_epoch = match &resume {
@@ -180,6 +180,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
     };
     let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(settings.scaler.clone()))?;
+    if resume.is_some() {
+        folder.resume_metrics(first_epoch)?;
+    }
     folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
     let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
     let plot = folder.plot()?;
@@ -216,9 +219,11 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         summary["max_abs_param_diff"] = diff.into();
     }
     if cli.json {
-        println!("{summary}");
+        let mut stdout = crate::stream::stdout();
+        writeln!(stdout, "{summary}")?;
+        stdout.flush()?;
     }
-    Ok(())
+    Ok(out.flush()?)
 }
 
 /// Runs the schedule with the folder's hooks, a progress bar on a terminal
@@ -244,18 +249,23 @@ fn train_with_folder(
         bar.set_style(style);
         bar
     });
+    // A progress line is not worth the run: the first one that cannot be
+    // written stops the printing, the run goes on to its end, and then the
+    // command fails with that error (or ends quietly on a closed pipe).
+    let mut log_failed: Option<std::io::Error> = None;
     let log = |epoch: usize, metrics: &EpochMetrics| {
         let line = format!("epoch {epoch:>7}  {}", describe(metrics));
-        match &bar {
+        let written = match &bar {
             Some(bar) => {
                 bar.set_position(((epoch - first_epoch) as u64).saturating_mul(steps_per_epoch));
                 bar.set_message(describe(metrics));
-                bar.suspend(|| writeln!(out, "{line}").ok());
+                bar.suspend(|| writeln!(out, "{line}"))
             }
-            None if !cli.quiet => {
-                writeln!(out, "{line}").ok();
-            }
-            None => {}
+            None if !cli.quiet && log_failed.is_none() => writeln!(out, "{line}"),
+            None => Ok(()),
+        };
+        if let Err(error) = written {
+            log_failed.get_or_insert(error);
         }
     };
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -286,7 +296,14 @@ fn train_with_folder(
             );
             std::process::exit(130);
         }
-        other => Ok(other?),
+        other => {
+            let report = other?;
+            if let Some(error) = log_failed {
+                folder.plot()?;
+                return Err(error.into());
+            }
+            Ok(report)
+        }
     }
 }
 
