@@ -69,9 +69,23 @@ pub(super) fn ungzip<'a>(mut input: impl Read + 'a) -> std::io::Result<Box<dyn R
     }
     let input = std::io::Cursor::new(magic).take(seen as u64).chain(input);
     if seen == 2 && magic == GZIP_MAGIC {
-        Ok(Box::new(flate2::read::GzDecoder::new(input)))
+        Ok(Box::new(Gunzip(flate2::read::GzDecoder::new(input))))
     } else {
         Ok(Box::new(input))
+    }
+}
+
+/// gzip's decoder, its complaints about the stream told as bad data: flate2
+/// reports a corrupt header or deflate stream as ErrorKind::InvalidInput,
+/// which would read as a failing machine (exit code 1), not a bad file (2).
+struct Gunzip<R>(flate2::read::GzDecoder<R>);
+
+impl<R: Read> Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            _ => e,
+        })
     }
 }
 

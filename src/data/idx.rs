@@ -46,11 +46,31 @@ impl IdxHeader {
 
     /// The body, checked against the header as it streams in: read through
     /// a limit of exactly the claimed size (so a gzip bomb stops there), the
-    /// vector growing with what arrives rather than reserved at the claim.
+    /// vector growing with what arrives, by an eighth at a time, rather than
+    /// reserved at the claim or doubled (a body cut short of a huge claim
+    /// costs little more than what it holds).
     fn read_body(mut self) -> Result<Vec<u8>> {
         let unreadable = |e: std::io::Error| Error::io(format!("cannot read {}", self.path.display()), e);
-        let mut data = Vec::new();
-        (&mut self.body).take(self.values as u64).read_to_end(&mut data).map_err(unreadable)?;
+        let too_big = self.bad(format!("the dimensions {} call for more memory than this machine has", self.shape()));
+        let mut data: Vec<u8> = Vec::new();
+        let mut limited = (&mut self.body).take(self.values as u64);
+        loop {
+            let left = self.values - data.len();
+            if left == 0 {
+                break;
+            }
+            let grow = left.min((data.len() / 8).max(1 << 20));
+            if data.try_reserve_exact(grow).is_err() {
+                return Err(too_big);
+            }
+            let start = data.len();
+            data.resize(start + grow, 0);
+            let read = read_up_to(&mut limited, &mut data[start..]).map_err(unreadable)?;
+            data.truncate(start + read);
+            if read < grow {
+                break;
+            }
+        }
         let found = if data.len() < self.values {
             data.len().to_string()
         } else if self.body.read(&mut [0u8; 1]).map_err(unreadable)? > 0 {
