@@ -29,7 +29,9 @@ fn write(path: &Path, bytes: &[u8], gzip: bool) {
 }
 
 fn csv_error(text: &str, options: &CsvOptions) -> String {
-    let dir = folder("csv-error");
+    // A folder per call: tests run in parallel and each writes its own file.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = folder(&format!("csv-error-{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let path = dir.join("bad.csv");
     write(&path, text.as_bytes(), false);
     let error = load_csv(&path, options).expect_err("the file must be refused").to_string();
@@ -174,7 +176,7 @@ fn idx_bad_inputs_are_refused() {
     let dir = idx_folder("idx-short", 3, 1, false);
     write(&dir.join("train-images-idx3-ubyte"), &idx_bytes(&[3, 2, 3], &[1; 17]), false);
     let error = load_idx(&dir, None).unwrap_err().to_string();
-    assert!(error.contains("call for Some(18) values") && error.contains("holds 17"), "{error}");
+    assert!(error.contains("call for 18 values") && error.contains("holds 17"), "{error}");
 
     let dir = idx_folder("idx-counts", 3, 1, true);
     write(&dir.join("train-labels-idx1-ubyte.gz"), &idx_bytes(&[4], &[0, 1, 2, 0]), true);
@@ -233,4 +235,95 @@ fn scaling_is_fitted_on_the_training_rows() {
     let mut pixels = array![[0.0, 255.0, 51.0]];
     Scale::Pixels.apply(&mut pixels, None);
     assert_eq!(pixels, array![[0.0, 1.0, 0.2]]);
+}
+
+#[test]
+fn csv_duplicate_and_ambiguous_target_columns_are_refused() {
+    let index = |i| TargetColumn::Index(i);
+    let name = |n: &str| TargetColumn::Name(n.into());
+    let targets = |target| CsvOptions { target, ..Default::default() };
+    let error = csv_error("1,2,3,4\n5,6,7,8\n", &targets(vec![index(3), index(3)]));
+    assert!(error.contains("column 3") && error.contains("twice"), "{error}");
+    let headed = "p,q,r,y\n1,2,3,4\n5,6,7,8\n";
+    let error = csv_error(headed, &targets(vec![name("y"), name("y")]));
+    assert!(error.contains("column 3 (y)") && error.contains("twice"), "{error}");
+    let error = csv_error(headed, &targets(vec![name("y"), index(3)]));
+    assert!(error.contains("column 3 (y)") && error.contains("twice"), "{error}");
+    let error = csv_error("a,a,y\n1,2,3\n4,5,6\n", &targets(vec![name("a")]));
+    assert!(error.contains("'a'") && error.contains("columns 0 and 1"), "{error}");
+}
+
+#[test]
+fn csv_classification_needs_two_classes_and_a_sane_class_count() {
+    let classify = CsvOptions { classify: true, ..Default::default() };
+    let error = csv_error("1,4\n2,4\n3,4\n", &classify);
+    assert!(error.contains("at least two classes") && error.contains("label 4"), "{error}");
+    let error = csv_error("1,0\n2,1\n3,70000\n", &classify);
+    assert!(error.contains("label 70000") && error.contains("line 3") && error.contains("65536"), "{error}");
+    // One stray label far above the rest would leave most classes empty.
+    let error = csv_error("1,0\n2,1\n3,2\n4,200\n", &classify);
+    assert!(error.contains("label 200") && error.contains("line 4") && error.contains("`classes`"), "{error}");
+    let error = csv_error("1,0\n2,1\n", &CsvOptions { classes: Some(1), ..classify.clone() });
+    assert!(error.contains("`classes`") && error.contains("at least 2"), "{error}");
+    // Labels counted from 1 leave only class 0 empty: that is fine.
+    let dir = folder("csv-one-based");
+    let path = dir.join("d.csv");
+    write(&path, b"1,1\n2,2\n3,3\n", false);
+    assert_eq!(load_csv(&path, &classify).unwrap().classes, Some(4));
+}
+
+/// A folder whose training labels and test labels are these (2x3 pixel images).
+fn idx_labels_folder(name: &str, train: &[u8], test: &[u8]) -> PathBuf {
+    let dir = folder(name);
+    for (set, labels) in [("train", train), ("t10k", test)] {
+        let images = idx_bytes(&[labels.len() as u32, 2, 3], &vec![7; labels.len() * 6]);
+        write(&dir.join(format!("{set}-images-idx3-ubyte")), &images, false);
+        write(&dir.join(format!("{set}-labels-idx1-ubyte")), &idx_bytes(&[labels.len() as u32], labels), false);
+    }
+    dir
+}
+
+#[test]
+fn idx_classes_come_from_the_training_labels() {
+    let dir = idx_labels_folder("idx-test-255", &[0, 1, 2, 0], &[1, 255, 0]);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("test") && error.contains("label 255") && error.contains("sample 2"), "{error}");
+    let dir = idx_labels_folder("idx-test-unseen", &[0, 1, 3, 0], &[1, 2]);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("label 2") && error.contains("sample 2"), "{error}");
+    let dir = idx_labels_folder("idx-train-200", &[0, 1, 2, 200], &[1, 0]);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("label 200") && error.contains("sample 4"), "{error}");
+    let dir = idx_labels_folder("idx-one-class", &[3, 3, 3], &[3]);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("at least two classes") && error.contains("label 3"), "{error}");
+    let dir = idx_labels_folder("idx-good", &[0, 1, 2, 1], &[2, 0]);
+    let (train, test) = load_idx(&dir, None).unwrap();
+    assert_eq!((train.classes, test.classes), (Some(3), Some(3)));
+}
+
+#[test]
+fn idx_headers_are_checked_before_any_body_and_told_in_words() {
+    // 4 million images claimed against 3 labels: refused from the headers.
+    let dir = idx_folder("idx-bomb-header", 3, 1, true);
+    write(&dir.join("train-images-idx3-ubyte.gz"), &idx_bytes(&[4_000_000, 28, 28], &[0; 100]), true);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("4000000 images") && error.contains("3 labels"), "{error}");
+    let dir = idx_folder("idx-short-words", 3, 1, false);
+    write(&dir.join("train-images-idx3-ubyte"), &idx_bytes(&[3, 2, 3], &[1; 17]), false);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("3 x 2 x 3") && error.contains("18 values") && error.contains("17"), "{error}");
+    assert!(!error.contains("Some(") && !error.contains("None"), "{error}");
+    let long = folder("idx-long").join("x");
+    write(&long, &idx_bytes(&[3], &[1; 4]), false);
+    let error = read_idx(&long).unwrap_err().to_string();
+    assert!(error.contains("3 values") && error.contains("more"), "{error}");
+    let overflow = folder("idx-overflow").join("x");
+    write(&overflow, &idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]), false);
+    let error = read_idx(&overflow).unwrap_err().to_string();
+    assert!(!error.contains("None") && error.contains("4294967295 x 4294967295 x 4294967295"), "{error}");
+    let dir = idx_folder("idx-dims-words", 3, 1, false);
+    write(&dir.join("train-images-idx3-ubyte"), &idx_bytes(&[3, 6], &[1; 18]), false);
+    let error = load_idx(&dir, None).unwrap_err().to_string();
+    assert!(error.contains("images need 3 dimensions") && !error.contains('['), "{error}");
 }

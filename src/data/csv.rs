@@ -7,7 +7,8 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::Dataset;
+use super::limits::Limited;
+use super::{class_count, Dataset};
 use crate::error::{Error, Result};
 
 /// A target column, by 0-based index or by header name (`--target`).
@@ -43,116 +44,209 @@ pub struct CsvOptions {
     pub skip_rows: usize,
     /// Turn one integer target column into classes.
     pub classify: bool,
-    /// The number of classes; None infers largest label + 1.
+    /// The number of classes; None infers largest label + 1 (see
+    /// [`MAX_CLASSES`](super::MAX_CLASSES) for what is refused).
     pub classes: Option<usize>,
 }
 
-/// Opens a file, undoing gzip when it starts with gzip's magic bytes.
+/// gzip's first two bytes.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// `input` as it is, or undone when it starts with gzip's magic bytes. The
+/// bytes looked at are handed on, not read twice: a pipe or standard input
+/// cannot be opened again.
+pub(super) fn ungzip<'a>(mut input: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; 2];
+    let mut seen = 0;
+    // A pipe may hand over one byte at a time, so read until two or the end.
+    while seen < magic.len() {
+        match input.read(&mut magic[seen..]) {
+            Ok(0) => break,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let input = std::io::Cursor::new(magic).take(seen as u64).chain(input);
+    if seen == 2 && magic == GZIP_MAGIC {
+        Ok(Box::new(Gunzip(flate2::read::GzDecoder::new(input))))
+    } else {
+        Ok(Box::new(input))
+    }
+}
+
+/// gzip's decoder, its complaints about the stream told as bad data: flate2
+/// reports a corrupt header or deflate stream as ErrorKind::InvalidInput,
+/// which would read as a failing machine (exit code 1), not a bad file (2).
+struct Gunzip<R>(flate2::read::GzDecoder<R>);
+
+impl<R: Read> Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            _ => e,
+        })
+    }
+}
+
+/// Opens a file once, undoing gzip when it starts with gzip's magic bytes.
 pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let unreadable = |e: std::io::Error| Error::io(format!("cannot read {}", path.display()), e);
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut magic = [0u8; 2];
-    let read = file.read(&mut magic).map_err(unreadable)?;
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    if read == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::GzDecoder::new(file)))
-    } else {
-        Ok(Box::new(file))
-    }
+    ungzip(file).map_err(unreadable)
 }
 
 /// Reads `path` into a data set: the target columns become y (one-hot when
 /// classifying), every other column becomes x.
 pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
-    let name = path.display();
+    load_csv_from(open(path)?, &path.display().to_string(), options)
+}
+
+/// Reads CSV text (plain or gzip) from `input`, standard input say, as
+/// [`load_csv`] reads a file; `name` names it in messages.
+pub fn load_csv_from(input: impl Read, name: &str, options: &CsvOptions) -> Result<Dataset> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let mut reader =
-        ::csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(::csv::Trim::All).from_reader(open(path)?);
-    let mut records = Vec::new();
-    for record in reader.records().skip(options.skip_rows) {
-        records.push(record.map_err(|e| {
-            let message = e.to_string();
-            match e.into_kind() {
-                // A read that fails midway (EIO, or a gzip stream cut short).
-                ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
-                _ => bad(message),
-            }
-        })?);
-    }
-    let Some(first) = records.first() else {
-        return Err(bad(format!("no rows after skipping {}", options.skip_rows)));
+    let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(Limited::new(input));
+    let failed = |e: ::csv::Error| {
+        let message = e.to_string();
+        match e.into_kind() {
+            // A read that fails midway (EIO, a gzip stream cut short, a limit).
+            ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
+            _ => bad(message),
+        }
     };
+    // Skipped lines are metadata: only a failing read stops them, not their text.
+    let mut skipped = ::csv::ByteRecord::new();
+    for _ in 0..options.skip_rows {
+        if !reader.read_byte_record(&mut skipped).map_err(failed)? {
+            break;
+        }
+    }
+    let mut first = ::csv::StringRecord::new();
+    if !reader.read_record(&mut first).map_err(failed)? {
+        return Err(bad(format!("no rows after skipping {}", options.skip_rows)));
+    }
     let is_header = options.header.unwrap_or_else(|| first.iter().any(|field| field.parse::<f64>().is_err()));
     let header: Option<Vec<String>> = is_header.then(|| first.iter().map(str::to_string).collect());
     let width = first.len();
-    let rows = &records[usize::from(is_header)..];
-    if rows.is_empty() {
-        return Err(bad("no data rows".into()));
-    }
     let column_name = |c: usize| header.as_ref().map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
-
-    let targets: Vec<usize> = if options.target.is_empty() {
-        vec![width - 1]
-    } else {
-        options
-            .target
-            .iter()
-            .map(|target| match target {
-                TargetColumn::Index(i) if *i < width => Ok(*i),
-                TargetColumn::Index(i) => {
-                    Err(bad(format!("target column {i} does not exist; columns are 0..={}", width - 1)))
-                }
-                TargetColumn::Name(wanted) => match &header {
-                    None => Err(bad(format!("target column '{wanted}' needs a header row, and the file has none"))),
-                    Some(names) => names.iter().position(|n| n == wanted).ok_or_else(|| {
-                        bad(format!("no column named '{wanted}'; the header has: {}", names.join(", ")))
-                    }),
-                },
-            })
-            .collect::<Result<_>>()?
-    };
+    let targets = target_columns(&options.target, width, header.as_deref()).map_err(bad)?;
+    if let Some(column) = targets.iter().enumerate().find(|(i, c)| targets[..*i].contains(c)).map(|(_, &c)| c) {
+        return Err(bad(format!("`target` names {} twice", column_name(column))));
+    }
     if targets.len() >= width {
         return Err(bad("every column is a target; no input columns are left".into()));
     }
     if options.classify && targets.len() != 1 {
         return Err(bad(format!("`task` classify takes one target column, got {}", targets.len())));
     }
+    let mut is_target = vec![false; width];
+    targets.iter().for_each(|&c| is_target[c] = true);
 
-    let inputs = width - targets.len();
-    let mut x = Vec::with_capacity(rows.len() * inputs);
-    let mut y = Vec::with_capacity(rows.len() * targets.len());
-    for record in rows {
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != width {
-            return Err(bad(format!("line {line} has {} fields, but the first row has {width}", record.len())));
+    // Rows go straight into x and y, 4 bytes a value, never kept as text.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    // For classification: each row's label and line, for the messages.
+    let (mut labels, mut lines) = (Vec::new(), Vec::new());
+    let mut record = first;
+    let mut is_data = !is_header;
+    loop {
+        if is_data {
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() != width {
+                return Err(bad(format!("line {line} has {} fields, but the first row has {width}", record.len())));
+            }
+            for (c, field) in record.iter().enumerate() {
+                let value: f32 = field
+                    .parse()
+                    .map_err(|_| bad(format!("line {line}, {}: '{field}' is not a number", column_name(c))))?;
+                if !value.is_finite() {
+                    return Err(bad(format!("line {line}, {}: {field} is not a finite number", column_name(c))));
+                }
+                if !is_target[c] {
+                    x.push(value);
+                } else if options.classify {
+                    labels.push(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?);
+                    lines.push(line);
+                } else {
+                    y.push(value);
+                }
+            }
         }
-        for (c, field) in record.iter().enumerate() {
-            let value: f32 = field
-                .parse()
-                .map_err(|_| bad(format!("line {line}, {}: '{field}' is not a number", column_name(c))))?;
-            if !value.is_finite() {
-                return Err(bad(format!("line {line}, {}: {field} is not a finite number", column_name(c))));
-            }
-            if targets.contains(&c) {
-                y.push(value);
-            } else {
-                x.push(value);
-            }
+        is_data = true;
+        if !reader.read_record(&mut record).map_err(failed)? {
+            break;
         }
     }
-    let x = Array2::from_shape_vec((rows.len(), inputs), x).expect("every row has `inputs` features");
+    let rows = x.len() / (width - targets.len());
+    if rows == 0 {
+        return Err(bad("no data rows".into()));
+    }
+    // Every row pushed `inputs` values into x and its targets into y (or
+    // labels), and the duplicate check keeps the two apart.
+    let x = Array2::from_shape_vec((rows, width - targets.len()), x).expect("every row has `inputs` features");
     if !options.classify {
-        let y = Array2::from_shape_vec((rows.len(), targets.len()), y).expect("every row has its targets");
+        let y = Array2::from_shape_vec((rows, targets.len()), y).expect("every row has its targets");
         return Ok(Dataset { x, y, classes: None });
     }
-    let mut labels = Vec::with_capacity(y.len());
-    for (row, &value) in rows.iter().zip(&y) {
-        if value < 0.0 || value.fract() != 0.0 {
-            let line = row.position().map_or(0, |p| p.line());
-            return Err(bad(format!("line {line}: class label {value} is not a whole number >= 0")));
-        }
-        labels.push(value as usize);
-    }
-    let classes = options.classes.unwrap_or_else(|| labels.iter().max().map_or(1, |m| m + 1));
+    let classes =
+        class_count(&labels, options.classes, |row| format!("line {}", lines[row])).map_err(|e| bad(e.to_string()))?;
     Dataset::classification(x, &labels, classes).map_err(|e| bad(e.to_string()))
+}
+
+/// A target's value as a class label: a whole number in 0..MAX_CLASSES.
+fn class_label(value: f32) -> std::result::Result<usize, String> {
+    if value < 0.0 || value.fract() != 0.0 {
+        return Err(format!("class label {value} is not a whole number >= 0"));
+    }
+    if value >= super::MAX_CLASSES as f32 {
+        return Err(format!("class label {value} is too large; at most {} classes are supported", super::MAX_CLASSES));
+    }
+    Ok(value as usize)
+}
+
+/// The 0-based positions of the `target` columns in rows of `width` fields
+/// (the last column when none is named); a name must name one column.
+fn target_columns(
+    target: &[TargetColumn],
+    width: usize,
+    header: Option<&[String]>,
+) -> std::result::Result<Vec<usize>, String> {
+    if target.is_empty() {
+        return Ok(vec![width - 1]);
+    }
+    target
+        .iter()
+        .map(|target| match target {
+            TargetColumn::Index(i) if *i < width => Ok(*i),
+            TargetColumn::Index(i) => Err(format!("target column {i} does not exist; columns are 0..={}", width - 1)),
+            TargetColumn::Name(wanted) => {
+                let Some(names) = header else {
+                    return Err(format!("target column '{wanted}' needs a header row, and the file has none"));
+                };
+                let found: Vec<usize> = (0..names.len()).filter(|&c| names[c] == *wanted).collect();
+                match found[..] {
+                    [] => Err(format!("no column named '{wanted}'; the header has: {}", names.join(", "))),
+                    [column] => Ok(column),
+                    _ => Err(format!(
+                        "the header names columns {} '{wanted}'; give the target column by its index",
+                        and_list(&found)
+                    )),
+                }
+            }
+        })
+        .collect()
+}
+
+/// "0 and 1", "0, 3 and 5".
+fn and_list(columns: &[usize]) -> String {
+    let names: Vec<String> = columns.iter().map(usize::to_string).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }

@@ -4,11 +4,13 @@
 
 mod csv;
 mod idx;
+mod limits;
 mod scale;
 mod split;
 
-pub use self::csv::{load_csv, CsvOptions, TargetColumn};
+pub use self::csv::{load_csv, load_csv_from, CsvOptions, TargetColumn};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
+pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use scale::{Scale, Scaler};
 pub use split::split;
 
@@ -68,6 +70,23 @@ impl Dataset {
         Ok(Self { x, y, classes: Some(classes) })
     }
 
+    /// Refuses classification data whose rows hold fewer than two distinct
+    /// classes: training on them reaches loss 0 and accuracy 1 and learns
+    /// nothing. (Data to evaluate on may hold one class.)
+    pub fn require_two_classes(&self) -> Result<()> {
+        if self.classes.is_none() {
+            return Ok(());
+        }
+        let labels = self.labels();
+        match labels.first() {
+            Some(&first) if labels.iter().any(|&l| l != first) => Ok(()),
+            first => Err(Error::InvalidInput(format!(
+                "every training sample has label {}; classification needs at least two classes among the training rows",
+                first.copied().unwrap_or(0)
+            ))),
+        }
+    }
+
     /// The number of samples N (rows of x and y).
     pub fn len(&self) -> usize {
         self.x.nrows()
@@ -100,6 +119,48 @@ impl Dataset {
     }
 }
 
+/// The most classes a data set may have. A label decides the width of the
+/// one-hot targets and of the output layer, so one stray huge label would
+/// otherwise ask for gigabytes; 65536 is far above any real class count.
+pub const MAX_CLASSES: usize = 65536;
+
+/// The class count for the training rows' `labels` (each below
+/// [`MAX_CLASSES`]): `given` (`classes`), or else the largest label + 1. Both
+/// need two classes or more; an inferred count is refused when the largest
+/// label leaves more than half the classes without a training row (one stray
+/// label, not labels counted from 1). `place(row)` names a row in messages.
+pub(crate) fn class_count(labels: &[usize], given: Option<usize>, place: impl Fn(usize) -> String) -> Result<usize> {
+    if let Some(classes) = given {
+        if !(2..=MAX_CLASSES).contains(&classes) {
+            return Err(Error::InvalidInput(format!(
+                "`classes` must be at least 2 and at most {MAX_CLASSES}, got {classes}"
+            )));
+        }
+        return Ok(classes);
+    }
+    let Some((row, &largest)) = labels.iter().enumerate().max_by_key(|(row, &label)| (label, std::cmp::Reverse(*row)))
+    else {
+        return Err(Error::InvalidInput("no labels to count classes from".into()));
+    };
+    let mut seen = vec![false; largest + 1];
+    labels.iter().for_each(|&label| seen[label] = true);
+    let present = seen.iter().filter(|&&s| s).count();
+    if present < 2 {
+        return Err(Error::InvalidInput(format!(
+            "every training sample has label {largest}; classification needs at least two classes among the training rows"
+        )));
+    }
+    let classes = largest + 1;
+    if present * 2 < classes {
+        return Err(Error::InvalidInput(format!(
+            "label {largest} ({}) leaves {} of the {classes} classes 0..={largest} without a training sample; give `classes` if that many are meant",
+            place(row),
+            classes - present
+        )));
+    }
+    Ok(classes)
+}
+
 /// Where the data comes from (`--data`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -107,6 +168,8 @@ pub enum Source {
     Seed,
     /// A numeric CSV file (gzip or not).
     Csv(PathBuf),
+    /// CSV (gzip or not) on standard input: `csv:-`.
+    CsvStdin,
     /// IDX files (MNIST layout) in a folder, with their own test set.
     Idx(PathBuf),
 }
@@ -118,10 +181,11 @@ impl std::str::FromStr for Source {
         let (kind, path) = text.split_once(':').unwrap_or((text, ""));
         match (kind, path) {
             ("seed", "") => Ok(Source::Seed),
+            ("csv", "-") => Ok(Source::CsvStdin),
             ("csv", path) if !path.is_empty() => Ok(Source::Csv(path.into())),
             ("fashion-mnist", "") => Ok(Source::Idx(FASHION_MNIST_DIR.into())),
             ("fashion-mnist" | "idx", path) if !path.is_empty() => Ok(Source::Idx(path.into())),
-            _ => Err(format!("'{text}' is not a data source: use seed, csv:PATH, fashion-mnist[:DIR] or idx:DIR")),
+            _ => Err(format!("'{text}' is not a data source: use seed, csv:PATH (csv:- reads standard input), fashion-mnist[:DIR] or idx:DIR")),
         }
     }
 }
@@ -131,6 +195,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Seed => f.write_str("seed"),
             Source::Csv(path) => write!(f, "csv:{}", path.display()),
+            Source::CsvStdin => f.write_str("csv:-"),
             Source::Idx(dir) => write!(f, "idx:{}", dir.display()),
         }
     }
