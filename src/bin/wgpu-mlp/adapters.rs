@@ -1,9 +1,12 @@
 //! `wgpu-mlp adapters`: the GPUs wgpu can see.
 
+use std::io::Write;
+
 use wgpu_mlp::gpu;
 
 /// `wgpu-mlp adapters`: what wgpu finds, and a warning when only software is there.
 pub(crate) fn list_adapters(json: bool) -> anyhow::Result<()> {
+    let mut out = crate::stream::stdout();
     let found = gpu::adapters()?;
     let rows: Vec<serde_json::Value> = found
         .iter()
@@ -23,19 +26,19 @@ pub(crate) fn list_adapters(json: bool) -> anyhow::Result<()> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        writeln!(out, "{}", serde_json::Value::Array(rows))?;
     } else {
         for (info, limits) in &found {
-            println!("{} ({:?}, {:?})", info.name, info.backend, info.device_type);
-            println!("    driver: {} {}", info.driver, info.driver_info);
-            println!(
+            writeln!(out, "{} ({:?}, {:?})", info.name, info.backend, info.device_type)?;
+            writeln!(out, "    driver: {} {}", info.driver, info.driver_info)?;
+            writeln!(out, 
                 "    max buffer {} MiB, max storage binding {} MiB, workgroup memory {} KiB, {} invocations per workgroup, {} workgroups per dimension",
                 limits.max_buffer_size >> 20,
                 limits.max_storage_buffer_binding_size >> 20,
                 limits.max_compute_workgroup_storage_size >> 10,
                 limits.max_compute_invocations_per_workgroup,
                 limits.max_compute_workgroups_per_dimension
-            );
+            )?;
         }
     }
     if found.is_empty() {

@@ -1,5 +1,7 @@
 //! `wgpu-mlp bench`: training steps and matmuls timed on each device.
 
+use std::io::Write;
+
 use wgpu_mlp::bench;
 use wgpu_mlp::{Backend, Error};
 
@@ -7,6 +9,7 @@ use crate::args::{BenchArgs, BenchDeviceArg};
 
 /// `wgpu-mlp bench`: every case on every device, as a table or JSON.
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut out = crate::stream::stdout();
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
     let wants = |device: BenchDeviceArg| args.devices.is_empty() || args.devices.contains(&device);
     // Without --device, the GPU is measured when there is any adapter,
@@ -37,10 +40,10 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if !args.json {
-        println!(
+        writeln!(out, 
             "{:<22} {:<4} {:<18} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
             "case", "on", "kernel", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
-        );
+        )?;
     }
     let mut rows = Vec::new();
     for case in &cases {
@@ -65,7 +68,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "gpu_bytes": m.gpu_bytes,
                 }));
             } else {
-                println!(
+                writeln!(out, 
                     "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                     m.case,
                     m.device,
@@ -81,12 +84,12 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     m.submits_per_step,
                     m.readbacks_per_step,
                     m.gpu_bytes as f64 / (1 << 20) as f64
-                );
+                )?;
             }
         }
     }
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
+        writeln!(out, "{}", serde_json::Value::Array(rows))?;
     }
     Ok(())
 }
