@@ -139,66 +139,185 @@ pub fn save(
     crate::report::write_atomically(path, |file| std::io::Write::write_all(file, &bytes))
 }
 
-/// Reads a checkpoint; `spec` gives the shapes its tensors must have.
+/// Reads a checkpoint to resume from: `spec` gives the shapes its tensors
+/// must have, and the optimizer state the metadata names must be there.
+/// Every tensor and field is checked (see [`load_model`]).
 pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
-    let name = path.display();
-    let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
     let (bytes, metadata) = read_with_metadata(path)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
-    let field = |key: &str| metadata.get(key).ok_or_else(|| bad(format!("the metadata has no '{key}'")));
-    let number = |key: &str| -> Result<u128> {
-        let text = field(key)?;
-        text.parse().map_err(|_| bad(format!("'{key}' is '{text}', not a whole number")))
+    let file = CheckpointFile::parse(path, &bytes, metadata)?;
+    let saved_layers = file.field("layers")?;
+    if *saved_layers != spec.to_string() {
+        return Err(file.bad(format!("it holds layers {saved_layers}, but the model has layers {spec}")));
+    }
+    let optimizer: Optimizer = file.field("optimizer")?.parse().map_err(|e: String| file.bad(e))?;
+    let optimizer_state = match optimizer {
+        Optimizer::Sgd => OptimizerState::Sgd,
+        Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: file.params(spec, "optimizer.velocity.")? },
+        Optimizer::Adam { .. } => OptimizerState::Adam {
+            m: file.params(spec, "optimizer.m.")?,
+            v: file.params(spec, "optimizer.v.")?,
+            step: u32::try_from(file.number("adam_step")?).map_err(|_| file.bad("'adam_step' is too large".into()))?,
+        },
     };
-    let tensor = |tensor_name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-        let view = file.tensor(tensor_name).map_err(|_| bad(format!("the tensor {tensor_name} is missing")))?;
+    file.check_names(spec, Some(optimizer))?;
+    let shuffle_position = file.number("shuffle_position")?;
+    let state = TrainState { params: file.params(spec, "")?, optimizer: optimizer_state, shuffle_position };
+    Ok(Checkpoint { state, optimizer, epoch: file.epoch()?, scaler: file.scaler(spec)?, metadata: file.metadata })
+}
+
+/// A trained network as inference needs it: what [`load_model`] reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The network, from the metadata.
+    pub spec: MlpSpec,
+    /// Its parameters.
+    pub params: Params,
+    /// The input scaling of the training data, if the run had one.
+    pub scaler: Option<Scaler>,
+    /// Epochs trained when it was written.
+    pub epoch: usize,
+    /// Everything the metadata holds.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads the network of a checkpoint for inference (predict, eval, export):
+/// the optimizer's tensors may be there or not. Refuses, naming what is
+/// wrong, a file whose tensors are not the ones its metadata implies (an
+/// extra, a missing one, another shape or dtype), a weight or scaling value
+/// that is NaN or infinite, a scaling divisor of 0 or less, and metadata that
+/// does not parse.
+pub fn load_model(path: &Path) -> Result<Model> {
+    let spec = read_spec(path)?;
+    let (bytes, metadata) = read_with_metadata(path)?;
+    let file = CheckpointFile::parse(path, &bytes, metadata)?;
+    let optimizer = file.field("optimizer")?.parse::<Optimizer>().map_err(|e| file.bad(e))?;
+    let has_state = file.tensors.names().iter().any(|name| name.starts_with("optimizer."));
+    file.check_names(&spec, has_state.then_some(optimizer))?;
+    Ok(Model {
+        params: file.params(&spec, "")?,
+        scaler: file.scaler(&spec)?,
+        epoch: file.epoch()?,
+        spec,
+        metadata: file.metadata,
+    })
+}
+
+/// A checkpoint file read and parsed, with its path for messages.
+struct CheckpointFile<'a> {
+    path: &'a Path,
+    tensors: SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+}
+
+impl<'a> CheckpointFile<'a> {
+    /// Parses the bytes [`read_with_metadata`] read and checks the metadata
+    /// fields every checkpoint has.
+    fn parse(path: &'a Path, bytes: &'a [u8], metadata: HashMap<String, String>) -> Result<Self> {
+        let bad = |message: String| Error::InvalidInput(format!("{}: {message}", path.display()));
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid checkpoint ({e})")))?;
+        let file = Self { path, tensors, metadata };
+        file.field("seed")?
+            .parse::<u64>()
+            .map_err(|_| file.bad(format!("'seed' is '{}', not a whole number", file.metadata["seed"])))?;
+        let fingerprint = file.field("data_fingerprint")?;
+        if fingerprint.len() != 16 || u64::from_str_radix(fingerprint, 16).is_err() {
+            return Err(file.bad(format!("'data_fingerprint' is '{fingerprint}', not 16 hexadecimal digits")));
+        }
+        file.number("shuffle_position")?;
+        file.epoch()?;
+        Ok(file)
+    }
+
+    fn bad(&self, message: String) -> Error {
+        Error::InvalidInput(format!("{}: {message}", self.path.display()))
+    }
+
+    fn field(&self, key: &str) -> Result<&String> {
+        self.metadata.get(key).ok_or_else(|| self.bad(format!("the metadata has no '{key}'")))
+    }
+
+    fn number(&self, key: &str) -> Result<u128> {
+        let text = self.field(key)?;
+        text.parse().map_err(|_| self.bad(format!("'{key}' is '{text}', not a whole number")))
+    }
+
+    fn epoch(&self) -> Result<usize> {
+        usize::try_from(self.number("epoch")?).map_err(|_| self.bad("'epoch' is too large".into()))
+    }
+
+    /// The f32 values of a tensor of `shape`, every one finite.
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self.tensors.tensor(name).map_err(|_| self.bad(format!("the tensor {name} is missing")))?;
         if view.dtype() != Dtype::F32 || view.shape() != shape {
-            return Err(bad(format!(
-                "{tensor_name} is {:?} {:?}, the model needs F32 {shape:?}",
+            return Err(self.bad(format!(
+                "{name} is {:?} {:?}, the model needs F32 {shape:?}",
                 view.dtype(),
                 view.shape()
             )));
         }
-        Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-    };
-    let params = |prefix: &str| -> Result<Params> {
+        let values: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if let Some((i, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(self.bad(format!("{name}[{i}] is {value}; a checkpoint holds finite values only")));
+        }
+        Ok(values)
+    }
+
+    /// Every layer's weights and biases under `prefix`.
+    fn params(&self, spec: &MlpSpec, prefix: &str) -> Result<Params> {
         let layers = spec
             .layer_shapes()
             .enumerate()
             .map(|(l, (fan_in, fan_out))| {
-                let w = tensor(&format!("{prefix}layers.{l}.weight"), &[fan_in, fan_out])?;
-                let b = tensor(&format!("{prefix}layers.{l}.bias"), &[fan_out])?;
+                let w = self.tensor(&format!("{prefix}layers.{l}.weight"), &[fan_in, fan_out])?;
+                let b = self.tensor(&format!("{prefix}layers.{l}.bias"), &[fan_out])?;
                 let w = Array2::from_shape_vec((fan_in, fan_out), w).expect("the shape was checked");
                 Ok(Layer { w, b: Array1::from(b) })
             })
             .collect::<Result<_>>()?;
         Ok(Params { layers })
-    };
-    let saved_layers = field("layers")?;
-    if *saved_layers != spec.to_string() {
-        return Err(bad(format!("it holds layers {saved_layers}, but the model has layers {spec}")));
     }
-    let optimizer: Optimizer = field("optimizer")?.parse().map_err(|e: String| bad(e))?;
-    let optimizer_state = match optimizer {
-        Optimizer::Sgd => OptimizerState::Sgd,
-        Optimizer::Momentum { .. } => OptimizerState::Momentum { velocity: params("optimizer.velocity.")? },
-        Optimizer::Adam { .. } => OptimizerState::Adam {
-            m: params("optimizer.m.")?,
-            v: params("optimizer.v.")?,
-            step: u32::try_from(number("adam_step")?).map_err(|_| bad("'adam_step' is too large".into()))?,
-        },
-    };
-    let state =
-        TrainState { params: params("")?, optimizer: optimizer_state, shuffle_position: number("shuffle_position")? };
-    let epoch = usize::try_from(number("epoch")?).map_err(|_| bad("'epoch' is too large".into()))?;
-    let scaler = match file.names().contains(&"scaler.shift") {
-        true => Some(Scaler {
-            shift: Array1::from(tensor("scaler.shift", &[spec.inputs()])?),
-            divisor: Array1::from(tensor("scaler.divisor", &[spec.inputs()])?),
-        }),
-        false => None,
-    };
-    Ok(Checkpoint { state, optimizer, epoch, metadata, scaler })
+
+    /// The input scaling, when the file has one: both tensors, divisors above 0.
+    fn scaler(&self, spec: &MlpSpec) -> Result<Option<Scaler>> {
+        let names = self.tensors.names();
+        let (shift, divisor) = (names.contains(&"scaler.shift"), names.contains(&"scaler.divisor"));
+        if !shift && !divisor {
+            return Ok(None);
+        }
+        let shift = Array1::from(self.tensor("scaler.shift", &[spec.inputs()])?);
+        let divisor = Array1::from(self.tensor("scaler.divisor", &[spec.inputs()])?);
+        if let Some((i, value)) = divisor.iter().enumerate().find(|(_, &d)| d <= 0.0) {
+            return Err(self.bad(format!("scaler.divisor[{i}] is {value}; a scaling divides by a positive number")));
+        }
+        Ok(Some(Scaler { shift, divisor }))
+    }
+
+    /// Refuses a tensor the model, the scaling and (when given) the
+    /// optimizer's state do not account for.
+    fn check_names(&self, spec: &MlpSpec, optimizer: Option<Optimizer>) -> Result<()> {
+        let prefixes: &[&str] = match optimizer {
+            None | Some(Optimizer::Sgd) => &[""],
+            Some(Optimizer::Momentum { .. }) => &["", "optimizer.velocity."],
+            Some(Optimizer::Adam { .. }) => &["", "optimizer.m.", "optimizer.v."],
+        };
+        let mut expected: Vec<String> = vec!["scaler.shift".into(), "scaler.divisor".into()];
+        for prefix in prefixes {
+            for l in 0..spec.num_layers() {
+                expected.push(format!("{prefix}layers.{l}.weight"));
+                expected.push(format!("{prefix}layers.{l}.bias"));
+            }
+        }
+        let mut names = self.tensors.names();
+        names.sort();
+        match names.into_iter().find(|name| !expected.iter().any(|e| e == name)) {
+            Some(extra) => Err(self.bad(format!(
+                "it holds a tensor '{extra}' that a checkpoint of layers {spec} and its {} state does not have",
+                optimizer.map_or("optimizer's".to_string(), |o| o.to_string())
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The file's bytes and its metadata, in this build's format: a format 1

@@ -29,7 +29,7 @@ use crate::cpu::{argmax, softmax_rows};
 use crate::data::{Dataset, Scale, Scaler};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Init, Loss, MlpSpec, Output, Params};
-use crate::train::{fit, FitReport, Optimizer, Run, TrainConfig, TrainState};
+use crate::train::{fit, FitReport, Optimizer, OptimizerState, Run, TrainConfig, TrainState};
 
 /// The settings of an [`Mlp`]; every one has a default that suits a small
 /// tabular problem (relu, Adam with lr 0.001, batches of 32 reshuffled every
@@ -270,13 +270,19 @@ impl Mlp {
     /// ready to predict on the CPU (see [`Mlp::with_backend`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Mlp> {
         let path = path.as_ref();
-        let spec = checkpoint::read_spec(path)?;
-        let saved = checkpoint::load(path, &spec)?;
-        let fingerprint =
-            saved.metadata.get("data_fingerprint").and_then(|text| u64::from_str_radix(text, 16).ok()).unwrap_or(0);
+        // The optimizer's state comes along when the file has it, so a save
+        // writes it back; a file of the network alone loads too.
+        let saved = checkpoint::load_model(path)?;
+        let spec = saved.spec;
+        let optimizer: Optimizer = saved.metadata["optimizer"].parse().map_err(Error::InvalidInput)?;
+        let state = match checkpoint::load(path, &spec) {
+            Ok(full) => full.state,
+            Err(_) => TrainState { params: saved.params, optimizer: OptimizerState::Sgd, shuffle_position: 0 },
+        };
+        let fingerprint = u64::from_str_radix(&saved.metadata["data_fingerprint"], 16).unwrap_or(0);
         let scaler = saved.scaler.unwrap_or_else(|| Scale::None.fit(&Array2::zeros((1, spec.inputs()))));
         let defaults = MlpBuilder::default();
-        let config = TrainConfig { optimizer: saved.optimizer, ..defaults.config };
+        let config = TrainConfig { optimizer, ..defaults.config };
         let settings = MlpBuilder {
             hidden: spec.sizes()[1..spec.sizes().len() - 1].to_vec(),
             activation: spec.hidden(),
@@ -285,7 +291,7 @@ impl Mlp {
             config,
             ..defaults
         };
-        let model = Fitted { spec, state: saved.state, scaler, fingerprint, epochs: saved.epoch };
+        let model = Fitted { spec, state, scaler, fingerprint, epochs: saved.epoch };
         Ok(Mlp { settings, model: Some(model) })
     }
 

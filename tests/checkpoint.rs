@@ -235,3 +235,102 @@ fn optimizers_are_written_and_read_back_exactly() {
         assert!(bad.parse::<Optimizer>().is_err(), "'{bad}' is refused");
     }
 }
+
+/// A copy of the checkpoint at `from`, written to `to` after `change` edits its
+/// tensors (name, shape, f32 values) and metadata.
+fn rewrite(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    change: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>, &mut HashMap<String, String>),
+) {
+    let bytes = std::fs::read(from).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    change(&mut tensors, &mut metadata);
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(name, shape, data)| {
+            (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap())
+        })
+        .collect();
+    std::fs::write(to, safetensors::serialize(views, Some(metadata)).unwrap()).unwrap();
+}
+
+#[test]
+fn every_tensor_and_field_is_validated_and_inference_needs_no_optimizer_state() {
+    let (spec, data, config) = run();
+    let params = Params::init(&spec, Init::Xavier, 6).unwrap();
+    let mut trainer =
+        CpuTrainer::new(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config }).unwrap();
+    trainer.train(1).unwrap();
+    let dir = folder("validated");
+    let good = dir.join("good.safetensors");
+    let scaler = Scale::Standard.fit(&data.x);
+    checkpoint::save(&good, &trainer.state().unwrap(), 1, metadata(&spec, &data, &config), Some(&scaler)).unwrap();
+    assert!(checkpoint::load(&good, &spec).is_ok() && checkpoint::load_model(&good).is_ok());
+
+    let set = |name: &str, index: usize, value: f32| {
+        let name = name.to_string();
+        move |tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, _: &mut HashMap<String, String>| {
+            tensors.iter_mut().find(|t| t.0 == name).unwrap().2[index] = value;
+        }
+    };
+    type Change = Box<dyn FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>, &mut HashMap<String, String>)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
+        (
+            "extra",
+            Box::new(|t: &mut Vec<_>, _: &mut _| t.push(("layers.9.weight".into(), vec![1], vec![0.0]))),
+            "'layers.9.weight'",
+        ),
+        ("nan weight", Box::new(set("layers.1.weight", 4, f32::NAN)), "layers.1.weight[4] is NaN"),
+        ("infinite bias", Box::new(set("layers.0.bias", 0, f32::INFINITY)), "layers.0.bias[0] is inf"),
+        ("zero divisor", Box::new(set("scaler.divisor", 2, 0.0)), "scaler.divisor[2] is 0"),
+        (
+            "seed",
+            Box::new(|_: &mut Vec<_>, m: &mut HashMap<String, String>| drop(m.insert("seed".into(), "x".into()))),
+            "'seed' is 'x'",
+        ),
+        (
+            "fingerprint",
+            Box::new(|_: &mut Vec<_>, m: &mut HashMap<String, String>| {
+                drop(m.insert("data_fingerprint".into(), "zz".into()))
+            }),
+            "'data_fingerprint' is 'zz'",
+        ),
+        ("epoch", Box::new(|_: &mut Vec<_>, m: &mut HashMap<String, String>| drop(m.remove("epoch"))), "no 'epoch'"),
+    ];
+    for (what, change, says) in cases {
+        let path = dir.join(format!("{}.safetensors", what.replace(' ', "-")));
+        rewrite(&good, &path, change);
+        for error in [checkpoint::load(&path, &spec).err(), checkpoint::load_model(&path).err()] {
+            let error = error.unwrap_or_else(|| panic!("{what}: accepted")).to_string();
+            assert!(error.contains(says), "{what}: {error}");
+        }
+    }
+
+    // Without the optimizer's tensors: no resume, but inference reads it.
+    let network_only = dir.join("network-only.safetensors");
+    rewrite(&good, &network_only, |tensors, _| tensors.retain(|t| !t.0.starts_with("optimizer.")));
+    let error = checkpoint::load(&network_only, &spec).unwrap_err().to_string();
+    assert!(error.contains("optimizer.m.layers.0.weight is missing"), "{error}");
+    let model = checkpoint::load_model(&network_only).unwrap();
+    assert_eq!((model.spec, model.params, model.scaler), (spec, trainer.state().unwrap().params, Some(scaler)));
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(["export", "--checkpoint", network_only.to_str().unwrap(), "--out", dir.join("m.onnx").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "export reads it: {}", String::from_utf8_lossy(&export.stderr));
+}

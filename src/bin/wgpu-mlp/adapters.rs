@@ -31,7 +31,7 @@ pub(crate) fn list_adapters(json: bool) -> anyhow::Result<()> {
         for (info, limits) in &found {
             writeln!(out, "{} ({:?}, {:?})", info.name, info.backend, info.device_type)?;
             writeln!(out, "    driver: {} {}", info.driver, info.driver_info)?;
-            writeln!(out, 
+            writeln!(out,
                 "    max buffer {} MiB, max storage binding {} MiB, workgroup memory {} KiB, {} invocations per workgroup, {} workgroups per dimension",
                 limits.max_buffer_size >> 20,
                 limits.max_storage_buffer_binding_size >> 20,

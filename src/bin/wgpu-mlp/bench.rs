@@ -40,7 +40,8 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if !args.json {
-        writeln!(out, 
+        writeln!(
+            out,
             "{:<22} {:<4} {:<18} {:>12} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9}",
             "case", "on", "kernel", "us/step", "GFLOP/s", "matmul us", "dispatch", "submit", "readback", "GPU MiB"
         )?;
@@ -68,7 +69,8 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "gpu_bytes": m.gpu_bytes,
                 }));
             } else {
-                writeln!(out, 
+                writeln!(
+                    out,
                     "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                     m.case,
                     m.device,

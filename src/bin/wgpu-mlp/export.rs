@@ -7,9 +7,9 @@ use wgpu_mlp::export::{write_onnx, INPUT_NAME, OUTPUT_NAME};
 use wgpu_mlp::model::Output;
 
 pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
-    let spec = checkpoint::read_spec(checkpoint_path)?;
-    let saved = checkpoint::load(checkpoint_path, &spec)?;
-    write_onnx(out, &spec, &saved.state.params, saved.scaler.as_ref())?;
+    let saved = checkpoint::load_model(checkpoint_path)?;
+    let spec = &saved.spec;
+    write_onnx(out, spec, &saved.params, saved.scaler.as_ref())?;
     let what = match spec.output() {
         Output::Softmax => "class probabilities",
         Output::Sigmoid | Output::Identity => "the last layer's outputs",

@@ -26,8 +26,9 @@ struct Outputs {
 }
 
 fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
-    let spec = checkpoint::read_spec(&args.checkpoint)?;
-    let saved = checkpoint::load(&args.checkpoint, &spec)?;
+    // Inference reads the network only: a checkpoint without optimizer state will do.
+    let saved = checkpoint::load_model(&args.checkpoint)?;
+    let spec = saved.spec.clone();
     let scaler = saved.scaler.clone().unwrap_or_else(|| Scale::None.fit(&ndarray::Array2::zeros((1, spec.inputs()))));
     let classes =
         (spec.loss() == Loss::CrossEntropy || args.input.task == Some(TaskArg::Classify)).then_some(spec.outputs());
@@ -43,7 +44,7 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
         )));
     }
     let backend = choose_backend(args.device, GpuPath::Auto, None)?;
-    let outputs = backend.forward(&spec, &saved.state.params, rows.x.view())?;
+    let outputs = backend.forward(&spec, &saved.params, rows.x.view())?;
     // The loss from the outputs, on the host, the same way for either device.
     let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());
     let loss = loss_sum / spec.loss_divisor(rows.len());
