@@ -60,6 +60,11 @@ pub enum Init {
     He,
 }
 
+/// The most parameters a model may have: 2^48 floats are a petabyte, so no
+/// real model comes near, and every count and offset derived from the sizes
+/// (padded layouts, byte counts) stays far from overflowing.
+const MAX_PARAMS: usize = 1 << 48;
+
 /// Layer sizes from input to output (e.g. `[10, 5, 1]`: two layers), the
 /// hidden layers' activation, the output and the loss.
 ///
@@ -94,6 +99,16 @@ impl MlpSpec {
                 "`layers` size {} (position {}) is 0; every layer needs at least one unit",
                 sizes[i],
                 i + 1
+            )));
+        }
+        let params = sizes.windows(2).try_fold(0usize, |total, pair| {
+            pair[0].checked_mul(pair[1]).and_then(|w| w.checked_add(pair[1])).and_then(|layer| total.checked_add(layer))
+        });
+        if !params.is_some_and(|count| count <= MAX_PARAMS) {
+            let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
+            return Err(Error::InvalidInput(format!(
+                "`layers` {} make more than 2^48 parameters, more than any machine holds",
+                sizes.join(",")
             )));
         }
         Ok(Self { sizes, hidden: Activation::Sigmoid, output: Output::Sigmoid, loss: Loss::Mse })
