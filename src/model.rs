@@ -104,10 +104,10 @@ impl MlpSpec {
         let params = sizes.windows(2).try_fold(0usize, |total, pair| {
             pair[0].checked_mul(pair[1]).and_then(|w| w.checked_add(pair[1])).and_then(|layer| total.checked_add(layer))
         });
-        if !params.is_some_and(|count| count <= MAX_PARAMS) {
+        if params.is_none_or(|count| count > MAX_PARAMS) {
             let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
             return Err(Error::InvalidInput(format!(
-                "`layers` {} make more than 2^48 parameters, more than any machine holds",
+                "`layers` {} make more than 2^48 parameters, more than the memory of any machine holds",
                 sizes.join(",")
             )));
         }
