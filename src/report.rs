@@ -146,6 +146,15 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result
     // write or sync is the machine's (disk full), whatever its kind.
     let path_failed = |e: io::Error| Error::io(context(), e);
     let write_failed = |source: io::Error| Error::Io { context: context(), source };
+    // What the path finally opens, as the kernel resolves it: a pipe or a
+    // terminal behind /dev/stdout (a link to /proc/self/fd/1, whose target
+    // names no file) is written straight into through the path itself.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            let mut file = OpenOptions::new().write(true).open(path).map_err(path_failed)?;
+            return write(&mut file).map_err(write_failed);
+        }
+    }
     let target = follow_links(path).map_err(|e| match e {
         Followed::TooMany => Error::InvalidInput(format!("{}: more than {MAX_LINKS} symlinks in a row", context())),
         Followed::Failed(e) => path_failed(e),

@@ -47,8 +47,14 @@ impl RunFolder {
                     .expect("some suffix is free")
             }
         };
-        // A file in the way (NotADirectory) is the user's to fix, exit code 2;
-        // a read-only or full disk is not, exit code 1.
+        // A file in the way (NotADirectory, or the path itself: /dev/null) is
+        // the user's to fix, exit code 2; a read-only or full disk is not, 1.
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "the run folder {} is a file, not a folder; give `out` a folder (new or empty)",
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
         Ok(Self { dir, rows: Vec::new(), metrics_started: false, checkpoint_metadata, scaler, checkpoints: Vec::new() })

@@ -419,3 +419,26 @@ fn an_epoch_count_of_u64_max_trains_within_a_memory_limit_until_ctrl_c() {
 fn a_huge_matmul_bench_case_is_refused_under_a_memory_limit() {
     refused_under_a_memory_limit(&["bench", "--case", "matmul:100000,100000,100000", "--device", "cpu"]);
 }
+
+#[test]
+fn predict_out_to_dev_stdout_writes_into_the_pipe() {
+    // /dev/stdout is a link to /proc/self/fd/1, whose target ("pipe:[...]")
+    // names no file: the write goes through the path to the pipe.
+    let dir = scratch("dev-stdout");
+    let (data, checkpoint) = trained(&dir);
+    let mut args = predict_args(&data, &checkpoint);
+    args.extend(["--out", "/dev/stdout"]);
+    let run = wgpu_mlp(&args);
+    assert_success(&run);
+    assert!(run.stdout.starts_with("class,p0,p1,p2\n"), "the predictions reach the pipe\n{}", run.show());
+}
+
+#[test]
+fn a_run_folder_that_is_a_file_exits_2() {
+    // /dev/null, a character device, is no folder: refused, and left as it is.
+    let run = wgpu_mlp(&["--device", "cpu", "--epochs", "1", "--quiet", "--out", "/dev/null"]);
+    assert_eq!(run.code, Some(2), "{}", run.show());
+    assert!(run.stderr.contains("is a file, not a folder"), "{}", run.show());
+    let kind = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&kind), "/dev/null is still a device");
+}
