@@ -858,3 +858,21 @@ fn a_wrong_path_exits_2_and_a_failing_file_system_exits_1() {
         }
     }
 }
+
+/// Flags that would do nothing are refused (issue 11.13), and an unknown
+/// WGPU_BACKEND is named (11.14), each with exit code 2.
+#[test]
+fn flags_that_do_not_apply_and_an_unknown_backend_exit_2() {
+    let mut problems = Vec::new();
+    for (args, fragment) in [
+        (&["--device", "cpu", "--path", "fused", "--epochs", "1"][..], "--device cpu trains on the CPU"),
+        (&["--device", "cpu", "--kernel", "layered", "--epochs", "1"][..], "--path layered"),
+        (&["--device", "cpu", "--matmul", "registers", "--epochs", "1"][..], "--matmul registers"),
+        (&["--device", "cpu", "--classes", "3", "--epochs", "1"][..], "--classes 3 applies to classification"),
+    ] {
+        problems.extend(bad_input_problem(&wgpu_mlp(args), fragment));
+    }
+    let bogus = wgpu_mlp_env(&["--device", "auto", "--epochs", "1"], &[("WGPU_BACKEND", "vulkan,bogus")]);
+    problems.extend(bad_input_problem(&bogus, "WGPU_BACKEND=vulkan,bogus: 'bogus' is not a backend"));
+    assert_no_problems(problems);
+}

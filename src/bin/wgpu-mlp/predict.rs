@@ -34,6 +34,11 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
         (spec.loss() == Loss::CrossEntropy || args.input.task == Some(TaskArg::Classify)).then_some(spec.outputs());
     let (train, test, _) = load_data(&args.input, (spec.inputs(), spec.outputs()), classes, Some(&scaler))?;
     let rows = test.unwrap_or(train);
+    if let (Some(classes), None) = (args.input.classes, rows.classes) {
+        return Err(bad_input(format!(
+            "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
+        )));
+    }
     if rows.x.ncols() != spec.inputs() || rows.y.ncols() != spec.outputs() {
         return Err(bad_input(format!(
             "the data has {} inputs and {} targets per sample, the checkpoint's model {spec} takes {} and gives {}",
