@@ -11,12 +11,14 @@
 //! the command line, whose cases each start the binary; a longer run:
 //! `FUZZ_CASES=20000 cargo test --release --test fuzz_checkpoint`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod peak_alloc;
+
+use peak_alloc::{peak_of, PeakAllocator};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use wgpu_mlp::checkpoint;
@@ -24,25 +26,6 @@ use wgpu_mlp::data::Scale;
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Optimizer;
 use wgpu_mlp::{CpuTrainer, Dataset, MlpSpec, Params, Run, TrainConfig, Trainer};
-
-struct PeakAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts sizes.
-unsafe impl GlobalAlloc for PeakAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: PeakAllocator = PeakAllocator;
@@ -178,14 +161,13 @@ fn checkpoint_readers_refuse_mutated_files_without_panics_or_large_allocations()
             let bytes = apply(&valid, &mutation);
             std::fs::write(&path, &bytes).unwrap();
             let bound = FIXED_BYTES + BYTES_PER_INPUT_BYTE * bytes.len();
-            let before = LIVE.load(Ordering::Relaxed);
-            PEAK.store(before, Ordering::Relaxed);
-            let results = [
-                checkpoint::read_spec(&path).map(drop),
-                checkpoint::load(&path, &spec).map(drop),
-                checkpoint::load_model(&path).map(drop),
-            ];
-            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+            let (results, peak) = peak_of(|| {
+                [
+                    checkpoint::read_spec(&path).map(drop),
+                    checkpoint::load(&path, &spec).map(drop),
+                    checkpoint::load_model(&path).map(drop),
+                ]
+            });
             largest.fetch_max(peak, Ordering::Relaxed);
             for result in results {
                 if let Err(error) = result {

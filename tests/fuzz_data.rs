@@ -16,42 +16,16 @@
 //! The counting allocator makes this its own test binary, with one #[test],
 //! so no other test's allocations mix in.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod peak_alloc;
+
+use peak_alloc::{peak_of, PeakAllocator};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use wgpu_mlp::data::{load_csv, load_idx, read_idx, CsvOptions, TargetColumn};
-
-struct PeakAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for PeakAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: PeakAllocator = PeakAllocator;
@@ -60,14 +34,6 @@ static GLOBAL: PeakAllocator = PeakAllocator;
 const FIXED_BYTES: usize = 64 << 20;
 /// The part proportional to the input's size on disk.
 const BYTES_PER_INPUT_BYTE: usize = 64;
-
-/// `load()`'s result and the peak bytes it had live above what was live before.
-fn peak_of<T>(load: impl FnOnce() -> T) -> (T, usize) {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let result = load();
-    (result, PEAK.load(Ordering::Relaxed).saturating_sub(before))
-}
 
 /// The largest peak seen per reader, for the report at the end.
 static CSV_PEAK: AtomicUsize = AtomicUsize::new(0);

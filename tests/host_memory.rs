@@ -2,33 +2,13 @@
 //! (its peak, measured by a counting allocator), and the refusal of runs that
 //! cannot fit.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod peak_alloc;
 
+use peak_alloc::{peak_of, PeakAllocator};
 use wgpu_mlp::host::cpu_training_bytes;
 use wgpu_mlp::model::Init;
 use wgpu_mlp::train::Optimizer;
 use wgpu_mlp::{CpuTrainer, Dataset, Error, MlpSpec, Params, Run, TrainConfig, Trainer};
-
-/// Bytes allocated now and the most since the last reset.
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-struct PeakAllocator;
-
-// SAFETY: forwards to the system allocator and only counts sizes.
-unsafe impl GlobalAlloc for PeakAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: PeakAllocator = PeakAllocator;
@@ -64,15 +44,13 @@ fn the_cpu_estimate_is_what_a_run_allocates_at_its_peak() {
         let test = (test_rows > 0).then(|| Dataset::seed_problem(test_rows, spec.inputs(), spec.outputs(), 2).unwrap());
         let params = Params::init(&spec, Init::Xavier, 0).unwrap();
         let estimate = cpu_training_bytes(&spec, &config, train_rows, test_rows);
-        let before = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
-        {
+        let ((), peak) = peak_of(|| {
             let run = Run { spec: &spec, params: &params, train: &train, test: test.as_ref(), config: &config };
             let mut trainer = CpuTrainer::new(&run).unwrap();
             trainer.train(2).unwrap();
             trainer.evaluate().unwrap();
-        }
-        let peak = (PEAK.load(Ordering::Relaxed) - before) as f64;
+        });
+        let peak = peak as f64;
         let ratio = peak / estimate as f64;
         eprintln!("layers {spec}: peak {peak} bytes, estimate {estimate}, ratio {ratio:.3}");
         assert!((LOW..=HIGH).contains(&ratio), "layers {spec}: peak {peak} bytes against an estimate of {estimate}");
