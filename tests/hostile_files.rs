@@ -247,22 +247,30 @@ fn with_full_stdout(args: &[&str]) -> Option<Run> {
     Some(finish(child, args, Duration::from_secs(120)))
 }
 
-#[test]
-fn a_full_stdout_exits_1_saying_it_was_standard_output() {
-    let dir = scratch("full");
-    let (data, checkpoint) = trained(&dir);
-    let out = dir.join("train-run");
-    let out = out.to_str().unwrap();
+/// The commands that write to stdout, each as its arguments: predict, eval
+/// (plain and --json) and training (plain and --json), on a run trained in `dir`.
+fn every_stdout_writer(dir: &Path) -> Vec<Vec<String>> {
+    let (data, checkpoint) = trained(dir);
+    let out = dir.join("train-run").display().to_string();
     let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
     let cases: Vec<Vec<&str>> = vec![
         predict_args(&data, &checkpoint),
         eval.to_vec(),
         [&eval[..], &["--json"]].concat(),
-        vec!["--device", "cpu", "--epochs", "3", "--out", out],
-        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", out],
+        vec!["--device", "cpu", "--epochs", "3", "--out", &out],
+        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", &out],
     ];
+    cases.into_iter().map(|args| args.into_iter().map(str::to_string).collect()).collect()
+}
+
+#[test]
+fn a_full_stdout_exits_1_saying_it_was_standard_output() {
+    let dir = scratch("full");
+    let cases = every_stdout_writer(&dir);
     let mut problems = Vec::new();
     for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = &args;
         let Some(run) = with_full_stdout(args) else { return };
         let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
         let wanted = "error: cannot write to standard output: No space left on device";
@@ -280,19 +288,11 @@ fn a_full_stdout_exits_1_saying_it_was_standard_output() {
 #[test]
 fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
     let dir = scratch("epipe");
-    let (data, checkpoint) = trained(&dir);
-    let out = dir.join("train-run");
-    let out = out.to_str().unwrap();
-    let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
-    let cases: Vec<Vec<&str>> = vec![
-        predict_args(&data, &checkpoint),
-        eval.to_vec(),
-        [&eval[..], &["--json"]].concat(),
-        vec!["--device", "cpu", "--epochs", "3", "--out", out],
-        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", out],
-    ];
+    let cases = every_stdout_writer(&dir);
     let mut problems = Vec::new();
     for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = &args;
         let mut child = command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         drop(child.stdout.take());
         let run = finish(child, args, Duration::from_secs(120));
