@@ -8,8 +8,9 @@
 //!                    velocity, or m and v, for momentum and Adam, likewise
 //!   train.x, .y      (N, IN), (N, OUT) in 1 to 4 chunks, uploaded once
 //!   test.x, .y       (T, IN), (T, OUT), likewise
-//!   train.order      (N) u32 per epoch of a read-back (up to [`order_epochs`]
-//!                    of them when shuffling): the epochs' row orders, written
+//!   train.order      (N) u32 per epoch of a read-back when shuffling (grown
+//!                    to the longest `train` call so far, at most
+//!                    [`order_epochs`]), else one: the epochs' row orders, written
 //!                    once per read-back
 //!   test.order       (T) u32: 0, 1, 2, ...
 //!   batch.index      (B) u32: the step's slice of an order, copied on the GPU
@@ -182,9 +183,9 @@ impl LayeredTrainer {
         let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
         let layer_outputs: usize = spec.sizes()[1..].iter().sum();
         let activations = batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs);
-        let orders = if config.shuffle { order_epochs(train_rows) } else { 1 };
+        // One row order at first; shuffled runs grow it at their first read-back.
         let row = spec.inputs() + spec.outputs();
-        let data = train_rows * (row + orders) + test_rows * (row + 1);
+        let data = train_rows * (row + 1) + test_rows * (row + 1);
         // params, grads, optimizer state, and the snapshot of params and state
         let parameter_copies = 2 + optimizer_copies + (1 + optimizer_copies);
         4 * (parameter_copies * params + activations + data) as u64
@@ -220,8 +221,7 @@ impl LayeredTrainer {
         let params_buf = ctx.upload("params", &layout.pack(params), STORAGE, MODEL)?;
         let grads = ctx.zeros("grads", layout.len, STORAGE, MODEL)?;
 
-        let orders = if config.shuffle { order_epochs(train.len()) } else { 1 };
-        let train_data = GpuData::upload(ctx, "train", train, orders)?;
+        let train_data = GpuData::upload(ctx, "train", train, 1)?;
         let test_data = test.map(|t| GpuData::upload(ctx, "test", t, 1)).transpose()?;
 
         const BATCH: &str = "use a smaller `batch_size`";
@@ -313,6 +313,12 @@ impl LayeredTrainer {
         if (self.ring.size() / 4) as usize / self.slots.count < epochs {
             // Only copies and maps use the ring, so a larger one needs no new bind group.
             self.ring = self.ctx.staging("metrics.ring", self.slots.count * epochs)?;
+        }
+        let orders = (self.train.order.size() / 4) as usize / self.train.rows;
+        if self.shuffler.is_shuffling() && orders < epochs {
+            // Only copies read the orders, so a larger buffer needs no new bind group.
+            let len = self.train.rows * epochs;
+            self.train.order = self.ctx.zeros("train.order", len, STORAGE, "use a smaller `log_every`")?;
         }
         if stop() {
             return Ok(Vec::new());
@@ -681,8 +687,7 @@ impl Trainer for LayeredTrainer {
     }
 
     fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
-        let orders = (self.train.order.size() / 4) as usize / self.train.rows;
-        let capacity = if self.shuffler.is_shuffling() { orders.min(RING_EPOCHS) } else { RING_EPOCHS };
+        let capacity = if self.shuffler.is_shuffling() { order_epochs(self.train.rows) } else { RING_EPOCHS };
         super::train_in_chunks(epochs, capacity, |chunk| self.train_chunk(chunk, stop))
     }
 
