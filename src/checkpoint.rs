@@ -15,7 +15,7 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, View};
 
-use crate::data::Scaler;
+use crate::data::{Scale, Scaler, Source, TargetColumn};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Layer, Loss, MlpSpec, Output, Params};
 use crate::train::{Optimizer, OptimizerState, TrainState};
@@ -58,6 +58,119 @@ pub fn describe(spec: &MlpSpec, optimizer: Optimizer, seed: u64, data_fingerprin
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// How a run read its data, so predict and eval can read the same rows
+/// again: [`DataSettings::describe`] gives `data.*` metadata keys to add to
+/// [`describe`]'s. A resume does not compare them (the data fingerprint
+/// covers the data), and a checkpoint without them (older, or from
+/// [`Mlp::save`](crate::Mlp::save)) simply has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSettings {
+    /// `data.source`: the source as `--data` takes it (`csv:PATH`, `idx:DIR`, `seed`).
+    pub source: Source,
+    /// `data.samples`: the rows of the seed problem (seed data only).
+    pub samples: Option<usize>,
+    /// `data.columns`: a CSV's input columns in the model's order, as a JSON
+    /// array of header names (`["a","b"]`) or, without a header, of 0-based
+    /// indices (`[0,1]`). Empty for other sources.
+    pub columns: Vec<TargetColumn>,
+    /// `data.target`: a CSV's target columns, written as `data.columns` is.
+    pub target: Vec<TargetColumn>,
+    /// `data.task`: `classify` or `regress`.
+    pub classify: bool,
+    /// `data.classes`: the number of classes when classifying.
+    pub classes: Option<usize>,
+    /// `data.skip_rows`: lines skipped before a CSV's header or data.
+    pub skip_rows: usize,
+    /// `data.header`: `true` when the CSV had a header row (declared or found).
+    pub header: bool,
+    /// `data.scale`: the scaling fitted (`none`, `minmax`, `standard`, `pixels`).
+    pub scale: Scale,
+    /// `data.test_fraction`: the share of rows held out (0 for a source with
+    /// its own test set, or none).
+    pub test_fraction: f64,
+    /// `data.seed`: the seed of the split.
+    pub seed: u64,
+}
+
+impl DataSettings {
+    /// The `data.*` metadata keys.
+    pub fn describe(&self) -> HashMap<String, String> {
+        let json = |columns: &[TargetColumn]| {
+            let values: Vec<serde_json::Value> = columns
+                .iter()
+                .map(|c| match c {
+                    TargetColumn::Index(i) => (*i).into(),
+                    TargetColumn::Name(name) => name.as_str().into(),
+                })
+                .collect();
+            serde_json::Value::Array(values).to_string()
+        };
+        let mut keys = vec![
+            ("data.source", self.source.to_string()),
+            ("data.columns", json(&self.columns)),
+            ("data.target", json(&self.target)),
+            ("data.task", if self.classify { "classify" } else { "regress" }.to_string()),
+            ("data.skip_rows", self.skip_rows.to_string()),
+            ("data.header", self.header.to_string()),
+            ("data.scale", self.scale.to_string()),
+            ("data.test_fraction", self.test_fraction.to_string()),
+            ("data.seed", self.seed.to_string()),
+        ];
+        keys.extend(self.samples.map(|n| ("data.samples", n.to_string())));
+        keys.extend(self.classes.map(|n| ("data.classes", n.to_string())));
+        keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// The settings `metadata` holds; None when it has no `data.source` (a
+    /// checkpoint written without them). A key that is missing or does not
+    /// parse is an error naming it.
+    pub fn from_metadata(metadata: &HashMap<String, String>) -> Result<Option<Self>> {
+        let Some(source) = metadata.get("data.source") else {
+            return Ok(None);
+        };
+        let bad = |key: &str, what: &str| {
+            let value = metadata.get(key).map_or("missing".to_string(), |v| format!("'{v}'"));
+            Error::InvalidInput(format!("the metadata's '{key}' is {value}, not {what}"))
+        };
+        let field = |key: &str, what: &str| metadata.get(key).ok_or_else(|| bad(key, what));
+        let parse = |key: &str, what: &str| -> Result<u64> { field(key, what)?.parse().map_err(|_| bad(key, what)) };
+        let optional = |key: &str| -> Result<Option<usize>> {
+            metadata.get(key).map(|v| v.parse().map_err(|_| bad(key, "a whole number"))).transpose()
+        };
+        let columns = |key: &str| -> Result<Vec<TargetColumn>> {
+            let what = "a JSON array of column names or indices";
+            let values: Vec<serde_json::Value> = serde_json::from_str(field(key, what)?).map_err(|_| bad(key, what))?;
+            values
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(name) => Ok(TargetColumn::Name(name)),
+                    v => v.as_u64().map(|i| TargetColumn::Index(i as usize)).ok_or_else(|| bad(key, what)),
+                })
+                .collect()
+        };
+        let test_fraction: f64 =
+            field("data.test_fraction", "a number")?.parse().map_err(|_| bad("data.test_fraction", "a number"))?;
+        Ok(Some(Self {
+            source: source.parse().map_err(|_| bad("data.source", "a data source"))?,
+            samples: optional("data.samples")?,
+            columns: columns("data.columns")?,
+            target: columns("data.target")?,
+            classify: match field("data.task", "classify or regress")?.as_str() {
+                "classify" => true,
+                "regress" => false,
+                _ => return Err(bad("data.task", "classify or regress")),
+            },
+            classes: optional("data.classes")?,
+            skip_rows: usize::try_from(parse("data.skip_rows", "a whole number")?)
+                .map_err(|_| bad("data.skip_rows", "a whole number"))?,
+            header: field("data.header", "true or false")?.parse().map_err(|_| bad("data.header", "true or false"))?,
+            scale: field("data.scale", "a scaling")?.parse().map_err(|_| bad("data.scale", "a scaling"))?,
+            test_fraction,
+            seed: parse("data.seed", "a whole number")?,
+        }))
+    }
 }
 
 /// The keys of [`describe`] a resume must match, in the order they are checked.

@@ -677,7 +677,8 @@ fn eval_and_predict_agree_with_the_training_run() {
         let predictions = dir.join(format!("predictions-{device}.csv"));
         let run = wgpu_mlp(
             &[
-                &["predict", "--checkpoint", &checkpoint],
+                // The held-out rows, as eval scores them (predict's default is every row).
+                &["predict", "--checkpoint", &checkpoint, "--split", "test"],
                 &common[..],
                 &["--device", device, "--out", predictions.to_str().unwrap()],
             ]

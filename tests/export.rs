@@ -265,9 +265,9 @@ fn cli_export_of_a_trained_checkpoint_agrees_with_predict() {
         assert!(stderr.contains(&format!("wrote {}", onnx.display())), "{stderr}");
         assert!(stderr.contains("input 'input' float32 [batch, 4]"), "{stderr}");
 
-        // Every row, in file order (no test split), through predict's CPU path.
+        // Every row, in file order (predict's default, said here), through its CPU path.
         let predictions = dir.join(format!("{task}-predictions.csv"));
-        let predict = ["predict", "--checkpoint", &checkpoint, "--test-fraction", "0"];
+        let predict = ["predict", "--checkpoint", &checkpoint, "--split", "all"];
         wgpu_mlp(&[&predict[..], &common[..], &["--out", predictions.to_str().unwrap()]].concat(), 0);
         let text = std::fs::read_to_string(&predictions).unwrap();
         let skip = usize::from(classify); // the class column

@@ -89,6 +89,12 @@ impl<R: Read> Read for Gunzip<R> {
     }
 }
 
+/// Opens a file once, undoing gzip when it starts with gzip's magic bytes:
+/// the reader [`load_csv_with_layout`] and [`load_csv_columns`] take.
+pub fn open_csv(path: &Path) -> Result<Box<dyn Read>> {
+    open(path)
+}
+
 /// Opens a file once, undoing gzip when it starts with gzip's magic bytes.
 pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let unreadable = |e: std::io::Error| Error::io(format!("cannot read {}", path.display()), e);
@@ -105,6 +111,179 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
 /// Reads CSV text (plain or gzip) from `input`, standard input say, as
 /// [`load_csv`] reads a file; `name` names it in messages.
 pub fn load_csv_from(input: impl Read, name: &str, options: &CsvOptions) -> Result<Dataset> {
+    Ok(load_csv_with_layout(input, name, options)?.0)
+}
+
+/// Where a file's columns went: input i of the model is column `inputs[i]`,
+/// target j is `targets[j]`; columns in neither were not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvLayout {
+    /// The header row, where the file has one.
+    pub header: Option<Vec<String>>,
+    /// The 0-based columns of the inputs, in the model's order.
+    pub inputs: Vec<usize>,
+    /// The 0-based columns of the targets; empty when the file has none.
+    pub targets: Vec<usize>,
+}
+
+impl CsvLayout {
+    /// `columns` as another file can find them again: by header name where
+    /// this file has a header, else by 0-based index.
+    pub fn named(&self, columns: &[usize]) -> Vec<TargetColumn> {
+        columns
+            .iter()
+            .map(|&c| match &self.header {
+                Some(names) => TargetColumn::Name(names[c].clone()),
+                None => TargetColumn::Index(c),
+            })
+            .collect()
+    }
+}
+
+/// Reads CSV text as [`load_csv_from`] does and says which columns became the
+/// inputs and targets, so a checkpoint can name them.
+pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) -> Result<(Dataset, CsvLayout)> {
+    read_csv(input, name, options, |width, header| {
+        let column_name = |c: usize| header.map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
+        let targets = target_columns(&options.target, width, header)?;
+        if let Some(column) = targets.iter().enumerate().find(|(i, c)| targets[..*i].contains(c)).map(|(_, &c)| c) {
+            return Err(format!("`target` names {} twice", column_name(column)));
+        }
+        if targets.len() >= width {
+            return Err("every column is a target; no input columns are left".into());
+        }
+        if options.classify && targets.len() != 1 {
+            return Err(format!("`task` classify takes one target column, got {}", targets.len()));
+        }
+        let inputs = (0..width).filter(|c| !targets.contains(c)).collect();
+        Ok((inputs, targets))
+    })
+}
+
+/// The columns a trained model reads, as its checkpoint names them (see
+/// [`CsvLayout::named`]), for predict and eval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelColumns {
+    /// The input columns, in the model's order.
+    pub inputs: Vec<TargetColumn>,
+    /// The target columns.
+    pub targets: Vec<TargetColumn>,
+    /// Rows without the targets will do (predict): the data set's y then has
+    /// no columns. Otherwise a missing target is an error (eval).
+    pub targets_optional: bool,
+}
+
+/// Reads the model's columns of CSV text (plain or gzip) from `input`. With a
+/// header, columns are found by name wherever they are, and other columns (an
+/// id, a group) are not read; a missing input is an error naming it. Without
+/// one, the file has the training file's columns, or only the inputs in the
+/// model's order. `options.target` is not used: `columns` says it.
+pub fn load_csv_columns(
+    input: impl Read,
+    name: &str,
+    options: &CsvOptions,
+    columns: &ModelColumns,
+) -> Result<(Dataset, CsvLayout)> {
+    read_csv(input, name, options, |width, header| columns.find(width, header))
+}
+
+impl ModelColumns {
+    /// (inputs, targets) as 0-based columns of a file of `width` fields.
+    fn find(&self, width: usize, header: Option<&[String]>) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+        let listed = |columns: &[TargetColumn]| {
+            columns
+                .iter()
+                .map(|c| match c {
+                    TargetColumn::Index(i) => i.to_string(),
+                    TargetColumn::Name(n) => format!("'{n}'"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let by_name = self.inputs.iter().any(|c| matches!(c, TargetColumn::Name(_)));
+        if let (Some(names), true) = (header, by_name) {
+            let find = |wanted: &TargetColumn| -> std::result::Result<Option<usize>, String> {
+                let TargetColumn::Name(wanted) = wanted else {
+                    return Err("the model's columns mix names and indices".into());
+                };
+                let found: Vec<usize> = (0..names.len()).filter(|&c| names[c] == *wanted).collect();
+                match found[..] {
+                    [] => Ok(None),
+                    [column] => Ok(Some(column)),
+                    _ => Err(format!(
+                        "the header names columns {} '{wanted}'; the model's column must be one",
+                        and_list(&found)
+                    )),
+                }
+            };
+            let mut inputs = Vec::with_capacity(self.inputs.len());
+            for wanted in &self.inputs {
+                match find(wanted)? {
+                    Some(column) => inputs.push(column),
+                    None => {
+                        return Err(format!(
+                            "no column {}, which the model reads (its inputs are {}); the header has: {}",
+                            listed(std::slice::from_ref(wanted)),
+                            listed(&self.inputs),
+                            names.join(", ")
+                        ))
+                    }
+                }
+            }
+            let targets: Vec<Option<usize>> = self.targets.iter().map(find).collect::<std::result::Result<_, _>>()?;
+            return match targets.iter().position(Option::is_none) {
+                None => Ok((inputs, targets.into_iter().flatten().collect())),
+                Some(_) if self.targets_optional => Ok((inputs, Vec::new())),
+                Some(missing) => Err(format!(
+                    "no target column {}; the header has: {}",
+                    listed(&self.targets[missing..=missing]),
+                    names.join(", ")
+                )),
+            };
+        }
+        let indices = |columns: &[TargetColumn]| -> Option<Vec<usize>> {
+            columns.iter().map(|c| if let TargetColumn::Index(i) = c { Some(*i) } else { None }).collect()
+        };
+        let trained_width = self.inputs.len() + self.targets.len();
+        match (indices(&self.inputs), indices(&self.targets)) {
+            (Some(inputs), Some(targets)) if width == trained_width && !by_name => Ok((inputs, targets)),
+            _ if width == self.inputs.len() && self.targets_optional => Ok(((0..width).collect(), Vec::new())),
+            _ if width == self.inputs.len() => {
+                Err(format!("it has only the model's {width} input columns, and no target to score against"))
+            }
+            _ if by_name => Err(format!(
+                "it has {width} columns and no header, so the model's inputs ({}) cannot be found by name; give it a header row, or exactly those {} columns in that order",
+                listed(&self.inputs),
+                self.inputs.len()
+            )),
+            _ => Err(format!(
+                "it has {width} columns; the model reads columns {} of the training data's {trained_width} (or a file of just those {} input columns)",
+                listed(&self.inputs),
+                self.inputs.len()
+            )),
+        }
+    }
+}
+
+/// What a column of the file is read into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Not read at all (an id, a group column): it may hold any text.
+    Skip,
+    /// Input i of each row.
+    Input(usize),
+    /// Target j of each row.
+    Target(usize),
+}
+
+/// Reads CSV text with the columns `plan(width, header)` gives as (inputs,
+/// targets) into a data set; the core of every loader above.
+fn read_csv(
+    input: impl Read,
+    name: &str,
+    options: &CsvOptions,
+    plan: impl FnOnce(usize, Option<&[String]>) -> std::result::Result<(Vec<usize>, Vec<usize>), String>,
+) -> Result<(Dataset, CsvLayout)> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
     let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
     let mut reader = ::csv::ReaderBuilder::new()
@@ -135,23 +314,26 @@ pub fn load_csv_from(input: impl Read, name: &str, options: &CsvOptions) -> Resu
     let header: Option<Vec<String>> = is_header.then(|| first.iter().map(str::to_string).collect());
     let width = first.len();
     let column_name = |c: usize| header.as_ref().map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
-    let targets = target_columns(&options.target, width, header.as_deref()).map_err(bad)?;
-    if let Some(column) = targets.iter().enumerate().find(|(i, c)| targets[..*i].contains(c)).map(|(_, &c)| c) {
-        return Err(bad(format!("`target` names {} twice", column_name(column))));
-    }
-    if targets.len() >= width {
-        return Err(bad("every column is a target; no input columns are left".into()));
-    }
-    if options.classify && targets.len() != 1 {
+    let (inputs, targets) = plan(width, header.as_deref()).map_err(bad)?;
+    if options.classify && targets.len() > 1 {
         return Err(bad(format!("`task` classify takes one target column, got {}", targets.len())));
     }
-    let mut is_target = vec![false; width];
-    targets.iter().for_each(|&c| is_target[c] = true);
+    let mut role = vec![Role::Skip; width];
+    let roles = inputs.iter().enumerate().map(|(i, &c)| (c, Role::Input(i)));
+    for (column, r) in roles.chain(targets.iter().enumerate().map(|(j, &c)| (c, Role::Target(j)))) {
+        match role.get(column) {
+            Some(Role::Skip) => role[column] = r,
+            Some(_) => return Err(bad(format!("{} is read twice", column_name(column)))),
+            None => return Err(bad(format!("column {column} does not exist; columns are 0..={}", width - 1))),
+        }
+    }
 
     // Rows go straight into x and y, 4 bytes a value, never kept as text.
     let (mut x, mut y) = (Vec::new(), Vec::new());
+    let (mut row_x, mut row_y) = (vec![0f32; inputs.len()], vec![0f32; targets.len()]);
     // For classification: each row's label and line, for the messages.
     let (mut labels, mut lines) = (Vec::new(), Vec::new());
+    let mut rows = 0usize;
     let mut record = first;
     let mut is_data = !is_header;
     loop {
@@ -161,41 +343,50 @@ pub fn load_csv_from(input: impl Read, name: &str, options: &CsvOptions) -> Resu
                 return Err(bad(format!("line {line} has {} fields, but the first row has {width}", record.len())));
             }
             for (c, field) in record.iter().enumerate() {
+                if role[c] == Role::Skip {
+                    continue;
+                }
                 let value: f32 = field
                     .parse()
                     .map_err(|_| bad(format!("line {line}, {}: '{field}' is not a number", column_name(c))))?;
                 if !value.is_finite() {
                     return Err(bad(format!("line {line}, {}: {field} is not a finite number", column_name(c))));
                 }
-                if !is_target[c] {
-                    x.push(value);
-                } else if options.classify {
-                    labels.push(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?);
-                    lines.push(line);
-                } else {
-                    y.push(value);
+                match role[c] {
+                    Role::Input(i) => row_x[i] = value,
+                    Role::Target(j) if !options.classify => row_y[j] = value,
+                    // The one target of a classification (skipped columns went above).
+                    _ => {
+                        labels.push(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?);
+                        lines.push(line);
+                    }
                 }
             }
+            x.extend_from_slice(&row_x);
+            if !options.classify {
+                y.extend_from_slice(&row_y);
+            }
+            rows += 1;
         }
         is_data = true;
         if !reader.read_record(&mut record).map_err(failed)? {
             break;
         }
     }
-    let rows = x.len() / (width - targets.len());
     if rows == 0 {
         return Err(bad("no data rows".into()));
     }
-    // Every row pushed `inputs` values into x and its targets into y (or
-    // labels), and the duplicate check keeps the two apart.
-    let x = Array2::from_shape_vec((rows, width - targets.len()), x).expect("every row has `inputs` features");
-    if !options.classify {
-        let y = Array2::from_shape_vec((rows, targets.len()), y).expect("every row has its targets");
-        return Ok(Dataset { x, y, classes: None });
+    let layout = CsvLayout { header, inputs, targets };
+    // Every row pushed its inputs into x and its targets into y (or labels).
+    let x = Array2::from_shape_vec((rows, layout.inputs.len()), x).expect("every row has `inputs` features");
+    if !options.classify || layout.targets.is_empty() {
+        let y = Array2::from_shape_vec((rows, layout.targets.len()), y).expect("every row has its targets");
+        return Ok((Dataset { x, y, classes: None }, layout));
     }
     let classes =
         class_count(&labels, options.classes, |row| format!("line {}", lines[row])).map_err(|e| bad(e.to_string()))?;
-    Dataset::classification(x, &labels, classes).map_err(|e| bad(e.to_string()))
+    let data = Dataset::classification(x, &labels, classes).map_err(|e| bad(e.to_string()))?;
+    Ok((data, layout))
 }
 
 /// A target's value as a class label: a whole number in 0..MAX_CLASSES.

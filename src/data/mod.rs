@@ -8,7 +8,10 @@ mod limits;
 mod scale;
 mod split;
 
-pub use self::csv::{load_csv, load_csv_from, CsvOptions, TargetColumn};
+pub use self::csv::{
+    load_csv, load_csv_columns, load_csv_from, load_csv_with_layout, open_csv, CsvLayout, CsvOptions, ModelColumns,
+    TargetColumn,
+};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use scale::{Scale, Scaler};

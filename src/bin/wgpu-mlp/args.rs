@@ -34,9 +34,12 @@ pub(crate) enum Command {
     /// read-backs per step, and GPU memory.
     Bench(BenchArgs),
 
-    /// Write the model's predictions for the data's test set (or every row when
-    /// it has none) as CSV with a header: the class and each class's
-    /// probability for classifiers, the outputs otherwise.
+    /// Write the model's predictions as CSV with a header: the class and each
+    /// class's probability for classifiers, the outputs otherwise. By default
+    /// every row of the data, in file order (a CSV's columns matched by header
+    /// name, so ids and targets may be there or not); --split test gives the
+    /// rows training held out. The data settings are training's, from the
+    /// checkpoint, unless a flag says otherwise.
     Predict {
         #[command(flatten)]
         model: ModelArgs,
@@ -46,8 +49,9 @@ pub(crate) enum Command {
         out: Option<PathBuf>,
     },
 
-    /// Print the model's loss and accuracy on the data's test set (or every
-    /// row when it has none).
+    /// Print the model's loss and accuracy: by default on the training run's
+    /// own test set (its data, split and scaling from the checkpoint), or on
+    /// every row of another --data file.
     Eval {
         #[command(flatten)]
         model: ModelArgs,
@@ -83,17 +87,73 @@ pub(crate) enum Command {
 /// A trained model and the data to run it on, for predict and eval.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ModelArgs {
-    /// A checkpoint written by training (its model, weights and input scaling).
+    /// A checkpoint written by training (its model, weights, input scaling
+    /// and the data settings of training).
     #[arg(long)]
     pub(crate) checkpoint: PathBuf,
 
     #[command(flatten)]
-    pub(crate) input: DataArgs,
+    pub(crate) input: ModelDataArgs,
 
     /// Where to compute: auto takes a hardware GPU when there is one, else
     /// the CPU; gpu takes any adapter, software ones (lavapipe) too.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub(crate) device: DeviceChoice,
+}
+
+/// The data flags of predict and eval. Each defaults to what the checkpoint
+/// says training read; the scaling and the classes are the model's, so they
+/// are not flags here.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ModelDataArgs {
+    /// Data: csv:PATH (plain or gzip), fashion-mnist[:DIR], idx:DIR or seed
+    /// [default: the training data, from the checkpoint].
+    #[arg(long)]
+    pub(crate) data: Option<Source>,
+
+    /// The rows: all (every row, in file order; IDX: training then test
+    /// images) or test (the rows training held out, or IDX's test images)
+    /// [default: all for predict; for eval test on the training data, all on
+    /// other data].
+    #[arg(long, value_enum)]
+    pub(crate) split: Option<SplitArg>,
+
+    /// CSV: the target column(s), by 0-based index or header name, comma-separated [default: training's].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) target: Vec<TargetColumn>,
+
+    /// CSV: what the target is [default: training's].
+    #[arg(long, value_enum)]
+    pub(crate) task: Option<TaskArg>,
+
+    /// CSV: the first row (after --skip-rows) is a header [default: training's
+    /// for its own file, else detected].
+    #[arg(long)]
+    pub(crate) header: bool,
+
+    /// CSV: lines to skip before the header or data [default: training's for its own file, else 0].
+    #[arg(long)]
+    pub(crate) skip_rows: Option<usize>,
+
+    /// --split test: the seed of the split [default: training's]; also the
+    /// seed of seed data.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+
+    /// --split test: the share of the rows held out [default: training's].
+    #[arg(long)]
+    pub(crate) test_fraction: Option<f64>,
+
+    /// Samples of the seed problem [default: training's].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) samples: Option<usize>,
+}
+
+/// Which rows predict and eval run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SplitArg {
+    All,
+    Test,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,9 +1,15 @@
 //! The data `--data` names, read, split and scaled.
 
-use wgpu_mlp::data::{self, CsvOptions, Scale, Scaler, Source};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use wgpu_mlp::checkpoint::{self, DataSettings};
+use wgpu_mlp::data::{self, CsvLayout, CsvOptions, ModelColumns, Scale, Scaler, Source};
+use wgpu_mlp::model::Loss;
 use wgpu_mlp::Dataset;
 
-use crate::args::{DataArgs, TaskArg};
+use crate::args::{DataArgs, ModelDataArgs, SplitArg, TaskArg};
 use crate::bad_input;
 
 /// The training and test sets `--data` names, scaled and split.
@@ -51,10 +57,13 @@ pub(crate) fn load_data(
                 classify: cli.task == Some(TaskArg::Classify),
                 classes,
             };
-            let data = match &cli.data {
-                Source::Csv(path) => data::load_csv(path, &options)?,
-                _ => data::load_csv_from(std::io::stdin().lock(), "standard input", &options)?,
+            let (data, layout) = match &cli.data {
+                Source::Csv(path) => {
+                    data::load_csv_with_layout(data::open_csv(path)?, &path.display().to_string(), &options)?
+                }
+                _ => data::load_csv_with_layout(std::io::stdin().lock(), "standard input", &options)?,
             };
+            *CSV_LAYOUT.lock().unwrap_or_else(|e| e.into_inner()) = Some(layout);
             (data, None, Scale::Standard, "csv")
         }
         Source::Idx(dir) => {
@@ -73,7 +82,7 @@ pub(crate) fn load_data(
         train.require_two_classes()?;
     }
     if test.is_none() {
-        let fraction = cli.test_fraction.unwrap_or(if kind == "csv" { 0.25 } else { 0.0 });
+        let fraction = cli.test_fraction.unwrap_or(default_test_fraction(kind));
         (train, test) = data::split(train, fraction, cli.seed)?;
     }
     let scale = cli.scale.unwrap_or(default_scale);
@@ -96,6 +105,62 @@ pub(crate) fn load_data(
     Ok((train, test, scaler))
 }
 
+/// The share of rows held out of a source without a test set of its own.
+pub(crate) fn default_test_fraction(kind: &str) -> f64 {
+    if kind == "csv" {
+        0.25
+    } else {
+        0.0
+    }
+}
+
+/// The columns of the CSV file the last [`load_data`] read: load_data's
+/// callers take its data sets and scaler only, and the checkpoint's
+/// [`data_settings`] names the columns from this.
+static CSV_LAYOUT: Mutex<Option<CsvLayout>> = Mutex::new(None);
+
+/// How training read its data (`cli` and the `train` rows [`load_data`]
+/// gave), for the checkpoint's metadata: predict and eval read the same rows
+/// from it. A file's path is made absolute, so they find it from any folder.
+pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset) -> DataSettings {
+    let layout = CSV_LAYOUT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (columns, target, header) = match (&cli.data, layout) {
+        (Source::Csv(_) | Source::CsvStdin, Some(layout)) => {
+            (layout.named(&layout.inputs), layout.named(&layout.targets), layout.header.is_some())
+        }
+        _ => (Vec::new(), Vec::new(), false),
+    };
+    let (kind, default_scale) = match cli.data {
+        Source::Seed => ("seed", Scale::None),
+        Source::Csv(_) | Source::CsvStdin => ("csv", Scale::Standard),
+        Source::Idx(_) => ("idx", Scale::Pixels),
+    };
+    DataSettings {
+        source: absolute(&cli.data),
+        samples: (cli.data == Source::Seed).then(|| cli.samples.unwrap_or(100)),
+        columns,
+        target,
+        classify: train.classes.is_some(),
+        classes: train.classes,
+        skip_rows: cli.skip_rows,
+        header,
+        scale: cli.scale.unwrap_or(default_scale),
+        test_fraction: cli.test_fraction.unwrap_or(default_test_fraction(kind)),
+        seed: cli.seed,
+    }
+}
+
+/// `source` with its path made absolute where it names an existing one, so
+/// two spellings of a file compare equal.
+pub(crate) fn absolute(source: &Source) -> Source {
+    let canonical = |path: &std::path::Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match source {
+        Source::Csv(path) => Source::Csv(canonical(path)),
+        Source::Idx(dir) => Source::Idx(canonical(dir)),
+        other => other.clone(),
+    }
+}
+
 /// The data checked against --layers (`inputs` first, `outputs` last): the
 /// inputs must match, and classes inferred from the labels widen or narrow to
 /// `outputs` (a label at or above it is an error naming its sample).
@@ -113,4 +178,224 @@ fn fit_layers(data: Dataset, inputs: usize, outputs: usize, classes_given: bool)
         }
         _ => Ok(data),
     }
+}
+
+/// The rows predict and eval run a model on, scaled as in training.
+pub(crate) struct ModelRows {
+    /// x (N, IN) scaled; y (N, OUT), or (N, 0) for rows without targets.
+    pub(crate) data: Dataset,
+    /// Whether the model classifies (its outputs are classes).
+    pub(crate) classify: bool,
+}
+
+/// Which command reads the rows: predict takes rows without targets, and
+/// answers every row unless told otherwise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Predict,
+    Eval,
+}
+
+/// The rows of `cli`'s data for `model` (read from `path`): each setting the
+/// flags leave open is training's, from the checkpoint's `data.*` metadata.
+/// A checkpoint without them needs --data, and then reads as training would
+/// have with the flags given.
+pub(crate) fn load_model_rows(
+    cli: &ModelDataArgs,
+    model: &checkpoint::Model,
+    path: &Path,
+    purpose: Purpose,
+) -> anyhow::Result<ModelRows> {
+    let saved =
+        DataSettings::from_metadata(&model.metadata).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    let source = match (&cli.data, &saved) {
+        (Some(source), _) => source.clone(),
+        (None, Some(saved)) if saved.source == Source::CsvStdin => {
+            return Err(bad_input("the training data came from standard input, which cannot be read again; give --data".into()))
+        }
+        (None, Some(saved)) => saved.source.clone(),
+        (None, None) => {
+            return Err(bad_input(format!(
+                "{} does not say what data its model was trained on (it was written before checkpoints kept the data settings, or by Mlp::save); give --data",
+                path.display()
+            )))
+        }
+    };
+    // The training data itself, read again: its file settings and split apply.
+    let same = saved.as_ref().filter(|s| s.source == absolute(&source) && source != Source::CsvStdin);
+    let split = cli.split.unwrap_or(match purpose {
+        Purpose::Predict => SplitArg::All,
+        Purpose::Eval if same.is_some() || saved.is_none() => SplitArg::Test,
+        Purpose::Eval => SplitArg::All,
+    });
+    let is_csv = matches!(source, Source::Csv(_) | Source::CsvStdin);
+    let csv_only = [
+        ("--target", !cli.target.is_empty()),
+        ("--task", cli.task.is_some()),
+        ("--header", cli.header),
+        ("--skip-rows", cli.skip_rows.is_some()),
+    ];
+    if let (false, Some((flag, _))) = (is_csv, csv_only.iter().find(|(_, given)| *given)) {
+        return Err(bad_input(format!("{flag} applies to --data csv:PATH only")));
+    }
+    if cli.samples.is_some() && source != Source::Seed {
+        return Err(bad_input("--samples applies to --data seed only".into()));
+    }
+    if split == SplitArg::All {
+        let seeds_data = source == Source::Seed;
+        if let Some(flag) =
+            [("--seed", cli.seed.is_some() && !seeds_data), ("--test-fraction", cli.test_fraction.is_some())]
+                .iter()
+                .find_map(|(flag, given)| given.then_some(flag))
+        {
+            return Err(bad_input(format!(
+                "{flag} chooses the held-out rows of --split test; --split all runs every row"
+            )));
+        }
+    }
+    if cli.test_fraction.is_some() && matches!(source, Source::Idx(_)) {
+        return Err(bad_input("--test-fraction does not apply to IDX data, which has its own test set".into()));
+    }
+    let spec = &model.spec;
+    let classify = match (cli.task, &saved) {
+        (Some(task), _) => task == TaskArg::Classify,
+        (None, Some(saved)) => saved.classify,
+        (None, None) => spec.loss() == Loss::CrossEntropy,
+    };
+    let classes = classify.then_some(spec.outputs());
+    let seed = cli.seed.or(saved.as_ref().map(|s| s.seed)).unwrap_or(0);
+    let needs_targets = purpose == Purpose::Eval || split == SplitArg::Test;
+
+    let (mut rows, fraction) = match &source {
+        Source::Seed => {
+            let samples = cli.samples.or(saved.as_ref().and_then(|s| s.samples)).unwrap_or(100);
+            let data = Dataset::seed_problem(samples, spec.inputs(), spec.outputs(), seed)?;
+            (data, default_test_fraction("seed"))
+        }
+        Source::Csv(_) | Source::CsvStdin => {
+            let options = CsvOptions {
+                target: cli.target.clone(),
+                header: if cli.header { Some(true) } else { same.map(|s| s.header) },
+                skip_rows: cli.skip_rows.or(same.map(|s| s.skip_rows)).unwrap_or(0),
+                classify,
+                classes,
+            };
+            let (input, name): (Box<dyn std::io::Read>, String) = match &source {
+                Source::Csv(path) => (data::open_csv(path)?, path.display().to_string()),
+                _ => (Box::new(std::io::stdin().lock()), "standard input".into()),
+            };
+            let data = match saved.as_ref().filter(|s| !s.columns.is_empty()) {
+                Some(saved) => {
+                    let columns = ModelColumns {
+                        inputs: saved.columns.clone(),
+                        targets: if cli.target.is_empty() { saved.target.clone() } else { cli.target.clone() },
+                        targets_optional: !needs_targets,
+                    };
+                    data::load_csv_columns(input, &name, &options, &columns)?.0
+                }
+                None => data::load_csv_with_layout(input, &name, &options)?.0,
+            };
+            (data, default_test_fraction("csv"))
+        }
+        Source::Idx(dir) => {
+            let (train, test) = data::load_idx(dir, classes)?;
+            let rows = match split {
+                SplitArg::Test => test,
+                SplitArg::All => Dataset {
+                    x: ndarray::concatenate(ndarray::Axis(0), &[train.x.view(), test.x.view()])?,
+                    y: ndarray::concatenate(ndarray::Axis(0), &[train.y.view(), test.y.view()])?,
+                    classes: train.classes,
+                },
+            };
+            if let (Some(_), SplitArg::All, Purpose::Eval) = (same, split, purpose) {
+                warn("--split all scores the training images too: these rows overlap the training rows");
+            }
+            (rows, 0.0)
+        }
+    };
+    if !matches!(source, Source::Idx(_)) {
+        let fraction = cli.test_fraction.or(saved.as_ref().map(|s| s.test_fraction)).unwrap_or(fraction);
+        rows = match split {
+            SplitArg::All => {
+                if let (Some(_), Purpose::Eval) = (same, purpose) {
+                    warn("--split all scores every row of the training data: these rows overlap the training rows");
+                }
+                rows
+            }
+            SplitArg::Test => held_out(rows, fraction, seed, same)?,
+        };
+    }
+    if rows.x.ncols() != spec.inputs() {
+        return Err(bad_input(format!(
+            "the data has {} inputs per sample, the checkpoint's model {spec} takes {}",
+            rows.x.ncols(),
+            spec.inputs()
+        )));
+    }
+    if needs_targets && rows.y.ncols() != spec.outputs() {
+        return Err(bad_input(format!(
+            "the data has {} targets per sample, the checkpoint's model {spec} gives {} outputs",
+            rows.y.ncols(),
+            spec.outputs()
+        )));
+    }
+    if let Some(scaler) = &model.scaler {
+        scaler.apply(&mut rows.x);
+    }
+    Ok(ModelRows { data: rows, classify })
+}
+
+/// The test rows of `data` that a split of `fraction` by `seed` holds out
+/// (every row when it holds out none), with a warning when they overlap the
+/// training rows of `same`, the run that trained on this data.
+fn held_out(data: Dataset, fraction: f64, seed: u64, same: Option<&DataSettings>) -> anyhow::Result<Dataset> {
+    let trained = same.map(|s| (s.test_fraction, s.seed));
+    if trained.is_some_and(|t| t != (fraction, seed)) {
+        let (test, _) = split_rows(&data, fraction, seed)?;
+        let (_, training) = split_rows(&data, trained.map_or(0.0, |t| t.0), trained.map_or(0, |t| t.1))?;
+        let overlap = test.iter().filter(|&&row| training[row]).count();
+        if overlap > 0 {
+            warn(&format!(
+                "--seed {seed} --test-fraction {fraction} holds out other rows than training did (--seed {} --test-fraction {}): {overlap} of the {} rows scored overlap the training rows",
+                trained.map_or(0, |t| t.1),
+                trained.map_or(0.0, |t| t.0),
+                test.len()
+            ));
+        }
+    }
+    let (train, test) = data::split(data, fraction, seed)?;
+    if test.is_none() && same.is_some() {
+        warn("training held out no rows, so every row is scored: these rows overlap the training rows");
+    }
+    Ok(test.unwrap_or(train))
+}
+
+/// The rows a split of `fraction` by `seed` holds out, and for each row
+/// whether it trains. The split is run on the row numbers themselves (two
+/// exact f32 halves) with the same targets, so it groups the rows as the
+/// real split does.
+fn split_rows(data: &Dataset, fraction: f64, seed: u64) -> anyhow::Result<(Vec<usize>, Vec<bool>)> {
+    let x =
+        ndarray::Array2::from_shape_fn(
+            (data.len(), 2),
+            |(i, half)| {
+                if half == 0 {
+                    (i >> 16) as f32
+                } else {
+                    (i & 0xffff) as f32
+                }
+            },
+        );
+    let numbered = Dataset { x, y: data.y.clone(), classes: data.classes };
+    let (train, test) = data::split(numbered, fraction, seed)?;
+    let row = |r: ndarray::ArrayView1<f32>| ((r[0] as usize) << 16) | r[1] as usize;
+    let mut trains = vec![false; data.len()];
+    train.x.rows().into_iter().for_each(|r| trains[row(r)] = true);
+    let test = test.map_or_else(Vec::new, |t| t.x.rows().into_iter().map(row).collect());
+    Ok((test, trains))
+}
+
+/// A warning on stderr (a failing stderr is no reason to stop).
+fn warn(message: &str) {
+    let _ = writeln!(std::io::stderr(), "warning: {message}");
 }

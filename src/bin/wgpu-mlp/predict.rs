@@ -4,56 +4,41 @@ use std::io::Write;
 
 use wgpu_mlp::checkpoint;
 use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
-use wgpu_mlp::data::Scale;
 use wgpu_mlp::gpu::GpuPath;
-use wgpu_mlp::model::{Loss, Output};
+use wgpu_mlp::model::Output;
 use wgpu_mlp::{Dataset, MlpSpec};
 
-use crate::args::{ModelArgs, TaskArg};
-use crate::bad_input;
-use crate::data::load_data;
+use crate::args::ModelArgs;
+use crate::data::{load_model_rows, ModelRows, Purpose};
 use crate::device::choose_backend;
 
 /// The checkpoint's model, the rows to run it on (scaled as in training), and
-/// the network's outputs for them on the chosen device, with the loss.
+/// the network's outputs for them on the chosen device, with the loss where
+/// the rows have targets.
 struct Outputs {
     spec: MlpSpec,
     rows: Dataset,
+    /// Whether the outputs are classes.
+    classify: bool,
     /// (N, OUT): logits for a softmax output.
     outputs: ndarray::Array2<f32>,
-    loss: f32,
+    loss: Option<f32>,
     device: String,
 }
 
-fn run_model(args: &ModelArgs) -> anyhow::Result<Outputs> {
+fn run_model(args: &ModelArgs, purpose: Purpose) -> anyhow::Result<Outputs> {
     // Inference reads the network only: a checkpoint without optimizer state will do.
     let saved = checkpoint::load_model(&args.checkpoint)?;
+    let ModelRows { data: rows, classify } = load_model_rows(&args.input, &saved, &args.checkpoint, purpose)?;
     let spec = saved.spec.clone();
-    let scaler = saved.scaler.clone().unwrap_or_else(|| Scale::None.fit(&ndarray::Array2::zeros((1, spec.inputs()))));
-    let classes =
-        (spec.loss() == Loss::CrossEntropy || args.input.task == Some(TaskArg::Classify)).then_some(spec.outputs());
-    let (train, test, _) = load_data(&args.input, (spec.inputs(), spec.outputs()), classes, Some(&scaler))?;
-    let rows = test.unwrap_or(train);
-    if let (Some(classes), None) = (args.input.classes, rows.classes) {
-        return Err(bad_input(format!(
-            "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
-        )));
-    }
-    if rows.x.ncols() != spec.inputs() || rows.y.ncols() != spec.outputs() {
-        return Err(bad_input(format!(
-            "the data has {} inputs and {} targets per sample, the checkpoint's model {spec} takes {} and gives {}",
-            rows.x.ncols(),
-            rows.y.ncols(),
-            spec.inputs(),
-            spec.outputs()
-        )));
-    }
     let backend = choose_backend(args.device, GpuPath::Auto, None)?;
     let outputs = backend.forward(&spec, &saved.params, rows.x.view())?;
     // The loss from the outputs, on the host, the same way for either device.
-    let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());
-    let loss = loss_sum / spec.loss_divisor(rows.len());
-    Ok(Outputs { spec, rows, outputs, loss, device: backend.name() })
+    let loss = (rows.y.ncols() == spec.outputs()).then(|| {
+        let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());
+        loss_sum / spec.loss_divisor(rows.len())
+    });
+    Ok(Outputs { spec, rows, classify, outputs, loss, device: backend.name() })
 }
 
 /// Each row's probabilities (softmax of the logits for a softmax output).
@@ -67,9 +52,8 @@ fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Arr
 
 /// `wgpu-mlp predict`: predictions as CSV.
 pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let Outputs { spec, rows, outputs, device, .. } = run_model(args)?;
+    let Outputs { spec, rows, classify, outputs, device, .. } = run_model(args, Purpose::Predict)?;
     eprintln!("predict: {} rows on {device}", rows.len());
-    let classify = rows.classes.is_some();
     let values = probabilities(&spec, &outputs);
     let mut csv = ::csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = Vec::new();
@@ -102,7 +86,8 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow
 
 /// `wgpu-mlp eval`: loss and accuracy.
 pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
-    let Outputs { rows, outputs, loss, device, .. } = run_model(args)?;
+    let Outputs { rows, outputs, loss, device, .. } = run_model(args, Purpose::Eval)?;
+    let loss = loss.expect("eval's rows have targets");
     let accuracy = rows.classes.map(|_| {
         let labels = rows.labels();
         let hits = outputs.rows().into_iter().zip(&labels).filter(|(row, &label)| argmax(*row) == label).count();

@@ -150,7 +150,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let (train, test) = (&settings.train, settings.test.as_ref());
     backend.check_fits(spec, config, train.len(), test.map_or(0, Dataset::len))?;
     let params = Params::init(spec, *init, config.seed)?;
-    let metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
+    let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
+    // How the data was read, so predict and eval can read the same rows.
+    metadata.extend(crate::data::data_settings(&cli.input, train).describe());
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, spec)?;

@@ -1,0 +1,258 @@
+//! `wgpu-mlp predict` and `wgpu-mlp eval` end to end (issue 15, items 1, 2
+//! and 12): predict answers every row of a file of the model's input columns,
+//! matched by header name; eval and predict take the data settings of
+//! training from the checkpoint; flags they do not use are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// What one run of the binary did.
+struct Run {
+    args: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn show(&self) -> String {
+        format!(
+            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e})\n{}", self.show()))
+    }
+}
+
+/// Runs the binary with `args` in `cwd`.
+fn wgpu_mlp_in(cwd: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("the wgpu-mlp binary starts");
+    Run {
+        args: args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn wgpu_mlp(args: &[&str]) -> Run {
+    wgpu_mlp_in(&std::env::temp_dir(), args)
+}
+
+fn assert_success(run: &Run) {
+    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
+    assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
+}
+
+/// Exit code 2 with `fragment` in the error and nothing on stdout.
+fn assert_bad_input(run: &Run, fragment: &str) {
+    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
+    assert_eq!(run.code, Some(2), "expected exit code 2\n{}", run.show());
+    assert!(run.stderr.contains(fragment), "the error does not say {fragment:?}\n{}", run.show());
+    assert!(run.stdout.trim().is_empty(), "something was printed on stdout\n{}", run.show());
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-predict-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Row i of the three-class problem: four inputs and the label.
+fn row(i: usize) -> ([f64; 4], usize) {
+    let label = i % 3;
+    let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
+    ([v(0), v(1), v(2), v(3)], label)
+}
+
+const ROWS: usize = 60;
+
+/// A CSV of three classes with a header: a,b,c,d,label; 60 rows.
+fn labeled_csv(dir: &Path, header: bool) -> PathBuf {
+    let mut text = if header { String::from("a,b,c,d,label\n") } else { String::new() };
+    for i in 0..ROWS {
+        let ([a, b, c, d], label) = row(i);
+        text += &format!("{a},{b},{c},{d},{label}\n");
+    }
+    let path = dir.join(if header { "labeled.csv" } else { "headerless.csv" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Trains a few epochs on `data` and returns the JSON summary.
+fn train(dir: &Path, data: &Path, extra: &[&str]) -> Value {
+    let out = dir.join("run");
+    let data = format!("csv:{}", data.display());
+    let args = ["--data", &data, "--task", "classify", "--hidden", "6", "--epochs", "3", "--device", "cpu", "--json"];
+    let run = wgpu_mlp(&[&args[..], extra, &["--out", out.to_str().unwrap()]].concat());
+    assert_success(&run);
+    run.json()
+}
+
+fn checkpoint_of(trained: &Value) -> String {
+    trained["checkpoint"].as_str().expect("the last epoch is saved").to_string()
+}
+
+/// The data lines of predict's CSV on stdout (the header checked and dropped).
+fn prediction_lines(run: &Run, header: &str) -> Vec<String> {
+    assert_success(run);
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some(header), "{}", run.show());
+    lines.map(str::to_string).collect()
+}
+
+#[test]
+fn predict_answers_every_row_of_a_labeled_file_in_file_order() {
+    let dir = scratch("every-row");
+    let data = labeled_csv(&dir, true);
+    let trained = train(&dir, &data, &[]);
+    let checkpoint = checkpoint_of(&trained);
+    let data_flag = format!("csv:{}", data.display());
+    let all = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &data_flag, "--device", "cpu"]);
+    let all = prediction_lines(&all, "class,p0,p1,p2");
+    assert_eq!(all.len(), ROWS, "a prediction for every row of the file");
+    // The checkpoint names the data: no --data gives the same rows.
+    let again = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--device", "cpu"]);
+    assert_eq!(prediction_lines(&again, "class,p0,p1,p2"), all);
+    // --split test keeps the held-out rows of training.
+    let test = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--split", "test", "--device", "cpu"]);
+    let test = prediction_lines(&test, "class,p0,p1,p2");
+    assert_eq!(test.len() as u64, trained["test_samples"].as_u64().unwrap(), "the held-out rows");
+    assert!(test.iter().all(|line| all.contains(line)), "the test rows are rows of the file");
+}
+
+#[test]
+fn predict_matches_columns_by_name_and_ignores_the_others() {
+    let dir = scratch("by-name");
+    let data = labeled_csv(&dir, true);
+    let checkpoint = checkpoint_of(&train(&dir, &data, &[]));
+    let data_flag = format!("csv:{}", data.display());
+    let want = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &data_flag, "--device", "cpu"]);
+    let want = prediction_lines(&want, "class,p0,p1,p2");
+
+    // New rows: no label, the columns in another order, an id and a group column.
+    let mut text = String::from("id,d,group,b,c,a\n");
+    for i in 0..ROWS {
+        let ([a, b, c, d], _) = row(i);
+        text += &format!("{},{d},{},{b},{c},{a}\n", 1000 + i, i % 2);
+    }
+    let new_rows = dir.join("new.csv");
+    std::fs::write(&new_rows, text).unwrap();
+    let new_flag = format!("csv:{}", new_rows.display());
+    let got = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &new_flag, "--device", "cpu"]);
+    assert_eq!(prediction_lines(&got, "class,p0,p1,p2"), want, "the same rows give the same predictions");
+
+    // A column the model reads is missing: named in the error.
+    std::fs::write(&new_rows, "a,b,d\n1,2,3\n").unwrap();
+    let missing = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &new_flag, "--device", "cpu"]);
+    assert_bad_input(&missing, "'c'");
+}
+
+#[test]
+fn predict_reads_a_headerless_file_of_the_input_columns_only() {
+    let dir = scratch("headerless");
+    let data = labeled_csv(&dir, false);
+    let checkpoint = checkpoint_of(&train(&dir, &data, &[]));
+    let data_flag = format!("csv:{}", data.display());
+    let want = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &data_flag, "--device", "cpu"]);
+    let want = prediction_lines(&want, "class,p0,p1,p2");
+    assert_eq!(want.len(), ROWS);
+
+    let mut text = String::new();
+    for i in 0..ROWS {
+        let ([a, b, c, d], _) = row(i);
+        text += &format!("{a},{b},{c},{d}\n");
+    }
+    let features = dir.join("features.csv");
+    std::fs::write(&features, text).unwrap();
+    let features_flag = format!("csv:{}", features.display());
+    let got = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &features_flag, "--device", "cpu"]);
+    assert_eq!(prediction_lines(&got, "class,p0,p1,p2"), want);
+
+    // Neither the training file's width nor the model's inputs.
+    std::fs::write(&features, "1,2,3\n4,5,6\n").unwrap();
+    let narrow = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--data", &features_flag, "--device", "cpu"]);
+    assert_bad_input(&narrow, "3 columns");
+}
+
+#[test]
+fn eval_without_data_scores_the_runs_own_test_set() {
+    let dir = scratch("eval-own");
+    let data = labeled_csv(&dir, true);
+    // Another seed and test fraction than the defaults, so defaults would score other rows.
+    let trained = train(&dir, &data, &["--seed", "5", "--test-fraction", "0.3"]);
+    let checkpoint = checkpoint_of(&trained);
+    // From another folder, so a relative path in the metadata would not do.
+    let elsewhere = scratch("eval-own-cwd");
+    let eval = wgpu_mlp_in(&elsewhere, &["eval", "--checkpoint", &checkpoint, "--device", "cpu", "--json"]);
+    assert_success(&eval);
+    assert!(!eval.stderr.contains("overlap"), "no warning for the run's own test set\n{}", eval.show());
+    let eval = eval.json();
+    assert_eq!(eval["rows"], trained["test_samples"], "the test rows of the training run");
+    let (got, want) = (eval["loss"].as_f64().unwrap(), trained["test_loss"].as_f64().unwrap());
+    assert!((got - want).abs() <= 1e-5 * want.abs(), "eval loss {got}, training's test loss {want}");
+    assert_eq!(eval["accuracy"], trained["test_accuracy"]);
+}
+
+#[test]
+fn eval_with_a_split_that_overlaps_training_warns() {
+    let dir = scratch("eval-overlap");
+    let data = labeled_csv(&dir, true);
+    let checkpoint = checkpoint_of(&train(&dir, &data, &[]));
+    for flags in [&["--seed", "1"][..], &["--test-fraction", "0.5"]] {
+        let eval = wgpu_mlp(&[&["eval", "--checkpoint", &checkpoint, "--device", "cpu"], flags].concat());
+        assert_success(&eval);
+        assert!(eval.stderr.contains("warning") && eval.stderr.contains("overlap"), "{}", eval.show());
+    }
+    // A smaller fraction with the same seed takes a part of the same test rows.
+    let eval = wgpu_mlp(&["eval", "--checkpoint", &checkpoint, "--device", "cpu", "--test-fraction", "0.1"]);
+    assert_success(&eval);
+    assert!(!eval.stderr.contains("overlap"), "{}", eval.show());
+}
+
+#[test]
+fn a_checkpoint_without_data_settings_needs_data() {
+    use wgpu_mlp::ndarray::array;
+    let dir = scratch("library");
+    let x = array![[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let mut mlp = wgpu_mlp::Mlp::builder().hidden([4]).epochs(2).build().unwrap();
+    mlp.fit_classes(x.view(), &[0, 1, 1, 0]).unwrap();
+    let path = dir.join("library.safetensors");
+    mlp.save(&path).unwrap();
+    let checkpoint = path.to_str().unwrap();
+    for command in ["eval", "predict"] {
+        assert_bad_input(&wgpu_mlp(&[command, "--checkpoint", checkpoint, "--device", "cpu"]), "--data");
+    }
+}
+
+#[test]
+fn predict_and_eval_refuse_flags_they_do_not_use() {
+    let dir = scratch("flags");
+    let data = labeled_csv(&dir, true);
+    let checkpoint = checkpoint_of(&train(&dir, &data, &[]));
+    for command in ["eval", "predict"] {
+        for flags in [&["--scale", "minmax"][..], &["--lr", "0.1"], &["--epochs", "2"], &["--classes", "3"]] {
+            let run = wgpu_mlp(&[&[command, "--checkpoint", &checkpoint, "--device", "cpu"], flags].concat());
+            assert_bad_input(&run, flags[0]);
+        }
+        let help = wgpu_mlp(&[command, "--help"]);
+        assert_success(&help);
+        assert!(!help.stdout.contains("--scale"), "{command} --help offers --scale\n{}", help.show());
+        assert!(!help.stdout.contains("Train a multilayer"), "{command} --help describes training\n{}", help.show());
+    }
+    // predict's --split test uses the split; without it --seed and --test-fraction do nothing.
+    let run = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--device", "cpu", "--seed", "3"]);
+    assert_bad_input(&run, "--split test");
+}
