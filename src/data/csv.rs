@@ -47,6 +47,8 @@ pub struct CsvOptions {
     /// The number of classes; None infers largest label + 1 (see
     /// [`MAX_CLASSES`](super::MAX_CLASSES) for what is refused).
     pub classes: Option<usize>,
+    /// The byte between fields; 0 means a comma (the default).
+    pub delimiter: u8,
 }
 
 /// gzip's first two bytes.
@@ -111,6 +113,7 @@ pub fn load_csv_from(input: impl Read, name: &str, options: &CsvOptions) -> Resu
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
+        .delimiter(if options.delimiter == 0 { b',' } else { options.delimiter })
         .from_reader(Limited::new(input));
     let failed = |e: ::csv::Error| {
         let message = e.to_string();

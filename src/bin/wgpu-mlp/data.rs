@@ -50,6 +50,11 @@ pub(crate) fn load_data(
                 skip_rows: cli.skip_rows,
                 classify: cli.task == Some(TaskArg::Classify),
                 classes,
+                delimiter: match &cli.data {
+                    Source::Csv(path) => cli.delimiter.or_else(|| crate::sniff::sniff_delimiter(path, cli.skip_rows)),
+                    _ => cli.delimiter,
+                }
+                .unwrap_or(b','),
             };
             let data = match &cli.data {
                 Source::Csv(path) => data::load_csv(path, &options)?,
