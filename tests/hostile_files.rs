@@ -283,13 +283,15 @@ fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
     let (data, checkpoint) = trained(&dir);
     let out = dir.join("train-run");
     let out = out.to_str().unwrap();
+    // A run folder holds one run, so the second training case has its own.
+    let out_json = format!("{out}-json");
     let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
     let cases: Vec<Vec<&str>> = vec![
         predict_args(&data, &checkpoint),
         eval.to_vec(),
         [&eval[..], &["--json"]].concat(),
         vec!["--device", "cpu", "--epochs", "3", "--out", out],
-        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", out],
+        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", &out_json],
     ];
     let mut problems = Vec::new();
     for args in &cases {

@@ -8,10 +8,13 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use wgpu_mlp::train::EpochMetrics;
 use wgpu_mlp::train::{FitHooks, Schedule};
 use wgpu_mlp::{Error, Trainer};
+
+/// The least time between two redraws on ticks.
+const REDRAW: Duration = Duration::from_millis(100);
 
 /// The bar and what it knows of the run; `&self` throughout, since the stop
 /// check it listens to gets only a shared borrow of the hooks.
@@ -27,6 +30,11 @@ pub(crate) struct Progress {
     checks: Cell<u64>,
     /// Steps between two stop checks, estimated.
     steps_per_check: Cell<f64>,
+    /// The last read-back's metrics, shown after the counts.
+    metrics: std::cell::RefCell<String>,
+    /// When the line was last redrawn: ticks come per CPU step, and a
+    /// redraw a few times a second is all a reader sees.
+    shown: Cell<Option<std::time::Instant>>,
 }
 
 impl Progress {
@@ -35,13 +43,10 @@ impl Progress {
         let steps_per_epoch = trainer.steps_per_epoch() as u64;
         let total = ((schedule.last_epoch - schedule.first_epoch) as u64).saturating_mul(steps_per_epoch);
         let bar = ProgressBar::new(total);
-        // {wide_msg} takes what the terminal's width leaves and is cut to it,
-        // so the line never wraps (a wrapped line leaves a stale copy behind).
-        let style = ProgressStyle::with_template("{prefix} {bar:20} {pos}/{len} steps  {rate}  eta {eta}  {wide_msg}")
-            .expect("the template is valid")
-            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} steps/s", state.per_sec());
-            });
+        // Everything but a short bar is {wide_msg}, which is cut to what the
+        // terminal's width leaves, so the line never wraps: a wrapped line
+        // leaves its first half behind when the bar is cleared.
+        let style = ProgressStyle::with_template("{bar:12} {wide_msg}").expect("the template is valid");
         bar.set_style(style);
         // Elapsed time, rate and ETA refresh even while one submit runs long.
         bar.enable_steady_tick(Duration::from_millis(250));
@@ -64,23 +69,41 @@ impl Progress {
             read_back_epoch: Cell::new(schedule.first_epoch),
             checks: Cell::new(0),
             steps_per_check: Cell::new(guess),
+            metrics: Default::default(),
+            shown: Cell::new(None),
         };
         progress.show(0);
         progress
     }
 
-    /// Shows `steps` done (relative to the first epoch) and the epoch they are in.
+    /// Shows `steps` done (relative to the first epoch), the epoch they are
+    /// in, a rate rounded to whole steps and the time left.
     fn show(&self, steps: u64) {
         let Schedule { first_epoch, last_epoch, .. } = self.schedule;
         let epoch = (first_epoch + (steps / self.steps_per_epoch.max(1)) as usize + 1).min(last_epoch);
-        self.bar.set_prefix(format!("epoch {epoch}/{last_epoch}"));
+        let seconds = self.bar.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 { steps as f64 / seconds } else { 0.0 };
+        let total = self.bar.length().unwrap_or(steps);
+        let left = if rate > 0.0 {
+            format!("  eta {}", indicatif::HumanDuration(Duration::from_secs_f64((total - steps) as f64 / rate)))
+        } else {
+            String::new()
+        };
+        let metrics = self.metrics.borrow();
+        let metrics = if metrics.is_empty() { String::new() } else { format!("  {metrics}") };
         self.bar.set_position(steps);
+        self.bar.set_message(format!(
+            "epoch {epoch}/{last_epoch}  {steps}/{total} steps  {rate:.0} steps/s{left}{metrics}"
+        ));
     }
 
     /// A stop check: a step or a submit has gone by.
     pub(crate) fn tick(&self) {
         let checks = self.checks.get() + 1;
         self.checks.set(checks);
+        if self.shown.get().is_some_and(|at| at.elapsed() < REDRAW) {
+            return;
+        }
         // Never past the next read-back, which the fit has not reached yet.
         let next = (self.read_back_epoch.get() + self.schedule.log_every).min(self.schedule.last_epoch);
         let limit = ((next - self.schedule.first_epoch) as u64 * self.steps_per_epoch).saturating_sub(1);
@@ -98,8 +121,8 @@ impl Progress {
         self.read_back_steps.set(steps);
         self.read_back_epoch.set(epoch);
         self.checks.set(0);
+        *self.metrics.borrow_mut() = metrics.to_string();
         self.show(steps);
-        self.bar.set_message(metrics.to_string());
     }
 }
 

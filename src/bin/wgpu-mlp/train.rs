@@ -82,7 +82,7 @@ fn small_data_defaults(rows: usize, batch: Option<usize>, epochs: Option<usize>)
     }
     if epochs.is_none() {
         why.push(format!(
-            "{chosen_epochs} epochs ({} steps of {steps_per_epoch} an epoch: about {DEFAULT_STEPS} steps, \
+            "{chosen_epochs} epochs ({steps_per_epoch} steps an epoch, so {} steps: about {DEFAULT_STEPS}, \
              within {fewest}..={most} epochs; --epochs to change)",
             chosen_epochs * steps_per_epoch
         ));
