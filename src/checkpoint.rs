@@ -497,15 +497,59 @@ impl Checkpoint {
     pub fn check_matches(&self, expected: &HashMap<String, String>, path: &Path) -> Result<()> {
         for key in MUST_MATCH {
             let (saved, now) = (self.metadata.get(key), expected.get(key));
-            if saved != now {
-                return Err(Error::InvalidInput(format!(
-                    "{} does not fit this run: its {key} is {}, this run's is {}",
-                    path.display(),
-                    saved.map_or("missing", String::as_str),
-                    now.map_or("missing", String::as_str)
-                )));
+            if saved == now {
+                continue;
             }
+            if key == "data_fingerprint" {
+                return Err(Error::InvalidInput(self.data_differs(expected, path)));
+            }
+            return Err(Error::InvalidInput(format!(
+                "{} does not fit this run: its {key} is {}, this run's is {}",
+                path.display(),
+                saved.map_or("missing", String::as_str),
+                now.map_or("missing", String::as_str)
+            )));
         }
         Ok(())
+    }
+
+    /// Why the training rows differ, in words: the hashes alone say nothing.
+    /// The seed (it draws the split) and, from checkpoints that record them,
+    /// the `data_*` keys the CLI adds (source, rows, scaling, split, ...); the
+    /// flags that decide the data close the message either way.
+    fn data_differs(&self, expected: &HashMap<String, String>, path: &Path) -> String {
+        // The data.* keys of DataSettings::describe, and the rows training had.
+        let names = [
+            ("data.source", "data"),
+            ("data.train_rows", "training rows"),
+            ("data.scale", "scale"),
+            ("data.test_fraction", "test_fraction"),
+            ("data.skip_rows", "skip_rows"),
+            ("data.target", "target"),
+            ("data.task", "task"),
+            ("data.seed", "seed"),
+        ];
+        let differences: Vec<String> = names
+            .iter()
+            .filter_map(|&(key, name)| {
+                let (saved, now) = (self.metadata.get(key)?, expected.get(key)?);
+                // Flag names in backticks, which the CLI shows as --flags.
+                let name = if name.contains(' ') { name.to_string() } else { format!("`{name}`") };
+                (saved != now).then(|| match key {
+                    "data.train_rows" => format!("it was trained on {saved} training rows, this run has {now}"),
+                    _ => format!("its {name} is {saved}, this run's is {now}"),
+                })
+            })
+            .collect();
+        let what = if differences.is_empty() {
+            "the training rows hold other values (same shape, other data or other scaling)".to_string()
+        } else {
+            differences.join("; ")
+        };
+        format!(
+            "{} was trained on other data: {what}. To resume, pass the `data`, `target`, `task`, `scale`, \
+             `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
+            path.display()
+        )
     }
 }

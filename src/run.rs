@@ -28,35 +28,53 @@ pub struct RunFolder {
     pub checkpoints: Vec<PathBuf>,
 }
 
+/// What may already be in `--out`: a run folder holds one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// The folder must be new or empty.
+    Refuse,
+    /// An earlier run's files are removed first (`overwrite`); a folder
+    /// holding anything else is refused.
+    Overwrite,
+    /// A resume: the files stay, and [`RunFolder::resume_metrics`] keeps the
+    /// epochs up to the checkpoint's.
+    Resume,
+}
+
+/// Whether `name` is a file a run writes (and so `overwrite` may remove).
+fn is_run_file(name: &str) -> bool {
+    matches!(name, "config.json" | "metrics.csv" | "loss.svg" | "loss.png")
+        || name
+            .strip_prefix("checkpoint-epoch")
+            .and_then(|rest| rest.strip_suffix(".safetensors"))
+            .is_some_and(|epoch| !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl RunFolder {
-    /// Creates `out`, or `runs/<UTC time>` (with a suffix if that exists).
+    /// Creates `out` (new or empty), or `runs/<UTC time>` (with a suffix if
+    /// that exists).
     pub fn create(
         out: Option<&Path>,
         checkpoint_metadata: HashMap<String, String>,
         scaler: Option<Scaler>,
     ) -> Result<Self> {
+        Self::create_reusing(out, Reuse::Refuse, checkpoint_metadata, scaler)
+    }
+
+    /// [`RunFolder::create`], taking an `out` that holds files as `reuse` says.
+    pub fn create_reusing(
+        out: Option<&Path>,
+        reuse: Reuse,
+        checkpoint_metadata: HashMap<String, String>,
+        scaler: Option<Scaler>,
+    ) -> Result<Self> {
         let dir = match out {
-            Some(dir) => dir.to_path_buf(),
-            None => {
-                let stamp =
-                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-                let base = Path::new("runs").join(stamp);
-                (1..)
-                    .map(|n| if n == 1 { base.clone() } else { base.with_extension(n.to_string()) })
-                    .find(|p| !p.exists())
-                    .expect("some suffix is free")
+            Some(dir) => {
+                prepare_out(dir, reuse)?;
+                dir.to_path_buf()
             }
+            None => create_unique(Path::new("runs"))?,
         };
-        // A file in the way (NotADirectory, or the path itself: /dev/null) is
-        // the user's to fix, exit code 2; a read-only or full disk is not, 1.
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "the run folder {} is a file, not a folder; give `out` a folder (new or empty)",
-                dir.display()
-            )));
-        }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
         Ok(Self { dir, rows: Vec::new(), metrics_started: false, checkpoint_metadata, scaler, checkpoints: Vec::new() })
     }
 
@@ -143,4 +161,71 @@ impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
     fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+}
+
+/// Makes `dir` ready for a run: created if new, and an earlier run's files
+/// refused, removed or kept as `reuse` says.
+fn prepare_out(dir: &Path, reuse: Reuse) -> Result<()> {
+    // A file in the way (NotADirectory, or the path itself: /dev/null) is
+    // the user's to fix, exit code 2; a read-only or full disk is not, 1.
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "the run folder {} is a file, not a folder; give `out` a folder (new or empty)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create the run folder {}", dir.display()), e))?;
+    let unreadable = |e| Error::io(format!("cannot read the run folder {}", dir.display()), e);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        names.push(entry.map_err(unreadable)?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    if names.is_empty() || reuse == Reuse::Resume {
+        return Ok(());
+    }
+    if reuse == Reuse::Refuse {
+        return Err(Error::InvalidInput(format!(
+            "the run folder {} already holds {}; a run folder holds one run: give `out` a new or empty folder, \
+             pass `overwrite` to replace that run, or `resume` from its checkpoint",
+            dir.display(),
+            names.join(", ")
+        )));
+    }
+    // Only what a run writes goes: a folder holding anything else was
+    // never (only) a run folder, and its files are not ours to delete.
+    let foreign: Vec<&String> = names.iter().filter(|n| !is_run_file(n)).collect();
+    if !foreign.is_empty() {
+        let foreign: Vec<&str> = foreign.iter().map(|n| n.as_str()).collect();
+        return Err(Error::InvalidInput(format!(
+            "`overwrite` clears only a run's files, and the run folder {} also holds {}; move it away or give `out` another folder",
+            dir.display(),
+            foreign.join(", ")
+        )));
+    }
+    for name in &names {
+        let path = dir.join(name);
+        std::fs::remove_file(&path).map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Creates `parent/<UTC time>`, or with a suffix (`.2`, `.3`, ...) when that
+/// exists. `create_dir` of the leaf fails on an existing one, so two runs
+/// started in the same second never share a folder, whatever the timing.
+fn create_unique(parent: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io(format!("cannot create the folder {}", parent.display()), e))?;
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    let base = parent.join(stamp);
+    for n in 1.. {
+        let dir = if n == 1 { base.clone() } else { base.with_extension(n.to_string()) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(format!("cannot create the run folder {}", dir.display()), e)),
+        }
+    }
+    unreachable!("some suffix is free")
 }

@@ -153,7 +153,14 @@ fn csv_options() -> impl Strategy<Value = CsvOptions> {
         (0usize..6).prop_map(|i| vec![TargetColumn::Name(format!("c{i}"))]),
     ];
     (target, proptest::option::of(Just(true)), 0usize..3, any::<bool>(), proptest::option::of(0usize..5)).prop_map(
-        |(target, header, skip_rows, classify, classes)| CsvOptions { target, header, skip_rows, classify, classes },
+        |(target, header, skip_rows, classify, classes)| CsvOptions {
+            target,
+            header,
+            skip_rows,
+            classify,
+            classes,
+            delimiter: b',',
+        },
     )
 }
 

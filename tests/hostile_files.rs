@@ -251,14 +251,16 @@ fn with_full_stdout(args: &[&str]) -> Option<Run> {
 /// (plain and --json) and training (plain and --json), on a run trained in `dir`.
 fn every_stdout_writer(dir: &Path) -> Vec<Vec<String>> {
     let (data, checkpoint) = trained(dir);
+    // A run folder holds one run, so each training case has its own.
     let out = dir.join("train-run").display().to_string();
+    let out_json = format!("{out}-json");
     let eval = ["eval", "--checkpoint", &checkpoint, "--data", &data, "--task", "classify", "--device", "cpu"];
     let cases: Vec<Vec<&str>> = vec![
         predict_args(&data, &checkpoint),
         eval.to_vec(),
         [&eval[..], &["--json"]].concat(),
         vec!["--device", "cpu", "--epochs", "3", "--out", &out],
-        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", &out],
+        vec!["--device", "cpu", "--epochs", "3", "--json", "--out", &out_json],
     ];
     cases.into_iter().map(|args| args.into_iter().map(str::to_string).collect()).collect()
 }

@@ -47,6 +47,8 @@ pub struct CsvOptions {
     /// The number of classes; None infers largest label + 1 (see
     /// [`MAX_CLASSES`](super::MAX_CLASSES) for what is refused).
     pub classes: Option<usize>,
+    /// The byte between fields; 0 means a comma (the default).
+    pub delimiter: u8,
 }
 
 /// gzip's first two bytes.
@@ -286,11 +288,13 @@ fn read_csv(
 ) -> Result<(Dataset, CsvLayout)> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
     let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+    let delimiter = if options.delimiter == 0 { b',' } else { options.delimiter };
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(Limited::new(input));
+        .delimiter(delimiter)
+        .from_reader(Limited::new(input, delimiter));
     let failed = |e: ::csv::Error| {
         let message = e.to_string();
         match e.into_kind() {

@@ -23,6 +23,8 @@ pub const MAX_FIELDS: usize = 1 << 20;
 /// quoted field toggles twice) and fails with InvalidData past a limit.
 pub(super) struct Limited<R> {
     inner: R,
+    /// The byte between fields.
+    delimiter: u8,
     in_quotes: bool,
     field: usize,
     record: usize,
@@ -32,8 +34,8 @@ pub(super) struct Limited<R> {
 }
 
 impl<R: Read> Limited<R> {
-    pub(super) fn new(inner: R) -> Self {
-        Self { inner, in_quotes: false, field: 0, record: 0, fields: 1, lines: 0 }
+    pub(super) fn new(inner: R, delimiter: u8) -> Self {
+        Self { inner, delimiter, in_quotes: false, field: 0, record: 0, fields: 1, lines: 0 }
     }
 
     fn check(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -41,7 +43,7 @@ impl<R: Read> Limited<R> {
             match byte {
                 b'"' => self.in_quotes = !self.in_quotes,
                 b'\n' | b'\r' if !self.in_quotes => (self.field, self.record, self.fields) = (0, 0, 1),
-                b',' if !self.in_quotes => (self.field, self.fields) = (0, self.fields + 1),
+                _ if byte == self.delimiter && !self.in_quotes => (self.field, self.fields) = (0, self.fields + 1),
                 _ => {}
             }
             if byte == b'\n' {

@@ -246,6 +246,11 @@ pub(crate) struct DataArgs {
     /// sources without one [default: 0 for seed, 0.25 for CSV].
     #[arg(long)]
     pub(crate) test_fraction: Option<f64>,
+
+    /// CSV: the field delimiter, one character (`;`, or `tab`)
+    /// [default: `;` or tab when the first line has one and no comma, else `,`].
+    #[arg(long, value_parser = parse_delimiter)]
+    pub(crate) delimiter: Option<u8>,
 }
 
 /// The training flags (the default command).
@@ -366,6 +371,11 @@ pub(crate) struct TrainArgs {
     /// --epochs in all (the checkpoint's epochs count).
     #[arg(long)]
     pub(crate) resume: Option<PathBuf>,
+
+    /// Clear --out first when it holds an earlier run (only the files a run
+    /// writes; a folder holding anything else is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) overwrite: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -440,5 +450,15 @@ fn parse_positive(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("'{text}' must be a positive finite number")),
+    }
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() && !matches!(text, "\"" | "\n" | "\r") => Ok(text.as_bytes()[0]),
+        _ => {
+            Err(format!("'{text}' is not one ASCII character (`tab` names a tab); a quote or line break cannot be one"))
+        }
     }
 }

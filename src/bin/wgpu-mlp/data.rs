@@ -56,6 +56,11 @@ pub(crate) fn load_data(
                 skip_rows: cli.skip_rows,
                 classify: cli.task == Some(TaskArg::Classify),
                 classes,
+                delimiter: match &cli.data {
+                    Source::Csv(path) => cli.delimiter.or_else(|| crate::sniff::sniff_delimiter(path, cli.skip_rows)),
+                    _ => cli.delimiter,
+                }
+                .unwrap_or(b','),
             };
             let (data, layout) = match &cli.data {
                 Source::Csv(path) => {
@@ -279,6 +284,14 @@ pub(crate) fn load_model_rows(
                 skip_rows: cli.skip_rows.or(same.map(|s| s.skip_rows)).unwrap_or(0),
                 classify,
                 classes,
+                // A `;` or tab between fields is found as training found it.
+                delimiter: match &source {
+                    Source::Csv(path) => {
+                        crate::sniff::sniff_delimiter(path, cli.skip_rows.or(same.map(|s| s.skip_rows)).unwrap_or(0))
+                            .unwrap_or(0)
+                    }
+                    _ => 0,
+                },
             };
             let (input, name): (Box<dyn std::io::Read>, String) = match &source {
                 Source::Csv(path) => (data::open_csv(path)?, path.display().to_string()),

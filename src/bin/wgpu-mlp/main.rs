@@ -9,6 +9,8 @@ mod data;
 mod device;
 mod export;
 mod predict;
+mod progress;
+mod sniff;
 mod spec;
 mod stream;
 mod train;

@@ -5,10 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
+use clap::ValueEnum;
 use wgpu_mlp::checkpoint;
-use wgpu_mlp::data::{Scaler, Source};
+use wgpu_mlp::data::{Scaler, Source, TargetColumn};
+use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init};
-use wgpu_mlp::run::{RunFolder, RunHooks};
+use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
 use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
@@ -17,6 +19,7 @@ use crate::args::{OptimizerArg, Sizes, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
+use crate::progress::{Progress, Ticking};
 use crate::spec::build_spec;
 
 /// For runs that need no hooks.
@@ -47,6 +50,44 @@ struct Settings {
     train: Dataset,
     test: Option<Dataset>,
     scaler: Scaler,
+    /// Why the batch size and epochs are what they are, when taken from the
+    /// data's size rather than the flags.
+    defaults_why: Option<String>,
+}
+
+/// The largest default batch, and the smallest: a tenth of the rows in
+/// between, so a small table still gets ten steps or more per epoch.
+const DEFAULT_BATCH: (usize, usize) = (8, 128);
+
+/// Default epochs: enough for about this many steps...
+const DEFAULT_STEPS: usize = 500;
+
+/// ...but at least and at most these many (Fashion-MNIST's 469 steps an
+/// epoch get 10; iris's 11 get 46).
+const DEFAULT_EPOCHS: (usize, usize) = (10, 200);
+
+/// The batch and epochs for `rows` training rows of real data, where the
+/// flags leave them open, and a sentence saying how they were chosen.
+fn small_data_defaults(rows: usize, batch: Option<usize>, epochs: Option<usize>) -> (usize, usize, Option<String>) {
+    let (low, high) = DEFAULT_BATCH;
+    let batch_size = batch.unwrap_or_else(|| (rows / 10).clamp(low, high).min(rows.max(1)));
+    let steps_per_epoch = rows.div_ceil(batch_size).max(1);
+    let (fewest, most) = DEFAULT_EPOCHS;
+    let chosen_epochs = epochs.unwrap_or_else(|| DEFAULT_STEPS.div_ceil(steps_per_epoch).clamp(fewest, most));
+    let mut why = Vec::new();
+    if batch.is_none() {
+        why.push(format!(
+            "batch {batch_size} (a tenth of the {rows} training rows, within {low}..={high}; --batch-size to change)"
+        ));
+    }
+    if epochs.is_none() {
+        why.push(format!(
+            "{chosen_epochs} epochs ({steps_per_epoch} steps an epoch, so {} steps: about {DEFAULT_STEPS}, \
+             within {fewest}..={most} epochs; --epochs to change)",
+            chosen_epochs * steps_per_epoch
+        ));
+    }
+    (batch_size, chosen_epochs, (!why.is_empty()).then(|| format!("defaults: {}", why.join("; "))))
 }
 
 /// Reads the data and resolves every setting the flags leave open.
@@ -57,7 +98,8 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let (train, test, scaler) = load_data(&cli.input, seed_sizes, outputs_hint, None)?;
+    let (train, test, scaler) =
+        load_data(&cli.input, seed_sizes, outputs_hint, None).map_err(|e| with_csv_hints(e, cli))?;
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
         return Err(bad_input(format!(
             "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
@@ -78,11 +120,17 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         None => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
     };
     let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) { 0.001 } else { 0.01 };
+    let (batch_size, epochs, defaults_why) = if seed_data {
+        (cli.batch_size, cli.epochs.unwrap_or(1000), None)
+    } else {
+        let (batch, epochs, why) = small_data_defaults(train.len(), cli.batch_size, cli.epochs);
+        (Some(batch), epochs, why)
+    };
     let config = TrainConfig {
         lr: cli.lr.unwrap_or(default_lr),
         optimizer,
         weight_decay: cli.weight_decay,
-        batch_size: cli.batch_size.or(if seed_data { None } else { Some(128) }),
+        batch_size,
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
         seed: cli.input.seed,
     };
@@ -91,12 +139,34 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         spec,
         init,
         config,
-        epochs: cli.epochs.unwrap_or(if seed_data { 1000 } else { 10 }),
+        epochs,
         log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
         train,
         test,
         scaler,
+        defaults_why,
     })
+}
+
+/// A CSV error, with what to pass when the cause is a common one: a
+/// metadata first line shorter than the rows (scikit-learn's CSVs), or
+/// fields that are not separated by commas.
+fn with_csv_hints(error: anyhow::Error, cli: &TrainArgs) -> anyhow::Error {
+    let Some(Error::InvalidInput(message)) = error.downcast_ref::<Error>() else {
+        return error;
+    };
+    let short_first_line = message.rsplit_once(" fields, but the first row has ").and_then(|(before, first)| {
+        let fields: usize = before.rsplit(' ').next()?.parse().ok()?;
+        Some(fields > first.trim().parse::<usize>().ok()?)
+    });
+    let hint = if short_first_line == Some(true) && cli.input.skip_rows == 0 {
+        "; if the first line is metadata (scikit-learn's CSVs start with one), pass `skip_rows` 1"
+    } else if message.ends_with("no input columns are left") && cli.input.delimiter.is_none() {
+        "; if the fields are not separated by commas, pass `delimiter` (`;`, `tab`, ...)"
+    } else {
+        return error;
+    };
+    bad_input(format!("{message}{hint}"))
 }
 
 /// The lines that say what is about to run.
@@ -139,7 +209,21 @@ fn print_header(
         epochs,
         config.seed
     )?;
+    if let Some(why) = &settings.defaults_why {
+        writeln!(out, "{why}")?;
+    }
     Ok(())
+}
+
+/// The library's refusal of the fused path for a shuffled run, with the
+/// flag that fixes it: shuffling is on by default with --data.
+fn with_fused_hint(error: Error, cli: &TrainArgs) -> anyhow::Error {
+    match error {
+        Error::InvalidInput(message) if cli.gpu.path == GpuPath::Fused && message.contains("without shuffling") => {
+            bad_input(format!("{message}; add `no_shuffle` (shuffling is on by default with `data`)"))
+        }
+        other => other.into(),
+    }
 }
 
 /// `wgpu-mlp` with no command: train and report.
@@ -148,15 +232,27 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let backend = choose_backend(cli.device, cli.gpu.path, cli.gpu.matmul.kernel())?;
     let Settings { spec, init, config, .. } = &settings;
     let (train, test) = (&settings.train, settings.test.as_ref());
-    backend.check_fits(spec, config, train.len(), test.map_or(0, Dataset::len))?;
+    backend.check_fits(spec, config, train.len(), test.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
     let params = Params::init(spec, *init, config.seed)?;
     let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
-    // How the data was read, so predict and eval can read the same rows.
+    // How the data was read: predict and eval read the same rows from it, and
+    // a resume on other data says what differs.
     metadata.extend(crate::data::data_settings(&cli.input, train).describe());
+    metadata.insert("data.train_rows".into(), train.len().to_string());
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, spec)?;
             saved.check_matches(&metadata, path)?;
+            if settings.epochs <= saved.epoch {
+                return Err(bad_input(format!(
+                    "{} is from after epoch {}, and --epochs {} leaves nothing to train: --epochs counts the \
+                     checkpoint's epochs too, so give more than {}",
+                    path.display(),
+                    saved.epoch,
+                    settings.epochs,
+                    saved.epoch
+                )));
+            }
             Some((path.clone(), saved))
         }
         None => None,
@@ -165,7 +261,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
-    let mut trainer = backend.trainer(&run)?;
+    let mut trainer = backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?;
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
     let first_epoch = match &resume {
         Some((path, saved)) => {
@@ -181,16 +277,26 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         log_every: settings.log_every,
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
     };
-    let mut folder = RunFolder::create(cli.out.as_deref(), metadata, Some(settings.scaler.clone()))?;
+    let reuse = match (&cli.resume, cli.overwrite) {
+        (Some(_), _) => Reuse::Resume,
+        (None, true) => Reuse::Overwrite,
+        (None, false) => Reuse::Refuse,
+    };
+    let mut folder = RunFolder::create_reusing(cli.out.as_deref(), reuse, metadata, Some(settings.scaler.clone()))?;
     if resume.is_some() {
         folder.resume_metrics(first_epoch)?;
     }
     folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
     let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
     let plot = folder.plot()?;
+    // The two differ: the epoch's loss averages its batches, each taken
+    // before that batch's update; the final loss is one pass at the end.
+    if let Some(last) = report.last() {
+        writeln!(out, "last epoch loss {:.6} (over its batches, before each update)", last.train_loss)?;
+    }
     writeln!(
         out,
-        "final loss {:.6} (initial {:.6}); {} steps in {:.3} s, {:.0} steps/s",
+        "final loss {:.6} (initial {:.6}) in a full pass after training; {} steps in {:.3} s, {:.0} steps/s",
         report.final_loss,
         report.initial_loss,
         report.steps,
@@ -241,27 +347,17 @@ fn train_with_folder(
     schedule: Schedule,
     folder: &mut RunFolder,
 ) -> anyhow::Result<FitReport> {
-    let first_epoch = schedule.first_epoch;
-    let steps_per_epoch = trainer.steps_per_epoch() as u64;
-    let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
-        let total = ((schedule.last_epoch - first_epoch) as u64).saturating_mul(steps_per_epoch);
-        let bar = indicatif::ProgressBar::new(total);
-        let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
-            .expect("the template is valid");
-        bar.set_style(style);
-        bar
-    });
+    let progress = (!cli.quiet && std::io::stderr().is_terminal()).then(|| Progress::new(schedule, &*trainer));
     // A progress line is not worth the run: the first one that cannot be
     // written stops the printing, the run goes on to its end, and then the
     // command fails with that error (or ends quietly on a closed pipe).
     let mut log_failed: Option<std::io::Error> = None;
     let log = |epoch: usize, metrics: &EpochMetrics| {
         let line = format!("epoch {epoch:>7}  {}", describe(metrics));
-        let written = match &bar {
-            Some(bar) => {
-                bar.set_position(((epoch - first_epoch) as u64).saturating_mul(steps_per_epoch));
-                bar.set_message(describe(metrics));
-                bar.suspend(|| writeln!(out, "{line}"))
+        let written = match &progress {
+            Some(progress) => {
+                progress.read_back(epoch, &describe(metrics));
+                progress.bar.suspend(|| writeln!(out, "{line}"))
             }
             None if !cli.quiet && log_failed.is_none() => writeln!(out, "{line}"),
             None => Ok(()),
@@ -272,19 +368,30 @@ fn train_with_folder(
     };
     static STOP: AtomicBool = AtomicBool::new(false);
     static CTRL_C: AtomicUsize = AtomicUsize::new(0);
-    ctrlc::set_handler(|| {
+    // The handler runs on its own thread: it draws over the bar, so it
+    // clears or suspends it first and never leaves a stale bar line.
+    let bar = progress.as_ref().map(|p| p.bar.clone());
+    ctrlc::set_handler(move || {
         STOP.store(true, Ordering::Relaxed);
         match CTRL_C.fetch_add(1, Ordering::Relaxed) {
             0 => {}
-            1 => eprintln!("\nstopping: the checkpoint is being written (Ctrl-C again to quit without it)"),
-            _ => std::process::exit(130),
+            1 => {
+                let say = || eprintln!("\nstopping: the checkpoint is being written (Ctrl-C again to quit without it)");
+                bar.as_ref().map_or_else(say, |bar| bar.suspend(say))
+            }
+            _ => {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                std::process::exit(130)
+            }
         }
     })
     .context("cannot install the Ctrl-C handler")?;
-    let hooks = &mut RunHooks { folder, log, stop: &STOP };
-    let fitted = fit_schedule(trainer, schedule, hooks);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
+    let mut hooks = RunHooks { folder, log, stop: &STOP };
+    let fitted = fit_schedule(trainer, schedule, &mut Ticking { hooks: &mut hooks, progress: progress.as_ref() });
+    if let Some(progress) = &progress {
+        progress.bar.finish_and_clear();
     }
     match fitted {
         Err(Error::Interrupted { epoch }) => {
@@ -309,14 +416,53 @@ fn train_with_folder(
     }
 }
 
-/// config.json: every setting of the run, the command line and the device.
+/// An f32 setting as the user wrote it: through its shortest decimal form,
+/// so 0.001 is written 0.001, not 0.0010000000474974513.
+fn as_given(value: f32) -> f64 {
+    format!("{value}").parse().expect("an f32's decimal form parses as an f64")
+}
+
+/// The optimizer as an object: its kind and its parameters.
+fn optimizer_json(optimizer: Optimizer) -> serde_json::Value {
+    match optimizer {
+        Optimizer::Sgd => serde_json::json!({"kind": "sgd"}),
+        Optimizer::Momentum { momentum } => serde_json::json!({"kind": "momentum", "momentum": as_given(momentum)}),
+        Optimizer::Adam { beta1, beta2, eps } => serde_json::json!({
+            "kind": "adam", "beta1": as_given(beta1), "beta2": as_given(beta2), "eps": as_given(eps),
+        }),
+    }
+}
+
+/// config.json: every setting that decides the run (as resolved, defaults
+/// included), the command line and the device.
 fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, first_epoch: usize) -> serde_json::Value {
     let Settings { spec, init, config, train, test, .. } = settings;
+    let data = crate::data::data_settings(&cli.input, train);
+    let columns = |columns: &[TargetColumn]| -> Vec<serde_json::Value> {
+        columns
+            .iter()
+            .map(|column| match column {
+                TargetColumn::Index(i) => (*i).into(),
+                TargetColumn::Name(name) => name.as_str().into(),
+            })
+            .collect()
+    };
+    let name = |value: Option<clap::builder::PossibleValue>| value.map(|v| v.get_name().to_string());
     serde_json::json!({
         "crate_version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
         "device": trainer.device(),
+        "device_choice": name(cli.device.to_possible_value()),
+        "path": name(cli.gpu.path.to_possible_value()),
+        "matmul": name(cli.gpu.matmul.to_possible_value()),
         "data": cli.input.data.to_string(),
+        "columns": columns(&data.columns),
+        "target": columns(&data.target),
+        "task": if data.classify { "classify" } else { "regress" },
+        "skip_rows": cli.input.skip_rows,
+        "delimiter": cli.input.delimiter.map(|d| (d as char).to_string()),
+        "scale": data.scale.to_string(),
+        "test_fraction": data.test_fraction,
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
         "classes": train.classes,
@@ -325,9 +471,9 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "output": spec.output().to_string(),
         "loss": spec.loss().to_string(),
         "init": init.to_string(),
-        "optimizer": config.optimizer.to_string(),
-        "lr": config.lr,
-        "weight_decay": config.weight_decay,
+        "optimizer": optimizer_json(config.optimizer),
+        "lr": as_given(config.lr),
+        "weight_decay": as_given(config.weight_decay),
         "batch_size": config.rows_per_batch(train),
         "shuffle": config.shuffle,
         "epochs": settings.epochs,
@@ -373,7 +519,8 @@ fn summary_json(
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "steps": report.steps,
         "gpu_bytes": trainer.gpu_bytes(),
-        "seconds": report.seconds,
+        // Milliseconds are all a timing of whole runs can claim.
+        "seconds": (report.seconds * 1000.0).round() / 1000.0,
         "steps_per_second": report.steps_per_second(),
         "history": report.history.iter().enumerate().map(|(i, m)| serde_json::json!({
             "epoch": first_epoch + i + 1,
