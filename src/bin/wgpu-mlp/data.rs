@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 
 use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{self, CsvLayout, CsvOptions, ModelColumns, Scale, Scaler, Source};
@@ -12,7 +11,8 @@ use wgpu_mlp::Dataset;
 use crate::args::{DataArgs, ModelDataArgs, SplitArg, TaskArg};
 use crate::bad_input;
 
-/// The training and test sets `--data` names, scaled and split.
+/// The training and test sets `--data` names, scaled and split, their
+/// scaling, and for a CSV file which of its columns became inputs and targets.
 /// `model_sizes` is the model's (inputs, outputs) where one is known: from
 /// --layers when training with `outputs_hint` (its last size), from the
 /// checkpoint when `scaler` is given; for seed data, the sizes to draw.
@@ -21,7 +21,8 @@ pub(crate) fn load_data(
     model_sizes: (usize, usize),
     outputs_hint: Option<usize>,
     scaler: Option<&Scaler>,
-) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler)> {
+) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler, Option<CsvLayout>)> {
+    let mut csv_layout = None;
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -68,7 +69,7 @@ pub(crate) fn load_data(
                 }
                 _ => data::load_csv_with_layout(std::io::stdin().lock(), "standard input", &options)?,
             };
-            *CSV_LAYOUT.lock().unwrap_or_else(|e| e.into_inner()) = Some(layout);
+            csv_layout = Some(layout);
             (data, None, Scale::Standard, "csv")
         }
         Source::Idx(dir) => {
@@ -107,7 +108,7 @@ pub(crate) fn load_data(
         }
         None => scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x)),
     };
-    Ok((train, test, scaler))
+    Ok((train, test, scaler, csv_layout))
 }
 
 /// The share of rows held out of a source without a test set of its own.
@@ -119,16 +120,11 @@ pub(crate) fn default_test_fraction(kind: &str) -> f64 {
     }
 }
 
-/// The columns of the CSV file the last [`load_data`] read: load_data's
-/// callers take its data sets and scaler only, and the checkpoint's
-/// [`data_settings`] names the columns from this.
-static CSV_LAYOUT: Mutex<Option<CsvLayout>> = Mutex::new(None);
-
-/// How training read its data (`cli` and the `train` rows [`load_data`]
-/// gave), for the checkpoint's metadata: predict and eval read the same rows
-/// from it. A file's path is made absolute, so they find it from any folder.
-pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset) -> DataSettings {
-    let layout = CSV_LAYOUT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+/// How training read its data (`cli`, and the `train` rows and CSV `layout`
+/// [`load_data`] gave), for the checkpoint's metadata: predict and eval read
+/// the same rows from it. A file's path is made absolute, so they find it
+/// from any folder.
+pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&CsvLayout>) -> DataSettings {
     let (columns, target, header) = match (&cli.data, layout) {
         (Source::Csv(_) | Source::CsvStdin, Some(layout)) => {
             (layout.named(&layout.inputs), layout.named(&layout.targets), layout.header.is_some())

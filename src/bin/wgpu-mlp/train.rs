@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use clap::ValueEnum;
-use wgpu_mlp::checkpoint;
+use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init};
@@ -50,6 +50,8 @@ struct Settings {
     train: Dataset,
     test: Option<Dataset>,
     scaler: Scaler,
+    /// How the data was read (for the checkpoint and config.json).
+    data: DataSettings,
     /// Why the batch size and epochs are what they are, when taken from the
     /// data's size rather than the flags.
     defaults_why: Option<String>,
@@ -98,8 +100,9 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let (train, test, scaler) =
+    let (train, test, scaler, layout) =
         load_data(&cli.input, seed_sizes, outputs_hint, None).map_err(|e| with_csv_hints(e, cli))?;
+    let data = crate::data::data_settings(&cli.input, &train, layout.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
         return Err(bad_input(format!(
             "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
@@ -144,6 +147,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         train,
         test,
         scaler,
+        data,
         defaults_why,
     })
 }
@@ -237,7 +241,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
     // How the data was read: predict and eval read the same rows from it, and
     // a resume on other data says what differs.
-    metadata.extend(crate::data::data_settings(&cli.input, train).describe());
+    metadata.extend(settings.data.describe());
     metadata.insert("data.train_rows".into(), train.len().to_string());
     let resume = match &cli.resume {
         Some(path) => {
@@ -437,7 +441,7 @@ fn optimizer_json(optimizer: Optimizer) -> serde_json::Value {
 /// included), the command line and the device.
 fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, first_epoch: usize) -> serde_json::Value {
     let Settings { spec, init, config, train, test, .. } = settings;
-    let data = crate::data::data_settings(&cli.input, train);
+    let data = &settings.data;
     let columns = |columns: &[TargetColumn]| -> Vec<serde_json::Value> {
         columns
             .iter()
