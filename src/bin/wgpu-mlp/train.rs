@@ -514,7 +514,7 @@ fn summary_json(
         "first_epoch": first_epoch,
         "out": folder.dir().display().to_string(),
         "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
-        "lr": config.lr,
+        "lr": as_given(config.lr),
         "seed": config.seed,
         "initial_loss": report.initial_loss,
         "final_loss": report.final_loss,
