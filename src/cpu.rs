@@ -492,14 +492,18 @@ impl Trainer for CpuTrainer {
             if stop() {
                 break;
             }
-            // Where this epoch starts, to go back to if it is stopped midway.
-            self.epoch_start.0.copy_from(&self.params);
-            self.epoch_start.1.copy_from(&self.state);
+            // Where this epoch starts, to go back to if it is stopped midway;
+            // an epoch of one step cannot be (stop is asked before each step).
+            let batches = batches(samples, self.config.rows_per_batch(&self.train));
+            if batches.len() > 1 {
+                self.epoch_start.0.copy_from(&self.params);
+                self.epoch_start.1.copy_from(&self.state);
+            }
             let position = self.shuffler.position();
             let order = self.shuffler.epoch_order(samples);
             let (mut loss_sum, mut correct) = (0.0, 0);
             let mut stopped = false;
-            for batch in batches(samples, self.config.rows_per_batch(&self.train)) {
+            for batch in batches {
                 if stop() {
                     stopped = true;
                     break;

@@ -420,3 +420,33 @@ fn a_stop_mid_epoch_goes_back_to_the_epoch_start_and_resumes_bit_for_bit() {
         assert_eq!(stopped.state().unwrap(), straight.state().unwrap(), "{what}: 1 + stop + 2 epochs = 3 straight");
     }
 }
+
+#[test]
+fn a_stop_at_an_epoch_end_returns_only_the_epochs_done() {
+    // 128 rows in batches of 2: 64 steps an epoch, so the layered path's
+    // first submit (64 steps) ends exactly at the end of epoch 1.
+    let spec = MlpSpec::new(vec![3, 4, 1]).unwrap();
+    let train = Dataset::seed_problem(128, 3, 1, 5).unwrap();
+    let config = TrainConfig { lr: 0.05, batch_size: Some(2), ..TrainConfig::default() };
+    let params = Params::init(&spec, Init::Xavier, 3).unwrap();
+    let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
+    for backend in test_backends() {
+        let what = label(&backend);
+        let mut trainer = backend.trainer(&run).unwrap();
+        if let Some(gpu) =
+            backend.gpu_context().filter(|_| matches!(&backend, Backend::Gpu(g) if g.path == GpuPath::Fused))
+        {
+            let mut fused = FusedTrainer::new(gpu, &run).unwrap();
+            fused.set_epochs_per_dispatch(1);
+            trainer = Box::new(fused);
+        }
+        // The CPU asks before epoch 1, before each of its 64 steps, then
+        // before epoch 2; the GPU paths after the first submit or dispatch.
+        let asks = if matches!(backend, Backend::Cpu) { 65 } else { 1 };
+        let done = trainer.train_until(5, &stop_after(asks)).unwrap();
+        assert_eq!(done.len(), 1, "{what}: one epoch done, none after it reported");
+        let mut one = backend.trainer(&run).unwrap();
+        assert_eq!(done, one.train(1).unwrap(), "{what}");
+        assert_eq!(trainer.state().unwrap(), one.state().unwrap(), "{what}: the state after epoch 1");
+    }
+}

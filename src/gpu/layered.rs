@@ -346,11 +346,16 @@ impl LayeredTrainer {
             // Epochs whose steps are all submitted, and whether the next has
             // some submitted too (then the state on the GPU is mid-epoch).
             let (mut whole, mut partial) = (0, false);
+            let mut stopped = false;
             'epochs: for epoch in 0..epochs {
                 let slot = if shuffled { epoch } else { 0 };
                 for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
                     if i == 0 {
-                        self.record_snapshot(&mut encoder, true);
+                        // An epoch of one step always ends on a submit's
+                        // boundary, so it is never stopped midway.
+                        if last > 0 {
+                            self.record_snapshot(&mut encoder, true);
+                        }
                         self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
@@ -373,14 +378,16 @@ impl LayeredTrainer {
                             self.ctx.wait_for(previous)?;
                         }
                         if stop() {
+                            stopped = true;
                             break 'epochs;
                         }
                     }
                 }
             }
-            if whole < epochs && (partial || recorded > 0) && stop() {
-                // Stopped: what is recorded but not submitted is dropped, and
-                // a partly submitted epoch is undone.
+            if stopped {
+                // What is recorded but not submitted is dropped, and a partly
+                // submitted epoch is undone. (A stop at an epoch's end has
+                // nothing to undo, but the epochs after it were never run.)
                 let mut restore = self.encoder("restore epoch start");
                 if partial {
                     self.record_snapshot(&mut restore, false);
