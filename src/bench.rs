@@ -206,7 +206,7 @@ struct Timed<'a> {
 }
 
 impl<'a> Timed<'a> {
-    /// Sets up with `setup` and warms up with 10 steps, which pick the steps
+    /// Sets up with `setup` and warms up with 1 step and then 10, which pick the steps
     /// per run so that a run lasts about RUN_SECONDS.
     fn new(device: &Backend, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
         let before = counts(device);
@@ -214,6 +214,10 @@ impl<'a> Timed<'a> {
         let bytes = counts(device).bytes - before.bytes;
         let mut timed =
             Self { run, bytes, steps_per_run: 0, steps: 0, counted: Counts::default(), per_step: Vec::new() };
+        // One step first, untimed: lavapipe compiles a pipeline at its first
+        // dispatch, and a calibration that timed the compiler would give a
+        // run of 10 steps where thousands fit.
+        timed.run_steps(device, 1)?;
         let warm = timed.run_steps(device, 10)?;
         timed.steps_per_run = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
         Ok(timed)
