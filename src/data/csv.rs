@@ -49,6 +49,9 @@ pub struct CsvOptions {
     pub classes: Option<usize>,
     /// The byte between fields; 0 means a comma (the default).
     pub delimiter: u8,
+    /// Columns kept out of the inputs (`ignore_columns`, `id_column`): not
+    /// read, so they may hold any text. Only [`load_csv_with_layout`] uses it.
+    pub ignore: Vec<TargetColumn>,
 }
 
 /// gzip's first two bytes.
@@ -157,7 +160,14 @@ pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) 
         if options.classify && targets.len() != 1 {
             return Err(format!("`task` classify takes one target column, got {}", targets.len()));
         }
-        let inputs = (0..width).filter(|c| !targets.contains(c)).collect();
+        let ignored = find_columns("ignore_columns", &options.ignore, width, header)?;
+        if let Some(&column) = ignored.iter().find(|c| targets.contains(c)) {
+            return Err(format!("`ignore_columns` names {}, a target column", column_name(column)));
+        }
+        let inputs: Vec<usize> = (0..width).filter(|c| !targets.contains(c) && !ignored.contains(c)).collect();
+        if inputs.is_empty() {
+            return Err("every column is a target or ignored; no input columns are left".into());
+        }
         Ok((inputs, targets))
     })
 }
@@ -429,6 +439,41 @@ fn target_columns(
                     [column] => Ok(column),
                     _ => Err(format!(
                         "the header names columns {} '{wanted}'; give the target column by its index",
+                        and_list(&found)
+                    )),
+                }
+            }
+        })
+        .collect()
+}
+
+/// The 0-based positions of `columns` (the `setting` that names them, for
+/// messages) in rows of `width` fields; a name must name one column.
+pub(super) fn find_columns(
+    setting: &str,
+    columns: &[TargetColumn],
+    width: usize,
+    header: Option<&[String]>,
+) -> std::result::Result<Vec<usize>, String> {
+    columns
+        .iter()
+        .map(|column| match column {
+            TargetColumn::Index(i) if *i < width => Ok(*i),
+            TargetColumn::Index(i) => {
+                Err(format!("`{setting}` names column {i}, which does not exist; columns are 0..={}", width - 1))
+            }
+            TargetColumn::Name(wanted) => {
+                let Some(names) = header else {
+                    return Err(format!(
+                        "`{setting}` names column '{wanted}', which needs a header row, and the file has none"
+                    ));
+                };
+                let found: Vec<usize> = (0..names.len()).filter(|&c| names[c] == *wanted).collect();
+                match found[..] {
+                    [] => Err(format!("`{setting}`: no column named '{wanted}'; the header has: {}", names.join(", "))),
+                    [column] => Ok(column),
+                    _ => Err(format!(
+                        "`{setting}`: the header names columns {} '{wanted}'; give the column by its index",
                         and_list(&found)
                     )),
                 }
