@@ -97,6 +97,10 @@ pub struct DataSettings {
     pub test_fraction: f64,
     /// `data.seed`: the seed of the split.
     pub seed: u64,
+    /// `data.width`: the fields of a CSV's rows (with ignored columns, more
+    /// than its inputs and targets); None for other sources, or a checkpoint
+    /// written before the key.
+    pub width: Option<usize>,
 }
 
 impl DataSettings {
@@ -125,6 +129,7 @@ impl DataSettings {
         ];
         keys.extend(self.samples.map(|n| ("data.samples", n.to_string())));
         keys.extend(self.classes.map(|n| ("data.classes", n.to_string())));
+        keys.extend(self.width.map(|n| ("data.width", n.to_string())));
         keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -174,6 +179,7 @@ impl DataSettings {
             scale: field("data.scale", "a scaling")?.parse().map_err(|_| bad("data.scale", "a scaling"))?,
             test_fraction,
             seed: parse("data.seed", "a whole number")?,
+            width: optional("data.width")?,
         }))
     }
 }

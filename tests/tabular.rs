@@ -290,3 +290,25 @@ fn a_target_scaling_that_divides_by_zero_is_refused() {
     let run = wgpu_mlp(&["predict", "--checkpoint", broken.to_str().unwrap(), "--device", "cpu"]);
     assert_bad_input(&run, "target_scaler.divisor[0] is 0");
 }
+
+#[test]
+fn a_headerless_file_with_an_ignored_column_is_predicted_again() {
+    let dir = scratch("headerless");
+    let mut text = String::new();
+    for i in 0..ROWS {
+        let label = i % 3;
+        let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
+        text += &format!("{},{},{},{label}\n", 5000 + i, v(0), v(1));
+    }
+    let data = dir.join("headerless.csv");
+    std::fs::write(&data, text).unwrap();
+    let trained = train(&dir, &data, &["--task", "classify", "--ignore-columns", "0"]);
+    let checkpoint = trained["checkpoint"].as_str().unwrap().to_string();
+    // The checkpoint knows the file has four fields, not only the three read.
+    let run = wgpu_mlp(&["predict", "--checkpoint", &checkpoint, "--device", "cpu", "--id-column", "0"]);
+    assert_success(&run);
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some("column0,class,p0,p1,p2,target"), "{}", run.show());
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!((first[0], first[5]), ("5000", "0"), "{}", run.show());
+}

@@ -129,6 +129,9 @@ pub struct CsvLayout {
     pub inputs: Vec<usize>,
     /// The 0-based columns of the targets; empty when the file has none.
     pub targets: Vec<usize>,
+    /// The fields of each row: more than inputs and targets where columns
+    /// were ignored (`ignore_columns`) or, in predict, not read.
+    pub width: usize,
 }
 
 impl CsvLayout {
@@ -183,6 +186,10 @@ pub struct ModelColumns {
     /// Rows without the targets will do (predict): the data set's y then has
     /// no columns. Otherwise a missing target is an error (eval).
     pub targets_optional: bool,
+    /// The fields of the training file's rows, where known: with columns
+    /// ignored in training, a file without a header has more than the
+    /// inputs and targets. None: just those.
+    pub width: Option<usize>,
 }
 
 /// Reads the model's columns of CSV text (plain or gzip) from `input`. With a
@@ -256,7 +263,7 @@ impl ModelColumns {
         let indices = |columns: &[TargetColumn]| -> Option<Vec<usize>> {
             columns.iter().map(|c| if let TargetColumn::Index(i) = c { Some(*i) } else { None }).collect()
         };
-        let trained_width = self.inputs.len() + self.targets.len();
+        let trained_width = self.width.unwrap_or(self.inputs.len() + self.targets.len());
         match (indices(&self.inputs), indices(&self.targets)) {
             (Some(inputs), Some(targets)) if width == trained_width && !by_name => Ok((inputs, targets)),
             _ if width == self.inputs.len() && self.targets_optional => Ok(((0..width).collect(), Vec::new())),
@@ -390,7 +397,7 @@ fn read_csv(
     if rows == 0 {
         return Err(bad("no data rows".into()));
     }
-    let layout = CsvLayout { header, inputs, targets };
+    let layout = CsvLayout { header, inputs, targets, width };
     // Every row pushed its inputs into x and its targets into y (or labels).
     let x = Array2::from_shape_vec((rows, layout.inputs.len()), x).expect("every row has `inputs` features");
     if !options.classify || layout.targets.is_empty() {

@@ -174,6 +174,7 @@ pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&Csv
         scale: cli.scale.unwrap_or(default_scale),
         test_fraction: cli.test_fraction.unwrap_or(default_test_fraction(kind)),
         seed: cli.seed,
+        width: layout.map(|l| l.width),
     }
 }
 
@@ -341,6 +342,7 @@ pub(crate) fn load_model_rows(
                         inputs: saved.columns.clone(),
                         targets: if cli.target.is_empty() { saved.target.clone() } else { cli.target.clone() },
                         targets_optional: !needs_targets,
+                        width: saved.width,
                     };
                     data::load_csv_columns(input, &name, &options, &columns)?.0
                 }
