@@ -97,6 +97,10 @@ pub struct DataSettings {
     pub test_fraction: f64,
     /// `data.seed`: the seed of the split.
     pub seed: u64,
+    /// `data.scale_target`: whether a regression's targets were standardized
+    /// (`standard`, else `none`); the scaling itself is in the tensors
+    /// `target_scaler.*`. Read as false from a checkpoint without the key.
+    pub scale_target: bool,
     /// `data.width`: the fields of a CSV's rows (with ignored columns, more
     /// than its inputs and targets); None for other sources, or a checkpoint
     /// written before the key.
@@ -124,6 +128,7 @@ impl DataSettings {
             ("data.skip_rows", self.skip_rows.to_string()),
             ("data.header", self.header.to_string()),
             ("data.scale", self.scale.to_string()),
+            ("data.scale_target", if self.scale_target { "standard" } else { "none" }.to_string()),
             ("data.test_fraction", self.test_fraction.to_string()),
             ("data.seed", self.seed.to_string()),
         ];
@@ -179,6 +184,11 @@ impl DataSettings {
             scale: field("data.scale", "a scaling")?.parse().map_err(|_| bad("data.scale", "a scaling"))?,
             test_fraction,
             seed: parse("data.seed", "a whole number")?,
+            scale_target: match metadata.get("data.scale_target").map(String::as_str) {
+                None | Some("none") => false,
+                Some("standard") => true,
+                Some(_) => return Err(bad("data.scale_target", "none or standard")),
+            },
             width: optional("data.width")?,
         }))
     }
@@ -566,6 +576,7 @@ impl Checkpoint {
             ("data.source", "data"),
             ("data.train_rows", "training rows"),
             ("data.scale", "scale"),
+            ("data.scale_target", "scale_target"),
             ("data.test_fraction", "test_fraction"),
             ("data.skip_rows", "skip_rows"),
             ("data.target", "target"),
@@ -591,7 +602,7 @@ impl Checkpoint {
         };
         format!(
             "{} was trained on other data: {what}. To resume, pass the `data`, `target`, `task`, `scale`, \
-             `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
+             `scale_target`, `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
             path.display()
         )
     }

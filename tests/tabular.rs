@@ -312,3 +312,19 @@ fn a_headerless_file_with_an_ignored_column_is_predicted_again() {
     let first: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!((first[0], first[5]), ("5000", "0"), "{}", run.show());
 }
+
+#[test]
+fn a_resume_without_the_target_scaling_says_so() {
+    let dir = scratch("resume");
+    let data = regression_csv(&dir);
+    let trained = train(&dir, &data, &["--scale-target", "standard"]);
+    let checkpoint = trained["checkpoint"].as_str().unwrap().to_string();
+    let data_flag = format!("csv:{}", data.display());
+    let out = dir.join("run").to_str().unwrap().to_string();
+    let args = ["--data", &data_flag, "--hidden", "8", "--epochs", "30", "--device", "cpu", "--quiet"];
+    let run = wgpu_mlp(&[&args[..], &["--out", &out, "--resume", &checkpoint]].concat());
+    assert_bad_input(&run, "scale-target is standard, this run's is none");
+    let resumed =
+        wgpu_mlp(&[&args[..], &["--out", &out, "--resume", &checkpoint, "--scale-target", "standard"]].concat());
+    assert_success(&resumed);
+}

@@ -174,6 +174,7 @@ pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&Csv
         scale: cli.scale.unwrap_or(default_scale),
         test_fraction: cli.test_fraction.unwrap_or(default_test_fraction(kind)),
         seed: cli.seed,
+        scale_target: cli.scale_target == Some(TargetScaleArg::Standard),
         width: layout.map(|l| l.width),
     }
 }
