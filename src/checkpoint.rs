@@ -6,7 +6,9 @@
 //! fingerprint) and where it resumes (epoch, Adam step, shuffle position).
 //! The input scaling fitted on the training data rides along as
 //! `scaler.shift` and `scaler.divisor` (IN), so predictions scale new rows the
-//! same way.
+//! same way. A regression trained on standardized targets (`scale_target`)
+//! keeps that scaling as `target_scaler.shift` and `target_scaler.divisor`
+//! (OUT), so predictions are turned back into the target's own units.
 //! Written atomically, so a crash leaves the previous file whole.
 
 use std::collections::HashMap;
@@ -41,6 +43,9 @@ pub struct Checkpoint {
     pub metadata: HashMap<String, String>,
     /// The input scaling of the training data.
     pub scaler: Option<Scaler>,
+    /// The target scaling the model was trained on, if any: its outputs are
+    /// `(y - shift) / divisor`.
+    pub target_scaler: Option<Scaler>,
 }
 
 /// The metadata a model and run are described by; a resume compares these.
@@ -92,6 +97,14 @@ pub struct DataSettings {
     pub test_fraction: f64,
     /// `data.seed`: the seed of the split.
     pub seed: u64,
+    /// `data.scale_target`: whether a regression's targets were standardized
+    /// (`standard`, else `none`); the scaling itself is in the tensors
+    /// `target_scaler.*`. Read as false from a checkpoint without the key.
+    pub scale_target: bool,
+    /// `data.width`: the fields of a CSV's rows (with ignored columns, more
+    /// than its inputs and targets); None for other sources, or a checkpoint
+    /// written before the key.
+    pub width: Option<usize>,
 }
 
 impl DataSettings {
@@ -115,11 +128,13 @@ impl DataSettings {
             ("data.skip_rows", self.skip_rows.to_string()),
             ("data.header", self.header.to_string()),
             ("data.scale", self.scale.to_string()),
+            ("data.scale_target", if self.scale_target { "standard" } else { "none" }.to_string()),
             ("data.test_fraction", self.test_fraction.to_string()),
             ("data.seed", self.seed.to_string()),
         ];
         keys.extend(self.samples.map(|n| ("data.samples", n.to_string())));
         keys.extend(self.classes.map(|n| ("data.classes", n.to_string())));
+        keys.extend(self.width.map(|n| ("data.width", n.to_string())));
         keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -169,6 +184,12 @@ impl DataSettings {
             scale: field("data.scale", "a scaling")?.parse().map_err(|_| bad("data.scale", "a scaling"))?,
             test_fraction,
             seed: parse("data.seed", "a whole number")?,
+            scale_target: match metadata.get("data.scale_target").map(String::as_str) {
+                None | Some("none") => false,
+                Some("standard") => true,
+                Some(_) => return Err(bad("data.scale_target", "none or standard")),
+            },
+            width: optional("data.width")?,
         }))
     }
 }
@@ -229,10 +250,25 @@ pub fn save(
     metadata: HashMap<String, String>,
     scaler: Option<&Scaler>,
 ) -> Result<()> {
+    save_scaled(path, state, epoch, metadata, scaler, None)
+}
+
+/// [`save`], with the target scaling of a model trained on scaled targets.
+pub fn save_scaled(
+    path: &Path,
+    state: &TrainState,
+    epoch: usize,
+    metadata: HashMap<String, String>,
+    scaler: Option<&Scaler>,
+    target_scaler: Option<&Scaler>,
+) -> Result<()> {
     let mut tensors = params_tensors("", &state.params);
-    if let Some(scaler) = scaler {
-        tensors.push(("scaler.shift".into(), Tensor::new(vec![scaler.shift.len()], scaler.shift.iter())));
-        tensors.push(("scaler.divisor".into(), Tensor::new(vec![scaler.divisor.len()], scaler.divisor.iter())));
+    for (prefix, scaler) in [("scaler", scaler), ("target_scaler", target_scaler)] {
+        if let Some(scaler) = scaler {
+            let (shift, divisor) = (&scaler.shift, &scaler.divisor);
+            tensors.push((format!("{prefix}.shift"), Tensor::new(vec![shift.len()], shift.iter())));
+            tensors.push((format!("{prefix}.divisor"), Tensor::new(vec![divisor.len()], divisor.iter())));
+        }
     }
     let mut metadata = metadata;
     metadata.insert("epoch".into(), epoch.to_string());
@@ -275,7 +311,14 @@ pub fn load(path: &Path, spec: &MlpSpec) -> Result<Checkpoint> {
     file.check_names(spec, Some(optimizer))?;
     let shuffle_position = file.number("shuffle_position")?;
     let state = TrainState { params: file.params(spec, "")?, optimizer: optimizer_state, shuffle_position };
-    Ok(Checkpoint { state, optimizer, epoch: file.epoch()?, scaler: file.scaler(spec)?, metadata: file.metadata })
+    Ok(Checkpoint {
+        state,
+        optimizer,
+        epoch: file.epoch()?,
+        scaler: file.scaler("scaler", spec.inputs())?,
+        target_scaler: file.scaler("target_scaler", spec.outputs())?,
+        metadata: file.metadata,
+    })
 }
 
 /// A trained network as inference needs it: what [`load_model`] reads.
@@ -287,6 +330,9 @@ pub struct Model {
     pub params: Params,
     /// The input scaling of the training data, if the run had one.
     pub scaler: Option<Scaler>,
+    /// The target scaling, if the model was trained on scaled targets: an
+    /// output o is `o * divisor + shift` in the target's units.
+    pub target_scaler: Option<Scaler>,
     /// Epochs trained when it was written.
     pub epoch: usize,
     /// Everything the metadata holds.
@@ -308,7 +354,8 @@ pub fn load_model(path: &Path) -> Result<Model> {
     file.check_names(&spec, has_state.then_some(optimizer))?;
     Ok(Model {
         params: file.params(&spec, "")?,
-        scaler: file.scaler(&spec)?,
+        scaler: file.scaler("scaler", spec.inputs())?,
+        target_scaler: file.scaler("target_scaler", spec.outputs())?,
         epoch: file.epoch()?,
         spec,
         metadata: file.metadata,
@@ -391,17 +438,20 @@ impl<'a> CheckpointFile<'a> {
         Ok(Params { layers })
     }
 
-    /// The input scaling, when the file has one: both tensors, divisors above 0.
-    fn scaler(&self, spec: &MlpSpec) -> Result<Option<Scaler>> {
+    /// The scaling under `prefix` (`scaler` of the inputs, `target_scaler` of
+    /// the targets), `width` values each, when the file has one: both
+    /// tensors, divisors above 0.
+    fn scaler(&self, prefix: &str, width: usize) -> Result<Option<Scaler>> {
         let names = self.tensors.names();
-        let (shift, divisor) = (names.contains(&"scaler.shift"), names.contains(&"scaler.divisor"));
+        let (shift_name, divisor_name) = (format!("{prefix}.shift"), format!("{prefix}.divisor"));
+        let (shift, divisor) = (names.contains(&shift_name.as_str()), names.contains(&divisor_name.as_str()));
         if !shift && !divisor {
             return Ok(None);
         }
-        let shift = Array1::from(self.tensor("scaler.shift", &[spec.inputs()])?);
-        let divisor = Array1::from(self.tensor("scaler.divisor", &[spec.inputs()])?);
+        let shift = Array1::from(self.tensor(&shift_name, &[width])?);
+        let divisor = Array1::from(self.tensor(&divisor_name, &[width])?);
         if let Some((i, value)) = divisor.iter().enumerate().find(|(_, &d)| d <= 0.0) {
-            return Err(self.bad(format!("scaler.divisor[{i}] is {value}; a scaling divides by a positive number")));
+            return Err(self.bad(format!("{divisor_name}[{i}] is {value}; a scaling divides by a positive number")));
         }
         Ok(Some(Scaler { shift, divisor }))
     }
@@ -414,7 +464,10 @@ impl<'a> CheckpointFile<'a> {
             Some(Optimizer::Momentum { .. }) => &["", "optimizer.velocity."],
             Some(Optimizer::Adam { .. }) => &["", "optimizer.m.", "optimizer.v."],
         };
-        let mut expected: Vec<String> = vec!["scaler.shift".into(), "scaler.divisor".into()];
+        let mut expected: Vec<String> = ["scaler", "target_scaler"]
+            .iter()
+            .flat_map(|prefix| [format!("{prefix}.shift"), format!("{prefix}.divisor")])
+            .collect();
         for prefix in prefixes {
             for l in 0..spec.num_layers() {
                 expected.push(format!("{prefix}layers.{l}.weight"));
@@ -523,6 +576,7 @@ impl Checkpoint {
             ("data.source", "data"),
             ("data.train_rows", "training rows"),
             ("data.scale", "scale"),
+            ("data.scale_target", "scale_target"),
             ("data.test_fraction", "test_fraction"),
             ("data.skip_rows", "skip_rows"),
             ("data.target", "target"),
@@ -548,7 +602,7 @@ impl Checkpoint {
         };
         format!(
             "{} was trained on other data: {what}. To resume, pass the `data`, `target`, `task`, `scale`, \
-             `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
+             `scale_target`, `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
             path.display()
         )
     }

@@ -24,6 +24,8 @@ pub struct RunFolder {
     checkpoint_metadata: HashMap<String, String>,
     /// The training data's input scaling, saved with each checkpoint.
     scaler: Option<Scaler>,
+    /// The target scaling of a regression trained on scaled targets.
+    target_scaler: Option<Scaler>,
     /// Paths of the checkpoints written, oldest first.
     pub checkpoints: Vec<PathBuf>,
 }
@@ -75,7 +77,22 @@ impl RunFolder {
             }
             None => create_unique(Path::new("runs"))?,
         };
-        Ok(Self { dir, rows: Vec::new(), metrics_started: false, checkpoint_metadata, scaler, checkpoints: Vec::new() })
+        Ok(Self {
+            dir,
+            rows: Vec::new(),
+            metrics_started: false,
+            checkpoint_metadata,
+            scaler,
+            target_scaler: None,
+            checkpoints: Vec::new(),
+        })
+    }
+
+    /// Saves `target_scaler` with every checkpoint: the model trains on
+    /// targets scaled by it (a regression's `scale_target`).
+    pub fn with_target_scaler(mut self, target_scaler: Option<Scaler>) -> Self {
+        self.target_scaler = target_scaler;
+        self
     }
 
     /// The folder: `out` as given, or the `runs/<UTC time>` it chose.
@@ -124,7 +141,14 @@ impl RunFolder {
     /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.
     pub fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<PathBuf> {
         let path = self.dir.join(format!("checkpoint-epoch{epoch}.safetensors"));
-        checkpoint::save(&path, &trainer.state()?, epoch, self.checkpoint_metadata.clone(), self.scaler.as_ref())?;
+        checkpoint::save_scaled(
+            &path,
+            &trainer.state()?,
+            epoch,
+            self.checkpoint_metadata.clone(),
+            self.scaler.as_ref(),
+            self.target_scaler.as_ref(),
+        )?;
         self.checkpoints.push(path.clone());
         Ok(path)
     }

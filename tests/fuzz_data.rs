@@ -160,6 +160,7 @@ fn csv_options() -> impl Strategy<Value = CsvOptions> {
             classify,
             classes,
             delimiter: b',',
+            ..Default::default()
         },
     )
 }

@@ -49,6 +49,9 @@ pub struct CsvOptions {
     pub classes: Option<usize>,
     /// The byte between fields; 0 means a comma (the default).
     pub delimiter: u8,
+    /// Columns kept out of the inputs (`ignore_columns`, `id_column`): not
+    /// read, so they may hold any text. Only [`load_csv_with_layout`] uses it.
+    pub ignore: Vec<TargetColumn>,
 }
 
 /// gzip's first two bytes.
@@ -126,6 +129,9 @@ pub struct CsvLayout {
     pub inputs: Vec<usize>,
     /// The 0-based columns of the targets; empty when the file has none.
     pub targets: Vec<usize>,
+    /// The fields of each row: more than inputs and targets where columns
+    /// were ignored (`ignore_columns`) or, in predict, not read.
+    pub width: usize,
 }
 
 impl CsvLayout {
@@ -157,7 +163,14 @@ pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) 
         if options.classify && targets.len() != 1 {
             return Err(format!("`task` classify takes one target column, got {}", targets.len()));
         }
-        let inputs = (0..width).filter(|c| !targets.contains(c)).collect();
+        let ignored = find_columns("ignore_columns", &options.ignore, width, header)?;
+        if let Some(&column) = ignored.iter().find(|c| targets.contains(c)) {
+            return Err(format!("`ignore_columns` names {}, a target column", column_name(column)));
+        }
+        let inputs: Vec<usize> = (0..width).filter(|c| !targets.contains(c) && !ignored.contains(c)).collect();
+        if inputs.is_empty() {
+            return Err("every column is a target or ignored; no input columns are left".into());
+        }
         Ok((inputs, targets))
     })
 }
@@ -173,6 +186,10 @@ pub struct ModelColumns {
     /// Rows without the targets will do (predict): the data set's y then has
     /// no columns. Otherwise a missing target is an error (eval).
     pub targets_optional: bool,
+    /// The fields of the training file's rows, where known: with columns
+    /// ignored in training, a file without a header has more than the
+    /// inputs and targets. None: just those.
+    pub width: Option<usize>,
 }
 
 /// Reads the model's columns of CSV text (plain or gzip) from `input`. With a
@@ -246,7 +263,7 @@ impl ModelColumns {
         let indices = |columns: &[TargetColumn]| -> Option<Vec<usize>> {
             columns.iter().map(|c| if let TargetColumn::Index(i) = c { Some(*i) } else { None }).collect()
         };
-        let trained_width = self.inputs.len() + self.targets.len();
+        let trained_width = self.width.unwrap_or(self.inputs.len() + self.targets.len());
         match (indices(&self.inputs), indices(&self.targets)) {
             (Some(inputs), Some(targets)) if width == trained_width && !by_name => Ok((inputs, targets)),
             _ if width == self.inputs.len() && self.targets_optional => Ok(((0..width).collect(), Vec::new())),
@@ -380,7 +397,7 @@ fn read_csv(
     if rows == 0 {
         return Err(bad("no data rows".into()));
     }
-    let layout = CsvLayout { header, inputs, targets };
+    let layout = CsvLayout { header, inputs, targets, width };
     // Every row pushed its inputs into x and its targets into y (or labels).
     let x = Array2::from_shape_vec((rows, layout.inputs.len()), x).expect("every row has `inputs` features");
     if !options.classify || layout.targets.is_empty() {
@@ -429,6 +446,41 @@ fn target_columns(
                     [column] => Ok(column),
                     _ => Err(format!(
                         "the header names columns {} '{wanted}'; give the target column by its index",
+                        and_list(&found)
+                    )),
+                }
+            }
+        })
+        .collect()
+}
+
+/// The 0-based positions of `columns` (the `setting` that names them, for
+/// messages) in rows of `width` fields; a name must name one column.
+pub(super) fn find_columns(
+    setting: &str,
+    columns: &[TargetColumn],
+    width: usize,
+    header: Option<&[String]>,
+) -> std::result::Result<Vec<usize>, String> {
+    columns
+        .iter()
+        .map(|column| match column {
+            TargetColumn::Index(i) if *i < width => Ok(*i),
+            TargetColumn::Index(i) => {
+                Err(format!("`{setting}` names column {i}, which does not exist; columns are 0..={}", width - 1))
+            }
+            TargetColumn::Name(wanted) => {
+                let Some(names) = header else {
+                    return Err(format!(
+                        "`{setting}` names column '{wanted}', which needs a header row, and the file has none"
+                    ));
+                };
+                let found: Vec<usize> = (0..names.len()).filter(|&c| names[c] == *wanted).collect();
+                match found[..] {
+                    [] => Err(format!("`{setting}`: no column named '{wanted}'; the header has: {}", names.join(", "))),
+                    [column] => Ok(column),
+                    _ => Err(format!(
+                        "`{setting}`: the header names columns {} '{wanted}'; give the column by its index",
                         and_list(&found)
                     )),
                 }

@@ -5,6 +5,7 @@
 mod csv;
 mod idx;
 mod limits;
+mod passthrough;
 mod scale;
 mod split;
 
@@ -14,6 +15,7 @@ pub use self::csv::{
 };
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
+pub use passthrough::{load_csv_text, TextColumns};
 pub use scale::{Scale, Scaler};
 pub use split::split;
 

@@ -47,6 +47,9 @@ pub(crate) enum Command {
         /// Write the CSV here instead of to stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+
+        #[command(flatten)]
+        copy: CopyArgs,
     },
 
     /// Print the model's loss and accuracy: by default on the training run's
@@ -149,6 +152,27 @@ pub(crate) struct ModelDataArgs {
     pub(crate) samples: Option<usize>,
 }
 
+/// CSV columns predict copies, as text, into its output ahead of its
+/// answers; with either, the output also ends with the true target column(s)
+/// (`target`, or `target0`, `target1`, ...) when the file has them.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CopyArgs {
+    /// CSV: the rows' id column, by 0-based index or header name, copied first.
+    #[arg(long)]
+    pub(crate) id_column: Option<TargetColumn>,
+
+    /// CSV: more columns to copy after the id, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) passthrough: Vec<TargetColumn>,
+}
+
+impl CopyArgs {
+    /// Every column to copy, the id first.
+    pub(crate) fn columns(&self) -> Vec<TargetColumn> {
+        self.id_column.iter().chain(&self.passthrough).cloned().collect()
+    }
+}
+
 /// Which rows predict and eval run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SplitArg {
@@ -233,6 +257,15 @@ pub(crate) struct DataArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) skip_rows: usize,
 
+    /// CSV: columns kept out of the inputs, by 0-based index or header name,
+    /// comma-separated; they may hold any text.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) ignore_columns: Vec<TargetColumn>,
+
+    /// CSV: the rows' id column, kept out of the inputs (any text).
+    #[arg(long)]
+    pub(crate) id_column: Option<TargetColumn>,
+
     /// Number of classes [default: the largest label + 1, or --layers' last size].
     #[arg(long, value_parser = parse_at_least_one)]
     pub(crate) classes: Option<usize>,
@@ -241,6 +274,12 @@ pub(crate) struct DataArgs {
     /// pixels (x / 255) for IDX images, standard for CSV].
     #[arg(long, value_enum)]
     pub(crate) scale: Option<Scale>,
+
+    /// Target scaling of a regression: standard trains on (y - mean) / std
+    /// per target column, fitted on the training rows; predict answers in the
+    /// target's own units [default: none].
+    #[arg(long, value_enum)]
+    pub(crate) scale_target: Option<TargetScaleArg>,
 
     /// Share of the rows held out as a test set, stratified by class, for
     /// sources without one [default: 0 for seed, 0.25 for CSV].
@@ -409,6 +448,13 @@ pub(crate) enum OptimizerArg {
     Sgd,
     Momentum,
     Adam,
+}
+
+/// How a regression's targets are scaled for training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TargetScaleArg {
+    None,
+    Standard,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

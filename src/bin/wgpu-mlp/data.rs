@@ -4,15 +4,28 @@ use std::io::Write;
 use std::path::Path;
 
 use wgpu_mlp::checkpoint::{self, DataSettings};
-use wgpu_mlp::data::{self, CsvLayout, CsvOptions, ModelColumns, Scale, Scaler, Source};
+use wgpu_mlp::data::{self, CsvLayout, CsvOptions, ModelColumns, Scale, Scaler, Source, TargetColumn};
 use wgpu_mlp::model::Loss;
 use wgpu_mlp::Dataset;
 
-use crate::args::{DataArgs, ModelDataArgs, SplitArg, TaskArg};
+use crate::args::{DataArgs, ModelDataArgs, SplitArg, TargetScaleArg, TaskArg};
 use crate::bad_input;
 
+/// What [`load_data`] read.
+pub(crate) struct Loaded {
+    pub(crate) train: Dataset,
+    pub(crate) test: Option<Dataset>,
+    /// The inputs' scaling.
+    pub(crate) scaler: Scaler,
+    /// For a CSV file, which of its columns became inputs and targets.
+    pub(crate) layout: Option<CsvLayout>,
+    /// The targets' scaling, when training with --scale-target.
+    pub(crate) target_scaler: Option<Scaler>,
+}
+
 /// The training and test sets `--data` names, scaled and split, their
-/// scaling, and for a CSV file which of its columns became inputs and targets.
+/// scaling, for a CSV file which of its columns became inputs and targets,
+/// and when training with --scale-target the targets' scaling.
 /// `model_sizes` is the model's (inputs, outputs) where one is known: from
 /// --layers when training with `outputs_hint` (its last size), from the
 /// checkpoint when `scaler` is given; for seed data, the sizes to draw.
@@ -21,13 +34,15 @@ pub(crate) fn load_data(
     model_sizes: (usize, usize),
     outputs_hint: Option<usize>,
     scaler: Option<&Scaler>,
-) -> anyhow::Result<(Dataset, Option<Dataset>, Scaler, Option<CsvLayout>)> {
+) -> anyhow::Result<Loaded> {
     let mut csv_layout = None;
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
         ("--header", cli.header),
         ("--skip-rows", cli.skip_rows > 0),
+        ("--ignore-columns", !cli.ignore_columns.is_empty()),
+        ("--id-column", cli.id_column.is_some()),
     ];
     let is_csv = matches!(cli.data, Source::Csv(_) | Source::CsvStdin);
     if !is_csv {
@@ -62,6 +77,7 @@ pub(crate) fn load_data(
                     _ => cli.delimiter,
                 }
                 .unwrap_or(b','),
+                ignore: cli.id_column.iter().chain(&cli.ignore_columns).cloned().collect(),
             };
             let (data, layout) = match &cli.data {
                 Source::Csv(path) => {
@@ -108,7 +124,17 @@ pub(crate) fn load_data(
         }
         None => scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x)),
     };
-    Ok((train, test, scaler, csv_layout))
+    let target_scaler = match cli.scale_target {
+        Some(TargetScaleArg::Standard) if train.classes.is_some() => {
+            return Err(bad_input("--scale-target applies to a regression; this data's targets are classes".into()))
+        }
+        // Fitted on the training rows only, as the inputs' scaling is.
+        Some(TargetScaleArg::Standard) if training => {
+            Some(Scale::Standard.apply(&mut train.y, test.as_mut().map(|t| &mut t.y)))
+        }
+        _ => None,
+    };
+    Ok(Loaded { train, test, scaler, layout: csv_layout, target_scaler })
 }
 
 /// The share of rows held out of a source without a test set of its own.
@@ -148,6 +174,8 @@ pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&Csv
         scale: cli.scale.unwrap_or(default_scale),
         test_fraction: cli.test_fraction.unwrap_or(default_test_fraction(kind)),
         seed: cli.seed,
+        scale_target: cli.scale_target == Some(TargetScaleArg::Standard),
+        width: layout.map(|l| l.width),
     }
 }
 
@@ -187,6 +215,8 @@ pub(crate) struct ModelRows {
     pub(crate) data: Dataset,
     /// Whether the model classifies (its outputs are classes).
     pub(crate) classify: bool,
+    /// The columns predict copies (`copy`), as text, one entry per row.
+    pub(crate) text: Option<data::TextColumns>,
 }
 
 /// Which command reads the rows: predict takes rows without targets, and
@@ -200,12 +230,14 @@ pub(crate) enum Purpose {
 /// The rows of `cli`'s data for `model` (read from `path`): each setting the
 /// flags leave open is training's, from the checkpoint's `data.*` metadata.
 /// A checkpoint without them needs --data, and then reads as training would
-/// have with the flags given.
+/// have with the flags given. The `copy` columns of a CSV file are read
+/// again as text (predict's --id-column and --passthrough).
 pub(crate) fn load_model_rows(
     cli: &ModelDataArgs,
     model: &checkpoint::Model,
     path: &Path,
     purpose: Purpose,
+    copy: &[TargetColumn],
 ) -> anyhow::Result<ModelRows> {
     let saved =
         DataSettings::from_metadata(&model.metadata).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
@@ -230,6 +262,16 @@ pub(crate) fn load_model_rows(
         Purpose::Eval => SplitArg::All,
     });
     let is_csv = matches!(source, Source::Csv(_) | Source::CsvStdin);
+    if !copy.is_empty() {
+        // The copied text is read in a second pass, and matched to the
+        // answers by row number, so it needs a file and every row in order.
+        if !matches!(source, Source::Csv(_)) {
+            return Err(bad_input("--id-column and --passthrough copy columns of a csv:PATH file only".into()));
+        }
+        if split != SplitArg::All {
+            return Err(bad_input("--id-column and --passthrough take every row (--split all)".into()));
+        }
+    }
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -267,6 +309,7 @@ pub(crate) fn load_model_rows(
     let seed = cli.seed.or(saved.as_ref().map(|s| s.seed)).unwrap_or(0);
     let needs_targets = purpose == Purpose::Eval || split == SplitArg::Test;
 
+    let mut text = None;
     let (mut rows, fraction) = match &source {
         Source::Seed => {
             let samples = cli.samples.or(saved.as_ref().and_then(|s| s.samples)).unwrap_or(100);
@@ -288,6 +331,7 @@ pub(crate) fn load_model_rows(
                     }
                     _ => 0,
                 },
+                ..Default::default()
             };
             let (input, name): (Box<dyn std::io::Read>, String) = match &source {
                 Source::Csv(path) => (data::open_csv(path)?, path.display().to_string()),
@@ -299,11 +343,15 @@ pub(crate) fn load_model_rows(
                         inputs: saved.columns.clone(),
                         targets: if cli.target.is_empty() { saved.target.clone() } else { cli.target.clone() },
                         targets_optional: !needs_targets,
+                        width: saved.width,
                     };
                     data::load_csv_columns(input, &name, &options, &columns)?.0
                 }
                 None => data::load_csv_with_layout(input, &name, &options)?.0,
             };
+            if let (false, Source::Csv(path)) = (copy.is_empty(), &source) {
+                text = Some(data::load_csv_text(data::open_csv(path)?, &name, &options, copy)?);
+            }
             (data, default_test_fraction("csv"))
         }
         Source::Idx(dir) => {
@@ -351,7 +399,17 @@ pub(crate) fn load_model_rows(
     if let Some(scaler) = &model.scaler {
         scaler.apply(&mut rows.x);
     }
-    Ok(ModelRows { data: rows, classify })
+    if let Some(text) = &text {
+        if text.rows.len() != rows.len() {
+            return Err(bad_input(format!(
+                "{} changed while it was read: {} rows, then {}",
+                source,
+                rows.len(),
+                text.rows.len()
+            )));
+        }
+    }
+    Ok(ModelRows { data: rows, classify, text })
 }
 
 /// The test rows of `data` that a split of `fraction` by `seed` holds out

@@ -9,6 +9,13 @@ use wgpu_mlp::model::Output;
 pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
     let saved = checkpoint::load_model(checkpoint_path)?;
     let spec = &saved.spec;
+    if saved.target_scaler.is_some() {
+        // The graph would give scaled targets, which no reader of the file could tell.
+        return Err(crate::bad_input(format!(
+            "{} was trained on scaled targets (--scale-target), and export does not put their unscaling in the graph yet",
+            checkpoint_path.display()
+        )));
+    }
     write_onnx(out, spec, &saved.params, saved.scaler.as_ref())?;
     let what = match spec.output() {
         Output::Softmax => "class probabilities",

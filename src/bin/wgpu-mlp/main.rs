@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         None => train::run(&cli.train),
         Some(Command::Bench(args)) => bench::run_bench(args),
         Some(Command::Adapters { json }) => adapters::list_adapters(*json),
-        Some(Command::Predict { model, out }) => predict::predict(model, out.as_deref()),
+        Some(Command::Predict { model, out, copy }) => predict::predict(model, out.as_deref(), &copy.columns()),
         Some(Command::Eval { model, json }) => predict::evaluate(model, *json),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
     };

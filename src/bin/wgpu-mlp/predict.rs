@@ -4,6 +4,7 @@ use std::io::Write;
 
 use wgpu_mlp::checkpoint;
 use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
+use wgpu_mlp::data::{TargetColumn, TextColumns};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::Output;
 use wgpu_mlp::{Dataset, MlpSpec};
@@ -23,22 +24,35 @@ struct Outputs {
     /// (N, OUT): logits for a softmax output.
     outputs: ndarray::Array2<f32>,
     loss: Option<f32>,
+    /// Whether the model learned scaled targets (--scale-target); `outputs`
+    /// and `loss` are in the target's own units either way.
+    target_scaled: bool,
     device: String,
+    /// The columns copied as text, one entry per row.
+    text: Option<TextColumns>,
 }
 
-fn run_model(args: &ModelArgs, purpose: Purpose) -> anyhow::Result<Outputs> {
+fn run_model(args: &ModelArgs, purpose: Purpose, copy: &[TargetColumn]) -> anyhow::Result<Outputs> {
     // Inference reads the network only: a checkpoint without optimizer state will do.
     let saved = checkpoint::load_model(&args.checkpoint)?;
-    let ModelRows { data: rows, classify } = load_model_rows(&args.input, &saved, &args.checkpoint, purpose)?;
+    let ModelRows { data: rows, classify, text } =
+        load_model_rows(&args.input, &saved, &args.checkpoint, purpose, copy)?;
     let spec = saved.spec.clone();
     let backend = choose_backend(args.device, GpuPath::Auto, None)?;
-    let outputs = backend.forward(&spec, &saved.params, rows.x.view())?;
+    let mut outputs = backend.forward(&spec, &saved.params, rows.x.view())?;
+    // A model of scaled targets answers in their units; the rows' targets
+    // are read as the file has them, so both meet in the target's units.
+    if let Some(target) = &saved.target_scaler {
+        outputs *= &target.divisor;
+        outputs += &target.shift;
+    }
     // The loss from the outputs, on the host, the same way for either device.
     let loss = (rows.y.ncols() == spec.outputs()).then(|| {
         let (_, loss_sum) = loss_grad(spec.loss(), outputs.view(), rows.y.view());
         loss_sum / spec.loss_divisor(rows.len())
     });
-    Ok(Outputs { spec, rows, classify, outputs, loss, device: backend.name() })
+    let target_scaled = saved.target_scaler.is_some();
+    Ok(Outputs { spec, rows, classify, outputs, loss, target_scaled, device: backend.name(), text })
 }
 
 /// Each row's probabilities (softmax of the logits for a softmax output).
@@ -50,26 +64,47 @@ fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Arr
     probs
 }
 
-/// `wgpu-mlp predict`: predictions as CSV.
-pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let Outputs { spec, rows, classify, outputs, device, .. } = run_model(args, Purpose::Predict)?;
+/// `wgpu-mlp predict`: predictions as CSV. With `copy` columns, those come
+/// first (as the file has them), and the true targets last where the file
+/// has them, so any tool can score the file; without, the answers alone, as
+/// before those flags.
+pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>, copy: &[TargetColumn]) -> anyhow::Result<()> {
+    let Outputs { spec, rows, classify, outputs, device, text, .. } = run_model(args, Purpose::Predict, copy)?;
     eprintln!("predict: {} rows on {device}", rows.len());
     let values = probabilities(&spec, &outputs);
     let mut csv = ::csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = Vec::new();
+    let mut header: Vec<String> = text.as_ref().map_or_else(Vec::new, |t| t.names.clone());
+    // Targets are only there when every one the model has was found.
+    let targets = text.is_some() && rows.y.ncols() == spec.outputs();
+    let target_columns = if classify { 1 } else { spec.outputs() };
     if classify {
         header.push("class".into());
         header.extend((0..spec.outputs()).map(|j| format!("p{j}")));
     } else {
         header.extend((0..spec.outputs()).map(|j| format!("output{j}")));
     }
+    if targets {
+        match target_columns {
+            1 => header.push("target".into()),
+            n => header.extend((0..n).map(|j| format!("target{j}"))),
+        }
+    }
     csv.write_record(&header)?;
-    for row in values.rows() {
+    for (i, row) in values.rows().into_iter().enumerate() {
         let mut record: Vec<String> = Vec::with_capacity(header.len());
+        if let Some(text) = &text {
+            record.extend(text.rows[i].iter().cloned());
+        }
         if classify {
             record.push(argmax(row).to_string());
         }
         record.extend(row.iter().map(f32::to_string));
+        if targets && classify {
+            // y is one-hot: the label is its largest entry.
+            record.push(argmax(rows.y.row(i)).to_string());
+        } else if targets {
+            record.extend(rows.y.row(i).iter().map(f32::to_string));
+        }
         csv.write_record(&record)?;
     }
     let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("cannot write the predictions: {e}"))?;
@@ -86,7 +121,7 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>) -> anyhow
 
 /// `wgpu-mlp eval`: loss and accuracy.
 pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
-    let Outputs { rows, outputs, loss, device, .. } = run_model(args, Purpose::Eval)?;
+    let Outputs { rows, outputs, loss, target_scaled, device, .. } = run_model(args, Purpose::Eval, &[])?;
     let loss = loss.expect("eval's rows have targets");
     let accuracy = rows.classes.map(|_| {
         let labels = rows.labels();
@@ -95,11 +130,17 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
     });
     let mut stdout = crate::stream::stdout();
     if json {
-        let summary = serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy });
+        let mut summary =
+            serde_json::json!({ "device": device, "rows": rows.len(), "loss": loss, "accuracy": accuracy });
+        if target_scaled {
+            summary["loss_units"] = "target".into();
+        }
         writeln!(stdout, "{summary}")?;
     } else {
         let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
-        writeln!(stdout, "{} rows on {device}: loss {loss:.6}{accuracy}", rows.len())?;
+        // Training's losses were of the scaled targets: say which this is.
+        let units = if target_scaled { " (in the target's units, not the scaled ones training reports)" } else { "" };
+        writeln!(stdout, "{} rows on {device}: loss {loss:.6}{units}{accuracy}", rows.len())?;
     }
     Ok(stdout.flush()?)
 }

@@ -50,6 +50,8 @@ struct Settings {
     train: Dataset,
     test: Option<Dataset>,
     scaler: Scaler,
+    /// The targets' scaling (--scale-target): the model learns scaled targets.
+    target_scaler: Option<Scaler>,
     /// How the data was read (for the checkpoint and config.json).
     data: DataSettings,
     /// Why the batch size and epochs are what they are, when taken from the
@@ -100,7 +102,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let (train, test, scaler, layout) =
+    let crate::data::Loaded { train, test, scaler, layout, target_scaler } =
         load_data(&cli.input, seed_sizes, outputs_hint, None).map_err(|e| with_csv_hints(e, cli))?;
     let data = crate::data::data_settings(&cli.input, &train, layout.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
@@ -147,6 +149,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         train,
         test,
         scaler,
+        target_scaler,
         data,
         defaults_why,
     })
@@ -286,7 +289,8 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         (None, true) => Reuse::Overwrite,
         (None, false) => Reuse::Refuse,
     };
-    let mut folder = RunFolder::create_reusing(cli.out.as_deref(), reuse, metadata, Some(settings.scaler.clone()))?;
+    let mut folder = RunFolder::create_reusing(cli.out.as_deref(), reuse, metadata, Some(settings.scaler.clone()))?
+        .with_target_scaler(settings.target_scaler.clone());
     if resume.is_some() {
         folder.resume_metrics(first_epoch)?;
     }
@@ -466,6 +470,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "skip_rows": cli.input.skip_rows,
         "delimiter": cli.input.delimiter.map(|d| (d as char).to_string()),
         "scale": data.scale.to_string(),
+        "scale_target": if settings.target_scaler.is_some() { "standard" } else { "none" },
         "test_fraction": data.test_fraction,
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
