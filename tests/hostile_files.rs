@@ -15,23 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What one run of the binary did.
-struct Run {
-    args: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod binary;
 
-impl Run {
-    /// The whole run, for assertion messages.
-    fn show(&self) -> String {
-        format!(
-            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.args, self.code, self.stdout, self.stderr
-        )
-    }
-}
+use binary::Run;
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -47,10 +33,6 @@ fn command(args: &[&str]) -> Command {
     command
 }
 
-fn described(args: &[&str]) -> String {
-    args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" ")
-}
-
 /// Waits for `child` at most `limit`, killing it after that: a test that
 /// hangs (a FIFO nobody opens) fails instead of blocking the suite.
 fn finish(mut child: std::process::Child, args: &[&str], limit: Duration) -> Run {
@@ -62,13 +44,7 @@ fn finish(mut child: std::process::Child, args: &[&str], limit: Duration) -> Run
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().expect("the child's output");
-    Run {
-        args: described(args),
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from_output(args, child.wait_with_output().expect("the child's output"))
 }
 
 fn wgpu_mlp(args: &[&str]) -> Run {

@@ -4,54 +4,15 @@
 //! training from the checkpoint; flags they do not use are refused.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-/// What one run of the binary did.
-struct Run {
-    args: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod binary;
 
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.args, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e})\n{}", self.show()))
-    }
-}
-
-/// Runs the binary with `args` in `cwd`.
-fn wgpu_mlp_in(cwd: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("the wgpu-mlp binary starts");
-    Run {
-        args: args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use binary::{assert_success, wgpu_mlp_in, Run};
 
 fn wgpu_mlp(args: &[&str]) -> Run {
     wgpu_mlp_in(&std::env::temp_dir(), args)
-}
-
-fn assert_success(run: &Run) {
-    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
-    assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
 }
 
 /// Exit code 2 with `fragment` in the error and nothing on stdout.

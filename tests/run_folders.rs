@@ -2,35 +2,17 @@
 //! defaults (issue 15): each test runs the built binary, mostly on the CPU.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-/// What one run of the binary did.
-struct Run {
-    args: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod binary;
 
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.args, self.code, self.stdout, self.stderr
-        )
-    }
+use binary::{assert_success, command, wgpu_mlp_in, Run};
 
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.show()))
-    }
-
-    /// The folder named by the "run folder: DIR (...)" line.
-    fn folder(&self) -> PathBuf {
-        let line = self.stdout.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("a run folder line");
-        PathBuf::from(line.split(" (").next().unwrap())
-    }
+/// The folder named by a run's "run folder: DIR (...)" line.
+fn folder_of(run: &Run) -> PathBuf {
+    let line = run.stdout.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("a run folder line");
+    PathBuf::from(line.split(" (").next().unwrap())
 }
 
 /// A scratch folder of this test binary, named `name`, empty.
@@ -41,24 +23,8 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn command(cwd: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
-    command.current_dir(cwd).args(args);
-    command
-}
-
 fn run_in(cwd: &Path, args: &[&str]) -> Run {
-    let output = command(cwd, args).output().expect("the wgpu-mlp binary starts");
-    Run {
-        args: args.join(" "),
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn assert_success(run: &Run) {
-    assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
+    wgpu_mlp_in(cwd, args)
 }
 
 /// Exit code 2 with every one of `fragments` on stderr.
@@ -194,14 +160,9 @@ fn runs_started_together_get_folders_of_their_own() {
         .into_iter()
         .map(|child| {
             let output = child.wait_with_output().unwrap();
-            let run = Run {
-                args: "--device cpu --epochs 1".into(),
-                code: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            };
+            let run = Run::from_output(&["--device", "cpu", "--epochs", "1"], output);
             assert_success(&run);
-            run.folder()
+            folder_of(&run)
         })
         .collect();
     folders.sort();

@@ -1,0 +1,62 @@
+//! Running the built `wgpu-mlp` binary from a test: what one run did, shown
+//! whole in assertion messages, and the checks every CLI test makes.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// What one run of the binary did.
+pub struct Run {
+    /// The arguments, quoted, for messages.
+    pub args: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The run of `args` that gave `output`.
+    pub fn from_output(args: &[&str], output: Output) -> Run {
+        Run {
+            args: args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The whole run, for assertion messages.
+    pub fn show(&self) -> String {
+        format!(
+            "`wgpu-mlp {}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Standard output as the one JSON value `--json` prints.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e})\n{}", self.show()))
+    }
+}
+
+/// The binary with `args`, run in `cwd` (where default run folders land).
+pub fn command(cwd: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    command.current_dir(cwd).args(args);
+    command
+}
+
+/// Runs the binary with `args` in `cwd` to its end.
+pub fn wgpu_mlp_in(cwd: &Path, args: &[&str]) -> Run {
+    Run::from_output(args, command(cwd, args).output().expect("the wgpu-mlp binary starts"))
+}
+
+/// Exit code 0 and no panic.
+pub fn assert_success(run: &Run) {
+    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
+    assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
+}
