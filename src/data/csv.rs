@@ -60,7 +60,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// `input` as it is, or undone when it starts with gzip's magic bytes. The
 /// bytes looked at are handed on, not read twice: a pipe or standard input
 /// cannot be opened again.
-pub(super) fn ungzip<'a>(mut input: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+fn ungzip<'a>(mut input: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
     let mut magic = [0u8; 2];
     let mut seen = 0;
     // A pipe may hand over one byte at a time, so read until two or the end.
@@ -295,6 +295,70 @@ enum Role {
     Target(usize),
 }
 
+/// A CSV file opened as every reader of it here opens it: gzip undone, the
+/// length limits on, `options.skip_rows` lines skipped, and the first row
+/// read, which is the header when `options.header` says so or, by default,
+/// when it holds a field that is not a number.
+pub(super) struct CsvRows<'a> {
+    pub(super) reader: Records<'a>,
+    /// The first row after the skipped lines: the header, or the first data row.
+    pub(super) first: ::csv::StringRecord,
+    /// The first row's fields, when it is the header.
+    pub(super) header: Option<Vec<String>>,
+}
+
+/// The records of an opened CSV file, with its name for messages.
+pub(super) struct Records<'a> {
+    reader: ::csv::Reader<Limited<Box<dyn Read + 'a>>>,
+    name: &'a str,
+}
+
+impl<'a> Records<'a> {
+    /// Reads the next record into `record`; false at the end of the file.
+    pub(super) fn next_into(&mut self, record: &mut ::csv::StringRecord) -> Result<bool> {
+        self.reader.read_record(record).map_err(|e| read_failed(self.name, e))
+    }
+}
+
+impl<'a> CsvRows<'a> {
+    pub(super) fn open(input: impl Read + 'a, name: &'a str, options: &CsvOptions) -> Result<Self> {
+        let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
+        let delimiter = if options.delimiter == 0 { b',' } else { options.delimiter };
+        let reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(::csv::Trim::All)
+            .delimiter(delimiter)
+            .from_reader(Limited::new(input, delimiter));
+        let mut reader = Records { reader, name };
+        // Skipped lines are metadata: only a failing read stops them, not their text.
+        let mut skipped = ::csv::ByteRecord::new();
+        for _ in 0..options.skip_rows {
+            if !reader.reader.read_byte_record(&mut skipped).map_err(|e| read_failed(name, e))? {
+                break;
+            }
+        }
+        let mut first = ::csv::StringRecord::new();
+        if !reader.next_into(&mut first)? {
+            return Err(Error::InvalidInput(format!("{name}: no rows after skipping {}", options.skip_rows)));
+        }
+        let is_header = options.header.unwrap_or_else(|| first.iter().any(|field| field.parse::<f64>().is_err()));
+        let header = is_header.then(|| first.iter().map(str::to_string).collect());
+        Ok(Self { reader, first, header })
+    }
+}
+
+/// A failed CSV read: a read that fails midway (EIO, a gzip stream cut
+/// short, a length limit) is the machine's or the file's as [`Error::io`]
+/// decides; anything else the csv crate found is bad input.
+fn read_failed(name: &str, e: ::csv::Error) -> Error {
+    let message = e.to_string();
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
+        _ => Error::InvalidInput(format!("{name}: {message}")),
+    }
+}
+
 /// Reads CSV text with the columns `plan(width, header)` gives as (inputs,
 /// targets) into a data set; the core of every loader above.
 fn read_csv(
@@ -304,35 +368,8 @@ fn read_csv(
     plan: impl FnOnce(usize, Option<&[String]>) -> std::result::Result<(Vec<usize>, Vec<usize>), String>,
 ) -> Result<(Dataset, CsvLayout)> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
-    let delimiter = if options.delimiter == 0 { b',' } else { options.delimiter };
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .delimiter(delimiter)
-        .from_reader(Limited::new(input, delimiter));
-    let failed = |e: ::csv::Error| {
-        let message = e.to_string();
-        match e.into_kind() {
-            // A read that fails midway (EIO, a gzip stream cut short, a limit).
-            ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
-            _ => bad(message),
-        }
-    };
-    // Skipped lines are metadata: only a failing read stops them, not their text.
-    let mut skipped = ::csv::ByteRecord::new();
-    for _ in 0..options.skip_rows {
-        if !reader.read_byte_record(&mut skipped).map_err(failed)? {
-            break;
-        }
-    }
-    let mut first = ::csv::StringRecord::new();
-    if !reader.read_record(&mut first).map_err(failed)? {
-        return Err(bad(format!("no rows after skipping {}", options.skip_rows)));
-    }
-    let is_header = options.header.unwrap_or_else(|| first.iter().any(|field| field.parse::<f64>().is_err()));
-    let header: Option<Vec<String>> = is_header.then(|| first.iter().map(str::to_string).collect());
+    let CsvRows { mut reader, first, header } = CsvRows::open(input, name, options)?;
+    let is_header = header.is_some();
     let width = first.len();
     let column_name = |c: usize| header.as_ref().map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
     let (inputs, targets) = plan(width, header.as_deref()).map_err(bad)?;
@@ -390,7 +427,7 @@ fn read_csv(
             rows += 1;
         }
         is_data = true;
-        if !reader.read_record(&mut record).map_err(failed)? {
+        if !reader.next_into(&mut record)? {
             break;
         }
     }

@@ -4,8 +4,7 @@
 
 use std::io::Read;
 
-use super::csv::{find_columns, ungzip, CsvOptions, TargetColumn};
-use super::limits::Limited;
+use super::csv::{find_columns, CsvOptions, CsvRows, TargetColumn};
 use crate::error::{Error, Result};
 
 /// The text of some columns of every data row, in file order.
@@ -28,35 +27,9 @@ pub fn load_csv_text(
     columns: &[TargetColumn],
 ) -> Result<TextColumns> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
-    let input = ungzip(input).map_err(|e| Error::io(format!("cannot read {name}"), e))?;
-    let delimiter = if options.delimiter == 0 { b',' } else { options.delimiter };
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .delimiter(delimiter)
-        .from_reader(Limited::new(input, delimiter));
-    let failed = |e: ::csv::Error| {
-        let message = e.to_string();
-        match e.into_kind() {
-            ::csv::ErrorKind::Io(source) => Error::io(format!("cannot read {name}"), source),
-            _ => bad(message),
-        }
-    };
-    // Skipped lines are metadata, whatever their bytes, as for the numbers.
-    let mut skipped = ::csv::ByteRecord::new();
-    for _ in 0..options.skip_rows {
-        if !reader.read_byte_record(&mut skipped).map_err(failed)? {
-            break;
-        }
-    }
-    let mut record = ::csv::StringRecord::new();
-    if !reader.read_record(&mut record).map_err(failed)? {
-        return Err(bad(format!("no rows after skipping {}", options.skip_rows)));
-    }
-    // The header is found as the numeric loader finds it.
-    let is_header = options.header.unwrap_or_else(|| record.iter().any(|field| field.parse::<f64>().is_err()));
-    let header: Option<Vec<String>> = is_header.then(|| record.iter().map(str::to_string).collect());
+    // Opened, skipped and with its header found as the numeric loader's is.
+    let CsvRows { mut reader, first: mut record, header } = CsvRows::open(input, name, options)?;
+    let is_header = header.is_some();
     let found = find_columns("passthrough", columns, record.len(), header.as_deref()).map_err(bad)?;
     let names = found.iter().map(|&c| header.as_ref().map_or_else(|| format!("column{c}"), |h| h[c].clone())).collect();
     let mut rows = Vec::new();
@@ -67,7 +40,7 @@ pub fn load_csv_text(
             rows.push(found.iter().map(|&c| record.get(c).unwrap_or("").to_string()).collect());
         }
         is_data = true;
-        if !reader.read_record(&mut record).map_err(failed)? {
+        if !reader.next_into(&mut record)? {
             break;
         }
     }
