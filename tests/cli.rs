@@ -11,6 +11,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod binary;
+
+use binary::three_classes;
+
 /// A GPU run and the CPU reference start from the same parameters and differ
 /// only by the rounding of exp and of sums taken in another order: on lavapipe
 /// about 1e-8 after these short runs. A wrong kernel is off by far more than
@@ -573,19 +577,6 @@ fn adapters_lists_what_wgpu_finds() {
     let text = wgpu_mlp(&["adapters"]);
     assert_success(&text);
     assert_eq!(text.stdout.lines().filter(|l| !l.starts_with(' ')).count(), list.len(), "{}", text.show());
-}
-
-/// A CSV of three classes the tests train on: 60 rows, 4 inputs.
-fn three_classes(dir: &std::path::Path) -> String {
-    let mut text = String::from("a,b,c,d,label\n");
-    for i in 0..60 {
-        let label = i % 3;
-        let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
-        text += &format!("{},{},{},{},{label}\n", v(0), v(1), v(2), v(3));
-    }
-    let path = dir.join("three.csv");
-    std::fs::write(&path, text).unwrap();
-    format!("csv:{}", path.display())
 }
 
 fn tensor_bytes(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {

@@ -17,14 +17,10 @@ use std::time::{Duration, Instant};
 
 mod binary;
 
-use binary::Run;
+use binary::{three_classes, Run};
 
-/// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-mlp-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    binary::scratch("hostile", name)
 }
 
 fn command(args: &[&str]) -> Command {
@@ -61,19 +57,6 @@ fn assert_no_panic(run: &Run) {
 fn assert_success(run: &Run) {
     assert_no_panic(run);
     assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
-}
-
-/// A CSV of three classes: 60 rows, 4 inputs.
-fn three_classes(dir: &Path) -> String {
-    let mut text = String::from("a,b,c,d,label\n");
-    for i in 0..60 {
-        let label = i % 3;
-        let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
-        text += &format!("{},{},{},{},{label}\n", v(0), v(1), v(2), v(3));
-    }
-    let path = dir.join("three.csv");
-    std::fs::write(&path, text).unwrap();
-    format!("csv:{}", path.display())
 }
 
 /// Trains one epoch into `dir/run` and returns the data flag and the checkpoint.

@@ -17,18 +17,12 @@ fn wgpu_mlp(args: &[&str]) -> Run {
 
 /// Exit code 2 with `fragment` in the error and nothing on stdout.
 fn assert_bad_input(run: &Run, fragment: &str) {
-    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
-    assert_eq!(run.code, Some(2), "expected exit code 2\n{}", run.show());
-    assert!(run.stderr.contains(fragment), "the error does not say {fragment:?}\n{}", run.show());
+    binary::assert_bad_input(run, fragment);
     assert!(run.stdout.trim().is_empty(), "something was printed on stdout\n{}", run.show());
 }
 
-/// A fresh scratch folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-mlp-predict-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    binary::scratch("predict-eval", name)
 }
 
 /// Row i of the three-class problem: four inputs and the label.

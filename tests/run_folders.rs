@@ -9,18 +9,14 @@ mod binary;
 
 use binary::{assert_success, command, wgpu_mlp_in, Run};
 
+fn scratch(name: &str) -> PathBuf {
+    binary::scratch("run-folders", name)
+}
+
 /// The folder named by a run's "run folder: DIR (...)" line.
 fn folder_of(run: &Run) -> PathBuf {
     let line = run.stdout.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("a run folder line");
     PathBuf::from(line.split(" (").next().unwrap())
-}
-
-/// A scratch folder of this test binary, named `name`, empty.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-mlp-run-folders-{}", std::process::id())).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
 }
 
 fn run_in(cwd: &Path, args: &[&str]) -> Run {

@@ -8,25 +8,14 @@ use serde_json::Value;
 
 mod binary;
 
-use binary::{assert_success, wgpu_mlp_in, Run};
+use binary::{assert_bad_input, assert_success, wgpu_mlp_in, Run};
+
+fn scratch(name: &str) -> PathBuf {
+    binary::scratch("tabular", name)
+}
 
 fn wgpu_mlp(args: &[&str]) -> Run {
     wgpu_mlp_in(&std::env::temp_dir(), args)
-}
-
-/// Exit code 2 with `fragment` in the error.
-fn assert_bad_input(run: &Run, fragment: &str) {
-    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
-    assert_eq!(run.code, Some(2), "expected exit code 2\n{}", run.show());
-    assert!(run.stderr.contains(fragment), "the error does not say {fragment:?}\n{}", run.show());
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-mlp-tabular-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 const ROWS: usize = 80;

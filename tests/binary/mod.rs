@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -59,4 +59,33 @@ pub fn wgpu_mlp_in(cwd: &Path, args: &[&str]) -> Run {
 pub fn assert_success(run: &Run) {
     assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
     assert_eq!(run.code, Some(0), "expected success\n{}", run.show());
+}
+
+/// A fresh, empty scratch folder `name` of the test binary `test`.
+pub fn scratch(test: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-{test}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+/// Exit code 2 with `fragment` in the error, and no panic.
+pub fn assert_bad_input(run: &Run, fragment: &str) {
+    assert!(!run.stderr.contains("panicked"), "panicked\n{}", run.show());
+    assert_eq!(run.code, Some(2), "expected exit code 2\n{}", run.show());
+    assert!(run.stderr.contains(fragment), "the error does not say {fragment:?}\n{}", run.show());
+}
+
+/// Writes a CSV of three classes the tests train on (60 rows, inputs a..d,
+/// then `label`) into `dir` and returns its `--data` flag.
+pub fn three_classes(dir: &Path) -> String {
+    let mut text = String::from("a,b,c,d,label\n");
+    for i in 0..60 {
+        let label = i % 3;
+        let v = |k: usize| ((i * 7 + k * 13) % 10) as f64 * 0.1 + label as f64;
+        text += &format!("{},{},{},{},{label}\n", v(0), v(1), v(2), v(3));
+    }
+    let path = dir.join("three.csv");
+    std::fs::write(&path, text).expect("the CSV is written");
+    format!("csv:{}", path.display())
 }
