@@ -17,7 +17,7 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, View};
 
-use crate::data::{Scale, Scaler, Source, TargetColumn};
+use crate::data::{Encoder, Missing, Scale, Scaler, Source, TargetColumn};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Layer, Loss, MlpSpec, Output, Params};
 use crate::train::{Optimizer, OptimizerState, TrainState};
@@ -105,6 +105,13 @@ pub struct DataSettings {
     /// than its inputs and targets); None for other sources, or a checkpoint
     /// written before the key.
     pub width: Option<usize>,
+    /// `data.missing`: what a missing value in a CSV did (`error`, `mean`,
+    /// `median`, `drop`). Read as error from a checkpoint without the key.
+    pub missing: Missing,
+    /// `data.encoder`: how a CSV's input columns became the model's inputs
+    /// (one-hot categories, missing values filled), as JSON (see
+    /// [`Encoder::to_json`]); None when the columns went in as they were.
+    pub encoder: Option<Encoder>,
 }
 
 impl DataSettings {
@@ -135,6 +142,8 @@ impl DataSettings {
         keys.extend(self.samples.map(|n| ("data.samples", n.to_string())));
         keys.extend(self.classes.map(|n| ("data.classes", n.to_string())));
         keys.extend(self.width.map(|n| ("data.width", n.to_string())));
+        keys.push(("data.missing", self.missing.to_string()));
+        keys.extend(self.encoder.as_ref().map(|e| ("data.encoder", e.to_json().to_string())));
         keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -190,6 +199,21 @@ impl DataSettings {
                 Some(_) => return Err(bad("data.scale_target", "none or standard")),
             },
             width: optional("data.width")?,
+            missing: match metadata.get("data.missing") {
+                None => Missing::Error,
+                Some(missing) => missing.parse().map_err(|_| bad("data.missing", "error, mean, median or drop"))?,
+            },
+            encoder: match metadata.get("data.encoder") {
+                None => None,
+                Some(json) => {
+                    let json: serde_json::Value =
+                        serde_json::from_str(json).map_err(|_| bad("data.encoder", "JSON"))?;
+                    let encoder = Encoder::from_json(&json).map_err(|e| {
+                        Error::InvalidInput(format!("the metadata's 'data.encoder' is not an encoding: {e}"))
+                    })?;
+                    Some(encoder)
+                }
+            },
         }))
     }
 }

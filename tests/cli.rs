@@ -476,7 +476,7 @@ fn bad_data_inputs_exit_2_naming_the_problem() {
         (vec!["--data", &no_dir], "is not a folder"),
         (vec!["--data", &ragged], "line 2 has 2 fields"),
         (vec!["--data", &text], "line 3, column 1 (b): 'oops'"),
-        (vec!["--data", &nan], "line 2, column 1: NaN"),
+        (vec!["--data", &nan], "line 2, column 1: a missing value ('NaN'); --missing mean, median or drop"),
         (vec!["--data", &good, "--target", "price"], "no column named 'price'"),
         (vec!["--data", &good, "--target", "7"], "target column 7 does not exist"),
         ([vec!["--data", &good, "--layers", "2,4,2"], classify.to_vec()].concat(), "label 2, outside the 2 classes"),

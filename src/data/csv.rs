@@ -2,11 +2,13 @@
 //! skipped, target columns by index or name, and every bad value reported with
 //! its line and column.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use ndarray::Array2;
 
+use super::encode::{is_missing, Missing, MAX_CATEGORIES};
 use super::limits::Limited;
 use super::{class_count, Dataset};
 use crate::error::{Error, Result};
@@ -52,6 +54,15 @@ pub struct CsvOptions {
     /// Columns kept out of the inputs (`ignore_columns`, `id_column`): not
     /// read, so they may hold any text. Only [`load_csv_with_layout`] uses it.
     pub ignore: Vec<TargetColumn>,
+    /// Input columns holding categories (`categorical`), read as codes (see
+    /// [`CsvLayout::texts`]). Only [`load_csv_with_layout`] uses it; for
+    /// [`load_csv_columns`], [`ModelColumns::categorical`] says it.
+    pub categorical: Vec<TargetColumn>,
+    /// What a missing value (see [`is_missing`]) does: an error naming its
+    /// line and column; with `mean` or `median`, NaN in x for the
+    /// [`Encoder`](super::Encoder) to fill (a missing target is still an
+    /// error); with `drop`, the row is left out.
+    pub missing: Missing,
 }
 
 /// gzip's first two bytes.
@@ -132,6 +143,12 @@ pub struct CsvLayout {
     /// The fields of each row: more than inputs and targets where columns
     /// were ignored (`ignore_columns`) or, in predict, not read.
     pub width: usize,
+    /// One entry per input: None for a number column; for a categorical
+    /// column, its distinct texts in the order first seen, so value k of
+    /// that column in x stands for `texts[k]` (NaN: missing).
+    pub texts: Vec<Option<Vec<String>>>,
+    /// Data rows left out because a value was missing (`missing` drop).
+    pub dropped: usize,
 }
 
 impl CsvLayout {
@@ -146,13 +163,32 @@ impl CsvLayout {
             })
             .collect()
     }
+
+    /// Each input's name for messages: "column 3 (colour)", or "column 3"
+    /// in a file without a header.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|&c| column_name(self.header.as_deref(), c)).collect()
+    }
+}
+
+/// "column 3 (colour)", or "column 3" without a header.
+fn column_name(header: Option<&[String]>, c: usize) -> String {
+    header.map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]))
+}
+
+/// The columns of a file a loader reads, as 0-based columns of its rows.
+struct Plan {
+    inputs: Vec<usize>,
+    targets: Vec<usize>,
+    /// The inputs (positions in `inputs`) read as categories.
+    categorical: Vec<usize>,
 }
 
 /// Reads CSV text as [`load_csv_from`] does and says which columns became the
 /// inputs and targets, so a checkpoint can name them.
 pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) -> Result<(Dataset, CsvLayout)> {
     read_csv(input, name, options, |width, header| {
-        let column_name = |c: usize| header.map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
+        let column_name = |c: usize| column_name(header, c);
         let targets = target_columns(&options.target, width, header)?;
         if let Some(column) = targets.iter().enumerate().find(|(i, c)| targets[..*i].contains(c)).map(|(_, &c)| c) {
             return Err(format!("`target` names {} twice", column_name(column)));
@@ -171,7 +207,21 @@ pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) 
         if inputs.is_empty() {
             return Err("every column is a target or ignored; no input columns are left".into());
         }
-        Ok((inputs, targets))
+        let mut categorical = Vec::new();
+        for column in find_columns("categorical", &options.categorical, width, header)? {
+            match inputs.iter().position(|&c| c == column) {
+                Some(input) if !categorical.contains(&input) => categorical.push(input),
+                Some(_) => return Err(format!("`categorical` names {} twice", column_name(column))),
+                None if targets.contains(&column) => {
+                    return Err(format!(
+                        "`categorical` names {}, a target column; a class target is read with `task` classify",
+                        column_name(column)
+                    ))
+                }
+                None => return Err(format!("`categorical` names {}, an ignored column", column_name(column))),
+            }
+        }
+        Ok(Plan { inputs, targets, categorical })
     })
 }
 
@@ -190,6 +240,8 @@ pub struct ModelColumns {
     /// ignored in training, a file without a header has more than the
     /// inputs and targets. None: just those.
     pub width: Option<usize>,
+    /// The inputs (positions in `inputs`) that are categorical.
+    pub categorical: Vec<usize>,
 }
 
 /// Reads the model's columns of CSV text (plain or gzip) from `input`. With a
@@ -203,7 +255,10 @@ pub fn load_csv_columns(
     options: &CsvOptions,
     columns: &ModelColumns,
 ) -> Result<(Dataset, CsvLayout)> {
-    read_csv(input, name, options, |width, header| columns.find(width, header))
+    read_csv(input, name, options, |width, header| {
+        let (inputs, targets) = columns.find(width, header)?;
+        Ok(Plan { inputs, targets, categorical: columns.categorical.clone() })
+    })
 }
 
 impl ModelColumns {
@@ -289,8 +344,10 @@ impl ModelColumns {
 enum Role {
     /// Not read at all (an id, a group column): it may hold any text.
     Skip,
-    /// Input i of each row.
+    /// Input i of each row, a number.
     Input(usize),
+    /// Input i of each row, a category: its code goes into x.
+    Category(usize),
     /// Target j of each row.
     Target(usize),
 }
@@ -348,6 +405,9 @@ impl<'a> CsvRows<'a> {
     }
 }
 
+/// A categorical column as it is read: its texts by code, and the code of each text.
+type Categories = (Vec<String>, HashMap<String, u32>);
+
 /// A failed CSV read: a read that fails midway (EIO, a gzip stream cut
 /// short, a length limit) is the machine's or the file's as [`Error::io`]
 /// decides; anything else the csv crate found is bad input.
@@ -365,19 +425,22 @@ fn read_csv(
     input: impl Read,
     name: &str,
     options: &CsvOptions,
-    plan: impl FnOnce(usize, Option<&[String]>) -> std::result::Result<(Vec<usize>, Vec<usize>), String>,
+    plan: impl FnOnce(usize, Option<&[String]>) -> std::result::Result<Plan, String>,
 ) -> Result<(Dataset, CsvLayout)> {
     let bad = |message: String| Error::InvalidInput(format!("{name}: {message}"));
     let CsvRows { mut reader, first, header } = CsvRows::open(input, name, options)?;
     let is_header = header.is_some();
     let width = first.len();
-    let column_name = |c: usize| header.as_ref().map_or(format!("column {c}"), |h| format!("column {c} ({})", h[c]));
-    let (inputs, targets) = plan(width, header.as_deref()).map_err(bad)?;
+    let column_name = |c: usize| column_name(header.as_deref(), c);
+    let Plan { inputs, targets, categorical } = plan(width, header.as_deref()).map_err(bad)?;
     if options.classify && targets.len() > 1 {
         return Err(bad(format!("`task` classify takes one target column, got {}", targets.len())));
     }
     let mut role = vec![Role::Skip; width];
-    let roles = inputs.iter().enumerate().map(|(i, &c)| (c, Role::Input(i)));
+    let roles = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, if categorical.contains(&i) { Role::Category(i) } else { Role::Input(i) }));
     for (column, r) in roles.chain(targets.iter().enumerate().map(|(j, &c)| (c, Role::Target(j)))) {
         match role.get(column) {
             Some(Role::Skip) => role[column] = r,
@@ -391,7 +454,9 @@ fn read_csv(
     let (mut row_x, mut row_y) = (vec![0f32; inputs.len()], vec![0f32; targets.len()]);
     // For classification: each row's label and line, for the messages.
     let (mut labels, mut lines) = (Vec::new(), Vec::new());
-    let mut rows = 0usize;
+    let mut texts: Vec<Option<Categories>> =
+        (0..inputs.len()).map(|i| categorical.contains(&i).then(Default::default)).collect();
+    let (mut rows, mut dropped) = (0usize, 0usize);
     let mut record = first;
     let mut is_data = !is_header;
     loop {
@@ -400,41 +465,99 @@ fn read_csv(
             if record.len() != width {
                 return Err(bad(format!("line {line} has {} fields, but the first row has {width}", record.len())));
             }
+            let (mut label, mut drop) = (None, false);
             for (c, field) in record.iter().enumerate() {
                 if role[c] == Role::Skip {
                     continue;
                 }
-                let value: f32 = field
-                    .parse()
-                    .map_err(|_| bad(format!("line {line}, {}: '{field}' is not a number", column_name(c))))?;
+                if is_missing(field) {
+                    let shown = if field.is_empty() { "an empty cell".to_string() } else { format!("'{field}'") };
+                    match (role[c], options.missing) {
+                        (_, Missing::Drop) => drop = true,
+                        (Role::Input(i) | Role::Category(i), Missing::Mean | Missing::Median) => row_x[i] = f32::NAN,
+                        (Role::Target(_), Missing::Mean | Missing::Median) => {
+                            return Err(bad(format!(
+                                "line {line}, {}: the target is missing ({shown}); `missing` drop leaves such rows out",
+                                column_name(c)
+                            )))
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "line {line}, {}: a missing value ({shown}); `missing` mean, median or drop fills it in or leaves the row out",
+                                column_name(c)
+                            )))
+                        }
+                    }
+                    continue;
+                }
+                if let Role::Category(i) = role[c] {
+                    let (by_code, codes) = texts[i].as_mut().expect("a categorical input has its texts");
+                    let code = match codes.get(field) {
+                        Some(&code) => code,
+                        None if by_code.len() == MAX_CATEGORIES => {
+                            return Err(bad(format!(
+                                "line {line}, {}: more than {MAX_CATEGORIES} distinct categories; a column of ids or free text is no categorical input (`ignore_columns` leaves it out)",
+                                column_name(c)
+                            )))
+                        }
+                        None => {
+                            let code = by_code.len() as u32;
+                            by_code.push(field.to_string());
+                            codes.insert(field.to_string(), code);
+                            code
+                        }
+                    };
+                    row_x[i] = code as f32;
+                    continue;
+                }
+                let value: f32 = field.parse().map_err(|_| {
+                    let named = header.as_ref().map_or(c.to_string(), |h| h[c].clone());
+                    let hint = match role[c] {
+                        Role::Input(_) => {
+                            format!("; if the column holds categories, `categorical` {named} one-hot encodes it")
+                        }
+                        _ => String::new(),
+                    };
+                    bad(format!("line {line}, {}: '{field}' is not a number{hint}", column_name(c)))
+                })?;
                 if !value.is_finite() {
                     return Err(bad(format!("line {line}, {}: {field} is not a finite number", column_name(c))));
                 }
                 match role[c] {
                     Role::Input(i) => row_x[i] = value,
                     Role::Target(j) if !options.classify => row_y[j] = value,
-                    // The one target of a classification (skipped columns went above).
-                    _ => {
-                        labels.push(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?);
-                        lines.push(line);
-                    }
+                    // The one target of a classification (skipped and categorical columns went above).
+                    _ => label = Some(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?),
                 }
             }
-            x.extend_from_slice(&row_x);
-            if !options.classify {
-                y.extend_from_slice(&row_y);
+            if drop {
+                dropped += 1;
+            } else {
+                x.extend_from_slice(&row_x);
+                if let Some(label) = label {
+                    labels.push(label);
+                    lines.push(line);
+                } else if !options.classify {
+                    y.extend_from_slice(&row_y);
+                }
+                rows += 1;
             }
-            rows += 1;
         }
         is_data = true;
         if !reader.next_into(&mut record)? {
             break;
         }
     }
+    if rows == 0 && dropped > 0 {
+        return Err(bad(format!(
+            "every one of the {dropped} data rows has a missing value, so `missing` drop leaves none"
+        )));
+    }
     if rows == 0 {
         return Err(bad("no data rows".into()));
     }
-    let layout = CsvLayout { header, inputs, targets, width };
+    let texts = texts.into_iter().map(|t| t.map(|(by_code, _)| by_code)).collect();
+    let layout = CsvLayout { header, inputs, targets, width, texts, dropped };
     // Every row pushed its inputs into x and its targets into y (or labels).
     let x = Array2::from_shape_vec((rows, layout.inputs.len()), x).expect("every row has `inputs` features");
     if !options.classify || layout.targets.is_empty() {

@@ -3,6 +3,7 @@
 //! train/test split, and each epoch's batches and order.
 
 mod csv;
+mod encode;
 mod idx;
 mod limits;
 mod passthrough;
@@ -13,6 +14,7 @@ pub use self::csv::{
     load_csv, load_csv_columns, load_csv_from, load_csv_with_layout, open_csv, CsvLayout, CsvOptions, ModelColumns,
     TargetColumn,
 };
+pub use encode::{is_missing, ColumnEncoding, Encoder, Missing, UnknownCategory, MAX_CATEGORIES};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use passthrough::{load_csv_text, TextColumns};

@@ -35,6 +35,15 @@ impl Scaler {
         *x -= &self.shift;
         *x /= &self.divisor;
     }
+
+    /// Leaves the columns `inputs` as they are (shift 0, divisor 1): the
+    /// one-hot inputs of categorical columns, which are 0 or 1 already.
+    pub fn keep_unscaled(&mut self, inputs: &[usize]) {
+        for &i in inputs {
+            self.shift[i] = 0.0;
+            self.divisor[i] = 1.0;
+        }
+    }
 }
 
 impl Scale {

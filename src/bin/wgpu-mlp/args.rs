@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
-use wgpu_mlp::data::{Scale, Source, TargetColumn};
+use wgpu_mlp::data::{Missing, Scale, Source, TargetColumn, UnknownCategory};
 use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 
@@ -150,6 +150,11 @@ pub(crate) struct ModelDataArgs {
     /// Samples of the seed problem [default: training's].
     #[arg(long, value_parser = parse_at_least_one)]
     pub(crate) samples: Option<usize>,
+
+    /// CSV: a category of a categorical column that no training row had:
+    /// error (naming it), or ignore (every one-hot input of its column 0).
+    #[arg(long, value_enum, default_value_t = UnknownCategory::Error)]
+    pub(crate) unknown_category: UnknownCategory,
 }
 
 /// CSV columns predict copies, as text, into its output ahead of its
@@ -290,6 +295,26 @@ pub(crate) struct DataArgs {
     /// [default: `;` or tab when the first line has one and no comma, else `,`].
     #[arg(long, value_parser = parse_delimiter)]
     pub(crate) delimiter: Option<u8>,
+
+    /// CSV: input columns holding categories (text, or numbers that are codes),
+    /// by 0-based index or header name, comma-separated: each is one-hot
+    /// encoded over the categories of the training rows, which the
+    /// checkpoint keeps.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) categorical: Vec<TargetColumn>,
+
+    /// CSV: what a missing value (an empty cell, NA, N/A, NaN or null) does:
+    /// error names its line and column; mean and median fill an input with
+    /// that of the training rows (a categorical column with its most
+    /// frequent category), and predict and eval fill it the same way; drop
+    /// leaves the row out.
+    #[arg(long, value_enum, default_value_t = Missing::Error)]
+    pub(crate) missing: Missing,
+
+    /// CSV: a category of a --categorical column that no training row has
+    /// (in the test rows): error, or ignore (every one-hot input of its column 0).
+    #[arg(long, value_enum, default_value_t = UnknownCategory::Error)]
+    pub(crate) unknown_category: UnknownCategory,
 }
 
 /// The training flags (the default command).

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use wgpu_mlp::checkpoint::{self, DataSettings};
-use wgpu_mlp::data::{self, CsvLayout, CsvOptions, ModelColumns, Scale, Scaler, Source, TargetColumn};
+use wgpu_mlp::data::{
+    self, CsvLayout, CsvOptions, Encoder, Missing, ModelColumns, Scale, Scaler, Source, TargetColumn, UnknownCategory,
+};
 use wgpu_mlp::model::Loss;
 use wgpu_mlp::Dataset;
 
@@ -21,19 +23,21 @@ pub(crate) struct Loaded {
     pub(crate) layout: Option<CsvLayout>,
     /// The targets' scaling, when training with --scale-target.
     pub(crate) target_scaler: Option<Scaler>,
+    /// For a CSV file with categorical columns or missing values filled,
+    /// how its columns became the model's inputs.
+    pub(crate) encoder: Option<Encoder>,
 }
 
-/// The training and test sets `--data` names, scaled and split, their
-/// scaling, for a CSV file which of its columns became inputs and targets,
-/// and when training with --scale-target the targets' scaling.
-/// `model_sizes` is the model's (inputs, outputs) where one is known: from
-/// --layers when training with `outputs_hint` (its last size), from the
-/// checkpoint when `scaler` is given; for seed data, the sizes to draw.
+/// The training and test sets `--data` names, split, encoded and scaled
+/// with what the training rows give, their scaling, for a CSV file which of
+/// its columns became inputs and targets and how, and when training with
+/// --scale-target the targets' scaling. `model_sizes` is the model's
+/// (inputs, outputs) from --layers, checked when `outputs_hint` (its last
+/// size) is given; for seed data, the sizes to draw.
 pub(crate) fn load_data(
     cli: &DataArgs,
     model_sizes: (usize, usize),
     outputs_hint: Option<usize>,
-    scaler: Option<&Scaler>,
 ) -> anyhow::Result<Loaded> {
     let mut csv_layout = None;
     let csv_only = [
@@ -43,6 +47,9 @@ pub(crate) fn load_data(
         ("--skip-rows", cli.skip_rows > 0),
         ("--ignore-columns", !cli.ignore_columns.is_empty()),
         ("--id-column", cli.id_column.is_some()),
+        ("--categorical", !cli.categorical.is_empty()),
+        ("--missing", cli.missing != Missing::Error),
+        ("--unknown-category", cli.unknown_category != UnknownCategory::Error),
     ];
     let is_csv = matches!(cli.data, Source::Csv(_) | Source::CsvStdin);
     if !is_csv {
@@ -53,12 +60,10 @@ pub(crate) fn load_data(
     if cli.samples.is_some() && cli.data != Source::Seed {
         return Err(bad_input("--samples applies to --data seed only".into()));
     }
-    let training = scaler.is_none();
-    // Training takes the classes from --classes or the labels, and fits
-    // --layers to the data afterwards, so a wrong input size is told as such
-    // rather than as labels outside --layers' last size. Predict and eval
-    // take the checkpoint's classes.
-    let classes = if training { cli.classes } else { cli.classes.or(outputs_hint) };
+    // The classes come from --classes or the labels, and --layers is fitted
+    // to the data afterwards, so a wrong input size is told as such rather
+    // than as labels outside --layers' last size.
+    let classes = cli.classes;
     let (mut train, mut test, default_scale, kind) = match &cli.data {
         Source::Seed => {
             let (inputs, outputs) = model_sizes;
@@ -78,6 +83,8 @@ pub(crate) fn load_data(
                 }
                 .unwrap_or(b','),
                 ignore: cli.id_column.iter().chain(&cli.ignore_columns).cloned().collect(),
+                categorical: cli.categorical.clone(),
+                missing: cli.missing,
             };
             let (data, layout) = match &cli.data {
                 Source::Csv(path) => {
@@ -96,45 +103,56 @@ pub(crate) fn load_data(
             (train, Some(test), Scale::Pixels, "idx")
         }
     };
-    if training {
-        if let Some(outputs) = outputs_hint {
-            train = fit_layers(train, model_sizes.0, outputs, cli.classes.is_some())?;
-            test = test.map(|t| fit_layers(t, model_sizes.0, outputs, cli.classes.is_some())).transpose()?;
-        }
-        train.require_two_classes()?;
-    }
     if test.is_none() {
         let fraction = cli.test_fraction.unwrap_or(default_test_fraction(kind));
         (train, test) = data::split(train, fraction, cli.seed)?;
     }
-    let scale = cli.scale.unwrap_or(default_scale);
-    // Predict and eval scale as the training data was; training fits anew.
-    let scaler = match scaler {
-        Some(saved) => {
-            if saved.shift.len() != train.x.ncols() {
-                return Err(bad_input(format!(
-                    "the data has {} inputs per sample, the checkpoint's model takes {}",
-                    train.x.ncols(),
-                    saved.shift.len()
-                )));
-            }
-            saved.apply(&mut train.x);
-            test.iter_mut().for_each(|t| saved.apply(&mut t.x));
-            saved.clone()
-        }
-        None => scale.apply(&mut train.x, test.as_mut().map(|t| &mut t.x)),
+    // Categories and fills come from the training rows only, as the scaling does.
+    let encoder = match &csv_layout {
+        Some(layout) => encode(&mut train, test.as_mut(), layout, cli.missing, cli.unknown_category)?,
+        None => None,
     };
+    if let Some(outputs) = outputs_hint {
+        train = fit_layers(train, model_sizes.0, outputs, cli.classes.is_some())?;
+        test = test.map(|t| fit_layers(t, model_sizes.0, outputs, cli.classes.is_some())).transpose()?;
+    }
+    train.require_two_classes()?;
+    let mut scaler = cli.scale.unwrap_or(default_scale).fit(&train.x);
+    if let Some(encoder) = &encoder {
+        scaler.keep_unscaled(&encoder.one_hot_inputs());
+    }
+    scaler.apply(&mut train.x);
+    test.iter_mut().for_each(|t| scaler.apply(&mut t.x));
     let target_scaler = match cli.scale_target {
         Some(TargetScaleArg::Standard) if train.classes.is_some() => {
             return Err(bad_input("--scale-target applies to a regression; this data's targets are classes".into()))
         }
         // Fitted on the training rows only, as the inputs' scaling is.
-        Some(TargetScaleArg::Standard) if training => {
-            Some(Scale::Standard.apply(&mut train.y, test.as_mut().map(|t| &mut t.y)))
-        }
-        _ => None,
+        Some(TargetScaleArg::Standard) => Some(Scale::Standard.apply(&mut train.y, test.as_mut().map(|t| &mut t.y))),
+        Some(TargetScaleArg::None) | None => None,
     };
-    Ok(Loaded { train, test, scaler, layout: csv_layout, target_scaler })
+    Ok(Loaded { train, test, scaler, layout: csv_layout, target_scaler, encoder })
+}
+
+/// Encodes the raw CSV rows of `train` and `test` (read with `layout`) as
+/// an encoder fitted on `train` gives them; None and the rows unchanged when
+/// there is nothing to encode (see [`Encoder::fit`]).
+fn encode(
+    train: &mut Dataset,
+    test: Option<&mut Dataset>,
+    layout: &CsvLayout,
+    missing: Missing,
+    unknown: UnknownCategory,
+) -> anyhow::Result<Option<Encoder>> {
+    let names = layout.input_names();
+    let Some(encoder) = Encoder::fit(train.x.view(), &layout.texts, missing, &names)? else {
+        return Ok(None);
+    };
+    train.x = encoder.transform(train.x.view(), &layout.texts, unknown, &names, "training row")?;
+    if let Some(test) = test {
+        test.x = encoder.transform(test.x.view(), &layout.texts, unknown, &names, "test row")?;
+    }
+    Ok(Some(encoder))
 }
 
 /// The share of rows held out of a source without a test set of its own.
@@ -150,7 +168,12 @@ pub(crate) fn default_test_fraction(kind: &str) -> f64 {
 /// [`load_data`] gave), for the checkpoint's metadata: predict and eval read
 /// the same rows from it. A file's path is made absolute, so they find it
 /// from any folder.
-pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&CsvLayout>) -> DataSettings {
+pub(crate) fn data_settings(
+    cli: &DataArgs,
+    train: &Dataset,
+    layout: Option<&CsvLayout>,
+    encoder: Option<&Encoder>,
+) -> DataSettings {
     let (columns, target, header) = match (&cli.data, layout) {
         (Source::Csv(_) | Source::CsvStdin, Some(layout)) => {
             (layout.named(&layout.inputs), layout.named(&layout.targets), layout.header.is_some())
@@ -176,6 +199,8 @@ pub(crate) fn data_settings(cli: &DataArgs, train: &Dataset, layout: Option<&Csv
         seed: cli.seed,
         scale_target: cli.scale_target == Some(TargetScaleArg::Standard),
         width: layout.map(|l| l.width),
+        missing: cli.missing,
+        encoder: encoder.cloned(),
     }
 }
 
@@ -309,7 +334,17 @@ pub(crate) fn load_model_rows(
     let seed = cli.seed.or(saved.as_ref().map(|s| s.seed)).unwrap_or(0);
     let needs_targets = purpose == Purpose::Eval || split == SplitArg::Test;
 
+    let encoder = saved.as_ref().and_then(|s| s.encoder.as_ref());
+    // A missing value is filled as training filled it, or refused; eval
+    // leaves out rows as training did, predict answers every row.
+    let missing = match saved.as_ref().map_or(Missing::Error, |s| s.missing) {
+        Missing::Mean | Missing::Median => Missing::Mean,
+        Missing::Drop if purpose == Purpose::Eval => Missing::Drop,
+        Missing::Drop | Missing::Error => Missing::Error,
+    };
     let mut text = None;
+    // A CSV file's categorical texts and input names, for the encoder.
+    let mut csv_layout = None;
     let (mut rows, fraction) = match &source {
         Source::Seed => {
             let samples = cli.samples.or(saved.as_ref().and_then(|s| s.samples)).unwrap_or(100);
@@ -331,24 +366,36 @@ pub(crate) fn load_model_rows(
                     }
                     _ => 0,
                 },
+                missing,
                 ..Default::default()
             };
             let (input, name): (Box<dyn std::io::Read>, String) = match &source {
                 Source::Csv(path) => (data::open_csv(path)?, path.display().to_string()),
                 _ => (Box::new(std::io::stdin().lock()), "standard input".into()),
             };
-            let data = match saved.as_ref().filter(|s| !s.columns.is_empty()) {
+            let (data, layout) = match saved.as_ref().filter(|s| !s.columns.is_empty()) {
                 Some(saved) => {
+                    if let Some(encoder) = encoder.filter(|e| e.columns.len() != saved.columns.len()) {
+                        return Err(bad_input(format!(
+                            "{}: its 'data.encoder' encodes {} columns, and its 'data.columns' lists {}",
+                            path.display(),
+                            encoder.columns.len(),
+                            saved.columns.len()
+                        )));
+                    }
                     let columns = ModelColumns {
                         inputs: saved.columns.clone(),
                         targets: if cli.target.is_empty() { saved.target.clone() } else { cli.target.clone() },
                         targets_optional: !needs_targets,
                         width: saved.width,
+                        categorical: encoder.map_or_else(Vec::new, Encoder::categorical),
                     };
-                    data::load_csv_columns(input, &name, &options, &columns)?.0
+                    data::load_csv_columns(input, &name, &options, &columns)
                 }
-                None => data::load_csv_with_layout(input, &name, &options)?.0,
-            };
+                None => data::load_csv_with_layout(input, &name, &options),
+            }
+            .map_err(|e| with_missing_hint(e, saved.as_ref().map_or(Missing::Error, |s| s.missing)))?;
+            csv_layout = Some(layout);
             if let (false, Source::Csv(path)) = (copy.is_empty(), &source) {
                 text = Some(data::load_csv_text(data::open_csv(path)?, &name, &options, copy)?);
             }
@@ -382,6 +429,11 @@ pub(crate) fn load_model_rows(
             SplitArg::Test => held_out(rows, fraction, seed, same)?,
         };
     }
+    if let (Some(encoder), Some(layout)) = (encoder, &csv_layout) {
+        let scored = if split == SplitArg::All { "data row" } else { "test row" };
+        rows.x =
+            encoder.transform(rows.x.view(), &layout.texts, cli.unknown_category, &layout.input_names(), scored)?;
+    }
     if rows.x.ncols() != spec.inputs() {
         return Err(bad_input(format!(
             "the data has {} inputs per sample, the checkpoint's model {spec} takes {}",
@@ -410,6 +462,20 @@ pub(crate) fn load_model_rows(
         }
     }
     Ok(ModelRows { data: rows, classify, text })
+}
+
+/// A CSV loader's error about a missing value, told in predict's and
+/// eval's terms: they fill one only where training (`trained`) did.
+fn with_missing_hint(error: wgpu_mlp::Error, trained: Missing) -> anyhow::Error {
+    match &error {
+        wgpu_mlp::Error::InvalidInput(message) if message.contains("a missing value (") => {
+            let before = message.split_once("; `missing`").map_or(message.as_str(), |(before, _)| before);
+            bad_input(format!(
+                "{before}; the model was trained with --missing {trained}, so it has no value to fill in (a model trained with --missing mean or median fills missing values in)"
+            ))
+        }
+        _ => error.into(),
+    }
 }
 
 /// The test rows of `data` that a split of `fraction` by `seed` holds out

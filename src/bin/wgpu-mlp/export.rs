@@ -16,6 +16,15 @@ pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
             checkpoint_path.display()
         )));
     }
+    let data = checkpoint::DataSettings::from_metadata(&saved.metadata)
+        .map_err(|e| crate::bad_input(format!("{}: {e}", checkpoint_path.display())))?;
+    if data.is_some_and(|d| d.encoder.is_some()) {
+        // The graph would take the encoded inputs, whose layout no reader of the file could tell.
+        return Err(crate::bad_input(format!(
+            "{} was trained with --categorical columns or missing values filled (--missing mean or median), and export does not put that encoding in the graph yet",
+            checkpoint_path.display()
+        )));
+    }
     write_onnx(out, spec, &saved.params, saved.scaler.as_ref())?;
     let what = match spec.output() {
         Output::Softmax => "class probabilities",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::Context;
 use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, DataSettings};
-use wgpu_mlp::data::{Scaler, Source, TargetColumn};
+use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
@@ -54,6 +54,8 @@ struct Settings {
     target_scaler: Option<Scaler>,
     /// How the data was read (for the checkpoint and config.json).
     data: DataSettings,
+    /// CSV rows left out for a missing value (--missing drop).
+    dropped_rows: usize,
     /// Why the batch size and epochs are what they are, when taken from the
     /// data's size rather than the flags.
     defaults_why: Option<String>,
@@ -102,9 +104,9 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let crate::data::Loaded { train, test, scaler, layout, target_scaler } =
-        load_data(&cli.input, seed_sizes, outputs_hint, None).map_err(|e| with_csv_hints(e, cli))?;
-    let data = crate::data::data_settings(&cli.input, &train, layout.as_ref());
+    let crate::data::Loaded { train, test, scaler, layout, target_scaler, encoder } =
+        load_data(&cli.input, seed_sizes, outputs_hint).map_err(|e| with_csv_hints(e, cli))?;
+    let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
         return Err(bad_input(format!(
             "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
@@ -151,6 +153,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         scaler,
         target_scaler,
         data,
+        dropped_rows: layout.as_ref().map_or(0, |l| l.dropped),
         defaults_why,
     })
 }
@@ -176,6 +179,41 @@ fn with_csv_hints(error: anyhow::Error, cli: &TrainArgs) -> anyhow::Error {
     bad_input(format!("{message}{hint}"))
 }
 
+/// What was done to a CSV's columns and rows besides scaling, when anything
+/// was: "columns: colour one-hot (3 categories); missing values: mean of
+/// the training rows; 2 rows dropped".
+fn encoding_line(settings: &Settings) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(encoder) = &settings.data.encoder {
+        let one_hot: Vec<String> = encoder
+            .columns
+            .iter()
+            .zip(&settings.data.columns)
+            .filter_map(|(encoding, column)| match encoding {
+                ColumnEncoding::OneHot { categories, .. } => {
+                    let name = match column {
+                        TargetColumn::Name(name) => name.clone(),
+                        TargetColumn::Index(i) => format!("column {i}"),
+                    };
+                    Some(format!("{name} ({} categories)", categories.len()))
+                }
+                ColumnEncoding::Number { .. } => None,
+            })
+            .collect();
+        if !one_hot.is_empty() {
+            parts.push(format!("one-hot: {}", one_hot.join(", ")));
+        }
+    }
+    match settings.data.missing {
+        Missing::Mean | Missing::Median => {
+            parts.push(format!("missing values filled with the training rows' {}", settings.data.missing))
+        }
+        Missing::Drop => parts.push(format!("{} rows with a missing value dropped", settings.dropped_rows)),
+        Missing::Error => {}
+    }
+    (!parts.is_empty()).then(|| format!("columns: {}", parts.join("; ")))
+}
+
 /// The lines that say what is about to run.
 fn print_header(
     out: &mut dyn Write,
@@ -196,6 +234,9 @@ fn print_header(
         test.as_ref().map_or(0, Dataset::len),
         train.classes.map_or(String::new(), |k| format!(", {k} classes"))
     )?;
+    if let Some(line) = encoding_line(settings) {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "model: layers {spec} ({} parameters), {} hidden, {} output, {} loss, {} init",
@@ -469,11 +510,15 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "task": if data.classify { "classify" } else { "regress" },
         "skip_rows": cli.input.skip_rows,
         "delimiter": cli.input.delimiter.map(|d| (d as char).to_string()),
+        "categorical": columns(&cli.input.categorical),
+        "missing": data.missing.to_string(),
+        "unknown_category": cli.input.unknown_category.to_string(),
         "scale": data.scale.to_string(),
         "scale_target": if settings.target_scaler.is_some() { "standard" } else { "none" },
         "test_fraction": data.test_fraction,
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
+        "dropped_rows": settings.dropped_rows,
         "classes": train.classes,
         "layers": spec.sizes(),
         "hidden": spec.hidden().to_string(),
