@@ -356,3 +356,39 @@ fn an_encoded_run_agrees_on_the_gpu_and_the_cpu() {
     let diff = trained["max_abs_param_diff"].as_f64().unwrap();
     assert!(diff < GPU_PARAM_ATOL, "max |GPU - CPU| parameter difference {diff}: {trained}");
 }
+
+#[test]
+fn a_headerless_file_with_categories_is_read_whole_with_no_header() {
+    let dir = scratch("no-header");
+    let path = dir.join("plain.csv");
+    let text: String = (0..40).map(|i| format!("{},{},{}\n", ["a", "b"][i % 2], i % 5, (i % 2 + i % 5) % 2)).collect();
+    std::fs::write(&path, text).unwrap();
+    let data = format!("csv:{}", path.display());
+    let args = [
+        "--data",
+        &data,
+        "--task",
+        "classify",
+        "--categorical",
+        "0",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        "--quiet",
+    ];
+    // Detection takes the first row, which has text, for a header.
+    let detected = wgpu_mlp(&[&args[..], &["--out", dir.join("detected").to_str().unwrap()]].concat());
+    assert_success(&detected);
+    assert_eq!(detected.json()["samples"].as_u64().unwrap() + detected.json()["test_samples"].as_u64().unwrap(), 39);
+    let whole = wgpu_mlp(&[&args[..], &["--no-header", "--out", dir.join("whole").to_str().unwrap()]].concat());
+    assert_success(&whole);
+    let json = whole.json();
+    assert_eq!(json["samples"].as_u64().unwrap() + json["test_samples"].as_u64().unwrap(), 40, "{json}");
+    assert_eq!(json["layers"][0], 3, "a and b one-hot, then the number: {json}");
+    // Predict reads the training file as training did: every row.
+    let predicted = wgpu_mlp(&["predict", "--checkpoint", json["checkpoint"].as_str().unwrap(), "--device", "cpu"]);
+    assert_success(&predicted);
+    assert_eq!(predicted.stdout.lines().count(), 41, "a header line and 40 rows: {}", predicted.show());
+}

@@ -134,6 +134,11 @@ pub(crate) struct ModelDataArgs {
     #[arg(long)]
     pub(crate) header: bool,
 
+    /// CSV: the first row is data, even with text in it (categories)
+    /// [default: training's for its own file, else detected].
+    #[arg(long, conflicts_with = "header")]
+    pub(crate) no_header: bool,
+
     /// CSV: lines to skip before the header or data [default: training's for its own file, else 0].
     #[arg(long)]
     pub(crate) skip_rows: Option<usize>,
@@ -257,6 +262,11 @@ pub(crate) struct DataArgs {
     /// CSV: the first row (after --skip-rows) is a header [default: detected].
     #[arg(long)]
     pub(crate) header: bool,
+
+    /// CSV: the first row is data, even with text in it (categories): the
+    /// file has no header.
+    #[arg(long, conflicts_with = "header")]
+    pub(crate) no_header: bool,
 
     /// CSV: lines to skip before the header or data (scikit-learn's CSVs start with one).
     #[arg(long, default_value_t = 0)]

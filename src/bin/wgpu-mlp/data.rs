@@ -44,6 +44,7 @@ pub(crate) fn load_data(
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
         ("--header", cli.header),
+        ("--no-header", cli.no_header),
         ("--skip-rows", cli.skip_rows > 0),
         ("--ignore-columns", !cli.ignore_columns.is_empty()),
         ("--id-column", cli.id_column.is_some()),
@@ -73,7 +74,7 @@ pub(crate) fn load_data(
         Source::Csv(_) | Source::CsvStdin => {
             let options = CsvOptions {
                 target: cli.target.clone(),
-                header: cli.header.then_some(true),
+                header: if cli.header || cli.no_header { Some(cli.header) } else { None },
                 skip_rows: cli.skip_rows,
                 classify: cli.task == Some(TaskArg::Classify),
                 classes,
@@ -301,6 +302,7 @@ pub(crate) fn load_model_rows(
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
         ("--header", cli.header),
+        ("--no-header", cli.no_header),
         ("--skip-rows", cli.skip_rows.is_some()),
     ];
     if let (false, Some((flag, _))) = (is_csv, csv_only.iter().find(|(_, given)| *given)) {
@@ -354,7 +356,7 @@ pub(crate) fn load_model_rows(
         Source::Csv(_) | Source::CsvStdin => {
             let options = CsvOptions {
                 target: cli.target.clone(),
-                header: if cli.header { Some(true) } else { same.map(|s| s.header) },
+                header: if cli.header || cli.no_header { Some(cli.header) } else { same.map(|s| s.header) },
                 skip_rows: cli.skip_rows.or(same.map(|s| s.skip_rows)).unwrap_or(0),
                 classify,
                 classes,
