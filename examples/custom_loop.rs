@@ -1,6 +1,6 @@
 //! A custom training loop over the `Trainer` trait, below the `Mlp` API: the
 //! backend picked once, a trainer built from a `Run`, one epoch per call,
-//! early stopping when the test loss has not improved for 5 epochs, and a
+//! early stopping when the validation loss has not improved for 5 epochs, and a
 //! checkpoint of the best epoch's state.
 //!
 //!     cargo run --example custom_loop
@@ -20,7 +20,7 @@ fn main() -> wgpu_mlp::Result<()> {
         }
         Ok::<_, wgpu_mlp::Error>(data)
     };
-    let (train, test) = (make(400, 1)?, make(100, 2)?);
+    let (train, val) = (make(400, 1)?, make(100, 2)?);
     let spec = MlpSpec::new(vec![3, 32, 1])?.with(Activation::Tanh, Output::Identity, Loss::Mse)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
     let config = TrainConfig {
@@ -33,21 +33,21 @@ fn main() -> wgpu_mlp::Result<()> {
 
     let (backend, why) = Backend::auto(GpuPath::Auto, None)?;
     println!("{why}");
-    let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
+    let run = Run { spec: &spec, params: &params, train: &train, test: Some(&val), config: &config };
     let mut trainer = backend.trainer(&run)?;
 
     let (patience, mut best, mut since_best) = (5, (f32::INFINITY, 0, trainer.state()?), 0);
     for epoch in 1..=200 {
         let metrics = trainer.train(1)?[0];
-        let test_loss = metrics.test_loss.expect("the run has a test set");
-        if test_loss < best.0 {
-            best = (test_loss, epoch, trainer.state()?);
+        let val_loss = metrics.val_loss.expect("the run has a validation set");
+        if val_loss < best.0 {
+            best = (val_loss, epoch, trainer.state()?);
             since_best = 0;
         } else {
             since_best += 1;
         }
         if epoch % 10 == 0 || since_best == patience {
-            println!("epoch {epoch:>3}  train loss {:.5}  test loss {test_loss:.5}", metrics.train_loss);
+            println!("epoch {epoch:>3}  train loss {:.5}  validation loss {val_loss:.5}", metrics.train_loss);
         }
         if since_best == patience {
             println!("no improvement for {patience} epochs: stopping");
@@ -58,6 +58,6 @@ fn main() -> wgpu_mlp::Result<()> {
     let path = std::env::temp_dir().join("custom_loop_best.safetensors");
     let metadata = checkpoint::describe(&spec, config.optimizer, config.seed, train.fingerprint());
     checkpoint::save(&path, &state, epoch, metadata, None)?;
-    println!("best test loss {loss:.5} at epoch {epoch}, saved to {}", path.display());
+    println!("best validation loss {loss:.5} at epoch {epoch}, saved to {}", path.display());
     Ok(())
 }

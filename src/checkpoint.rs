@@ -218,6 +218,23 @@ impl DataSettings {
     }
 }
 
+impl Checkpoint {
+    /// The best epoch of the run that wrote it (`best_epoch`, `best_value`),
+    /// when that run monitored one; a value that does not parse is an error.
+    pub fn best(&self) -> Result<Option<crate::train::BestEpoch>> {
+        let (Some(epoch), Some(value)) = (self.metadata.get("best_epoch"), self.metadata.get("best_value")) else {
+            return Ok(None);
+        };
+        let bad = || {
+            Error::InvalidInput(format!("the metadata's best_epoch '{epoch}' and best_value '{value}' do not parse"))
+        };
+        Ok(Some(crate::train::BestEpoch {
+            epoch: epoch.parse().map_err(|_| bad())?,
+            value: value.parse().map_err(|_| bad())?,
+        }))
+    }
+}
+
 /// The keys of [`describe`] a resume must match, in the order they are checked.
 const MUST_MATCH: [&str; 7] = ["format_version", "layers", "hidden", "output", "loss", "optimizer", "data_fingerprint"];
 
@@ -626,7 +643,7 @@ impl Checkpoint {
         };
         format!(
             "{} was trained on other data: {what}. To resume, pass the `data`, `target`, `task`, `scale`, \
-             `scale_target`, `test_fraction`, `seed` and `skip_rows` of the run that wrote it",
+             `scale_target`, `test_fraction`, `val_fraction`, `seed` and `skip_rows` of the run that wrote it",
             path.display()
         )
     }

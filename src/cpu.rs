@@ -524,8 +524,8 @@ impl Trainer for CpuTrainer {
             history.push(EpochMetrics {
                 train_loss,
                 train_accuracy: classes.then(|| correct as f32 / samples as f32),
-                test_loss: test.map(|((loss, _), _)| loss),
-                test_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
+                val_loss: test.map(|((loss, _), _)| loss),
+                val_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
             });
         }
         Ok(history)

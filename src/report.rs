@@ -22,6 +22,11 @@ pub use raster::{default_font_dirs, find_font};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.
 pub const METRICS_CSV_HEADER: [&str; 6] =
+    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "seconds"];
+
+/// The header run folders had before validation sets, when the held-out
+/// column was the test set's; still read, so those folders resume.
+const OLD_METRICS_CSV_HEADER: [&str; 6] =
     ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds"];
 
 /// One read-back of the metrics.
@@ -70,7 +75,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
     let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
     let mut reader = csv::Reader::from_reader(&text[..whole]);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?;
-    if whole > 0 && !header.iter().eq(METRICS_CSV_HEADER) {
+    if whole > 0 && !header.iter().eq(METRICS_CSV_HEADER) && !header.iter().eq(OLD_METRICS_CSV_HEADER) {
         return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
     }
     reader
@@ -86,9 +91,9 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
             let epoch = field(0).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(0))))?;
             let metrics = EpochMetrics {
                 train_loss: number(1)?,
-                test_loss: optional(2)?,
+                val_loss: optional(2)?,
                 train_accuracy: optional(3)?,
-                test_accuracy: optional(4)?,
+                val_accuracy: optional(4)?,
             };
             let seconds = field(5).parse::<f64>().map_err(|_| not_a_number(5))?;
             Ok(MetricsRow { epoch, metrics, seconds })
@@ -107,9 +112,9 @@ fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
         let fields = [
             row.epoch.to_string(),
             metrics.train_loss.to_string(),
-            optional(metrics.test_loss),
+            optional(metrics.val_loss),
             optional(metrics.train_accuracy),
-            optional(metrics.test_accuracy),
+            optional(metrics.val_accuracy),
             row.seconds.to_string(),
         ];
         // Numbers and empty fields: nothing a CSV would quote.

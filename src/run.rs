@@ -11,7 +11,10 @@ use crate::checkpoint;
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::report::{self, MetricsRow, PlotWritten};
-use crate::train::{EpochMetrics, FitHooks, Trainer};
+use crate::train::{BestEpoch, EpochMetrics, FitHooks, Trainer};
+
+/// The best epoch's checkpoint, rewritten whenever the monitored metric improves.
+pub const BEST_CHECKPOINT: &str = "checkpoint-best.safetensors";
 
 /// A run's output folder and what has been written to it.
 pub struct RunFolder {
@@ -28,6 +31,10 @@ pub struct RunFolder {
     target_scaler: Option<Scaler>,
     /// Paths of the checkpoints written, oldest first.
     pub checkpoints: Vec<PathBuf>,
+    /// The best epoch so far, when the run monitors one: in every
+    /// checkpoint's metadata (`best_epoch`, `best_value`), and its state in
+    /// [`BEST_CHECKPOINT`].
+    pub best: Option<BestEpoch>,
 }
 
 /// What may already be in `--out`: a run folder holds one run.
@@ -45,7 +52,7 @@ pub enum Reuse {
 
 /// Whether `name` is a file a run writes (and so `overwrite` may remove).
 fn is_run_file(name: &str) -> bool {
-    matches!(name, "config.json" | "metrics.csv" | "loss.svg" | "loss.png")
+    matches!(name, "config.json" | "metrics.csv" | "loss.svg" | "loss.png" | BEST_CHECKPOINT)
         || name
             .strip_prefix("checkpoint-epoch")
             .and_then(|rest| rest.strip_suffix(".safetensors"))
@@ -85,6 +92,7 @@ impl RunFolder {
             scaler,
             target_scaler: None,
             checkpoints: Vec::new(),
+            best: None,
         })
     }
 
@@ -141,16 +149,39 @@ impl RunFolder {
     /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.
     pub fn save(&mut self, trainer: &mut dyn Trainer, epoch: usize) -> Result<PathBuf> {
         let path = self.dir.join(format!("checkpoint-epoch{epoch}.safetensors"));
-        checkpoint::save_scaled(
-            &path,
-            &trainer.state()?,
-            epoch,
-            self.checkpoint_metadata.clone(),
-            self.scaler.as_ref(),
-            self.target_scaler.as_ref(),
-        )?;
+        self.write_checkpoint(&path, trainer, epoch)?;
         self.checkpoints.push(path.clone());
         Ok(path)
+    }
+
+    /// Saves the trainer's state, that of the new best epoch `best`, as
+    /// [`BEST_CHECKPOINT`] (replacing the previous best atomically).
+    pub fn save_best(&mut self, trainer: &mut dyn Trainer, best: BestEpoch) -> Result<PathBuf> {
+        self.best = Some(best);
+        let path = self.best_checkpoint();
+        self.write_checkpoint(&path, trainer, best.epoch)?;
+        Ok(path)
+    }
+
+    /// Where [`RunFolder::save_best`] writes.
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.dir.join(BEST_CHECKPOINT)
+    }
+
+    fn write_checkpoint(&self, path: &Path, trainer: &mut dyn Trainer, epoch: usize) -> Result<()> {
+        let mut metadata = self.checkpoint_metadata.clone();
+        if let Some(best) = self.best {
+            metadata.insert("best_epoch".into(), best.epoch.to_string());
+            metadata.insert("best_value".into(), best.value.to_string());
+        }
+        checkpoint::save_scaled(
+            path,
+            &trainer.state()?,
+            epoch,
+            metadata,
+            self.scaler.as_ref(),
+            self.target_scaler.as_ref(),
+        )
     }
 
     /// Writes `loss.svg` and, where fonts are found, `loss.png`.
@@ -184,6 +215,10 @@ impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
 
     fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn improved(&mut self, trainer: &mut dyn Trainer, best: BestEpoch) -> Result<()> {
+        self.folder.save_best(trainer, best).map(drop)
     }
 }
 

@@ -182,7 +182,9 @@ pub struct Run<'a> {
     pub params: &'a Params,
     /// The rows trained on, as the model sees them (scaled already).
     pub train: &'a Dataset,
-    /// Evaluated after every epoch when given.
+    /// Held-out rows evaluated after every epoch when given (into
+    /// [`EpochMetrics::val_loss`]): a validation set, which may pick the
+    /// best epoch, so not the test set that scores the model kept.
     pub test: Option<&'a Dataset>,
     /// The training settings.
     pub config: &'a TrainConfig,
@@ -197,17 +199,17 @@ impl Run<'_> {
 
 /// What one epoch measured. The training loss and accuracy are taken over the
 /// epoch's batches, each before its own update (as Keras reports them); the
-/// test figures after the epoch's last update.
+/// validation figures (of [`Run::test`]) after the epoch's last update.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochMetrics {
     /// Mean loss over the epoch's batches.
     pub train_loss: f32,
     /// For classification.
     pub train_accuracy: Option<f32>,
-    /// With a test set.
-    pub test_loss: Option<f32>,
-    /// With a test set, for classification.
-    pub test_accuracy: Option<f32>,
+    /// With held-out rows ([`Run::test`]).
+    pub val_loss: Option<f32>,
+    /// With held-out rows, for classification.
+    pub val_accuracy: Option<f32>,
 }
 
 /// The optimizer's state, shaped like the parameters.
@@ -368,6 +370,86 @@ pub struct FitReport {
     pub seconds: f64,
     /// Every epoch's metrics, first epoch first.
     pub history: Vec<EpochMetrics>,
+    /// With [`Schedule::monitor`]: the best read-back epoch so far (a
+    /// resumed run's earlier epochs included).
+    pub best: Option<BestEpoch>,
+    /// Why the run ended.
+    pub stop_reason: StopReason,
+}
+
+/// Why a [`fit_schedule`] run ended without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// It trained every epoch of the schedule.
+    Epochs,
+    /// The monitored metric did not improve for `patience` epochs.
+    EarlyStopping,
+}
+
+impl StopReason {
+    /// "epochs" or "early-stopping", as `--json` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Epochs => "epochs",
+            StopReason::EarlyStopping => "early-stopping",
+        }
+    }
+}
+
+/// The metric that picks the best epoch (`--monitor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Monitor {
+    /// The loss over the held-out rows ([`EpochMetrics::val_loss`]); lower is better.
+    ValLoss,
+    /// The accuracy over the held-out rows; higher is better.
+    ValAccuracy,
+    /// The epoch's training loss; lower is better.
+    TrainLoss,
+}
+
+crate::model::named_by_value_enum!(Monitor);
+
+impl Monitor {
+    /// Its value in an epoch's metrics; None where the run does not measure it.
+    pub fn value(self, metrics: &EpochMetrics) -> Option<f32> {
+        match self {
+            Monitor::ValLoss => metrics.val_loss,
+            Monitor::ValAccuracy => metrics.val_accuracy,
+            Monitor::TrainLoss => Some(metrics.train_loss),
+        }
+    }
+
+    /// Whether `value` beats `best` by more than `min_delta`. NaN never does.
+    pub fn improves(self, value: f32, best: f32, min_delta: f32) -> bool {
+        match self {
+            Monitor::ValLoss | Monitor::TrainLoss => value < best - min_delta,
+            Monitor::ValAccuracy => value > best + min_delta,
+        }
+    }
+}
+
+/// The best epoch a monitored run has seen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BestEpoch {
+    /// Counted from the start of the first run.
+    pub epoch: usize,
+    /// The monitored metric's value at that epoch.
+    pub value: f32,
+}
+
+/// Which metric picks the best epoch, and when a lack of progress ends the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Monitoring {
+    /// The metric.
+    pub monitor: Monitor,
+    /// Stop once this many epochs have passed since the best one
+    /// (`early_stopping`); None trains every epoch.
+    pub patience: Option<usize>,
+    /// The least change that counts as an improvement (`min_delta`), >= 0.
+    pub min_delta: f32,
+    /// The best epoch of the run a checkpoint came from (None for a new run),
+    /// so that a resumed run picks the same best epoch as an unbroken one.
+    pub resumed_best: Option<BestEpoch>,
 }
 
 impl FitReport {
@@ -387,7 +469,7 @@ impl FitReport {
 }
 
 /// When a [`fit_schedule`] run reads back and saves, and where it starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Schedule {
     /// Epochs done before (by the run a checkpoint came from); 0 for a new run.
     pub first_epoch: usize,
@@ -397,6 +479,10 @@ pub struct Schedule {
     pub log_every: usize,
     /// A checkpoint every this many epochs (and after the last), if any.
     pub save_every: Option<usize>,
+    /// The best epoch is tracked at each read-back (its last epoch, so
+    /// every epoch with `log_every` 1), told to [`FitHooks::improved`], and
+    /// may end the run early; None: neither.
+    pub monitor: Option<Monitoring>,
 }
 
 /// What [`fit_schedule`] tells its caller as it goes.
@@ -418,6 +504,13 @@ pub trait FitHooks {
     fn stop_requested(&self) -> bool {
         false
     }
+
+    /// The monitored metric improved at read-back epoch `best.epoch`: the
+    /// trainer holds that epoch's state (save it to keep the best model).
+    /// Called before any [`FitHooks::save`] of the same epoch.
+    fn improved(&mut self, _trainer: &mut dyn Trainer, _best: BestEpoch) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs the epochs of `schedule`, reading the metrics back every `log_every`
@@ -426,10 +519,15 @@ pub trait FitHooks {
 /// loss is NaN or infinite, and with [`Error::Interrupted`] after saving when
 /// the hooks ask to stop.
 pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut dyn FitHooks) -> Result<FitReport> {
-    let Schedule { first_epoch, last_epoch, log_every, save_every } = schedule;
+    let Schedule { first_epoch, last_epoch, log_every, save_every, monitor } = schedule;
     if log_every == 0 || save_every == Some(0) {
         return Err(Error::InvalidInput("log_every and save_every must be at least 1".into()));
     }
+    if monitor.is_some_and(|m| !(m.min_delta >= 0.0 && m.min_delta.is_finite())) {
+        return Err(Error::InvalidInput("`min_delta` must be a finite number >= 0".into()));
+    }
+    let mut best = monitor.and_then(|m| m.resumed_best);
+    let mut stop_reason = StopReason::Epochs;
     let epochs = last_epoch.saturating_sub(first_epoch);
     let initial_loss = trainer.evaluate()?;
     // Grows as epochs happen: nothing is sized by the epoch count up front.
@@ -452,6 +550,25 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         if !metrics.is_empty() {
             hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
         }
+        if let (Some(monitoring), Some(last)) = (monitor, metrics.last()) {
+            let value = monitoring.monitor.value(last).ok_or_else(|| {
+                Error::InvalidInput(format!("`monitor` {} is not measured by this run", monitoring.monitor))
+            })?;
+            if best.is_none_or(|b| monitoring.monitor.improves(value, b.value, monitoring.min_delta)) && !value.is_nan()
+            {
+                let improved = BestEpoch { epoch, value };
+                best = Some(improved);
+                hooks.improved(trainer, improved)?;
+            }
+            let since_best = epoch - best.map_or(first_epoch, |b| b.epoch);
+            if monitoring.patience.is_some_and(|patience| since_best >= patience) && history.len() < epochs {
+                stop_reason = StopReason::EarlyStopping;
+                if save_every.is_some() {
+                    hooks.save(trainer, epoch)?;
+                }
+                break;
+            }
+        }
         let stop = metrics.len() < chunk || hooks.stop_requested();
         if stop || save_every.is_some_and(|every| epoch % every == 0 || epoch == last_epoch) {
             hooks.save(trainer, epoch)?;
@@ -462,8 +579,9 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
     }
     let seconds = start.elapsed().as_secs_f64();
     let final_loss = trainer.evaluate()?;
+    let epochs = history.len();
     let steps = epochs.saturating_mul(trainer.steps_per_epoch());
-    Ok(FitReport { initial_loss, final_loss, epochs, steps, seconds, history })
+    Ok(FitReport { initial_loss, final_loss, epochs, steps, seconds, history, best, stop_reason })
 }
 
 /// Runs `epochs` epochs of a new run, reading the metrics back every
@@ -482,6 +600,6 @@ pub fn fit(
             Ok(())
         }
     }
-    let schedule = Schedule { first_epoch: 0, last_epoch: epochs, log_every, save_every: None };
+    let schedule = Schedule { first_epoch: 0, last_epoch: epochs, log_every, save_every: None, monitor: None };
     fit_schedule(trainer, schedule, &mut Log(on_log))
 }

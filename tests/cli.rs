@@ -540,9 +540,9 @@ fn csv_classification_reports_accuracy_and_test_metrics() {
         let json = run.json();
         assert_eq!(json["layers"], serde_json::json!([2, 8, 2]), "sizes come from the data with --hidden");
         assert_eq!(
-            (json["samples"].as_u64(), json["test_samples"].as_u64()),
-            (Some(44), Some(16)),
-            "25% held out, rounded per class"
+            (json["samples"].as_u64(), json["val_samples"].as_u64(), json["test_samples"].as_u64()),
+            (Some(40), Some(4), Some(16)),
+            "25% held out for testing, then 10% of the rest for validation, rounded per class"
         );
         assert_eq!(json["epochs_run"], 30);
         assert!(number(&json, "train_accuracy") >= 0.95, "{}", run.show());
@@ -604,7 +604,7 @@ fn a_run_folder_holds_config_metrics_plot_and_checkpoints_and_resumes_exactly() 
         assert_eq!(config["crate_version"], env!("CARGO_PKG_VERSION"));
         let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
         let lines: Vec<&str> = metrics.lines().collect();
-        assert_eq!(lines[0], "epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds");
+        assert_eq!(lines[0], "epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds");
         assert_eq!(lines.len(), 5, "a row per epoch:\n{metrics}");
         assert!(lines[4].starts_with("4,") && lines[4].split(',').all(|f| !f.is_empty()), "{metrics}");
         assert!(std::fs::read_to_string(whole.join("loss.svg")).unwrap().contains("<svg"));

@@ -57,7 +57,7 @@ fn digits_trains_to_high_accuracy_on_both_devices() {
     };
     let accuracy = |trainer: &mut dyn Trainer| {
         let report = fit(trainer, DIGITS_EPOCHS, DIGITS_EPOCHS, |_, _| {}).unwrap();
-        let accuracy = report.last().unwrap().test_accuracy.unwrap();
+        let accuracy = report.last().unwrap().val_accuracy.unwrap();
         eprintln!("digits on {}: test accuracy {accuracy:.4} after {DIGITS_EPOCHS} epochs", trainer.device());
         assert!(accuracy >= DIGITS_MIN_ACCURACY, "{}: test accuracy {accuracy}", trainer.device());
         accuracy

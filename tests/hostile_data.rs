@@ -217,7 +217,7 @@ fn trained(data: &str, stdin: Option<Vec<u8>>) -> Value {
     assert_eq!(run.code, Some(0), "{}", run.show());
     let mut json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{}", run.show()));
     let object = json.as_object_mut().expect("an object");
-    for key in ["data", "command", "out", "checkpoint", "seconds"] {
+    for key in ["data", "command", "out", "checkpoint", "best_checkpoint", "seconds"] {
         object.remove(key);
     }
     object.retain(|key, _| !key.contains("time") && !key.contains("per_second"));

@@ -40,8 +40,8 @@ fn run(epochs: usize, test: bool, accuracy: bool) -> Vec<MetricsRow> {
                 metrics: EpochMetrics {
                     train_loss: 2.0 / (1.0 + t),
                     train_accuracy: accuracy.then(|| 1.0 - 0.5 / t),
-                    test_loss: test.then(|| 2.2 / (1.0 + t)),
-                    test_accuracy: (test && accuracy).then(|| 1.0 - 0.6 / t),
+                    val_loss: test.then(|| 2.2 / (1.0 + t)),
+                    val_accuracy: (test && accuracy).then(|| 1.0 - 0.6 / t),
                 },
                 seconds: 0.125 * t as f64,
             }
@@ -59,36 +59,26 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
             metrics: EpochMetrics {
                 train_loss: 0.1,
                 train_accuracy: Some(0.25),
-                test_loss: Some(1.0e-8),
-                test_accuracy: Some(1.0),
+                val_loss: Some(1.0e-8),
+                val_accuracy: Some(1.0),
             },
             seconds: 0.001_234_567_890_123,
         },
         MetricsRow {
             epoch: 2,
-            metrics: EpochMetrics {
-                train_loss: 123_456.79,
-                train_accuracy: None,
-                test_loss: None,
-                test_accuracy: None,
-            },
+            metrics: EpochMetrics { train_loss: 123_456.79, train_accuracy: None, val_loss: None, val_accuracy: None },
             seconds: 2.5,
         },
         MetricsRow {
             epoch: 10,
-            metrics: EpochMetrics {
-                train_loss: 3.0e-7,
-                train_accuracy: Some(0.9),
-                test_loss: None,
-                test_accuracy: None,
-            },
+            metrics: EpochMetrics { train_loss: 3.0e-7, train_accuracy: Some(0.9), val_loss: None, val_accuracy: None },
             seconds: 1.0e6 / 3.0,
         },
     ];
     write_metrics_csv(&path, &rows).unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds"));
     assert_eq!(text.lines().nth(2), Some("2,123456.79,,,,2.5"), "None is an empty field:\n{text}");
 
     let mut reader = csv::Reader::from_path(&path).unwrap();
@@ -100,9 +90,9 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
         assert_eq!(record.len(), 6, "{record:?}");
         assert_eq!(record[0].parse::<usize>().unwrap(), row.epoch);
         assert_eq!(record[1].parse::<f32>().unwrap(), row.metrics.train_loss, "{record:?}");
-        assert_eq!(optional(&record[2]), row.metrics.test_loss, "{record:?}");
+        assert_eq!(optional(&record[2]), row.metrics.val_loss, "{record:?}");
         assert_eq!(optional(&record[3]), row.metrics.train_accuracy, "{record:?}");
-        assert_eq!(optional(&record[4]), row.metrics.test_accuracy, "{record:?}");
+        assert_eq!(optional(&record[4]), row.metrics.val_accuracy, "{record:?}");
         assert_eq!(record[5].parse::<f64>().unwrap(), row.seconds, "{record:?}");
     }
     assert_eq!(listing(&dir), ["metrics.csv"], "no temporary file is left");
@@ -115,7 +105,7 @@ fn metrics_csv_of_no_epochs_is_the_header_alone() {
     write_metrics_csv(&path, &[]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds\n"
+        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds\n"
     );
 }
 
@@ -240,7 +230,7 @@ fn a_run_folder_appends_each_read_back_to_metrics_csv() {
     let text = std::fs::read_to_string(&path).unwrap();
     let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2", "3"], "{text}");
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds"));
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds"));
 }
 
 /// What a crash during an append leaves, a last line without its newline,
@@ -302,7 +292,7 @@ fn svg_of_a_run_with_only_a_training_loss() {
     let svg = read_svg(&svg);
     assert!(svg.says("train loss"), "the legend names the series: {:?}", svg.words);
     assert!(svg.says("loss"), "the y axis is labelled");
-    for absent in ["test loss", "accuracy"] {
+    for absent in ["validation loss", "accuracy"] {
         assert!(!svg.text.contains(absent), "{absent} was not measured");
     }
     assert_eq!(listing(&dir), ["loss.svg"]);
@@ -315,8 +305,14 @@ fn svg_of_a_run_with_test_metrics_and_accuracy_has_two_panels() {
     let written = plot_losses_with_fonts(&svg, None, &run(200, true, true), &[Path::new(NO_FONTS)]).unwrap();
     assert!(written.svg && !written.png && written.png_skipped_because.is_none(), "{written:?}");
     let svg = read_svg(&svg);
-    for words in ["train loss", "test loss", "train accuracy", "test accuracy", "loss per epoch", "accuracy per epoch"]
-    {
+    for words in [
+        "train loss",
+        "validation loss",
+        "train accuracy",
+        "validation accuracy",
+        "loss per epoch",
+        "accuracy per epoch",
+    ] {
         assert!(svg.says(words), "{words} is missing from {:?}", svg.words);
     }
 }
@@ -327,7 +323,7 @@ fn a_run_that_stopped_on_a_nan_loss_still_plots_the_epochs_before() {
     let svg = dir.join("loss.svg");
     let mut rows = run(5, true, false);
     rows[4].metrics.train_loss = f32::NAN;
-    rows[4].metrics.test_loss = Some(f32::INFINITY);
+    rows[4].metrics.val_loss = Some(f32::INFINITY);
     let written = plot_losses_with_fonts(&svg, None, &rows, &[]).unwrap();
     assert!(written.svg, "{written:?}");
     let svg = read_svg(&svg);

@@ -96,7 +96,7 @@ fn a_data_mismatch_on_resume_says_what_differs() {
         &dir,
         &[&base[..], &resume[..], &["--test-fraction", "0.5", "--out", path_str(&dir.join("b"))]].concat(),
     );
-    assert_bad_input(&run, &["45 training rows", "30", "--test-fraction"]);
+    assert_bad_input(&run, &["39 training rows", "27", "--test-fraction", "--val-fraction"]);
     // Another scaling: the same shapes, other values; named as a flag to check.
     let run =
         run_in(&dir, &[&base[..], &resume[..], &["--scale", "minmax", "--out", path_str(&dir.join("c"))]].concat());

@@ -19,7 +19,7 @@ pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use passthrough::{load_csv_text, TextColumns};
 pub use scale::{Scale, Scaler};
-pub use split::split;
+pub use split::{held_out_count, split, validation_split};
 
 use std::path::PathBuf;
 

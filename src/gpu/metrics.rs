@@ -56,8 +56,8 @@ impl MetricSlots {
             .map(|m| EpochMetrics {
                 train_loss: m[Self::TRAIN_LOSS] / spec.loss_divisor(train_rows),
                 train_accuracy: self.train_correct.map(|slot| m[slot] / train_rows as f32),
-                test_loss: self.test_loss.zip(test_rows).map(|(slot, rows)| m[slot] / spec.loss_divisor(rows)),
-                test_accuracy: self.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
+                val_loss: self.test_loss.zip(test_rows).map(|(slot, rows)| m[slot] / spec.loss_divisor(rows)),
+                val_accuracy: self.test_correct.zip(test_rows).map(|(slot, rows)| m[slot] / rows as f32),
             })
             .collect()
     }

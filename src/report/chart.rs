@@ -12,10 +12,10 @@ use plotters::prelude::*;
 use super::MetricsRow;
 use crate::train::EpochMetrics;
 
-/// Train is always blue and test always orange (matplotlib's first two
+/// Train is always blue and validation always orange (matplotlib's first two
 /// colours), in both panels, so one legend reading carries over.
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
-const TEST: RGBColor = RGBColor(255, 127, 14);
+const VAL: RGBColor = RGBColor(255, 127, 14);
 /// Above this many read-backs the markers would hide the line; below it they show
 /// where the read-backs were, and make a single epoch visible at all.
 const MAX_MARKED_POINTS: usize = 50;
@@ -43,7 +43,7 @@ fn series(name: &'static str, color: RGBColor, rows: &[MetricsRow], value: fn(&E
 fn accuracy_series(rows: &[MetricsRow]) -> [Series; 2] {
     [
         series("train accuracy", TRAIN, rows, |m| m.train_accuracy),
-        series("test accuracy", TEST, rows, |m| m.test_accuracy),
+        series("validation accuracy", VAL, rows, |m| m.val_accuracy),
     ]
 }
 
@@ -62,8 +62,10 @@ pub(super) fn draw<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let epochs = epoch_range(rows);
     let marker = if rows.len() <= MAX_MARKED_POINTS { 3 } else { 0 };
-    let losses =
-        [series("train loss", TRAIN, rows, |m| Some(m.train_loss)), series("test loss", TEST, rows, |m| m.test_loss)];
+    let losses = [
+        series("train loss", TRAIN, rows, |m| Some(m.train_loss)),
+        series("validation loss", VAL, rows, |m| m.val_loss),
+    ];
     let loss =
         Panel { what: "loss", lines: &losses, axis: loss_axis(&losses), legend_at: SeriesLabelPosition::UpperRight };
     let accuracies = accuracy_series(rows);

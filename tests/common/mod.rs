@@ -181,9 +181,9 @@ pub fn trajectories_match(
         };
         let metrics: [(&str, Pick, f32, f32); 4] = [
             ("train loss", |m| Some(m.train_loss), 0.0, LOSS_RTOL),
-            ("test loss", |m| m.test_loss, 1e-6, LOSS_RTOL),
+            ("test loss", |m| m.val_loss, 1e-6, LOSS_RTOL),
             ("train accuracy", |m| m.train_accuracy, ACCURACY_ATOL, 0.0),
-            ("test accuracy", |m| m.test_accuracy, ACCURACY_ATOL, 0.0),
+            ("test accuracy", |m| m.val_accuracy, ACCURACY_ATOL, 0.0),
         ];
         for (name, pick, atol, rtol) in metrics {
             assert_close(&format!("{at}: {name}"), &column(&got, pick), &column(&want, pick), atol, rtol);

@@ -7,6 +7,7 @@ use wgpu_mlp::bench;
 use wgpu_mlp::data::{Missing, Scale, Source, TargetColumn, UnknownCategory};
 use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
+use wgpu_mlp::train::Monitor;
 
 /// Train a multilayer perceptron with the whole training step on the GPU.
 ///
@@ -183,6 +184,13 @@ impl CopyArgs {
     }
 }
 
+/// Which model a run ends with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeepArg {
+    Best,
+    Last,
+}
+
 /// Which rows predict and eval run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SplitArg {
@@ -297,9 +305,22 @@ pub(crate) struct DataArgs {
     pub(crate) scale_target: Option<TargetScaleArg>,
 
     /// Share of the rows held out as a test set, stratified by class, for
-    /// sources without one [default: 0 for seed, 0.25 for CSV].
+    /// sources without one [default: 0 for seed, 0.25 for CSV]. The test set
+    /// is scored once, at the end, on the model kept.
     #[arg(long)]
     pub(crate) test_fraction: Option<f64>,
+
+    /// Share of the training rows (after the test split) held out as a
+    /// validation set, stratified by class and chosen by --seed: evaluated
+    /// after every epoch, it picks the best epoch (--monitor) [default: 0.1
+    /// with --data, 0 for seed].
+    #[arg(long, conflicts_with = "val_data")]
+    pub(crate) val_fraction: Option<f64>,
+
+    /// CSV: a separate validation file, read with the training file's
+    /// settings and encoded and scaled as the training rows were.
+    #[arg(long)]
+    pub(crate) val_data: Option<Source>,
 
     /// CSV: the field delimiter, one character (`;`, or `tab`)
     /// [default: `;` or tab when the first line has one and no comma, else `,`].
@@ -409,6 +430,27 @@ pub(crate) struct TrainArgs {
     /// the last) [default: 100 for seed, else 1].
     #[arg(long, value_parser = parse_at_least_one)]
     pub(crate) log_every: Option<usize>,
+
+    /// Stop once this many epochs pass without the --monitor metric improving
+    /// by more than --min-delta [default: train every epoch].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) early_stopping: Option<usize>,
+
+    /// The metric that picks the best epoch, checked at every read-back
+    /// [default: val-loss with a validation set, else train-loss].
+    #[arg(long, value_enum)]
+    pub(crate) monitor: Option<Monitor>,
+
+    /// The least change of the --monitor metric that counts as an improvement.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    pub(crate) min_delta: f32,
+
+    /// The model the run ends with (the summary and the test metrics):
+    /// best (the --monitor metric's best epoch, whatever ends the run, saved
+    /// as checkpoint-best.safetensors) or last (the last epoch trained)
+    /// [default: best with a validation set or --monitor, else last].
+    #[arg(long, value_enum)]
+    pub(crate) keep: Option<KeepArg>,
 
     /// Where to train: auto takes a hardware GPU when there is one, else the
     /// CPU (a software adapter such as lavapipe is slower than the CPU path);
@@ -524,6 +566,13 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{text}' must be a whole number of at least 1")),
+    }
+}
+
+fn parse_non_negative(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("'{text}' must be a finite number >= 0")),
     }
 }
 

@@ -16,6 +16,11 @@ use crate::bad_input;
 /// What [`load_data`] read.
 pub(crate) struct Loaded {
     pub(crate) train: Dataset,
+    /// Evaluated after every epoch; picks the best epoch.
+    pub(crate) val: Option<Dataset>,
+    /// Why there is no validation set, when the default one did not fit.
+    pub(crate) val_note: Option<String>,
+    /// Scored once, at the end, on the model kept.
     pub(crate) test: Option<Dataset>,
     /// The inputs' scaling.
     pub(crate) scaler: Scaler,
@@ -40,6 +45,7 @@ pub(crate) fn load_data(
     outputs_hint: Option<usize>,
 ) -> anyhow::Result<Loaded> {
     let mut csv_layout = None;
+    let mut csv_options = None;
     let csv_only = [
         ("--target", !cli.target.is_empty()),
         ("--task", cli.task.is_some()),
@@ -51,6 +57,7 @@ pub(crate) fn load_data(
         ("--categorical", !cli.categorical.is_empty()),
         ("--missing", cli.missing != Missing::Error),
         ("--unknown-category", cli.unknown_category != UnknownCategory::Error),
+        ("--val-data", cli.val_data.is_some()),
     ];
     let is_csv = matches!(cli.data, Source::Csv(_) | Source::CsvStdin);
     if !is_csv {
@@ -94,6 +101,7 @@ pub(crate) fn load_data(
                 _ => data::load_csv_with_layout(std::io::stdin().lock(), "standard input", &options)?,
             };
             csv_layout = Some(layout);
+            csv_options = Some(options);
             (data, None, Scale::Standard, "csv")
         }
         Source::Idx(dir) => {
@@ -108,14 +116,54 @@ pub(crate) fn load_data(
         let fraction = cli.test_fraction.unwrap_or(default_test_fraction(kind));
         (train, test) = data::split(train, fraction, cli.seed)?;
     }
+    // The validation rows: a file of their own, or a share of the training rows.
+    let mut val_note = None;
+    let (mut val, val_layout) = match (&cli.val_data, &csv_options, &csv_layout) {
+        (Some(source), Some(options), Some(layout)) => {
+            let (rows, layout) = load_val_csv(source, options, layout, train.classes)?;
+            (Some(rows), Some(layout))
+        }
+        (Some(source), _, _) => {
+            return Err(bad_input(format!("--val-data {source}: a validation file is read for --data csv:PATH only")))
+        }
+        (None, _, _) => match cli.val_fraction {
+            Some(fraction) => {
+                let val;
+                (train, val) = data::validation_split(train, fraction, cli.seed)?;
+                (val, csv_layout.clone())
+            }
+            // By default a table too small to give up a tenth of its rows
+            // (per class) trains without a validation set.
+            None => {
+                let (rows, fraction) = (train.len(), default_val_fraction(kind));
+                let held_out = data::held_out_count(&train, fraction);
+                if fraction > 0.0 && (held_out == 0 || held_out == rows) {
+                    val_note = Some(format!(
+                        "no validation set: {fraction} of {rows} training rows is too few to hold out (--val-fraction to choose)"
+                    ));
+                    (None, None)
+                } else {
+                    let val;
+                    (train, val) = data::validation_split(train, fraction, cli.seed)?;
+                    (val, csv_layout.clone())
+                }
+            }
+        },
+    };
     // Categories and fills come from the training rows only, as the scaling does.
     let encoder = match &csv_layout {
-        Some(layout) => encode(&mut train, test.as_mut(), layout, cli.missing, cli.unknown_category)?,
+        Some(layout) => {
+            let held_out =
+                [(val.as_mut(), val_layout.as_ref(), "validation row"), (test.as_mut(), Some(layout), "test row")];
+            encode(&mut train, held_out, layout, cli.missing, cli.unknown_category)?
+        }
         None => None,
     };
     if let Some(outputs) = outputs_hint {
-        train = fit_layers(train, model_sizes.0, outputs, cli.classes.is_some())?;
-        test = test.map(|t| fit_layers(t, model_sizes.0, outputs, cli.classes.is_some())).transpose()?;
+        let fit = |data: Dataset| fit_layers(data, model_sizes.0, outputs, cli.classes.is_some());
+        train = fit(train)?;
+        val = val.map(fit).transpose()?;
+        test = test.map(fit).transpose()?;
     }
     train.require_two_classes()?;
     let mut scaler = cli.scale.unwrap_or(default_scale).fit(&train.x);
@@ -123,24 +171,68 @@ pub(crate) fn load_data(
         scaler.keep_unscaled(&encoder.one_hot_inputs());
     }
     scaler.apply(&mut train.x);
-    test.iter_mut().for_each(|t| scaler.apply(&mut t.x));
+    val.iter_mut().chain(test.iter_mut()).for_each(|t| scaler.apply(&mut t.x));
     let target_scaler = match cli.scale_target {
         Some(TargetScaleArg::Standard) if train.classes.is_some() => {
             return Err(bad_input("--scale-target applies to a regression; this data's targets are classes".into()))
         }
         // Fitted on the training rows only, as the inputs' scaling is.
-        Some(TargetScaleArg::Standard) => Some(Scale::Standard.apply(&mut train.y, test.as_mut().map(|t| &mut t.y))),
+        Some(TargetScaleArg::Standard) => {
+            let target_scaler = Scale::Standard.fit(&train.y);
+            std::iter::once(&mut train)
+                .chain(val.iter_mut())
+                .chain(test.iter_mut())
+                .for_each(|d| target_scaler.apply(&mut d.y));
+            Some(target_scaler)
+        }
         Some(TargetScaleArg::None) | None => None,
     };
-    Ok(Loaded { train, test, scaler, layout: csv_layout, target_scaler, encoder })
+    Ok(Loaded { train, val, val_note, test, scaler, layout: csv_layout, target_scaler, encoder })
 }
 
-/// Encodes the raw CSV rows of `train` and `test` (read with `layout`) as
-/// an encoder fitted on `train` gives them; None and the rows unchanged when
+/// The share of the training rows held out for validation by default:
+/// real data gets a validation set, the textbook example none.
+pub(crate) fn default_val_fraction(kind: &str) -> f64 {
+    if kind == "seed" {
+        0.0
+    } else {
+        0.1
+    }
+}
+
+/// Reads `--val-data` with the training file's `options`, finding the
+/// training `layout`'s columns in it (by name where both have a header),
+/// its labels one-hot over the training data's `classes`.
+fn load_val_csv(
+    source: &Source,
+    options: &CsvOptions,
+    layout: &CsvLayout,
+    classes: Option<usize>,
+) -> anyhow::Result<(Dataset, CsvLayout)> {
+    let Source::Csv(path) = source else {
+        return Err(bad_input(format!("--val-data {source}: give a csv:PATH file")));
+    };
+    let columns = ModelColumns {
+        inputs: layout.named(&layout.inputs),
+        targets: layout.named(&layout.targets),
+        targets_optional: false,
+        width: Some(layout.width),
+        categorical: (0..layout.texts.len()).filter(|&i| layout.texts[i].is_some()).collect(),
+    };
+    let options = CsvOptions { classes, ..options.clone() };
+    let name = path.display().to_string();
+    let (rows, val_layout) = data::load_csv_columns(data::open_csv(path)?, &name, &options, &columns)
+        .map_err(|e| anyhow::Error::from(e).context("--val-data"))?;
+    Ok((rows, val_layout))
+}
+
+/// Encodes the raw CSV rows of `train` (read with `layout`) and of each
+/// `held_out` set (read with its own layout; named in messages) as an
+/// encoder fitted on `train` gives them; None and the rows unchanged when
 /// there is nothing to encode (see [`Encoder::fit`]).
-fn encode(
+fn encode<'a>(
     train: &mut Dataset,
-    test: Option<&mut Dataset>,
+    held_out: impl IntoIterator<Item = (Option<&'a mut Dataset>, Option<&'a CsvLayout>, &'a str)>,
     layout: &CsvLayout,
     missing: Missing,
     unknown: UnknownCategory,
@@ -150,8 +242,11 @@ fn encode(
         return Ok(None);
     };
     train.x = encoder.transform(train.x.view(), &layout.texts, unknown, &names, "training row")?;
-    if let Some(test) = test {
-        test.x = encoder.transform(test.x.view(), &layout.texts, unknown, &names, "test row")?;
+    for (rows, rows_layout, row_name) in held_out {
+        if let (Some(rows), Some(rows_layout)) = (rows, rows_layout) {
+            let names = rows_layout.input_names();
+            rows.x = encoder.transform(rows.x.view(), &rows_layout.texts, unknown, &names, row_name)?;
+        }
     }
     Ok(Some(encoder))
 }

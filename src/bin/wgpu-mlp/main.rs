@@ -2,6 +2,8 @@
 //! device, trains and reports. Library errors that come from the user's input
 //! exit with code 2, every other failure with code 1.
 
+#![recursion_limit = "256"]
+
 mod adapters;
 mod args;
 mod bench;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use wgpu_mlp::train::EpochMetrics;
-use wgpu_mlp::train::{FitHooks, Schedule};
+use wgpu_mlp::train::{BestEpoch, FitHooks, Schedule};
 use wgpu_mlp::{Error, Trainer};
 
 /// The least time between two redraws on ticks.
@@ -146,5 +146,9 @@ impl FitHooks for Ticking<'_> {
             progress.tick();
         }
         self.hooks.stop_requested()
+    }
+
+    fn improved(&mut self, trainer: &mut dyn Trainer, best: BestEpoch) -> Result<(), Error> {
+        self.hooks.improved(trainer, best)
     }
 }

@@ -2,6 +2,7 @@
 //! optional check against the CPU reference and a JSON summary.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
@@ -11,11 +12,11 @@ use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
-use wgpu_mlp::train::{fit_schedule, FitHooks, Schedule};
+use wgpu_mlp::train::{fit_schedule, BestEpoch, FitHooks, Monitor, Monitoring, Schedule, StopReason};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
-use crate::args::{OptimizerArg, Sizes, TrainArgs};
+use crate::args::{KeepArg, OptimizerArg, Sizes, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
@@ -26,11 +27,10 @@ use crate::spec::build_spec;
 struct NoHooks;
 impl FitHooks for NoHooks {}
 
-/// "loss 0.1234  acc 0.9512  test loss 0.2345  test acc 0.9321", with what there is.
+/// "loss 0.1234  acc 0.9512  val loss 0.2345  val acc 0.9321", with what there is.
 fn describe(metrics: &EpochMetrics) -> String {
     let mut line = format!("loss {:.6}", metrics.train_loss);
-    let parts =
-        [("acc", metrics.train_accuracy), ("test loss", metrics.test_loss), ("test acc", metrics.test_accuracy)];
+    let parts = [("acc", metrics.train_accuracy), ("val loss", metrics.val_loss), ("val acc", metrics.val_accuracy)];
     for (name, value) in parts {
         if let Some(value) = value {
             line += &format!("  {name} {value:.4}");
@@ -48,7 +48,15 @@ struct Settings {
     epochs: usize,
     log_every: usize,
     train: Dataset,
+    /// Evaluated after every epoch: picks the best epoch.
+    val: Option<Dataset>,
+    /// Scored once, at the end, on the model kept.
     test: Option<Dataset>,
+    /// What picks the best epoch and may stop the run early; None with
+    /// --keep last and no --early-stopping.
+    monitoring: Option<Monitoring>,
+    /// Which model the run ends with.
+    keep: KeepArg,
     scaler: Scaler,
     /// The targets' scaling (--scale-target): the model learns scaled targets.
     target_scaler: Option<Scaler>,
@@ -104,7 +112,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let crate::data::Loaded { train, test, scaler, layout, target_scaler, encoder } =
+    let crate::data::Loaded { train, val, val_note, test, scaler, layout, target_scaler, encoder } =
         load_data(&cli.input, seed_sizes, outputs_hint).map_err(|e| with_csv_hints(e, cli))?;
     let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
@@ -127,7 +135,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         None => Optimizer::Adam { beta1: cli.beta1, beta2: cli.beta2, eps: cli.eps },
     };
     let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) { 0.001 } else { 0.01 };
-    let (batch_size, epochs, defaults_why) = if seed_data {
+    let (batch_size, epochs, mut defaults_why) = if seed_data {
         (cli.batch_size, cli.epochs.unwrap_or(1000), None)
     } else {
         let (batch, epochs, why) = small_data_defaults(train.len(), cli.batch_size, cli.epochs);
@@ -141,7 +149,14 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
         seed: cli.input.seed,
     };
+    config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
+    if let Some(note) = val_note {
+        defaults_why = Some(defaults_why.map_or(note.clone(), |why| format!("{why}\n{note}")));
+    }
+    // A validation set, or a metric asked for, picks a best epoch to keep.
+    let keep = cli.keep.unwrap_or(if val.is_some() || cli.monitor.is_some() { KeepArg::Best } else { KeepArg::Last });
+    let monitoring = resolve_monitoring(cli, keep, val.as_ref(), train.classes.is_some())?;
     Ok(Settings {
         spec,
         init,
@@ -149,13 +164,52 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         epochs,
         log_every: cli.log_every.unwrap_or(if seed_data { 100 } else { 1 }),
         train,
+        val,
         test,
+        monitoring,
+        keep,
         scaler,
         target_scaler,
         data,
         dropped_rows: layout.as_ref().map_or(0, |l| l.dropped),
         defaults_why,
     })
+}
+
+/// The metric that picks the best epoch (--monitor, by default the
+/// validation loss where there is a validation set, else the training loss)
+/// and the patience (--early-stopping); None when neither is wanted (--keep
+/// last without --early-stopping). A metric the run cannot measure is refused.
+fn resolve_monitoring(
+    cli: &TrainArgs,
+    keep: KeepArg,
+    val: Option<&Dataset>,
+    classify: bool,
+) -> anyhow::Result<Option<Monitoring>> {
+    if keep == KeepArg::Last && cli.early_stopping.is_none() {
+        if let Some((flag, _)) = [("--monitor", cli.monitor.is_some()), ("--min-delta", cli.min_delta != 0.0)]
+            .iter()
+            .find(|(_, given)| *given)
+        {
+            return Err(bad_input(format!(
+                "{flag} picks the best epoch, which --keep last without --early-stopping does not use"
+            )));
+        }
+        return Ok(None);
+    }
+    let monitor = cli.monitor.unwrap_or(if val.is_some() { Monitor::ValLoss } else { Monitor::TrainLoss });
+    match monitor {
+        Monitor::ValLoss | Monitor::ValAccuracy if val.is_none() => {
+            return Err(bad_input(format!(
+                "--monitor {monitor} needs a validation set, and this run has none (--val-fraction 0); give --val-fraction or --val-data, or --monitor train-loss"
+            )))
+        }
+        Monitor::ValAccuracy if !classify => {
+            return Err(bad_input("--monitor val-accuracy applies to classification; this data is a regression".into()))
+        }
+        _ => {}
+    }
+    Ok(Some(Monitoring { monitor, patience: cli.early_stopping, min_delta: cli.min_delta, resumed_best: None }))
 }
 
 /// A CSV error, with what to pass when the cause is a common one: a
@@ -279,18 +333,32 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let settings = resolve_settings(cli)?;
     let backend = choose_backend(cli.device, cli.gpu.path, cli.gpu.matmul.kernel())?;
     let Settings { spec, init, config, .. } = &settings;
-    let (train, test) = (&settings.train, settings.test.as_ref());
-    backend.check_fits(spec, config, train.len(), test.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
+    let (train, val) = (&settings.train, settings.val.as_ref());
+    backend.check_fits(spec, config, train.len(), val.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
     let params = Params::init(spec, *init, config.seed)?;
     let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
     // How the data was read: predict and eval read the same rows from it, and
     // a resume on other data says what differs.
     metadata.extend(settings.data.describe());
     metadata.insert("data.train_rows".into(), train.len().to_string());
+    metadata.insert("data.val_rows".into(), val.map_or(0, Dataset::len).to_string());
+    // The validation rows pick the best epoch: a resume must monitor the same ones.
+    metadata.insert("val_fingerprint".into(), format!("{:016x}", val.map_or(0, Dataset::fingerprint)));
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, spec)?;
             saved.check_matches(&metadata, path)?;
+            if let Some(saved_val) =
+                saved.metadata.get("val_fingerprint").filter(|v| **v != metadata["val_fingerprint"])
+            {
+                return Err(bad_input(format!(
+                    "{} was trained with other validation rows (fingerprint {saved_val}, now {}; {} rows then, {} now): give the --val-fraction or --val-data it had",
+                    path.display(),
+                    metadata["val_fingerprint"],
+                    saved.metadata.get("data.val_rows").map_or("?", String::as_str),
+                    metadata["data.val_rows"]
+                )));
+            }
             if settings.epochs <= saved.epoch {
                 return Err(bad_input(format!(
                     "{} is from after epoch {}, and --epochs {} leaves nothing to train: --epochs counts the \
@@ -305,25 +373,27 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let run = Run { spec, params: &params, train, test, config };
+    let run = Run { spec, params: &params, train, test: val, config };
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
     let mut trainer = backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?;
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
-    let first_epoch = match &resume {
+    let (first_epoch, resumed_best) = match &resume {
         Some((path, saved)) => {
             trainer.restore(&saved.state)?;
             writeln!(out, "resuming from {} after epoch {}", path.display(), saved.epoch)?;
-            saved.epoch
+            (saved.epoch, saved.best()?)
         }
-        None => 0,
+        None => (0, None),
     };
+    let monitor = settings.monitoring.map(|m| Monitoring { resumed_best, ..m });
     let schedule = Schedule {
         first_epoch,
         last_epoch: settings.epochs.max(first_epoch),
         log_every: settings.log_every,
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
+        monitor,
     };
     let reuse = match (&cli.resume, cli.overwrite) {
         (Some(_), _) => Reuse::Resume,
@@ -332,11 +402,21 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     };
     let mut folder = RunFolder::create_reusing(cli.out.as_deref(), reuse, metadata, Some(settings.scaler.clone()))?
         .with_target_scaler(settings.target_scaler.clone());
-    if resume.is_some() {
+    if let Some((path, _)) = &resume {
         folder.resume_metrics(first_epoch)?;
+        if monitor.is_some() {
+            folder.best = resumed_best;
+        }
+        if monitor.is_some() && settings.keep == KeepArg::Best {
+            carry_best_checkpoint(path, resumed_best, &folder)?;
+        }
     }
     folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
     let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
+    // The CPU reference trains the same epochs from the same start; it is
+    // held to the last epoch's parameters, before the best ones come back.
+    let last_params = if cli.verify { Some(trainer.params()?) } else { None };
+    let kept = keep_model(&settings, &backend, trainer.as_mut(), &report, first_epoch, &folder)?;
     let plot = folder.plot()?;
     // The two differ: the epoch's loss averages its batches, each taken
     // before that batch's update; the final loss is one pass at the end.
@@ -346,12 +426,15 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "final loss {:.6} (initial {:.6}) in a full pass after training; {} steps in {:.3} s, {:.0} steps/s",
-        report.final_loss,
+        kept.train_loss,
         report.initial_loss,
         report.steps,
         report.seconds,
         report.steps_per_second()
     )?;
+    if settings.monitoring.is_some() || kept.test.is_some() {
+        writeln!(out, "{}", kept.describe(&report))?;
+    }
     writeln!(
         out,
         "run folder: {} ({}metrics.csv, loss.svg{}{})",
@@ -360,19 +443,21 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         if plot.png { ", loss.png" } else { "" },
         plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
     )?;
-    let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, first_epoch, &folder);
-    if cli.verify {
+    let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, &folder, &kept);
+    if let Some(last_params) = last_params {
         let mut reference = CpuTrainer::new(&run)?;
         if let Some((_, saved)) = &resume {
             reference.restore(&saved.state)?;
         }
-        let schedule = Schedule { save_every: None, ..schedule };
+        // The epochs the run trained, early stopping included; no monitor needed.
+        let trained_to = first_epoch + report.epochs;
+        let schedule = Schedule { save_every: None, monitor: None, last_epoch: trained_to, ..schedule };
         let cpu_report =
             fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
-        let diff = trainer.params()?.max_abs_diff(&reference.params()?);
+        let diff = last_params.max_abs_diff(&reference.params()?);
         writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
         summary["cpu_final_loss"] = cpu_report.final_loss.into();
-        summary["cpu_test_accuracy"] = cpu_report.last().and_then(|m| m.test_accuracy).into();
+        summary["cpu_val_accuracy"] = cpu_report.last().and_then(|m| m.val_accuracy).into();
         summary["max_abs_param_diff"] = diff.into();
     }
     if cli.json {
@@ -381,6 +466,121 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     Ok(out.flush()?)
+}
+
+/// A resumed run's best epoch so far is `best`, whose state the folder of
+/// the checkpoint at `resumed` holds as its best checkpoint: copied into this
+/// run's folder when that is another, so the kept model is there either way.
+fn carry_best_checkpoint(resumed: &Path, best: Option<BestEpoch>, folder: &RunFolder) -> anyhow::Result<()> {
+    let Some(best) = best else { return Ok(()) };
+    let source = resumed.parent().unwrap_or(Path::new(".")).join(wgpu_mlp::run::BEST_CHECKPOINT);
+    let target = folder.best_checkpoint();
+    if same_file(&source, &target) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&source).map_err(|e| {
+        bad_input(format!(
+            "{} says its best epoch was {}, whose checkpoint {} cannot be read ({e}): resume from the run folder that holds both, or with --keep last",
+            resumed.display(),
+            best.epoch,
+            source.display()
+        ))
+    })?;
+    wgpu_mlp::report::write_atomically(&target, |file| file.write_all(&bytes))?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The model a run ends with, and how it scores.
+struct Kept {
+    /// The epoch the run started after (a resume's checkpoint epoch, else 0).
+    first_epoch: usize,
+    /// The epoch its parameters are from.
+    epoch: usize,
+    /// Whether that is the best epoch (else the last, --keep last).
+    best: bool,
+    /// Its loss over the training rows, in one pass.
+    train_loss: f32,
+    /// Its loss and (for classes) accuracy on the test set, scored once here.
+    test: Option<(f32, Option<f32>)>,
+}
+
+impl Kept {
+    /// "kept model: epoch 6, the best val-loss (0.3120); stopped after epoch 9 (early stopping); test loss 0.31  accuracy 0.88".
+    fn describe(&self, report: &FitReport) -> String {
+        let first_epoch = self.first_epoch;
+        let how = match (self.best, report.best) {
+            (true, Some(best)) => format!(", the best by its monitored metric ({:.6})", best.value),
+            _ => " (the last)".to_string(),
+        };
+        let stopped = match report.stop_reason {
+            StopReason::EarlyStopping => {
+                format!("; stopped early after epoch {}", first_epoch + report.epochs)
+            }
+            StopReason::Epochs => String::new(),
+        };
+        let test = match self.test {
+            Some((loss, accuracy)) => format!(
+                "; test loss {loss:.6}{}",
+                accuracy.map_or(String::new(), |a| format!("  test accuracy {a:.4}"))
+            ),
+            None => String::new(),
+        };
+        format!("kept model: epoch {}{how}{stopped}{test}", self.epoch)
+    }
+}
+
+/// Puts the kept model (--keep) in the trainer, the best epoch's state from
+/// the best checkpoint or the last epoch's as trained, and scores it: its
+/// loss over the training rows and, once, on the test set.
+fn keep_model(
+    settings: &Settings,
+    backend: &Backend,
+    trainer: &mut dyn Trainer,
+    report: &FitReport,
+    first_epoch: usize,
+    folder: &RunFolder,
+) -> anyhow::Result<Kept> {
+    let last_epoch = first_epoch + report.epochs;
+    let mut kept = Kept { first_epoch, epoch: last_epoch, best: false, train_loss: report.final_loss, test: None };
+    if let (KeepArg::Best, Some(best)) = (settings.keep, report.best) {
+        if best.epoch != last_epoch {
+            let saved = checkpoint::load(&folder.best_checkpoint(), &settings.spec)?;
+            trainer.restore(&saved.state)?;
+            kept.train_loss = trainer.evaluate()?;
+        }
+        (kept.epoch, kept.best) = (best.epoch, true);
+    }
+    if let Some(test) = &settings.test {
+        let params = trainer.params()?;
+        let outputs = backend.forward(&settings.spec, &params, test.x.view())?;
+        let (_, loss_sum) = wgpu_mlp::cpu::loss_grad(settings.spec.loss(), outputs.view(), test.y.view());
+        let loss = loss_sum / settings.spec.loss_divisor(test.len());
+        let accuracy = test.classes.map(|_| {
+            let hits = outputs
+                .rows()
+                .into_iter()
+                .zip(test.labels())
+                .filter(|(row, label)| wgpu_mlp::cpu::argmax(*row) == *label)
+                .count();
+            hits as f32 / test.len() as f32
+        });
+        kept.test = Some((loss, accuracy));
+    }
+    Ok(kept)
+}
+
+/// "; the best model so far (epoch 4) is in DIR/checkpoint-best.safetensors", or nothing.
+fn best_so_far(folder: &RunFolder) -> String {
+    folder.best.map_or(String::new(), |best| {
+        format!("; the best model so far (epoch {}) is in {}", best.epoch, folder.best_checkpoint().display())
+    })
 }
 
 /// Runs the schedule with the folder's hooks, a progress bar on a terminal
@@ -447,12 +647,17 @@ fn train_with_folder(
             folder.plot()?;
             let saved = folder.checkpoints.last().expect("an interrupt saves a checkpoint first");
             eprintln!(
-                "interrupted after epoch {epoch}; saved {} and the metrics so far in {}\nresume with the same flags and --resume {}",
+                "interrupted after epoch {epoch}; saved {} and the metrics so far in {}{}\nresume with the same flags and --resume {}",
                 saved.display(),
                 folder.dir().display(),
+                best_so_far(folder),
                 saved.display()
             );
             std::process::exit(130);
+        }
+        Err(error @ Error::NonFiniteLoss { .. }) if folder.best.is_some() => {
+            folder.plot()?;
+            Err(anyhow::Error::from(error).context(format!("training stopped{}", best_so_far(folder))))
         }
         other => {
             let report = other?;
@@ -546,10 +751,11 @@ fn summary_json(
     backend: &Backend,
     trainer: &dyn Trainer,
     report: &FitReport,
-    first_epoch: usize,
     folder: &RunFolder,
+    kept: &Kept,
 ) -> serde_json::Value {
-    let Settings { spec, config, train, test, .. } = settings;
+    let first_epoch = kept.first_epoch;
+    let Settings { spec, config, train, val, test, .. } = settings;
     let last = report.last();
     serde_json::json!({
         "device": if backend.is_gpu() { "gpu" } else { "cpu" },
@@ -557,6 +763,7 @@ fn summary_json(
         "data": cli.input.data.to_string(),
         "layers": spec.sizes(),
         "samples": train.len(),
+        "val_samples": val.as_ref().map(Dataset::len),
         "test_samples": test.as_ref().map(Dataset::len),
         "batch_size": config.rows_per_batch(train),
         "epochs": settings.epochs,
@@ -564,13 +771,24 @@ fn summary_json(
         "first_epoch": first_epoch,
         "out": folder.dir().display().to_string(),
         "checkpoint": folder.checkpoints.last().map(|p| p.display().to_string()),
+        "best_checkpoint": folder.best.map(|_| folder.best_checkpoint().display().to_string()),
+        "monitor": settings.monitoring.map(|m| m.monitor.to_string()),
+        "best_epoch": report.best.map(|b| b.epoch),
+        "best_value": report.best.map(|b| b.value),
+        "stopped_epoch": first_epoch + report.epochs,
+        "stop_reason": report.stop_reason.name(),
+        "kept": if kept.best { "best" } else { "last" },
+        "kept_epoch": kept.epoch,
         "lr": as_given(config.lr),
         "seed": config.seed,
         "initial_loss": report.initial_loss,
-        "final_loss": report.final_loss,
+        "final_loss": kept.train_loss,
+        "last_final_loss": report.final_loss,
         "train_accuracy": last.and_then(|m| m.train_accuracy),
-        "test_loss": last.and_then(|m| m.test_loss),
-        "test_accuracy": last.and_then(|m| m.test_accuracy),
+        "val_loss": last.and_then(|m| m.val_loss),
+        "val_accuracy": last.and_then(|m| m.val_accuracy),
+        "test_loss": kept.test.map(|t| t.0),
+        "test_accuracy": kept.test.and_then(|t| t.1),
         "steps": report.steps,
         "gpu_bytes": trainer.gpu_bytes(),
         // Milliseconds are all a timing of whole runs can claim.
@@ -580,8 +798,8 @@ fn summary_json(
             "epoch": first_epoch + i + 1,
             "train_loss": m.train_loss,
             "train_accuracy": m.train_accuracy,
-            "test_loss": m.test_loss,
-            "test_accuracy": m.test_accuracy,
+            "val_loss": m.val_loss,
+            "val_accuracy": m.val_accuracy,
         })).collect::<Vec<_>>(),
     })
 }
