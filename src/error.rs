@@ -61,6 +61,22 @@ pub enum Error {
         value: f32,
     },
 
+    /// Lock-step verification found a parameter beyond the tolerance of the
+    /// CPU reference (exit code 1): a device or driver bug, not bad input.
+    #[error("verify: after epoch {epoch}, {tensor}{index:?} is {got} here and {want} on the CPU reference, beyond the tolerance (`verify_tolerance`)")]
+    VerifyFailed {
+        /// The epoch of the read-back, counting from 1 in this run.
+        epoch: usize,
+        /// `layers.{l}.weight` or `layers.{l}.bias`.
+        tensor: String,
+        /// The index in it: [row, column], or [i] for a bias.
+        index: Vec<usize>,
+        /// The checked trainer's value.
+        got: f32,
+        /// The CPU reference's value.
+        want: f32,
+    },
+
     /// The user asked training to stop (Ctrl-C); it stopped after `epoch`.
     #[error("interrupted after epoch {epoch}")]
     Interrupted {

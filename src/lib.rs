@@ -62,6 +62,7 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod train;
+pub mod verify;
 
 pub use backend::{Backend, Inference};
 pub use cpu::CpuTrainer;

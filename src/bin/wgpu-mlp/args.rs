@@ -462,9 +462,17 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub(crate) gpu: GpuPathArgs,
 
-    /// Also train with the CPU reference from the same start and compare.
+    /// Train the CPU reference beside the chosen device, from the same start,
+    /// and compare every parameter at every read-back: the largest difference
+    /// is shown per read-back, and the first one beyond --verify-tolerance
+    /// stops the run naming the epoch, tensor, index and both values.
     #[arg(long)]
     pub(crate) verify: bool,
+
+    /// --verify: how far a parameter may be from the CPU reference's, as
+    /// |device - cpu| <= T + T * |cpu|.
+    #[arg(long, default_value_t = 1e-3, value_parser = parse_positive)]
+    pub(crate) verify_tolerance: f32,
 
     /// Print one JSON object on stdout; progress goes to stderr.
     #[arg(long)]

@@ -1,8 +1,10 @@
 //! The default command: train, with progress, Ctrl-C, a run folder, an
 //! optional check against the CPU reference and a JSON summary.
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
@@ -12,9 +14,10 @@ use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
-use wgpu_mlp::train::{fit_schedule, BestEpoch, FitHooks, Monitor, Monitoring, Schedule, StopReason};
+use wgpu_mlp::train::{fit_schedule, BestEpoch, Monitor, Monitoring, Schedule, StopReason};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
-use wgpu_mlp::{Backend, CpuTrainer, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
+use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
+use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 use crate::args::{KeepArg, OptimizerArg, Sizes, TrainArgs};
 use crate::bad_input;
@@ -22,10 +25,6 @@ use crate::data::load_data;
 use crate::device::choose_backend;
 use crate::progress::{Progress, Ticking};
 use crate::spec::build_spec;
-
-/// For runs that need no hooks.
-struct NoHooks;
-impl FitHooks for NoHooks {}
 
 /// "loss 0.1234  acc 0.9512  val loss 0.2345  val acc 0.9321", with what there is.
 fn describe(metrics: &EpochMetrics) -> String {
@@ -378,6 +377,14 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
     let mut trainer = backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?;
+    // --verify: the CPU reference trains beside it and is compared at every read-back.
+    let mut verified = None;
+    if cli.verify {
+        let tolerance = Tolerance { atol: cli.verify_tolerance, rtol: cli.verify_tolerance };
+        let lock_step = LockStep::new(trainer, &run, None, tolerance)?;
+        verified = Some(lock_step.history());
+        trainer = Box::new(lock_step);
+    }
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
     let (first_epoch, resumed_best) = match &resume {
         Some((path, saved)) => {
@@ -412,10 +419,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         }
     }
     folder.write_config(&config_json(cli, &settings, trainer.as_ref(), first_epoch))?;
-    let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder)?;
-    // The CPU reference trains the same epochs from the same start; it is
-    // held to the last epoch's parameters, before the best ones come back.
-    let last_params = if cli.verify { Some(trainer.params()?) } else { None };
+    let report = train_with_folder(&mut out, cli, trainer.as_mut(), schedule, &mut folder, verified.as_ref())?;
     let kept = keep_model(&settings, &backend, trainer.as_mut(), &report, first_epoch, &folder)?;
     let plot = folder.plot()?;
     // The two differ: the epoch's loss averages its batches, each taken
@@ -444,21 +448,29 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
     )?;
     let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, &folder, &kept);
-    if let Some(last_params) = last_params {
-        let mut reference = CpuTrainer::new(&run)?;
-        if let Some((_, saved)) = &resume {
-            reference.restore(&saved.state)?;
+    if let Some(history) = &verified {
+        let history = history.borrow();
+        let largest = history.iter().max_by(|a, b| a.max_abs_diff.total_cmp(&b.max_abs_diff));
+        let last = history.last().map_or(0.0, |c| c.max_abs_diff);
+        if let Some(largest) = largest {
+            writeln!(
+                out,
+                "verify: {} read-backs in lock step with the CPU reference; largest |param difference| {:.3e} ({}, after epoch {}), {:.3e} at the last",
+                history.len(),
+                largest.max_abs_diff,
+                largest.tensor,
+                first_epoch + largest.epoch,
+                last
+            )?;
         }
-        // The epochs the run trained, early stopping included; no monitor needed.
-        let trained_to = first_epoch + report.epochs;
-        let schedule = Schedule { save_every: None, monitor: None, last_epoch: trained_to, ..schedule };
-        let cpu_report =
-            fit_schedule(&mut reference, schedule, &mut NoHooks).context("the CPU reference run failed")?;
-        let diff = last_params.max_abs_diff(&reference.params()?);
-        writeln!(out, "verify: cpu final loss {:.6}; max |param difference| {:.3e}", cpu_report.final_loss, diff)?;
-        summary["cpu_final_loss"] = cpu_report.final_loss.into();
-        summary["cpu_val_accuracy"] = cpu_report.last().and_then(|m| m.val_accuracy).into();
-        summary["max_abs_param_diff"] = diff.into();
+        summary["max_abs_param_diff"] = last.into();
+        // Of the last epoch's parameters, as `last_final_loss` is on the device.
+        summary["cpu_final_loss"] = history.last().map(|c| c.reference_loss).into();
+        summary["verify"] = history
+            .iter()
+            .map(|c| serde_json::json!({ "epoch": first_epoch + c.epoch, "max_abs_param_diff": c.max_abs_diff, "tensor": c.tensor }))
+            .collect::<Vec<_>>()
+            .into();
     }
     if cli.json {
         let mut stdout = crate::stream::stdout();
@@ -595,6 +607,7 @@ fn train_with_folder(
     trainer: &mut dyn Trainer,
     schedule: Schedule,
     folder: &mut RunFolder,
+    verified: Option<&Rc<RefCell<Vec<Compared>>>>,
 ) -> anyhow::Result<FitReport> {
     let progress = (!cli.quiet && std::io::stderr().is_terminal()).then(|| Progress::new(schedule, &*trainer));
     // A progress line is not worth the run: the first one that cannot be
@@ -602,7 +615,10 @@ fn train_with_folder(
     // command fails with that error (or ends quietly on a closed pipe).
     let mut log_failed: Option<std::io::Error> = None;
     let log = |epoch: usize, metrics: &EpochMetrics| {
-        let line = format!("epoch {epoch:>7}  {}", describe(metrics));
+        let mut line = format!("epoch {epoch:>7}  {}", describe(metrics));
+        if let Some(latest) = verified.and_then(|history| history.borrow().last().cloned()) {
+            line += &format!("  |param - cpu| {:.2e}", latest.max_abs_diff);
+        }
         let written = match &progress {
             Some(progress) => {
                 progress.read_back(epoch, &describe(metrics));
