@@ -57,8 +57,8 @@ pub fn write_confusion_csv(path: &Path, report: &ClassReport, names: Option<&[St
 
 /// Draws the confusion matrix of `report` as an SVG heat map at `svg`: true
 /// classes down, predicted classes across, each cell shaded by its count's
-/// share of the row and, up to [`MAX_COUNTED_CLASSES`] classes, holding the
-/// count. Classes are named by `names`, else by index.
+/// share of the row and, up to 30 classes, holding the count. Classes are
+/// named by `names`, else by index.
 pub fn plot_confusion(svg: &Path, report: &ClassReport, names: Option<&[String]>) -> Result<()> {
     let labels = class_names(names, report.classes.len());
     let layout = Layout::new(&labels);
