@@ -57,6 +57,7 @@ pub mod error;
 pub mod export;
 pub mod gpu;
 pub mod host;
+pub mod metrics;
 pub mod mlp;
 pub mod model;
 pub mod report;

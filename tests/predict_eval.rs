@@ -162,6 +162,78 @@ fn eval_without_data_scores_the_runs_own_test_set() {
 }
 
 #[test]
+fn eval_reports_a_classifiers_classes_and_confusion_matrix() {
+    let dir = scratch("eval-classes");
+    let data = labeled_csv(&dir, true);
+    let checkpoint = checkpoint_of(&train(&dir, &data, &[]));
+    let eval = wgpu_mlp(&["eval", "--checkpoint", &checkpoint, "--device", "cpu", "--json"]);
+    assert_success(&eval);
+    let eval = eval.json();
+    let report = &eval["classification_report"];
+    // The top level's accuracy is an f32, the report's an f64 of the same count.
+    let (top, reported) = (eval["accuracy"].as_f64().unwrap(), report["accuracy"].as_f64().unwrap());
+    assert!((top - reported).abs() <= 1e-6, "accuracy {top} at the top, {reported} in the report");
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(report["confusion"].clone()).unwrap();
+    assert_eq!(confusion.len(), 3, "a row per class: {confusion:?}");
+    assert!(confusion.iter().all(|row| row.len() == 3), "a column per class: {confusion:?}");
+    let rows = eval["rows"].as_u64().unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), rows, "every row counted once");
+    let hits: u64 = (0..3).map(|c| confusion[c][c]).sum();
+    assert_eq!(hits as f64 / rows as f64, reported, "the diagonal is the accuracy");
+    for (c, class) in report["classes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(class["class"], c);
+        assert_eq!(class["support"].as_f64().unwrap(), confusion[c].iter().sum::<u64>() as f64, "class {c}");
+    }
+    assert!(eval.get("regression").is_none(), "a classifier has no regression errors");
+
+    let text = wgpu_mlp(&["eval", "--checkpoint", &checkpoint, "--device", "cpu"]);
+    assert_success(&text);
+    assert!(text.stdout.lines().next().unwrap().contains(" rows on cpu: loss "), "{}", text.show());
+    for words in ["precision    recall  f1-score   support", "weighted avg", "true\\predicted"] {
+        assert!(text.stdout.contains(words), "no {words:?}\n{}", text.show());
+    }
+}
+
+#[test]
+fn eval_reports_a_regressions_errors_per_output() {
+    let dir = scratch("eval-regression");
+    let mut text = String::from("a,b,y0,y1\n");
+    for i in 0..ROWS {
+        let (a, b) = ((i * 7 % 10) as f64 * 0.1, (i * 3 % 10) as f64 * 0.1);
+        text += &format!("{a},{b},{},{}\n", a + 2.0 * b, 10.0 * a * b);
+    }
+    let data = dir.join("regression.csv");
+    std::fs::write(&data, text).unwrap();
+    let data = format!("csv:{}", data.display());
+    let out = dir.join("run");
+    let args = ["--data", &data, "--target", "y0,y1", "--hidden", "6", "--epochs", "3", "--device", "cpu"];
+    let trained = wgpu_mlp(&[&args[..], &["--json", "--out", out.to_str().unwrap()]].concat());
+    assert_success(&trained);
+    let checkpoint = checkpoint_of(&trained.json());
+
+    let eval = wgpu_mlp(&["eval", "--checkpoint", &checkpoint, "--device", "cpu", "--json"]);
+    assert_success(&eval);
+    let eval = eval.json();
+    let regression = &eval["regression"];
+    let outputs = regression["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 2, "one entry per target: {regression}");
+    for key in ["mae", "rmse", "r2"] {
+        let mean = (outputs[0][key].as_f64().unwrap() + outputs[1][key].as_f64().unwrap()) / 2.0;
+        let got = regression[key].as_f64().unwrap();
+        assert!((got - mean).abs() <= 1e-12, "{key} {got} is not the mean of the outputs' {mean}");
+    }
+    // The loss is the mean squared error over both outputs: the mean of the RMSEs squared.
+    let mse = outputs.iter().map(|o| o["rmse"].as_f64().unwrap().powi(2)).sum::<f64>() / 2.0;
+    let loss = eval["loss"].as_f64().unwrap();
+    assert!((loss - mse).abs() <= 1e-5 * mse, "loss {loss}, mean squared error {mse}");
+    assert!(eval.get("classification_report").is_none(), "a regression has no classes");
+
+    let text = wgpu_mlp(&["eval", "--checkpoint", &checkpoint, "--device", "cpu"]);
+    assert_success(&text);
+    assert!(text.stdout.contains("rmse") && text.stdout.contains("average"), "{}", text.show());
+}
+
+#[test]
 fn eval_with_a_split_that_overlaps_training_warns() {
     let dir = scratch("eval-overlap");
     let data = labeled_csv(&dir, true);

@@ -5,9 +5,11 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use wgpu_mlp::metrics::ClassReport;
 use wgpu_mlp::report::{
-    append_metrics_csv, default_font_dirs, find_font, plot_losses, plot_losses_with_fonts, read_metrics_csv,
-    write_atomically, write_metrics_csv, MetricsRow, PlotWritten, METRICS_CSV_HEADER,
+    append_metrics_csv, default_font_dirs, find_font, plot_confusion, plot_losses, plot_losses_with_fonts,
+    read_metrics_csv, write_atomically, write_confusion_csv, write_metrics_csv, MetricsRow, PlotWritten,
+    METRICS_CSV_HEADER,
 };
 use wgpu_mlp::train::EpochMetrics;
 use wgpu_mlp::Error;
@@ -263,6 +265,13 @@ impl Svg {
 
 /// Reads `path`, checking it is one whole SVG document with a labelled x axis.
 fn read_svg(path: &Path) -> Svg {
+    let svg = read_svg_document(path);
+    assert!(svg.says("epoch"), "the x axis is labelled: {:?}", svg.words);
+    svg
+}
+
+/// Reads `path`, checking it is one whole SVG document.
+fn read_svg_document(path: &Path) -> Svg {
     let text = std::fs::read_to_string(path).unwrap();
     let start = text.trim_start();
     assert!(start.starts_with("<svg") || start.starts_with("<?xml"), "{}", &text[..text.len().min(200)]);
@@ -276,9 +285,7 @@ fn read_svg(path: &Path) -> Svg {
             inner.split_once("</text>").expect("every text element is closed").0.trim().to_string()
         })
         .collect();
-    let svg = Svg { text, words };
-    assert!(svg.says("epoch"), "the x axis is labelled: {:?}", svg.words);
-    svg
+    Svg { text, words }
 }
 
 const NO_FONTS: &str = "/nonexistent/wgpu-mlp/fonts";
@@ -417,4 +424,60 @@ fn with_a_font_folder_given_the_png_is_drawn_even_for_one_epoch() {
     assert_eq!(check_png(&png), (960, 480), "one panel");
     assert!(read_svg(&svg).text.contains("<circle"), "the single epoch is a marked point");
     assert_eq!(listing(&dir), ["loss.png", "loss.svg"]);
+}
+
+/// Three classes: true 0 -> predicted 0, 0, 1; true 1 -> 1; true 2 -> 0, 2, 2.
+fn confusion_report() -> ClassReport {
+    ClassReport::new(&[0, 0, 0, 1, 2, 2, 2], &[0, 0, 1, 1, 0, 2, 2], 3)
+}
+
+#[test]
+fn confusion_csv_has_a_row_per_true_class_under_the_predicted_names() {
+    let dir = folder("confusion-csv");
+    let path = dir.join("confusion.csv");
+    // A name with a comma is quoted, as CSV needs.
+    let names = ["setosa".to_string(), "versi,color".to_string(), "virginica".to_string()];
+    write_confusion_csv(&path, &confusion_report(), Some(&names)).unwrap();
+    let want = "true\\predicted,setosa,\"versi,color\",virginica\n\
+                setosa,2,1,0\n\
+                \"versi,color\",0,1,0\n\
+                virginica,1,0,2\n";
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+    write_confusion_csv(&path, &confusion_report(), None).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("true\\predicted,0,1,2\n0,2,1,0\n"), "{text}");
+    assert_eq!(listing(&dir), ["confusion.csv"], "no temporary left");
+}
+
+#[test]
+fn confusion_svg_labels_its_axes_classes_and_counts() {
+    let dir = folder("confusion-svg");
+    let path = dir.join("confusion.svg");
+    let names = ["setosa".to_string(), "versicolor".to_string(), "virginica & co".to_string()];
+    plot_confusion(&path, &confusion_report(), Some(&names)).unwrap();
+    let svg = read_svg_document(&path);
+    for words in ["predicted", "true", "setosa", "versicolor", "virginica &amp; co"] {
+        // Each class names a row and a column.
+        let times = if words == "predicted" || words == "true" { 1 } else { 2 };
+        assert_eq!(svg.words.iter().filter(|w| *w == words).count(), times, "{words} in {:?}", svg.words);
+    }
+    // Every cell holds its count: of the nine, four 0s, three 1s and two 2s.
+    let counts = |n: &str| svg.words.iter().filter(|w| *w == n).count();
+    assert_eq!((counts("0"), counts("1"), counts("2")), (4, 3, 2), "{:?}", svg.words);
+    assert_eq!(svg.text.matches("<rect").count(), 1 + 9 + 1, "the background, the cells and the frame");
+    assert_eq!(listing(&dir), ["confusion.svg"]);
+}
+
+#[test]
+fn confusion_svg_of_many_classes_drops_the_counts_and_keeps_the_names() {
+    let dir = folder("confusion-many");
+    let path = dir.join("confusion.svg");
+    let classes = 40;
+    let truth: Vec<usize> = (0..200).map(|i| i % classes).collect();
+    let predicted: Vec<usize> = (0..200).map(|i| (i * 7) % classes).collect();
+    plot_confusion(&path, &ClassReport::new(&truth, &predicted, classes), None).unwrap();
+    let svg = read_svg_document(&path);
+    // Indices name the classes, once for the row and once for the column; no counts.
+    assert_eq!(svg.words.iter().filter(|w| *w == "39").count(), 2, "{:?}", svg.words);
+    assert_eq!(svg.words.iter().filter(|w| *w == "5").count(), 2, "only the two ticks of class 5");
 }

@@ -6,6 +6,7 @@ use wgpu_mlp::checkpoint;
 use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
 use wgpu_mlp::data::{TargetColumn, TextColumns};
 use wgpu_mlp::gpu::GpuPath;
+use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::Output;
 use wgpu_mlp::{Dataset, MlpSpec};
 
@@ -119,15 +120,22 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>, copy: &[T
     Ok(())
 }
 
-/// `wgpu-mlp eval`: loss and accuracy.
+/// `wgpu-mlp eval`: loss and accuracy, then a classifier's per-class report
+/// and confusion matrix, or a regression's errors per output (in the target's
+/// units, as the outputs are).
 pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
     let Outputs { rows, outputs, loss, target_scaled, device, .. } = run_model(args, Purpose::Eval, &[])?;
     let loss = loss.expect("eval's rows have targets");
-    let accuracy = rows.classes.map(|_| {
-        let labels = rows.labels();
-        let hits = outputs.rows().into_iter().zip(&labels).filter(|(row, &label)| argmax(*row) == label).count();
+    let labels = rows.classes.map(|_| rows.labels());
+    let predicted: Vec<usize> = outputs.rows().into_iter().map(argmax).collect();
+    let accuracy = labels.as_ref().map(|labels| {
+        let hits = predicted.iter().zip(labels).filter(|(p, label)| p == label).count();
         hits as f32 / rows.len() as f32
     });
+    let report = match &labels {
+        Some(labels) => Report::Classes(ClassReport::new(labels, &predicted, outputs.ncols())),
+        None => Report::Regression(RegressionReport::new(rows.y.view(), outputs.view())),
+    };
     let mut stdout = crate::stream::stdout();
     if json {
         let mut summary =
@@ -135,12 +143,26 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
         if target_scaled {
             summary["loss_units"] = "target".into();
         }
+        match &report {
+            Report::Classes(report) => summary["classification_report"] = report.to_json(None),
+            Report::Regression(report) => summary["regression"] = report.to_json(),
+        }
         writeln!(stdout, "{summary}")?;
     } else {
         let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
         // Training's losses were of the scaled targets: say which this is.
         let units = if target_scaled { " (in the target's units, not the scaled ones training reports)" } else { "" };
         writeln!(stdout, "{} rows on {device}: loss {loss:.6}{units}{accuracy}", rows.len())?;
+        match &report {
+            Report::Classes(report) => write!(stdout, "\n{}\n{}", report.text(None), report.confusion_text(None))?,
+            Report::Regression(report) => write!(stdout, "\n{}", report.text())?,
+        }
     }
     Ok(stdout.flush()?)
+}
+
+/// What eval reports beyond the loss.
+enum Report {
+    Classes(ClassReport),
+    Regression(RegressionReport),
 }
