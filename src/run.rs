@@ -52,11 +52,13 @@ pub enum Reuse {
 
 /// Whether `name` is a file a run writes (and so `overwrite` may remove).
 fn is_run_file(name: &str) -> bool {
-    matches!(name, "config.json" | "metrics.csv" | "loss.svg" | "loss.png" | BEST_CHECKPOINT)
-        || name
-            .strip_prefix("checkpoint-epoch")
-            .and_then(|rest| rest.strip_suffix(".safetensors"))
-            .is_some_and(|epoch| !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
+    matches!(
+        name,
+        "config.json" | "metrics.csv" | "loss.svg" | "loss.png" | "confusion.csv" | "confusion.svg" | BEST_CHECKPOINT
+    ) || name
+        .strip_prefix("checkpoint-epoch")
+        .and_then(|rest| rest.strip_suffix(".safetensors"))
+        .is_some_and(|epoch| !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl RunFolder {

@@ -105,7 +105,8 @@ pub fn compare(got: &Params, want: &Params, tolerance: Tolerance) -> (f32, Strin
             if diff > max || max_tensor.is_empty() {
                 (max, max_tensor) = (diff, name.clone());
             }
-            if beyond.is_none() && !(diff <= tolerance.atol + tolerance.rtol * w.abs()) {
+            let limit = tolerance.atol + tolerance.rtol * w.abs();
+            if beyond.is_none() && (diff > limit || limit.is_nan()) {
                 let index = if shape.len() == 2 { vec![i / shape[1], i % shape[1]] } else { vec![i] };
                 beyond = Some(Beyond { tensor: name.clone(), index, got: g, want: w });
             }

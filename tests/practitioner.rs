@@ -83,6 +83,37 @@ fn a_validation_split_is_held_out_and_the_test_set_scores_the_kept_model_once() 
     let (got, want) = (number(&eval, "loss"), number(&json, "test_loss"));
     assert!((got - want).abs() <= 1e-6 * want, "eval {got}, training's test loss {want}");
     assert_eq!(eval["accuracy"], json["test_accuracy"]);
+    // The kept model's test figures: a classification report, and the confusion matrix as a file.
+    let report = &json["classification_report"];
+    assert!((number(report, "accuracy") - number(&json, "test_accuracy")).abs() < 1e-6, "{report}");
+    assert_eq!(eval["classification_report"]["confusion"], report["confusion"], "eval of the kept model agrees");
+    let confusion = std::fs::read_to_string(dir.join("run/confusion.csv")).unwrap();
+    let counted: usize =
+        confusion.lines().skip(1).flat_map(|l| l.split(',').skip(1)).map(|n| n.parse::<usize>().unwrap()).sum();
+    assert_eq!(counted, 50, "every test row once:\n{confusion}");
+    assert!(std::fs::read_to_string(dir.join("run/confusion.svg")).unwrap().contains("<svg"));
+    let out = dir.join("regression");
+    let args = [
+        "--data",
+        &data,
+        "--target",
+        "a",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let regression = wgpu_mlp(&args);
+    assert_success(&regression);
+    let regression = regression.json();
+    assert!(
+        regression["regression"]["r2"].is_number() && regression["classification_report"].is_null(),
+        "{regression}"
+    );
     let csv = std::fs::read_to_string(dir.join("run/metrics.csv")).unwrap();
     assert!(csv.starts_with("epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds\n"), "{csv}");
 }

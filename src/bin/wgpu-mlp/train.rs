@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
+use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
 use wgpu_mlp::train::{fit_schedule, BestEpoch, Monitor, Monitoring, Schedule, StopReason};
@@ -441,13 +442,17 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "run folder: {} ({}metrics.csv, loss.svg{}{})",
+        "run folder: {} ({}metrics.csv, loss.svg{}{}{})",
         folder.dir().display(),
         if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
         if plot.png { ", loss.png" } else { "" },
+        if folder.dir().join("confusion.csv").exists() { ", confusion.csv, confusion.svg" } else { "" },
         plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
     )?;
     let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, &folder, &kept);
+    if let Some((kind, test_report)) = &kept.test_report {
+        summary[*kind] = test_report.clone();
+    }
     if let Some(history) = &verified {
         let history = history.borrow();
         let largest = history.iter().max_by(|a, b| a.max_abs_diff.total_cmp(&b.max_abs_diff));
@@ -521,6 +526,8 @@ struct Kept {
     train_loss: f32,
     /// Its loss and (for classes) accuracy on the test set, scored once here.
     test: Option<(f32, Option<f32>)>,
+    /// The test set's classification report or regression errors, as JSON.
+    test_report: Option<(&'static str, serde_json::Value)>,
 }
 
 impl Kept {
@@ -560,7 +567,14 @@ fn keep_model(
     folder: &RunFolder,
 ) -> anyhow::Result<Kept> {
     let last_epoch = first_epoch + report.epochs;
-    let mut kept = Kept { first_epoch, epoch: last_epoch, best: false, train_loss: report.final_loss, test: None };
+    let mut kept = Kept {
+        first_epoch,
+        epoch: last_epoch,
+        best: false,
+        train_loss: report.final_loss,
+        test: None,
+        test_report: None,
+    };
     if let (KeepArg::Best, Some(best)) = (settings.keep, report.best) {
         if best.epoch != last_epoch {
             let saved = checkpoint::load(&folder.best_checkpoint(), &settings.spec)?;
@@ -584,6 +598,27 @@ fn keep_model(
             hits as f32 / test.len() as f32
         });
         kept.test = Some((loss, accuracy));
+        kept.test_report = Some(match test.classes {
+            Some(classes) => {
+                // The figures people read, and the confusion matrix beside the run's plot.
+                let predicted: Vec<usize> = outputs.rows().into_iter().map(wgpu_mlp::cpu::argmax).collect();
+                let scores = ClassReport::new(&test.labels(), &predicted, classes);
+                wgpu_mlp::report::write_confusion_csv(&folder.dir().join("confusion.csv"), &scores, None)?;
+                wgpu_mlp::report::plot_confusion(&folder.dir().join("confusion.svg"), &scores, None)?;
+                ("classification_report", scores.to_json(None))
+            }
+            None => {
+                // In the target's own units where training scaled the targets.
+                let (mut outputs, mut truth) = (outputs, test.y.clone());
+                if let Some(target) = &settings.target_scaler {
+                    for values in [&mut outputs, &mut truth] {
+                        *values *= &target.divisor;
+                        *values += &target.shift;
+                    }
+                }
+                ("regression", RegressionReport::new(truth.view(), outputs.view()).to_json())
+            }
+        });
     }
     Ok(kept)
 }
