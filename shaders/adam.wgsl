@@ -3,7 +3,8 @@
 // adam_tick:   step += 1 and the bias corrections 1 - beta^step, one invocation
 // adam_update: g = grads + weight_decay * weights
 //              m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
-//              weights -= lr * (m / c1) / (sqrt(v / c2) + eps)
+//              weights -= rate[0] * (m / c1) / (sqrt(v / c2) + eps)
+// (the learning rate read from a buffer, so a schedule changes it per step)
 //
 // binding  name     access      shape
 // 0        params   uniform     AdamParams
@@ -12,6 +13,7 @@
 // 3        grads    read        (len)            adam_update only
 // 4        m        read_write  (len)            adam_update only
 // 5        v        read_write  (len)            adam_update only
+// 6        rate     read        (1)              adam_update only: this step's learning rate
 //
 // Invocations stride over the elements across a possibly 2-D grid: one
 // element each where the grid covers them all (GPUs), several where the host
@@ -19,13 +21,13 @@
 
 struct AdamParams {
     len: u32,
-    lr: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
     weight_decay: f32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 // step: updates done so far; c1, c2: 1 - beta1^step, 1 - beta2^step.
@@ -42,6 +44,7 @@ struct AdamState {
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(6) var<storage, read> rate: array<f32>;
 
 @compute @workgroup_size(1)
 fn adam_tick() {
@@ -64,6 +67,6 @@ fn adam_update(
         let v_new = params.beta2 * v[i] + (1.0 - params.beta2) * g * g;
         m[i] = m_new;
         v[i] = v_new;
-        weights[i] -= params.lr * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
+        weights[i] -= rate[0] * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
     }
 }

@@ -2,13 +2,15 @@
 // weight decay folded into the gradient:
 //   g = grads + weight_decay * weights
 //   velocity = momentum * velocity + g
-//   weights -= lr * velocity
+//   weights -= rate[0] * velocity
+// (the learning rate read from a buffer, so a schedule changes it per step)
 //
 // binding  name      access      shape
 // 0        params    uniform     MomentumParams
 // 1        weights   read_write  (len)
 // 2        grads     read        (len)
 // 3        velocity  read_write  (len)
+// 4        rate      read        (1)     this step's learning rate
 //
 // Invocations stride over the elements across a possibly 2-D grid: one
 // element each where the grid covers them all (GPUs), several where the host
@@ -16,15 +18,16 @@
 
 struct MomentumParams {
     len: u32,
-    lr: f32,
     momentum: f32,
     weight_decay: f32,
+    _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: MomentumParams;
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> velocity: array<f32>;
+@group(0) @binding(4) var<storage, read> rate: array<f32>;
 
 @compute @workgroup_size(256)
 fn momentum_update(
@@ -37,6 +40,6 @@ fn momentum_update(
         let g = grads[i] + params.weight_decay * weights[i];
         let v = params.momentum * velocity[i] + g;
         velocity[i] = v;
-        weights[i] -= params.lr * v;
+        weights[i] -= rate[0] * v;
     }
 }

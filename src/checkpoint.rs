@@ -219,6 +219,26 @@ impl DataSettings {
 }
 
 impl Checkpoint {
+    /// Where a plateau schedule stood (`lr_scale`, `lr_plateau_best`,
+    /// `lr_plateau_wait`), when the run that wrote it had one.
+    pub fn plateau(&self) -> Result<Option<crate::schedule::Plateau>> {
+        let get = |key: &str| self.metadata.get(key);
+        let (Some(scale), Some(best), Some(wait)) = (get("lr_scale"), get("lr_plateau_best"), get("lr_plateau_wait"))
+        else {
+            return Ok(None);
+        };
+        let bad = || {
+            Error::InvalidInput(format!(
+                "the metadata's lr_scale '{scale}', lr_plateau_best '{best}' and lr_plateau_wait '{wait}' do not parse"
+            ))
+        };
+        Ok(Some(crate::schedule::Plateau {
+            scale: scale.parse().map_err(|_| bad())?,
+            best: best.parse().map_err(|_| bad())?,
+            wait: wait.parse().map_err(|_| bad())?,
+        }))
+    }
+
     /// The best epoch of the run that wrote it (`best_epoch`, `best_value`),
     /// when that run monitored one; a value that does not parse is an error.
     pub fn best(&self) -> Result<Option<crate::train::BestEpoch>> {

@@ -395,6 +395,8 @@ pub struct CpuTrainer {
     /// The parameters and optimizer state at the start of the current epoch,
     /// restored when a stop comes mid-epoch.
     epoch_start: (Params, OptimizerState),
+    /// The epoch trained next and the plateau scale (see [`Trainer::set_schedule`]).
+    schedule: (usize, f32),
 }
 
 impl CpuTrainer {
@@ -420,13 +422,14 @@ impl CpuTrainer {
             state,
             shuffler,
             buffers,
+            schedule: (0, 1.0),
         })
     }
 
     /// One update on a batch of the training set: the rows `order` names when
     /// shuffling, else the batch's rows in place. Returns the batch's loss sum
     /// and correct count (0 unless classifying).
-    fn step(&mut self, batch: Batch, order: Option<&[u32]>) -> (f32, usize) {
+    fn step(&mut self, batch: Batch, order: Option<&[u32]>, lr: f32) -> (f32, usize) {
         let buffers = self.buffers.iter_mut().find(|b| b.rows == batch.rows).expect("buffers for every batch size");
         let (x, y) = match order {
             Some(order) => {
@@ -445,7 +448,7 @@ impl CpuTrainer {
         let pred = acts[acts.len() - 1].view();
         let correct = if self.train.classes.is_some() { count_correct(pred, y) } else { 0 };
         let loss_sum = backward_into(&self.spec, &self.params, x, acts, y, dacts, grads);
-        let (lr, weight_decay) = (self.config.lr, self.config.weight_decay);
+        let weight_decay = self.config.weight_decay;
         let layers = self.params.layers.iter_mut().zip(&grads.layers);
         match (&mut self.state, self.config.optimizer) {
             (OptimizerState::Sgd, _) => {
@@ -503,12 +506,15 @@ impl Trainer for CpuTrainer {
             let order = self.shuffler.epoch_order(samples);
             let (mut loss_sum, mut correct) = (0.0, 0);
             let mut stopped = false;
-            for batch in batches {
+            let (epoch, scale) = self.schedule;
+            let first_step = (epoch * batches.len()) as u64;
+            for (i, batch) in batches.iter().enumerate() {
                 if stop() {
                     stopped = true;
                     break;
                 }
-                let (loss, hits) = self.step(batch, order.as_deref());
+                let lr = self.config.lr_schedule.rate(self.config.lr, first_step + i as u64, batches.len(), scale);
+                let (loss, hits) = self.step(*batch, order.as_deref(), lr);
                 loss_sum += loss;
                 correct += hits;
             }
@@ -518,6 +524,7 @@ impl Trainer for CpuTrainer {
                 self.shuffler.set_position(position);
                 break;
             }
+            self.schedule.0 += 1;
             let train_loss = loss_sum / self.spec.loss_divisor(samples);
             let classes = self.train.classes.is_some();
             let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
@@ -549,5 +556,9 @@ impl Trainer for CpuTrainer {
         self.state = state.optimizer.clone();
         self.shuffler.set_position(state.shuffle_position);
         Ok(())
+    }
+
+    fn set_schedule(&mut self, next_epoch: usize, lr_scale: f32) {
+        self.schedule = (next_epoch, lr_scale);
     }
 }

@@ -62,6 +62,7 @@ pub mod mlp;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod train;
 pub mod verify;
 

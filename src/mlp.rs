@@ -62,6 +62,7 @@ impl Default for MlpBuilder {
                 batch_size: Some(32),
                 shuffle: true,
                 seed: 0,
+                lr_schedule: Default::default(),
             },
             epochs: 100,
             scale: Scale::Standard,

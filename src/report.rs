@@ -24,13 +24,16 @@ pub use confusion::{plot_confusion, write_confusion_csv};
 pub use raster::{default_font_dirs, find_font};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.
-pub const METRICS_CSV_HEADER: [&str; 6] =
-    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "seconds"];
+pub const METRICS_CSV_HEADER: [&str; 7] =
+    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"];
 
-/// The header run folders had before validation sets, when the held-out
-/// column was the test set's; still read, so those folders resume.
-const OLD_METRICS_CSV_HEADER: [&str; 6] =
-    ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds"];
+/// The headers run folders had before: without `lr`, and before validation
+/// sets, when the held-out columns were the test set's. Still read (their
+/// `lr` as empty), so those folders resume.
+const OLD_METRICS_CSV_HEADERS: [[&str; 6]; 2] = [
+    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "seconds"],
+    ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds"],
+];
 
 /// One read-back of the metrics.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +42,8 @@ pub struct MetricsRow {
     pub epoch: usize,
     /// The losses (and accuracies, where measured) of that epoch.
     pub metrics: EpochMetrics,
+    /// The learning rate of the epoch's first step, where the run recorded it.
+    pub lr: Option<f32>,
     /// Wall time since training started when this epoch's metrics were read back.
     pub seconds: f64,
 }
@@ -78,7 +83,8 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
     let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
     let mut reader = csv::Reader::from_reader(&text[..whole]);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?;
-    if whole > 0 && !header.iter().eq(METRICS_CSV_HEADER) && !header.iter().eq(OLD_METRICS_CSV_HEADER) {
+    let has_lr = header.iter().eq(METRICS_CSV_HEADER);
+    if whole > 0 && !has_lr && !OLD_METRICS_CSV_HEADERS.iter().any(|old| header.iter().eq(*old)) {
         return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
     }
     reader
@@ -98,8 +104,9 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
                 train_accuracy: optional(3)?,
                 val_accuracy: optional(4)?,
             };
-            let seconds = field(5).parse::<f64>().map_err(|_| not_a_number(5))?;
-            Ok(MetricsRow { epoch, metrics, seconds })
+            let (lr, seconds) = if has_lr { (optional(5)?, 6) } else { (None, 5) };
+            let seconds = field(seconds).parse::<f64>().map_err(|_| not_a_number(seconds))?;
+            Ok(MetricsRow { epoch, metrics, lr, seconds })
         })
         .collect()
 }
@@ -118,6 +125,7 @@ fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
             optional(metrics.val_loss),
             optional(metrics.train_accuracy),
             optional(metrics.val_accuracy),
+            optional(row.lr),
             row.seconds.to_string(),
         ];
         // Numbers and empty fields: nothing a CSV would quote.

@@ -11,6 +11,7 @@ use crate::checkpoint;
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::report::{self, MetricsRow, PlotWritten};
+use crate::schedule::{LrSchedule, Plateau};
 use crate::train::{BestEpoch, EpochMetrics, FitHooks, Trainer};
 
 /// The best epoch's checkpoint, rewritten whenever the monitored metric improves.
@@ -35,6 +36,12 @@ pub struct RunFolder {
     /// checkpoint's metadata (`best_epoch`, `best_value`), and its state in
     /// [`BEST_CHECKPOINT`].
     pub best: Option<BestEpoch>,
+    /// A plateau schedule's state, in every checkpoint's metadata
+    /// (`lr_scale`, `lr_plateau_best`, `lr_plateau_wait`).
+    pub plateau: Option<Plateau>,
+    /// The base rate, the schedule and the steps per epoch, for the `lr`
+    /// column of `metrics.csv`; None leaves it empty.
+    lr: Option<(f32, LrSchedule, usize)>,
 }
 
 /// What may already be in `--out`: a run folder holds one run.
@@ -95,6 +102,8 @@ impl RunFolder {
             target_scaler: None,
             checkpoints: Vec::new(),
             best: None,
+            plateau: None,
+            lr: None,
         })
     }
 
@@ -102,6 +111,13 @@ impl RunFolder {
     /// targets scaled by it (a regression's `scale_target`).
     pub fn with_target_scaler(mut self, target_scaler: Option<Scaler>) -> Self {
         self.target_scaler = target_scaler;
+        self
+    }
+
+    /// Records the learning rate of each epoch (its first step's) in
+    /// `metrics.csv`: `lr` under `schedule`, with `steps_per_epoch`.
+    pub fn with_lr(mut self, lr: f32, schedule: LrSchedule, steps_per_epoch: usize) -> Self {
+        self.lr = Some((lr, schedule, steps_per_epoch));
         self
     }
 
@@ -141,8 +157,16 @@ impl RunFolder {
             self.metrics_started = true;
         }
         let first = epoch + 1 - epochs.len();
-        let rows: Vec<MetricsRow> =
-            epochs.iter().enumerate().map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, seconds }).collect();
+        let scale = self.plateau.map_or(1.0, |p| p.scale);
+        let lr = |epoch: usize| {
+            self.lr
+                .map(|(lr, schedule, per_epoch)| schedule.rate(lr, ((epoch - 1) * per_epoch) as u64, per_epoch, scale))
+        };
+        let rows: Vec<MetricsRow> = epochs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, lr: lr(first + i), seconds })
+            .collect();
         report::append_metrics_csv(&path, &rows)?;
         self.rows.extend(rows);
         Ok(())
@@ -175,6 +199,11 @@ impl RunFolder {
         if let Some(best) = self.best {
             metadata.insert("best_epoch".into(), best.epoch.to_string());
             metadata.insert("best_value".into(), best.value.to_string());
+        }
+        if let Some(plateau) = self.plateau {
+            metadata.insert("lr_scale".into(), plateau.scale.to_string());
+            metadata.insert("lr_plateau_best".into(), plateau.best.to_string());
+            metadata.insert("lr_plateau_wait".into(), plateau.wait.to_string());
         }
         checkpoint::save_scaled(
             path,
@@ -221,6 +250,10 @@ impl<L: FnMut(usize, &EpochMetrics)> FitHooks for RunHooks<'_, L> {
 
     fn improved(&mut self, trainer: &mut dyn Trainer, best: BestEpoch) -> Result<()> {
         self.folder.save_best(trainer, best).map(drop)
+    }
+
+    fn plateau(&mut self, state: Plateau) {
+        self.folder.plateau = Some(state);
     }
 }
 

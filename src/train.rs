@@ -27,6 +27,7 @@ use std::time::Instant;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
+use crate::schedule::{LrSchedule, LrShape, Plateau};
 
 /// The update rule (`--optimizer`); every one also takes the learning rate and
 /// the L2 weight decay of [`TrainConfig`].
@@ -103,16 +104,49 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Seed of the shuffles (and, by convention, of the initialisation and the data).
     pub seed: u64,
+    /// How the rate moves from `lr` over the run (constant by default).
+    pub lr_schedule: LrSchedule,
 }
 
 impl Default for TrainConfig {
     /// The textbook run: plain gradient descent, lr 0.01, full batch, in order.
     fn default() -> Self {
-        Self { lr: 0.01, optimizer: Optimizer::Sgd, weight_decay: 0.0, batch_size: None, shuffle: false, seed: 0 }
+        Self {
+            lr: 0.01,
+            optimizer: Optimizer::Sgd,
+            weight_decay: 0.0,
+            batch_size: None,
+            shuffle: false,
+            seed: 0,
+            lr_schedule: LrSchedule::default(),
+        }
     }
 }
 
 impl TrainConfig {
+    /// The schedule's settings: a gamma in (0, 1], a factor in (0, 1), a
+    /// minimum rate in [0, lr), at least one epoch between cuts.
+    fn check_schedule(&self) -> Result<()> {
+        let bad = |message: String| Err(Error::InvalidInput(message));
+        let gamma_ok = |gamma: f32| gamma.is_finite() && gamma > 0.0 && gamma <= 1.0;
+        let min_ok = |min: f32| min.is_finite() && min >= 0.0 && min < self.lr;
+        match self.lr_schedule.shape {
+            LrShape::Constant => Ok(()),
+            LrShape::Step { every: 0, .. } => bad("`lr_step_epochs` must be at least 1".into()),
+            LrShape::Step { gamma, .. } | LrShape::Exponential { gamma } if !gamma_ok(gamma) => {
+                bad(format!("`lr_gamma` must be in (0, 1], got {gamma}"))
+            }
+            LrShape::Cosine { min, .. } | LrShape::Plateau { min, .. } if !min_ok(min) => {
+                bad(format!("`lr_min` must be >= 0 and below `lr` {}, got {min}", self.lr))
+            }
+            LrShape::Plateau { patience: 0, .. } => bad("`lr_patience` must be at least 1".into()),
+            LrShape::Plateau { factor, .. } if !(factor.is_finite() && factor > 0.0 && factor < 1.0) => {
+                bad(format!("`lr_factor` must be in (0, 1), got {factor}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the settings against each other and against the model and data.
     pub fn check(&self, spec: &MlpSpec, train: &Dataset, test: Option<&Dataset>) -> Result<()> {
         let bad = |message: String| Err(Error::InvalidInput(message));
@@ -123,6 +157,7 @@ impl TrainConfig {
         if !finite_in(self.weight_decay, 0.0, f32::MAX) {
             return bad(format!("`weight_decay` must be a finite number >= 0, got {}", self.weight_decay));
         }
+        self.check_schedule()?;
         match self.optimizer {
             Optimizer::Sgd => {}
             Optimizer::Momentum { momentum } if finite_in(momentum, 0.0, 1.0) => {}
@@ -349,6 +384,12 @@ pub trait Trainer {
     /// Continues from `state` (of a trainer of the same model and settings).
     fn restore(&mut self, state: &TrainState) -> Result<()>;
 
+    /// Where the learning-rate schedule stands: the epoch trained next,
+    /// counted from the start of the first run (a resume's checkpoint epoch),
+    /// and the plateau scale of the base rate (see [`crate::schedule`]).
+    /// A new trainer starts at epoch 0, scale 1; each epoch trained moves it on.
+    fn set_schedule(&mut self, next_epoch: usize, lr_scale: f32);
+
     /// The current parameters, on the host.
     fn params(&mut self) -> Result<Params> {
         Ok(self.state()?.params)
@@ -375,6 +416,8 @@ pub struct FitReport {
     pub best: Option<BestEpoch>,
     /// Why the run ended.
     pub stop_reason: StopReason,
+    /// A plateau schedule's state at the end.
+    pub plateau: Option<Plateau>,
 }
 
 /// Why a [`fit_schedule`] run ended without an error.
@@ -483,6 +526,22 @@ pub struct Schedule {
     /// every epoch with `log_every` 1), told to [`FitHooks::improved`], and
     /// may end the run early; None: neither.
     pub monitor: Option<Monitoring>,
+    /// A plateau schedule's watch (`lr_schedule` plateau): the rate is cut at
+    /// read-backs; None for every other schedule.
+    pub plateau: Option<PlateauWatch>,
+}
+
+/// What a plateau schedule watches, and where it stood when the run resumed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlateauWatch {
+    /// The metric whose lack of improvement cuts the rate.
+    pub monitor: Monitor,
+    /// Epochs without improvement before a cut (`lr_patience`).
+    pub patience: usize,
+    /// The factor of each cut (`lr_factor`).
+    pub factor: f32,
+    /// Where it stood: [`Plateau::default`] for a new run, the checkpoint's for a resume.
+    pub state: Plateau,
 }
 
 /// What [`fit_schedule`] tells its caller as it goes.
@@ -511,6 +570,10 @@ pub trait FitHooks {
     fn improved(&mut self, _trainer: &mut dyn Trainer, _best: BestEpoch) -> Result<()> {
         Ok(())
     }
+
+    /// A plateau schedule's state after a read-back (before any save of the
+    /// same epoch), for checkpoints to keep.
+    fn plateau(&mut self, _state: Plateau) {}
 }
 
 /// Runs the epochs of `schedule`, reading the metrics back every `log_every`
@@ -519,7 +582,7 @@ pub trait FitHooks {
 /// loss is NaN or infinite, and with [`Error::Interrupted`] after saving when
 /// the hooks ask to stop.
 pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut dyn FitHooks) -> Result<FitReport> {
-    let Schedule { first_epoch, last_epoch, log_every, save_every, monitor } = schedule;
+    let Schedule { first_epoch, last_epoch, log_every, save_every, monitor, plateau } = schedule;
     if log_every == 0 || save_every == Some(0) {
         return Err(Error::InvalidInput("log_every and save_every must be at least 1".into()));
     }
@@ -527,6 +590,7 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         return Err(Error::InvalidInput("`min_delta` must be a finite number >= 0".into()));
     }
     let mut best = monitor.and_then(|m| m.resumed_best);
+    let mut plateau_state = plateau.map(|p| p.state);
     let mut stop_reason = StopReason::Epochs;
     let epochs = last_epoch.saturating_sub(first_epoch);
     let initial_loss = trainer.evaluate()?;
@@ -537,6 +601,7 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         let done = first_epoch + history.len();
         let to_save = save_every.map_or(usize::MAX, |every| every - done % every);
         let chunk = log_every.min(epochs - history.len()).min(to_save);
+        trainer.set_schedule(done, plateau_state.map_or(1.0, |p| p.scale));
         let metrics = {
             let hooks = &*hooks;
             trainer.train_until(chunk, &|| hooks.stop_requested())?
@@ -549,6 +614,20 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
         let epoch = first_epoch + history.len();
         if !metrics.is_empty() {
             hooks.logged(epoch, &metrics, start.elapsed().as_secs_f64())?;
+        }
+        if let (Some(watch), Some(state), Some(last)) = (plateau, plateau_state.as_mut(), metrics.last()) {
+            let value = watch.monitor.value(last).ok_or_else(|| {
+                Error::InvalidInput(format!("`monitor` {} is not measured by this run", watch.monitor))
+            })?;
+            if state.best.is_nan() || watch.monitor.improves(value, state.best, 0.0) {
+                (state.best, state.wait) = (value, 0);
+            } else {
+                state.wait += metrics.len();
+                if state.wait >= watch.patience {
+                    (state.scale, state.wait) = (state.scale * watch.factor, 0);
+                }
+            }
+            hooks.plateau(*state);
         }
         if let (Some(monitoring), Some(last)) = (monitor, metrics.last()) {
             let value = monitoring.monitor.value(last).ok_or_else(|| {
@@ -581,7 +660,17 @@ pub fn fit_schedule(trainer: &mut dyn Trainer, schedule: Schedule, hooks: &mut d
     let final_loss = trainer.evaluate()?;
     let epochs = history.len();
     let steps = epochs.saturating_mul(trainer.steps_per_epoch());
-    Ok(FitReport { initial_loss, final_loss, epochs, steps, seconds, history, best, stop_reason })
+    Ok(FitReport {
+        initial_loss,
+        final_loss,
+        epochs,
+        steps,
+        seconds,
+        history,
+        best,
+        stop_reason,
+        plateau: plateau_state,
+    })
 }
 
 /// Runs `epochs` epochs of a new run, reading the metrics back every
@@ -600,6 +689,7 @@ pub fn fit(
             Ok(())
         }
     }
-    let schedule = Schedule { first_epoch: 0, last_epoch: epochs, log_every, save_every: None, monitor: None };
+    let schedule =
+        Schedule { first_epoch: 0, last_epoch: epochs, log_every, save_every: None, monitor: None, plateau: None };
     fit_schedule(trainer, schedule, &mut Log(on_log))
 }

@@ -164,4 +164,9 @@ impl Trainer for LockStep {
     fn params(&mut self) -> Result<Params> {
         self.checked.params()
     }
+
+    fn set_schedule(&mut self, next_epoch: usize, lr_scale: f32) {
+        self.checked.set_schedule(next_epoch, lr_scale);
+        self.reference.set_schedule(next_epoch, lr_scale);
+    }
 }

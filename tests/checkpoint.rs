@@ -36,6 +36,7 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         batch_size: Some(8),
         shuffle: true,
         seed: 6,
+        lr_schedule: Default::default(),
     };
     (spec, data, config)
 }

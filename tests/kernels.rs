@@ -335,8 +335,10 @@ fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let grads_buf = upload(ctx, "grads", &flat(&grads));
             cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
-            let (w, g) = (Region::new(&weights_buf, len), Region::new(&grads_buf, len));
-            let dispatch = kernels.sgd_update("sgd_update", w, g, 0.3, 0.01).unwrap();
+            let rate_buf = upload(ctx, "rate", &[0.3]);
+            let (w, g, rate) =
+                (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&rate_buf, 1));
+            let dispatch = kernels.sgd_update("sgd_update", w, g, rate, 0.01).unwrap();
             if len == wide && std::ptr::eq(kernels, &one_per_256) {
                 assert!(dispatch.workgroup_count() > 65535, "the wide case must use a 2-D grid");
             }
@@ -356,14 +358,16 @@ fn momentum_update_matches_cpu_over_steps() {
             let mut velocity = Array1::zeros(len);
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
-            let settings = MomentumParams { len: len as u32, lr: 0.1, momentum: 0.9, weight_decay: 0.01 };
+            let settings = MomentumParams { len: len as u32, momentum: 0.9, weight_decay: 0.01, _pad: 0 };
+            let rate_buf = upload(ctx, "rate", &[0.1]);
             for step in 0..3 {
                 let grads = Array1::from(random(len, 15 + step));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));
                 cpu::momentum_update(&mut weights, &grads, &mut velocity, 0.1, 0.9, 0.01);
                 let (w, g, v) =
                     (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&velocity_buf, len));
-                run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, settings).unwrap()]);
+                let rate = Region::new(&rate_buf, 1);
+                run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, rate, settings).unwrap()]);
             }
             let what = format!("{grid}: momentum_update len {len} after 3 steps");
             assert_close(
@@ -398,13 +402,13 @@ fn adam_update_matches_cpu_over_steps() {
             let state = upload(ctx, "state", &[0.0; ADAM_STATE_LEN]);
             let settings = AdamParams {
                 len: len as u32,
-                lr: adam.lr,
                 beta1: adam.beta1,
                 beta2: adam.beta2,
                 eps: adam.eps,
                 weight_decay: adam.weight_decay,
-                _pad: [0; 2],
+                _pad: [0; 3],
             };
+            let rate_buf = upload(ctx, "rate", &[adam.lr]);
             for step in 1..=4 {
                 let grads = Array1::from(random(len, 20 + step as u64));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));
@@ -413,7 +417,16 @@ fn adam_update_matches_cpu_over_steps() {
                     (Region::new(&state, ADAM_STATE_LEN), Region::new(&weights_buf, len), Region::new(&grads_buf, len));
                 let moments = (Region::new(&m_buf, len), Region::new(&v_buf, len));
                 let dispatches = kernels
-                    .adam_update("adam", regions.0, regions.1, regions.2, moments.0, moments.1, settings)
+                    .adam_update(
+                        "adam",
+                        regions.0,
+                        regions.1,
+                        regions.2,
+                        moments.0,
+                        moments.1,
+                        Region::new(&rate_buf, 1),
+                        settings,
+                    )
                     .unwrap();
                 run(ctx, &dispatches);
             }

@@ -140,8 +140,15 @@ fn adam_relu_softmax_in_order_matches_cpu() {
 fn adam_relu_softmax_with_shuffled_batches_and_a_test_set_matches_cpu() {
     let spec =
         MlpSpec::new(vec![6, 11, 4]).unwrap().with(Activation::Relu, Output::Softmax, Loss::CrossEntropy).unwrap();
-    let config =
-        TrainConfig { lr: 0.01, optimizer: ADAM, weight_decay: 1e-4, batch_size: Some(16), shuffle: true, seed: 3 };
+    let config = TrainConfig {
+        lr: 0.01,
+        optimizer: ADAM,
+        weight_decay: 1e-4,
+        batch_size: Some(16),
+        shuffle: true,
+        seed: 3,
+        ..TrainConfig::default()
+    };
     // 53 rows in batches of 16 (the last of 5); the test set of 17 in 16 + 1.
     let (train, test) = (classes(53, 6, 4, 1), classes(17, 6, 4, 2));
     gpu_matches_cpu(Case {

@@ -44,6 +44,9 @@ impl Trainer for Faulty {
     fn restore(&mut self, state: &TrainState) -> wgpu_mlp::Result<()> {
         self.inner.restore(state)
     }
+    fn set_schedule(&mut self, next_epoch: usize, lr_scale: f32) {
+        self.inner.set_schedule(next_epoch, lr_scale)
+    }
 }
 
 const TOLERANCE: Tolerance = Tolerance { atol: 1e-3, rtol: 1e-3 };

@@ -189,6 +189,9 @@ impl FusedTrainer {
         if test.is_some() {
             return no("it does not evaluate a test set".into());
         }
+        if !config.lr_schedule.is_constant() {
+            return no("it trains at one learning rate, and `lr_schedule` changes it".into());
+        }
         if spec.num_layers() > MAX_LAYERS {
             return no(format!("{} layers, above its {MAX_LAYERS}", spec.num_layers()));
         }
@@ -469,6 +472,10 @@ impl Trainer for FusedTrainer {
     fn gpu_bytes(&self) -> Option<u64> {
         Some(self.gpu_bytes)
     }
+
+    /// The fused path takes constant rates only ([`FusedTrainer::check`]),
+    /// so there is no schedule to follow.
+    fn set_schedule(&mut self, _next_epoch: usize, _lr_scale: f32) {}
 
     fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         super::train_in_chunks(epochs, RING_EPOCHS, |chunk| self.train_chunk(chunk, stop))

@@ -319,28 +319,32 @@ impl Kernels {
         }
     }
 
-    /// weights -= lr * (grads + weight_decay * weights); both hold the same number of floats.
+    /// weights -= rate * (grads + weight_decay * weights); both hold the same number of
+    /// floats, and `rate` (one float) holds the learning rate of the step.
     pub fn sgd_update(
         &self,
         label: &str,
         weights: Region,
         grads: Region,
-        lr: f32,
+        rate: Region,
         weight_decay: f32,
     ) -> Result<Dispatch> {
         assert_eq!(weights.len, grads.len, "{label}: weights and gradients must match");
+        assert_eq!(rate.len, 1, "{label}: the rate is one float");
         let len = weights.len as u32;
-        let params = SgdParams { len, lr, weight_decay, _pad: 0 };
-        Ok(self.bind(label, &self.sgd_update, &params, &[weights, grads], self.grid_elementwise(label, len)?))
+        let params = SgdParams { len, weight_decay, _pad: [0; 2] };
+        Ok(self.bind(label, &self.sgd_update, &params, &[weights, grads, rate], self.grid_elementwise(label, len)?))
     }
 
-    /// Momentum: velocity = momentum * velocity + g; weights -= lr * velocity.
+    /// Momentum: velocity = momentum * velocity + g; weights -= rate * velocity, `rate`
+    /// (one float) holding the learning rate of the step.
     pub fn momentum_update(
         &self,
         label: &str,
         weights: Region,
         grads: Region,
         velocity: Region,
+        rate: Region,
         params: MomentumParams,
     ) -> Result<Dispatch> {
         assert_eq!(
@@ -353,13 +357,14 @@ impl Kernels {
             label,
             &self.momentum_update,
             &params,
-            &[weights, grads, velocity],
+            &[weights, grads, velocity, rate],
             self.grid_elementwise(label, params.len)?,
         ))
     }
 
     /// The two dispatches of an Adam step: the step count and bias corrections
-    /// in `state` ([`ADAM_STATE_LEN`] floats), then the update itself.
+    /// in `state` ([`ADAM_STATE_LEN`] floats), then the update itself at the learning
+    /// rate held in `rate` (one float).
     #[allow(clippy::too_many_arguments)] // one region per binding of shaders/adam.wgsl
     pub fn adam_update(
         &self,
@@ -369,6 +374,7 @@ impl Kernels {
         grads: Region,
         m: Region,
         v: Region,
+        rate: Region,
         params: AdamParams,
     ) -> Result<[Dispatch; 2]> {
         assert_eq!(state.len, ADAM_STATE_LEN as u64, "{label}: the Adam state is {ADAM_STATE_LEN} floats");
@@ -380,7 +386,7 @@ impl Kernels {
         assert_eq!(u64::from(params.len), weights.len, "{label}: params.len must match");
         let tick = self.bind(&format!("{label}.tick"), &self.adam_tick, &params, &[state], [1, 1, 1]);
         let grid = self.grid_elementwise(label, params.len)?;
-        let update = self.bind(label, &self.adam_update, &params, &[state, weights, grads, m, v], grid);
+        let update = self.bind(label, &self.adam_update, &params, &[state, weights, grads, m, v, rate], grid);
         Ok([tick, update])
     }
 

@@ -28,6 +28,7 @@ use ndarray::Array2;
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
+use crate::schedule::LrSchedule;
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
@@ -146,6 +147,16 @@ pub struct LayeredTrainer {
     plans: Vec<StepPlan>,
     update: Vec<Dispatch>,
     optimizer: OptimizerBuffers,
+    /// The learning rate the update reads (1 float): the run's `lr`, or with
+    /// a schedule each step's rate, copied in from `rates` before its update.
+    rate: wgpu::Buffer,
+    /// The rates of the steps of the epochs recorded ahead, one per step
+    /// (grown as chunks need); unused with a constant rate.
+    rates: wgpu::Buffer,
+    /// The run's base rate and schedule, and where the schedule stands (the
+    /// epoch trained next, the plateau scale).
+    lr: (f32, LrSchedule),
+    schedule: (usize, f32),
     /// The run's update rule, which a restored state must belong to.
     config_optimizer: Optimizer,
     /// Twins of the state buffers ([`LayeredTrainer::state_buffers`]), holding
@@ -267,7 +278,9 @@ impl LayeredTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, config)?;
+        let rate = ctx.upload("lr.rate", &[config.lr], STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
+        let rates = ctx.zeros("lr.rates", 1, STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
+        let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &rate, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
         match &optimizer {
             OptimizerBuffers::Sgd => {}
@@ -298,6 +311,10 @@ impl LayeredTrainer {
             plans,
             update,
             optimizer,
+            rate,
+            rates,
+            lr: (config.lr, config.lr_schedule),
+            schedule: (0, 1.0),
             config_optimizer: config.optimizer,
             snapshot,
             shuffler: Shuffler::new(config.shuffle, config.seed),
@@ -339,6 +356,19 @@ impl LayeredTrainer {
             if shuffled {
                 self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(&orders));
             }
+            // Each step's learning rate, written once like the orders: the
+            // steps copy theirs into `rate`, so none is re-recorded or read back.
+            let scheduled = !self.lr.1.is_constant();
+            if scheduled {
+                let per_epoch = self.train_batches.len();
+                let first = (self.schedule.0 * per_epoch) as u64;
+                let rates = self.lr.1.rates(self.lr.0, first, epochs * per_epoch, per_epoch, self.schedule.1);
+                if (self.rates.size() / 4) < rates.len() as u64 {
+                    let usage = STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+                    self.rates = self.ctx.zeros("lr.rates", rates.len(), usage, "use a smaller `log_every`")?;
+                }
+                self.ctx.queue.write_buffer(&self.rates, 0, bytemuck::cast_slice(&rates));
+            }
             let last = self.train_batches.len() - 1;
             let mut encoder = self.encoder("steps");
             let mut recorded = 0;
@@ -359,6 +389,10 @@ impl LayeredTrainer {
                         self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
+                    if scheduled {
+                        let k = (epoch * self.train_batches.len() + i) as u64;
+                        encoder.copy_buffer_to_buffer(&self.rates, k * 4, &self.rate, 0, 4);
+                    }
                     let plan = &self.plans[plan];
                     let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
                     self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
@@ -398,6 +432,7 @@ impl LayeredTrainer {
                 self.ctx.submit(encoder);
                 whole = epochs;
             }
+            self.schedule.0 += whole;
             if whole == 0 {
                 return Ok(Vec::new());
             }
@@ -650,31 +685,32 @@ fn plan_update(
     layout: &ParamLayout,
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
+    rate: &wgpu::Buffer,
     config: &TrainConfig,
 ) -> Result<(Vec<Dispatch>, OptimizerBuffers)> {
     const MODEL: &str = "use narrower `layers`";
     let len = layout.len;
-    let (weights, grads) = (Region::new(params, len), Region::new(grads, len));
-    let (lr, weight_decay) = (config.lr, config.weight_decay);
+    let (weights, grads, rate) = (Region::new(params, len), Region::new(grads, len), Region::new(rate, 1));
+    let weight_decay = config.weight_decay;
     Ok(match config.optimizer {
         Optimizer::Sgd => {
-            (vec![kernels.sgd_update("sgd_update", weights, grads, lr, weight_decay)?], OptimizerBuffers::Sgd)
+            (vec![kernels.sgd_update("sgd_update", weights, grads, rate, weight_decay)?], OptimizerBuffers::Sgd)
         }
         Optimizer::Momentum { momentum } => {
             let velocity = ctx.zeros("momentum.velocity", len, STORAGE, MODEL)?;
-            let settings = MomentumParams { len: len as u32, lr, momentum, weight_decay };
-            let update =
-                kernels.momentum_update("momentum_update", weights, grads, Region::new(&velocity, len), settings)?;
+            let settings = MomentumParams { len: len as u32, momentum, weight_decay, _pad: 0 };
+            let velocity_region = Region::new(&velocity, len);
+            let update = kernels.momentum_update("momentum_update", weights, grads, velocity_region, rate, settings)?;
             (vec![update], OptimizerBuffers::Momentum { velocity })
         }
         Optimizer::Adam { beta1, beta2, eps } => {
             let step = ctx.zeros("adam.state", ADAM_STATE_LEN, STORAGE, MODEL)?;
             let m = ctx.zeros("adam.m", len, STORAGE, MODEL)?;
             let v = ctx.zeros("adam.v", len, STORAGE, MODEL)?;
-            let settings = AdamParams { len: len as u32, lr, beta1, beta2, eps, weight_decay, _pad: [0; 2] };
+            let settings = AdamParams { len: len as u32, beta1, beta2, eps, weight_decay, _pad: [0; 3] };
             let regions = (Region::new(&step, ADAM_STATE_LEN), Region::new(&m, len), Region::new(&v, len));
             let update =
-                kernels.adam_update("adam_update", regions.0, weights, grads, regions.1, regions.2, settings)?;
+                kernels.adam_update("adam_update", regions.0, weights, grads, regions.1, regions.2, rate, settings)?;
             (update.into(), OptimizerBuffers::Adam { step, m, v })
         }
     })
@@ -691,6 +727,10 @@ impl Trainer for LayeredTrainer {
 
     fn gpu_bytes(&self) -> Option<u64> {
         Some(self.gpu_bytes)
+    }
+
+    fn set_schedule(&mut self, next_epoch: usize, lr_scale: f32) {
+        self.schedule = (next_epoch, lr_scale);
     }
 
     fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {

@@ -149,18 +149,17 @@ pub struct GatherParams {
     pub _pad: u32,
 }
 
-/// shaders/sgd.wgsl: weights(len) -= lr * (grads + weight_decay * weights).
+/// shaders/sgd.wgsl: weights(len) -= rate * (grads + weight_decay * weights),
+/// the rate read from a buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SgdParams {
     /// Elements of weights and grads: every weight and bias of the model.
     pub len: u32,
-    /// The learning rate.
-    pub lr: f32,
     /// The L2 factor added to the gradient as weight_decay * weights; 0 for none.
     pub weight_decay: f32,
     /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 /// shaders/momentum.wgsl: velocity = momentum * velocity + g, weights -= lr *
@@ -170,12 +169,12 @@ pub struct SgdParams {
 pub struct MomentumParams {
     /// Elements of weights, grads and velocity: every weight and bias of the model.
     pub len: u32,
-    /// The learning rate.
-    pub lr: f32,
     /// The factor the velocity keeps each step, in [0, 1).
     pub momentum: f32,
     /// The L2 factor added to the gradient; 0 for none.
     pub weight_decay: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
+    pub _pad: u32,
 }
 
 /// shaders/adam.wgsl, both entry points: adam_tick advances the step and
@@ -185,8 +184,6 @@ pub struct MomentumParams {
 pub struct AdamParams {
     /// Elements of weights, grads, m and v: every weight and bias of the model.
     pub len: u32,
-    /// The learning rate.
-    pub lr: f32,
     /// Decay of the first moment m per step (and the base of its bias correction).
     pub beta1: f32,
     /// Decay of the second moment v per step (and the base of its bias correction).
@@ -196,7 +193,7 @@ pub struct AdamParams {
     /// The L2 factor added to the gradient; 0 for none.
     pub weight_decay: f32,
     /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// Floats in shaders/adam.wgsl's AdamState (step, c1, c2, padding).

@@ -388,6 +388,40 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = parse_positive)]
     pub(crate) lr: Option<f32>,
 
+    /// How the rate moves over the run: constant; step (x --lr-gamma every
+    /// --lr-step-epochs); exponential (x --lr-gamma every epoch); cosine (down
+    /// to --lr-min over --epochs, every step); plateau (x --lr-factor after
+    /// --lr-patience epochs without the --monitor metric improving, down to
+    /// --lr-min). The rate of each epoch goes to metrics.csv (`lr`).
+    #[arg(long, value_enum, default_value_t = LrScheduleArg::Constant)]
+    pub(crate) lr_schedule: LrScheduleArg,
+
+    /// --lr-schedule step: epochs between cuts [default: 10].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) lr_step_epochs: Option<usize>,
+
+    /// --lr-schedule step and exponential: the factor of each cut, in (0, 1]
+    /// [default: 0.1 for step, 0.95 for exponential].
+    #[arg(long)]
+    pub(crate) lr_gamma: Option<f32>,
+
+    /// --lr-schedule cosine and plateau: the least rate, in [0, --lr) [default: 0].
+    #[arg(long)]
+    pub(crate) lr_min: Option<f32>,
+
+    /// --lr-schedule plateau: epochs without improvement before a cut [default: 5].
+    #[arg(long, value_parser = parse_at_least_one)]
+    pub(crate) lr_patience: Option<usize>,
+
+    /// --lr-schedule plateau: the factor of a cut, in (0, 1) [default: 0.1].
+    #[arg(long)]
+    pub(crate) lr_factor: Option<f32>,
+
+    /// Epochs of linear warm-up from 0 at the start, under any schedule (step
+    /// k of the W warm-up steps trains at (k + 1) / W of the rate).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) warmup_epochs: usize,
+
     /// Momentum of --optimizer momentum, in [0, 1).
     #[arg(long, default_value_t = 0.9)]
     pub(crate) momentum: f32,
@@ -526,6 +560,16 @@ impl MatmulArg {
             MatmulArg::Workgroup => Some(MatmulKernel::Workgroup),
         }
     }
+}
+
+/// `--lr-schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LrScheduleArg {
+    Constant,
+    Step,
+    Exponential,
+    Cosine,
+    Plateau,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use wgpu_mlp::schedule::Plateau;
 use wgpu_mlp::train::EpochMetrics;
 use wgpu_mlp::train::{BestEpoch, FitHooks, Schedule};
 use wgpu_mlp::{Error, Trainer};
@@ -150,5 +151,9 @@ impl FitHooks for Ticking<'_> {
 
     fn improved(&mut self, trainer: &mut dyn Trainer, best: BestEpoch) -> Result<(), Error> {
         self.hooks.improved(trainer, best)
+    }
+
+    fn plateau(&mut self, state: Plateau) {
+        self.hooks.plateau(state)
     }
 }

@@ -15,12 +15,13 @@ use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
-use wgpu_mlp::train::{fit_schedule, BestEpoch, Monitor, Monitoring, Schedule, StopReason};
+use wgpu_mlp::schedule::{LrSchedule, LrShape};
+use wgpu_mlp::train::{fit_schedule, BestEpoch, Monitor, Monitoring, PlateauWatch, Schedule, StopReason};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
 use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
-use crate::args::{KeepArg, OptimizerArg, Sizes, TrainArgs};
+use crate::args::{KeepArg, LrScheduleArg, OptimizerArg, Sizes, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
@@ -57,6 +58,8 @@ struct Settings {
     monitoring: Option<Monitoring>,
     /// Which model the run ends with.
     keep: KeepArg,
+    /// The metric a plateau schedule watches (--monitor or its default).
+    monitor: Monitor,
     scaler: Scaler,
     /// The targets' scaling (--scale-target): the model learns scaled targets.
     target_scaler: Option<Scaler>,
@@ -148,6 +151,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         batch_size,
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
         seed: cli.input.seed,
+        lr_schedule: resolve_lr_schedule(cli, epochs)?,
     };
     config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
@@ -156,7 +160,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     }
     // A validation set, or a metric asked for, picks a best epoch to keep.
     let keep = cli.keep.unwrap_or(if val.is_some() || cli.monitor.is_some() { KeepArg::Best } else { KeepArg::Last });
-    let monitoring = resolve_monitoring(cli, keep, val.as_ref(), train.classes.is_some())?;
+    let (monitoring, monitor) = resolve_monitoring(cli, keep, val.as_ref(), train.classes.is_some())?;
     Ok(Settings {
         spec,
         init,
@@ -168,6 +172,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         test,
         monitoring,
         keep,
+        monitor,
         scaler,
         target_scaler,
         data,
@@ -176,17 +181,54 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     })
 }
 
-/// The metric that picks the best epoch (--monitor, by default the
-/// validation loss where there is a validation set, else the training loss)
-/// and the patience (--early-stopping); None when neither is wanted (--keep
-/// last without --early-stopping). A metric the run cannot measure is refused.
+/// The schedule --lr-schedule and its flags give, over `epochs` epochs; a
+/// flag the schedule does not take is refused naming it.
+fn resolve_lr_schedule(cli: &TrainArgs, epochs: usize) -> anyhow::Result<LrSchedule> {
+    let given = [
+        ("--lr-step-epochs", cli.lr_step_epochs.is_some(), &[LrScheduleArg::Step][..]),
+        ("--lr-gamma", cli.lr_gamma.is_some(), &[LrScheduleArg::Step, LrScheduleArg::Exponential]),
+        ("--lr-min", cli.lr_min.is_some(), &[LrScheduleArg::Cosine, LrScheduleArg::Plateau]),
+        ("--lr-patience", cli.lr_patience.is_some(), &[LrScheduleArg::Plateau]),
+        ("--lr-factor", cli.lr_factor.is_some(), &[LrScheduleArg::Plateau]),
+    ];
+    if let Some((flag, _, takes)) = given.iter().find(|(_, given, takes)| *given && !takes.contains(&cli.lr_schedule)) {
+        let names: Vec<String> =
+            takes.iter().map(|t| t.to_possible_value().expect("named").get_name().to_string()).collect();
+        return Err(bad_input(format!(
+            "{flag} applies to --lr-schedule {}, not {}",
+            names.join(" or "),
+            cli.lr_schedule.to_possible_value().expect("named").get_name()
+        )));
+    }
+    let min = cli.lr_min.unwrap_or(0.0);
+    let shape = match cli.lr_schedule {
+        LrScheduleArg::Constant => LrShape::Constant,
+        LrScheduleArg::Step => {
+            LrShape::Step { every: cli.lr_step_epochs.unwrap_or(10), gamma: cli.lr_gamma.unwrap_or(0.1) }
+        }
+        LrScheduleArg::Exponential => LrShape::Exponential { gamma: cli.lr_gamma.unwrap_or(0.95) },
+        LrScheduleArg::Cosine => LrShape::Cosine { epochs, min },
+        LrScheduleArg::Plateau => {
+            LrShape::Plateau { patience: cli.lr_patience.unwrap_or(5), factor: cli.lr_factor.unwrap_or(0.1), min }
+        }
+    };
+    Ok(LrSchedule { shape, warmup_epochs: cli.warmup_epochs })
+}
+
+/// The metric that picks the best epoch and that a plateau schedule watches
+/// (--monitor, by default the validation loss where there is a validation
+/// set, else the training loss), and the monitoring of the best epoch with
+/// its patience (--early-stopping); None when neither is wanted (--keep last
+/// without --early-stopping). A metric the run cannot measure is refused.
 fn resolve_monitoring(
     cli: &TrainArgs,
     keep: KeepArg,
     val: Option<&Dataset>,
     classify: bool,
-) -> anyhow::Result<Option<Monitoring>> {
-    if keep == KeepArg::Last && cli.early_stopping.is_none() {
+) -> anyhow::Result<(Option<Monitoring>, Monitor)> {
+    let plateau = cli.lr_schedule == LrScheduleArg::Plateau;
+    let watched = keep == KeepArg::Best || cli.early_stopping.is_some();
+    if !watched && !plateau {
         if let Some((flag, _)) = [("--monitor", cli.monitor.is_some()), ("--min-delta", cli.min_delta != 0.0)]
             .iter()
             .find(|(_, given)| *given)
@@ -195,7 +237,6 @@ fn resolve_monitoring(
                 "{flag} picks the best epoch, which --keep last without --early-stopping does not use"
             )));
         }
-        return Ok(None);
     }
     let monitor = cli.monitor.unwrap_or(if val.is_some() { Monitor::ValLoss } else { Monitor::TrainLoss });
     match monitor {
@@ -209,7 +250,13 @@ fn resolve_monitoring(
         }
         _ => {}
     }
-    Ok(Some(Monitoring { monitor, patience: cli.early_stopping, min_delta: cli.min_delta, resumed_best: None }))
+    let monitoring = watched.then_some(Monitoring {
+        monitor,
+        patience: cli.early_stopping,
+        min_delta: cli.min_delta,
+        resumed_best: None,
+    });
+    Ok((monitoring, monitor))
 }
 
 /// A CSV error, with what to pass when the cause is a common one: a
@@ -302,9 +349,20 @@ fn print_header(
     )?;
     writeln!(
         out,
-        "training: {}, lr {}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
+        "training: {}, lr {}{}, weight decay {}, batch {}, shuffle {}, {} epochs, seed {}",
         config.optimizer,
         config.lr,
+        match schedule_json(&config.lr_schedule)["name"].as_str() {
+            Some("constant") if config.lr_schedule.warmup_epochs == 0 => String::new(),
+            Some(name) => format!(
+                " ({name} schedule{})",
+                match config.lr_schedule.warmup_epochs {
+                    0 => String::new(),
+                    w => format!(", {w} warm-up epochs"),
+                }
+            ),
+            None => String::new(),
+        },
         config.weight_decay,
         config.batch_size.map_or("full".to_string(), |b| b.to_string()),
         if config.shuffle { "on" } else { "off" },
@@ -387,21 +445,31 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         trainer = Box::new(lock_step);
     }
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
-    let (first_epoch, resumed_best) = match &resume {
+    let (first_epoch, resumed_best, resumed_plateau) = match &resume {
         Some((path, saved)) => {
             trainer.restore(&saved.state)?;
             writeln!(out, "resuming from {} after epoch {}", path.display(), saved.epoch)?;
-            (saved.epoch, saved.best()?)
+            (saved.epoch, saved.best()?, saved.plateau()?)
         }
-        None => (0, None),
+        None => (0, None, None),
     };
     let monitor = settings.monitoring.map(|m| Monitoring { resumed_best, ..m });
+    let plateau = match config.lr_schedule.shape {
+        LrShape::Plateau { patience, factor, .. } => Some(PlateauWatch {
+            monitor: settings.monitor,
+            patience,
+            factor,
+            state: resumed_plateau.unwrap_or_default(),
+        }),
+        _ => None,
+    };
     let schedule = Schedule {
         first_epoch,
         last_epoch: settings.epochs.max(first_epoch),
         log_every: settings.log_every,
         save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
         monitor,
+        plateau,
     };
     let reuse = match (&cli.resume, cli.overwrite) {
         (Some(_), _) => Reuse::Resume,
@@ -409,7 +477,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         (None, false) => Reuse::Refuse,
     };
     let mut folder = RunFolder::create_reusing(cli.out.as_deref(), reuse, metadata, Some(settings.scaler.clone()))?
-        .with_target_scaler(settings.target_scaler.clone());
+        .with_target_scaler(settings.target_scaler.clone())
+        .with_lr(config.lr, config.lr_schedule, trainer.steps_per_epoch());
+    folder.plateau = plateau.map(|p| p.state);
     if let Some((path, _)) = &resume {
         folder.resume_metrics(first_epoch)?;
         if monitor.is_some() {
@@ -740,6 +810,25 @@ fn optimizer_json(optimizer: Optimizer) -> serde_json::Value {
 
 /// config.json: every setting that decides the run (as resolved, defaults
 /// included), the command line and the device.
+/// The schedule as config.json holds it: its name and settings, f32s as given.
+fn schedule_json(schedule: &LrSchedule) -> serde_json::Value {
+    let mut json = match schedule.shape {
+        LrShape::Constant => serde_json::json!({ "name": "constant" }),
+        LrShape::Step { every, gamma } => {
+            serde_json::json!({ "name": "step", "step_epochs": every, "gamma": as_given(gamma) })
+        }
+        LrShape::Exponential { gamma } => serde_json::json!({ "name": "exponential", "gamma": as_given(gamma) }),
+        LrShape::Cosine { epochs, min } => {
+            serde_json::json!({ "name": "cosine", "epochs": epochs, "min": as_given(min) })
+        }
+        LrShape::Plateau { patience, factor, min } => serde_json::json!({
+            "name": "plateau", "patience": patience, "factor": as_given(factor), "min": as_given(min)
+        }),
+    };
+    json["warmup_epochs"] = schedule.warmup_epochs.into();
+    json
+}
+
 fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, first_epoch: usize) -> serde_json::Value {
     let Settings { spec, init, config, train, test, .. } = settings;
     let data = &settings.data;
@@ -783,6 +872,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "init": init.to_string(),
         "optimizer": optimizer_json(config.optimizer),
         "lr": as_given(config.lr),
+        "lr_schedule": schedule_json(&config.lr_schedule),
         "weight_decay": as_given(config.weight_decay),
         "batch_size": config.rows_per_batch(train),
         "shuffle": config.shuffle,
