@@ -294,11 +294,17 @@ pub struct PlotWritten {
 /// Plots the losses per epoch, train and test, and below them the accuracies
 /// when the run measured any, as an SVG at `svg` and, given `png`, a PNG when a
 /// font is found in [`default_font_dirs`]. No rows write nothing; a missing
-/// font skips the PNG; neither is an error, the result says so.
-pub fn plot_losses(svg: &Path, png: Option<&Path>, rows: &[MetricsRow]) -> Result<PlotWritten> {
+/// font skips the PNG; neither is an error, the result says so. A
+/// `best_epoch` (the model a run kept) is marked on every panel.
+pub fn plot_losses(
+    svg: &Path,
+    png: Option<&Path>,
+    rows: &[MetricsRow],
+    best_epoch: Option<usize>,
+) -> Result<PlotWritten> {
     let dirs = default_font_dirs();
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-    plot_losses_with_fonts(svg, png, rows, &dirs)
+    plot_losses_with_fonts(svg, png, rows, &dirs, best_epoch)
 }
 
 /// [`plot_losses`] with the PNG's font looked for in `font_dirs` (and their
@@ -308,6 +314,7 @@ pub fn plot_losses_with_fonts(
     png: Option<&Path>,
     rows: &[MetricsRow],
     font_dirs: &[&Path],
+    best_epoch: Option<usize>,
 ) -> Result<PlotWritten> {
     let skipped =
         |svg: bool, reason: String| PlotWritten { svg, png: false, png_font: None, png_skipped_because: Some(reason) };
@@ -320,7 +327,7 @@ pub fn plot_losses_with_fonts(
         // The SVG names the fonts and leaves drawing them to the viewer, so it
         // needs none here; plotters' text estimate is only used for layout.
         let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        chart::draw(&root, rows).map_err(|e| cannot_draw(svg, e))?;
+        chart::draw(&root, rows, best_epoch).map_err(|e| cannot_draw(svg, e))?;
     }
     write_atomically(svg, |file| file.write_all(text.as_bytes()))?;
 
@@ -333,7 +340,7 @@ pub fn plot_losses_with_fonts(
         let reason = format!("no usable TrueType or OpenType font (.ttf, .otf) under {dirs}");
         return Ok(skipped(true, reason));
     };
-    let bytes = raster::render_png(rows, &font, size).map_err(|e| cannot_draw(png, e))?;
+    let bytes = raster::render_png(rows, best_epoch, &font, size).map_err(|e| cannot_draw(png, e))?;
     write_atomically(png, |file| file.write_all(&bytes))?;
     Ok(PlotWritten { svg: true, png: true, png_font: Some(font.path), png_skipped_because: None })
 }

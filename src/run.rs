@@ -217,7 +217,8 @@ impl RunFolder {
 
     /// Writes `loss.svg` and, where fonts are found, `loss.png`.
     pub fn plot(&self) -> Result<PlotWritten> {
-        report::plot_losses(&self.dir.join("loss.svg"), Some(&self.dir.join("loss.png")), &self.rows)
+        let best = self.best.map(|b| b.epoch);
+        report::plot_losses(&self.dir.join("loss.svg"), Some(&self.dir.join("loss.png")), &self.rows, best)
     }
 }
 

@@ -301,7 +301,7 @@ const NO_FONTS: &str = "/nonexistent/wgpu-mlp/fonts";
 fn svg_of_a_run_with_only_a_training_loss() {
     let dir = folder("svg-train");
     let svg = dir.join("loss.svg");
-    let written = plot_losses_with_fonts(&svg, None, &run(30, false, false), &[Path::new(NO_FONTS)]).unwrap();
+    let written = plot_losses_with_fonts(&svg, None, &run(30, false, false), &[Path::new(NO_FONTS)], None).unwrap();
     assert_eq!(written, PlotWritten { svg: true, png: false, png_font: None, png_skipped_because: None });
     let svg = read_svg(&svg);
     assert!(svg.says("train loss"), "the legend names the series: {:?}", svg.words);
@@ -316,7 +316,7 @@ fn svg_of_a_run_with_only_a_training_loss() {
 fn svg_of_a_run_with_test_metrics_and_accuracy_has_two_panels() {
     let dir = folder("svg-all");
     let svg = dir.join("loss.svg");
-    let written = plot_losses_with_fonts(&svg, None, &run(200, true, true), &[Path::new(NO_FONTS)]).unwrap();
+    let written = plot_losses_with_fonts(&svg, None, &run(200, true, true), &[Path::new(NO_FONTS)], None).unwrap();
     assert!(written.svg && !written.png && written.png_skipped_because.is_none(), "{written:?}");
     let svg = read_svg(&svg);
     for words in [
@@ -338,7 +338,7 @@ fn a_run_that_stopped_on_a_nan_loss_still_plots_the_epochs_before() {
     let mut rows = run(5, true, false);
     rows[4].metrics.train_loss = f32::NAN;
     rows[4].metrics.val_loss = Some(f32::INFINITY);
-    let written = plot_losses_with_fonts(&svg, None, &rows, &[]).unwrap();
+    let written = plot_losses_with_fonts(&svg, None, &rows, &[], None).unwrap();
     assert!(written.svg, "{written:?}");
     let svg = read_svg(&svg);
     assert!(!svg.text.contains("NaN") && !svg.text.contains("inf"), "no non-finite coordinate reaches the SVG");
@@ -348,7 +348,7 @@ fn a_run_that_stopped_on_a_nan_loss_still_plots_the_epochs_before() {
 fn no_epochs_write_nothing_and_say_so() {
     let dir = folder("empty");
     let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
-    let written = plot_losses(&svg, Some(&png), &[]).unwrap();
+    let written = plot_losses(&svg, Some(&png), &[], None).unwrap();
     assert!(!written.svg && !written.png, "{written:?}");
     assert_eq!(written.png_skipped_because.as_deref(), Some("no epochs to plot"));
     assert!(listing(&dir).is_empty());
@@ -364,7 +364,7 @@ fn without_a_font_the_png_is_skipped_with_the_reason_and_the_svg_still_written()
     let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
     for fonts in [vec![Path::new(NO_FONTS)], vec![fake_fonts.as_path()], vec![]] {
         assert_eq!(find_font(&fonts), None);
-        let written = plot_losses_with_fonts(&svg, Some(&png), &run(10, true, true), &fonts).unwrap();
+        let written = plot_losses_with_fonts(&svg, Some(&png), &run(10, true, true), &fonts, None).unwrap();
         assert!(written.svg && !written.png && written.png_font.is_none(), "{written:?}");
         let reason = written.png_skipped_because.expect("the result says why there is no PNG");
         assert!(reason.contains("no usable TrueType or OpenType font"), "{reason}");
@@ -398,7 +398,7 @@ fn with_the_default_font_folders_the_png_follows_whether_a_font_is_found() {
     let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
     let dirs = default_font_dirs();
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-    let written = plot_losses(&svg, Some(&png), &run(40, true, true)).unwrap();
+    let written = plot_losses(&svg, Some(&png), &run(40, true, true), None).unwrap();
     match find_font(&dirs) {
         Some(font) => {
             assert_eq!(written, PlotWritten { svg: true, png: true, png_font: Some(font), png_skipped_because: None });
@@ -425,7 +425,7 @@ fn with_a_font_folder_given_the_png_is_drawn_even_for_one_epoch() {
     let font_dir = font.parent().unwrap();
     let dir = folder("one-epoch");
     let (svg, png) = (dir.join("loss.svg"), dir.join("loss.png"));
-    let written = plot_losses_with_fonts(&svg, Some(&png), &run(1, false, false), &[font_dir]).unwrap();
+    let written = plot_losses_with_fonts(&svg, Some(&png), &run(1, false, false), &[font_dir], None).unwrap();
     assert!(written.svg && written.png && written.png_skipped_because.is_none(), "{written:?}");
     assert!(written.png_font.unwrap().starts_with(font_dir));
     assert_eq!(check_png(&png), (960, 480), "one panel");
@@ -505,4 +505,19 @@ fn metrics_csv_of_older_run_folders_still_reads() {
             (Some(0.75), None, None, 2.5)
         );
     }
+}
+
+#[test]
+fn the_plot_marks_the_kept_epoch_and_fits_the_accuracy_axis_to_the_data() {
+    let dir = folder("svg-best");
+    let svg = dir.join("loss.svg");
+    let written = plot_losses_with_fonts(&svg, None, &run(20, true, true), &[Path::new(NO_FONTS)], Some(7)).unwrap();
+    assert!(written.svg);
+    let svg = read_svg(&svg);
+    assert!(svg.says("best epoch 7"), "the kept epoch is named in the legend: {:?}", svg.words);
+    // The accuracies run from 0.4 (validation, epoch 1) to 0.97: the accuracy
+    // panel's lowest tick is near 0.4, not 0.
+    let panel = svg.words.iter().position(|w| w == "accuracy per epoch").expect("an accuracy panel");
+    let lowest = svg.words[panel..].iter().find_map(|w| w.parse::<f64>().ok()).expect("tick labels");
+    assert!((0.3..0.45).contains(&lowest), "the axis starts near the lowest accuracy, at {lowest}: {:?}", svg.words);
 }

@@ -54,25 +54,33 @@ pub(super) fn figure_size(rows: &[MetricsRow]) -> (u32, u32) {
     (WIDTH, PANEL_HEIGHT * panels)
 }
 
-/// Draws the figure of `rows` (at least one) on `root`, sized by [`figure_size`].
+/// Draws the figure of `rows` (at least one) on `root`, sized by
+/// [`figure_size`], with `best_epoch` marked on every panel where given.
 pub(super) fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[MetricsRow],
+    best_epoch: Option<usize>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let epochs = epoch_range(rows);
     let marker = if rows.len() <= MAX_MARKED_POINTS { 3 } else { 0 };
+    let best = best_epoch.map(|e| e as i64).filter(|e| epochs.contains(e) || *e == epochs.end);
     let losses = [
         series("train loss", TRAIN, rows, |m| Some(m.train_loss)),
         series("validation loss", VAL, rows, |m| m.val_loss),
     ];
-    let loss =
-        Panel { what: "loss", lines: &losses, axis: loss_axis(&losses), legend_at: SeriesLabelPosition::UpperRight };
+    let loss = Panel {
+        what: "loss",
+        lines: &losses,
+        axis: loss_axis(&losses),
+        legend_at: SeriesLabelPosition::UpperRight,
+        best,
+    };
     let accuracies = accuracy_series(rows);
     if accuracies.iter().any(|s| !s.points.is_empty()) {
-        // Accuracy is a fraction; a fixed 0..1 axis shows how far from perfect.
-        let axis = Axis::Linear(0.0..1.0);
-        let accuracy = Panel { what: "accuracy", lines: &accuracies, axis, legend_at: SeriesLabelPosition::LowerRight };
+        let axis = accuracy_axis(&accuracies);
+        let accuracy =
+            Panel { what: "accuracy", lines: &accuracies, axis, legend_at: SeriesLabelPosition::LowerRight, best };
         // One label width for both, so the epochs line up from panel to panel.
         let label_width = loss.label_width().max(accuracy.label_width());
         let (top, bottom) = root.split_vertically(PANEL_HEIGHT);
@@ -113,12 +121,27 @@ fn loss_axis(lines: &[Series]) -> Axis {
     Axis::Linear(low - margin..high + margin)
 }
 
-/// One chart: a quantity's train and test lines against the epochs.
+/// The accuracies' own range with a 5% margin, within 0..1: a run between
+/// 0.85 and 0.9 would lie flat on a 0..1 axis.
+fn accuracy_axis(lines: &[Series]) -> Axis {
+    let values = || lines.iter().flat_map(|line| line.points.iter().map(|&(_, v)| v));
+    let low = values().fold(f64::INFINITY, f64::min);
+    let high = values().fold(f64::NEG_INFINITY, f64::max);
+    if !(low.is_finite() && high.is_finite()) {
+        return Axis::Linear(0.0..1.0);
+    }
+    let margin = ((high - low) * 0.05).max(0.005);
+    Axis::Linear((low - margin).max(0.0)..(high + margin).min(1.0))
+}
+
+/// One chart: a quantity's train and validation lines against the epochs,
+/// and the best epoch marked, where there is one.
 struct Panel<'a> {
     what: &'static str,
     lines: &'a [Series],
     axis: Axis,
     legend_at: SeriesLabelPosition,
+    best: Option<i64>,
 }
 
 impl Panel<'_> {
@@ -177,6 +200,16 @@ impl Panel<'_> {
                 .draw_series(LineSeries::new(line.points.iter().copied(), color.stroke_width(2)).point_size(marker))?
                 .label(line.name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2)));
+            labelled = true;
+        }
+        if let Some(best) = self.best {
+            // A dashed grey line at the kept epoch, from the bottom of the axis to the top.
+            let (bottom, top) = (chart.y_range().start, chart.y_range().end);
+            let grey = RGBColor(110, 110, 110);
+            chart
+                .draw_series(DashedLineSeries::new([(best, bottom), (best, top)], 6, 4, grey.stroke_width(2)))?
+                .label(format!("best epoch {best}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(2)));
             labelled = true;
         }
         // plotters draws an empty legend box when no series has a label.

@@ -104,6 +104,7 @@ fn rank(path: &Path) -> usize {
 /// Draws the figure of `rows` at `size` and returns it encoded as PNG.
 pub(super) fn render_png(
     rows: &[MetricsRow],
+    best_epoch: Option<usize>,
     font: &LoadedFont,
     (width, height): (u32, u32),
 ) -> Result<Vec<u8>, String> {
@@ -112,7 +113,7 @@ pub(super) fn render_png(
         let inner = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut pixels, (width, height))
             .map_err(|e| e.to_string())?;
         let root = TextBitmap { inner, font: &font.font }.into_drawing_area();
-        chart::draw(&root, rows).map_err(|e| e.to_string())?;
+        chart::draw(&root, rows, best_epoch).map_err(|e| e.to_string())?;
     }
     let mut png = Vec::new();
     let mut encoder = png::Encoder::new(&mut png, width, height);
