@@ -5,7 +5,8 @@
 // but workgroupBarrier between the phases of a step. Same math as src/cpu.rs:
 //   forward     a_l = act_l(a_{l-1} · W_l + b_l)           per layer
 //   loss        MSE: grad = 2 / (R * OUT) * (pred - y), loss sum of squares
-//               CE:  grad = (softmax(z) - y) / R, loss sum of logsumexp(z) - y·z
+//               CE:  grad = (m softmax(z) - y) / R, loss sum of m logsumexp(z) - y·z,
+//                    m = sum_j y_j (1 for a one-hot row; a class weight scales it)
 //   backward    dW_l = a_{l-1}ᵀ · dZ_l, db_l = column sums of dZ_l,
 //               dZ_{l-1} = (dZ_l · W_lᵀ) * act'(a_{l-1})
 //   update      sgd, momentum or Adam (PyTorch forms), weight decay added to g
@@ -199,14 +200,16 @@ fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
             }
             var total = 0.0;
             var dot = 0.0;
+            var mass = 0.0;
             for (var j = 0u; j < outs; j++) {
                 total += exp(pool[p + j] - top);
                 dot += pool[t + j] * (pool[p + j] - top);
+                mass += pool[t + j];
             }
-            sums.x += log(total) - dot;
+            sums.x += log(total) * mass - dot;
             let scale = 1.0 / f32(rows);
             for (var j = 0u; j < outs; j++) {
-                pool[g + j] = scale * (exp(pool[p + j] - top) / total - pool[t + j]);
+                pool[g + j] = scale * (exp(pool[p + j] - top) / total * mass - pool[t + j]);
             }
         } else {
             let scale = 2.0 / f32(rows * outs);

@@ -1,14 +1,16 @@
 // softmax_cross_entropy: the fused, numerically stable softmax + cross-entropy
 // of each row of logits against a target distribution (one-hot for classes).
-//   loss_r        = logsumexp(logits_r) - sum_j expected_rj * logits_rj
-//   grad(B, K)    = scale * (softmax(logits_r) - expected_r), scale = 1 / B
+//   m_r           = sum_j expected_rj: 1 for a one-hot row; a class weight
+//                   scales a row's target, and so its loss and gradient
+//   loss_r        = m_r logsumexp(logits_r) - sum_j expected_rj * logits_rj
+//   grad(B, K)    = scale * (m_r softmax(logits_r) - expected_r), scale = 1 / B
 //   partials(g)   = sum of loss_r over the rows of workgroup g
 // Subtracting the row maximum keeps exp from overflowing for any logits.
 //
 // binding  name      access      shape
 // 0        params    uniform     SoftmaxCrossEntropyParams
 // 1        logits    read        (B, K)  the last layer's output z (identity)
-// 2        expected  read        (B, K)  rows summing to 1
+// 2        expected  read        (B, K)  rows summing to 1 (or a class weight)
 // 3        grad      read_write  (B, K)  dLoss/dlogits
 // 4        partials  read_write  (number of workgroups)
 //
@@ -47,14 +49,16 @@ fn softmax_cross_entropy(
         }
         var total = 0.0;
         var dot = 0.0;
+        var mass = 0.0;
         for (var j = 0u; j < params.cols; j++) {
             total += exp(logits[base + j] - top);
             dot += expected[base + j] * (logits[base + j] - top);
+            mass += expected[base + j];
         }
-        loss = log(total) - dot;
+        loss = log(total) * mass - dot;
         for (var j = 0u; j < params.cols; j++) {
             let p = exp(logits[base + j] - top) / total;
-            grad[base + j] = params.scale * (p - expected[base + j]);
+            grad[base + j] = params.scale * (p * mass - expected[base + j]);
         }
     }
     losses[local] = loss;

@@ -663,7 +663,7 @@ impl Checkpoint {
         };
         format!(
             "{} was trained on other data: {what}. To resume, pass the `data`, `target`, `task`, `scale`, \
-             `scale_target`, `test_fraction`, `val_fraction`, `seed` and `skip_rows` of the run that wrote it",
+             `scale_target`, `test_fraction`, `val_fraction`, `class_weight`, `seed` and `skip_rows` of the run that wrote it",
             path.display()
         )
     }

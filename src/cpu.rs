@@ -126,10 +126,12 @@ pub fn mse_grad_into(pred: ArrayView2<f32>, expected: ArrayView2<f32>, grad: &mu
     sum_sq
 }
 
-/// logits and expected are (B, K), each row of expected summing to 1. Returns
-/// dLoss/dlogits = (softmax(logits) - expected) / B for the mean over rows of
-/// -sum_j expected_j log softmax(logits)_j, and the sum of the rows' losses.
-/// The row maximum is subtracted first, so no exp overflows.
+/// logits and expected are (B, K), each row of expected summing to m_r: 1,
+/// or a class weight w (a one-hot row scaled by it). Returns dLoss/dlogits =
+/// (m_r softmax(logits) - expected) / B for the mean over rows of
+/// -sum_j expected_j log softmax(logits)_j (w times the row's loss), and the
+/// sum of the rows' losses. The row maximum is subtracted first, so no exp
+/// overflows.
 pub fn softmax_cross_entropy(logits: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
     let mut grad = Array2::zeros(logits.raw_dim());
     let loss_sum = softmax_cross_entropy_into(logits, expected, &mut grad);
@@ -144,8 +146,10 @@ pub fn softmax_cross_entropy_into(logits: ArrayView2<f32>, expected: ArrayView2<
         let top = z.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let total: f32 = z.iter().map(|&v| (v - top).exp()).sum();
         let dot: f32 = z.iter().zip(t).map(|(&v, &e)| e * (v - top)).sum();
-        loss_sum += total.ln() - dot;
-        Zip::from(&mut g).and(&z).and(&t).for_each(|g, &v, &e| *g = scale * ((v - top).exp() / total - e));
+        // 1 for a one-hot row; a class weight scales the row's target, and so its loss and gradient.
+        let mass: f32 = t.iter().sum();
+        loss_sum += total.ln() * mass - dot;
+        Zip::from(&mut g).and(&z).and(&t).for_each(|g, &v, &e| *g = scale * ((v - top).exp() / total * mass - e));
     }
     loss_sum
 }

@@ -119,6 +119,43 @@ impl Dataset {
         self.y.rows().into_iter().map(crate::cpu::argmax).collect()
     }
 
+    /// Scales each row's one-hot target by its class's weight (`class_weight`),
+    /// so cross-entropy weighs that row's loss and gradient by it; `weights`
+    /// has one positive, finite weight per class. Apply it to the training
+    /// rows only: the held-out rows are scored unweighted.
+    pub fn weight_classes(&mut self, weights: &[f32]) -> Result<()> {
+        let Some(classes) = self.classes else {
+            return Err(Error::InvalidInput(
+                "`class_weight` applies to classification; this data is a regression".into(),
+            ));
+        };
+        if weights.len() != classes {
+            return Err(Error::InvalidInput(format!(
+                "`class_weight` has {} weights, and the data has {classes} classes",
+                weights.len()
+            )));
+        }
+        if let Some(bad) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(Error::InvalidInput(format!("`class_weight` {bad}: every weight must be positive and finite")));
+        }
+        let labels = self.labels();
+        for (mut row, label) in self.y.rows_mut().into_iter().zip(labels) {
+            row[label] = weights[label];
+        }
+        Ok(())
+    }
+
+    /// scikit-learn's "balanced" class weights of the rows: n_rows /
+    /// (n_classes * count) per class, for classification data (a class
+    /// without rows gets 1, as it weighs nothing).
+    pub fn balanced_class_weights(&self) -> Vec<f32> {
+        let classes = self.classes.unwrap_or(0);
+        let mut counts = vec![0usize; classes];
+        self.labels().into_iter().for_each(|label| counts[label] += 1);
+        let rows = self.len() as f64;
+        counts.iter().map(|&n| if n == 0 { 1.0 } else { (rows / (classes as f64 * n as f64)) as f32 }).collect()
+    }
+
     /// The rows `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> Dataset {
         let axis = ndarray::Axis(0);

@@ -184,6 +184,13 @@ impl CopyArgs {
     }
 }
 
+/// `--class-weight`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ClassWeightArg {
+    Balanced,
+    Weights(Vec<f32>),
+}
+
 /// Which model a run ends with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum KeepArg {
@@ -417,6 +424,14 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) lr_factor: Option<f32>,
 
+    /// Cross-entropy weights of the classes: balanced (n_rows / (n_classes *
+    /// count), as scikit-learn defines it, from the training rows) or one
+    /// positive weight per class, comma-separated. Each training row's loss
+    /// and gradient are scaled by its class's weight; the validation and test
+    /// rows are scored unweighted.
+    #[arg(long, value_parser = parse_class_weight)]
+    pub(crate) class_weight: Option<ClassWeightArg>,
+
     /// Epochs of linear warm-up from 0 at the start, under any schedule (step
     /// k of the W warm-up steps trains at (k + 1) / W of the rate).
     #[arg(long, default_value_t = 0)]
@@ -619,6 +634,19 @@ fn parse_at_least_one(text: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{text}' must be a whole number of at least 1")),
     }
+}
+
+fn parse_class_weight(text: &str) -> Result<ClassWeightArg, String> {
+    if text == "balanced" {
+        return Ok(ClassWeightArg::Balanced);
+    }
+    text.split(',')
+        .map(|w| match w.trim().parse::<f32>() {
+            Ok(w) if w.is_finite() && w > 0.0 => Ok(w),
+            _ => Err(format!("'{w}' is not a positive finite weight; give balanced or w0,w1,...")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(ClassWeightArg::Weights)
 }
 
 fn parse_non_negative(text: &str) -> Result<f32, String> {

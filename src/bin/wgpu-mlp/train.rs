@@ -21,7 +21,7 @@ use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
 use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
-use crate::args::{KeepArg, LrScheduleArg, OptimizerArg, Sizes, TrainArgs};
+use crate::args::{ClassWeightArg, KeepArg, LrScheduleArg, OptimizerArg, Sizes, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
@@ -67,6 +67,8 @@ struct Settings {
     data: DataSettings,
     /// CSV rows left out for a missing value (--missing drop).
     dropped_rows: usize,
+    /// The classes' cross-entropy weights, when --class-weight gave them.
+    class_weights: Option<Vec<f32>>,
     /// Why the batch size and epochs are what they are, when taken from the
     /// data's size rather than the flags.
     defaults_why: Option<String>,
@@ -115,7 +117,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
-    let crate::data::Loaded { train, val, val_note, test, scaler, layout, target_scaler, encoder } =
+    let crate::data::Loaded { mut train, val, val_note, test, scaler, layout, target_scaler, encoder } =
         load_data(&cli.input, seed_sizes, outputs_hint).map_err(|e| with_csv_hints(e, cli))?;
     let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
@@ -124,6 +126,19 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         )));
     }
     let spec = build_spec(cli, &train, seed_data)?;
+    let class_weights = match &cli.class_weight {
+        Some(_) if spec.loss() != wgpu_mlp::model::Loss::CrossEntropy => {
+            return Err(bad_input(
+                "--class-weight weighs the cross-entropy loss; this run's loss is not cross-entropy".into(),
+            ))
+        }
+        Some(ClassWeightArg::Balanced) => Some(train.balanced_class_weights()),
+        Some(ClassWeightArg::Weights(weights)) => Some(weights.clone()),
+        None => None,
+    };
+    if let Some(weights) = &class_weights {
+        train.weight_classes(weights)?;
+    }
     let init = match cli.init {
         Some(init) => init,
         None if seed_data => Init::Normal,
@@ -177,6 +192,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         target_scaler,
         data,
         dropped_rows: layout.as_ref().map_or(0, |l| l.dropped),
+        class_weights,
         defaults_why,
     })
 }
@@ -369,6 +385,10 @@ fn print_header(
         epochs,
         config.seed
     )?;
+    if let Some(weights) = &settings.class_weights {
+        let listed: Vec<String> = weights.iter().map(|w| format!("{w:.4}")).collect();
+        writeln!(out, "class weights: {} (the training loss is weighted)", listed.join(", "))?;
+    }
     if let Some(why) = &settings.defaults_why {
         writeln!(out, "{why}")?;
     }
@@ -864,6 +884,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
         "dropped_rows": settings.dropped_rows,
+        "class_weight": settings.class_weights.as_ref().map(|w| w.iter().map(|&v| as_given(v)).collect::<Vec<_>>()),
         "classes": train.classes,
         "layers": spec.sizes(),
         "hidden": spec.hidden().to_string(),
