@@ -3,8 +3,9 @@
 // adam_tick:   step += 1 and the bias corrections 1 - beta^step, one invocation
 // adam_update: g = grads + weight_decay * weights
 //              m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
-//              weights -= rate[0] * (m / c1) / (sqrt(v / c2) + eps)
-// (the learning rate read from a buffer, so a schedule changes it per step)
+//              weights -= rate * (m / c1) / (sqrt(v / c2) + eps)
+// with grads clipped (step_control.wgsl) and the rate read from the control
+// buffer, as in shaders/sgd.wgsl.
 //
 // binding  name     access      shape
 // 0        params   uniform     AdamParams
@@ -13,7 +14,7 @@
 // 3        grads    read        (len)            adam_update only
 // 4        m        read_write  (len)            adam_update only
 // 5        v        read_write  (len)            adam_update only
-// 6        rate     read        (1)              adam_update only: this step's learning rate
+// 6        control  read        (3)              adam_update only: rate, norm scale, clip value
 //
 // Invocations stride over the elements across a possibly 2-D grid: one
 // element each where the grid covers them all (GPUs), several where the host
@@ -44,7 +45,7 @@ struct AdamState {
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
-@group(0) @binding(6) var<storage, read> rate: array<f32>;
+@group(0) @binding(6) var<storage, read> control: array<f32>;
 
 @compute @workgroup_size(1)
 fn adam_tick() {
@@ -62,11 +63,11 @@ fn adam_update(
 ) {
     let stride = groups.x * groups.y * 256u;
     for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
-        let g = grads[i] + params.weight_decay * weights[i];
+        let g = clipped(grads[i]) + params.weight_decay * weights[i];
         let m_new = params.beta1 * m[i] + (1.0 - params.beta1) * g;
         let v_new = params.beta2 * v[i] + (1.0 - params.beta2) * g * g;
         m[i] = m_new;
         v[i] = v_new;
-        weights[i] -= rate[0] * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
+        weights[i] -= control[0] * (m_new / state.c1) / (sqrt(v_new / state.c2) + params.eps);
     }
 }

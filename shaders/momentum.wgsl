@@ -2,15 +2,16 @@
 // weight decay folded into the gradient:
 //   g = grads + weight_decay * weights
 //   velocity = momentum * velocity + g
-//   weights -= rate[0] * velocity
-// (the learning rate read from a buffer, so a schedule changes it per step)
+//   weights -= rate * velocity
+// with grads clipped (step_control.wgsl) and the rate read from the control
+// buffer, as in shaders/sgd.wgsl.
 //
 // binding  name      access      shape
 // 0        params    uniform     MomentumParams
 // 1        weights   read_write  (len)
 // 2        grads     read        (len)
 // 3        velocity  read_write  (len)
-// 4        rate      read        (1)     this step's learning rate
+// 4        control   read        (3)     this step's rate, norm scale, clip value
 //
 // Invocations stride over the elements across a possibly 2-D grid: one
 // element each where the grid covers them all (GPUs), several where the host
@@ -27,7 +28,7 @@ struct MomentumParams {
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> velocity: array<f32>;
-@group(0) @binding(4) var<storage, read> rate: array<f32>;
+@group(0) @binding(4) var<storage, read> control: array<f32>;
 
 @compute @workgroup_size(256)
 fn momentum_update(
@@ -37,9 +38,9 @@ fn momentum_update(
 ) {
     let stride = groups.x * groups.y * 256u;
     for (var i = (group.y * groups.x + group.x) * 256u + local; i < params.len; i += stride) {
-        let g = grads[i] + params.weight_decay * weights[i];
+        let g = clipped(grads[i]) + params.weight_decay * weights[i];
         let v = params.momentum * velocity[i] + g;
         velocity[i] = v;
-        weights[i] -= rate[0] * v;
+        weights[i] -= control[0] * v;
     }
 }

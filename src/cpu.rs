@@ -14,7 +14,7 @@ use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Params};
-use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
+use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
 /// a is (M, K) or, with `trans_a`, (K, M); b is (K, N) or, with `trans_b`, (N, K).
@@ -152,6 +152,27 @@ pub fn softmax_cross_entropy_into(logits: ArrayView2<f32>, expected: ArrayView2<
         Zip::from(&mut g).and(&z).and(&t).for_each(|g, &v, &e| *g = scale * ((v - top).exp() / total * mass - e));
     }
     loss_sum
+}
+
+/// Clips the gradients in place as `clip` says: scaled by min(1, norm /
+/// (global L2 norm + 1e-6)), then each clamped to [-value, value]; the same
+/// as shaders/grad_norm.wgsl and step_control.wgsl (the GPU sums the squares
+/// in another fixed order, so the norms agree to rounding).
+pub fn clip_grads(grads: &mut Params, clip: Clip) {
+    if let Some(max_norm) = clip.norm {
+        let total: f32 = grads.layers.iter().flat_map(|g| g.w.iter().chain(g.b.iter())).map(|v| v * v).sum();
+        let factor = (max_norm / (total.sqrt() + 1e-6)).min(1.0);
+        for g in &mut grads.layers {
+            g.w.mapv_inplace(|v| v * factor);
+            g.b.mapv_inplace(|v| v * factor);
+        }
+    }
+    if let Some(value) = clip.value {
+        for g in &mut grads.layers {
+            g.w.mapv_inplace(|v| v.clamp(-value, value));
+            g.b.mapv_inplace(|v| v.clamp(-value, value));
+        }
+    }
 }
 
 /// The loss gradient with respect to the network output and the batch's loss
@@ -452,6 +473,7 @@ impl CpuTrainer {
         let pred = acts[acts.len() - 1].view();
         let correct = if self.train.classes.is_some() { count_correct(pred, y) } else { 0 };
         let loss_sum = backward_into(&self.spec, &self.params, x, acts, y, dacts, grads);
+        clip_grads(grads, self.config.clip);
         let weight_decay = self.config.weight_decay;
         let layers = self.params.layers.iter_mut().zip(&grads.layers);
         match (&mut self.state, self.config.optimizer) {

@@ -63,6 +63,7 @@ impl Default for MlpBuilder {
                 shuffle: true,
                 seed: 0,
                 lr_schedule: Default::default(),
+                clip: Default::default(),
             },
             epochs: 100,
             scale: Scale::Standard,

@@ -106,6 +106,20 @@ pub struct TrainConfig {
     pub seed: u64,
     /// How the rate moves from `lr` over the run (constant by default).
     pub lr_schedule: LrSchedule,
+    /// Gradient clipping (`clip_grad_norm`, `clip_grad_value`); none by default.
+    pub clip: Clip,
+}
+
+/// Gradient clipping, before weight decay and the update: first the global
+/// L2 norm of all gradients is scaled down to `norm` where it is larger
+/// (PyTorch's clip_grad_norm_: factor min(1, norm / (total + 1e-6))), then
+/// each element is clamped to [-value, value].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Clip {
+    /// The largest global norm (`clip_grad_norm`), positive and finite.
+    pub norm: Option<f32>,
+    /// The largest magnitude of an element (`clip_grad_value`), positive and finite.
+    pub value: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +133,7 @@ impl Default for TrainConfig {
             shuffle: false,
             seed: 0,
             lr_schedule: LrSchedule::default(),
+            clip: Clip::default(),
         }
     }
 }
@@ -158,6 +173,11 @@ impl TrainConfig {
             return bad(format!("`weight_decay` must be a finite number >= 0, got {}", self.weight_decay));
         }
         self.check_schedule()?;
+        for (name, limit) in [("clip_grad_norm", self.clip.norm), ("clip_grad_value", self.clip.value)] {
+            if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
+                return bad(format!("`{name}` must be a positive finite number, got {limit}"));
+            }
+        }
         match self.optimizer {
             Optimizer::Sgd => {}
             Optimizer::Momentum { momentum } if finite_in(momentum, 0.0, 1.0) => {}

@@ -37,6 +37,7 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         shuffle: true,
         seed: 6,
         lr_schedule: Default::default(),
+        clip: Default::default(),
     };
     (spec, data, config)
 }

@@ -12,7 +12,8 @@ use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
     activation_code, ActivationParams, AdamParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
-    MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+    GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+    GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -71,6 +72,8 @@ pub struct Kernels {
     momentum_update: wgpu::ComputePipeline,
     adam_tick: wgpu::ComputePipeline,
     adam_update: wgpu::ComputePipeline,
+    square_partials: wgpu::ComputePipeline,
+    clip_scale: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -105,6 +108,7 @@ impl Kernels {
             let sgd = compile(&ctx.device, "sgd");
             let momentum = compile(&ctx.device, "momentum");
             let adam = compile(&ctx.device, "adam");
+            let grad_norm = compile(&ctx.device, "grad_norm");
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul_kernel,
@@ -125,6 +129,8 @@ impl Kernels {
                 momentum_update: pipeline(&momentum, "momentum_update"),
                 adam_tick: pipeline(&adam, "adam_tick"),
                 adam_update: pipeline(&adam, "adam_update"),
+                square_partials: pipeline(&grad_norm, "square_partials"),
+                clip_scale: pipeline(&grad_norm, "clip_scale"),
             })
         })
     }
@@ -326,14 +332,14 @@ impl Kernels {
         label: &str,
         weights: Region,
         grads: Region,
-        rate: Region,
+        control: Region,
         weight_decay: f32,
     ) -> Result<Dispatch> {
         assert_eq!(weights.len, grads.len, "{label}: weights and gradients must match");
-        assert_eq!(rate.len, 1, "{label}: the rate is one float");
+        assert_eq!(control.len, STEP_CONTROL_LEN as u64, "{label}: the step control is {STEP_CONTROL_LEN} floats");
         let len = weights.len as u32;
         let params = SgdParams { len, weight_decay, _pad: [0; 2] };
-        Ok(self.bind(label, &self.sgd_update, &params, &[weights, grads, rate], self.grid_elementwise(label, len)?))
+        Ok(self.bind(label, &self.sgd_update, &params, &[weights, grads, control], self.grid_elementwise(label, len)?))
     }
 
     /// Momentum: velocity = momentum * velocity + g; weights -= rate * velocity, `rate`
@@ -344,7 +350,7 @@ impl Kernels {
         weights: Region,
         grads: Region,
         velocity: Region,
-        rate: Region,
+        control: Region,
         params: MomentumParams,
     ) -> Result<Dispatch> {
         assert_eq!(
@@ -357,7 +363,7 @@ impl Kernels {
             label,
             &self.momentum_update,
             &params,
-            &[weights, grads, velocity, rate],
+            &[weights, grads, velocity, control],
             self.grid_elementwise(label, params.len)?,
         ))
     }
@@ -374,7 +380,7 @@ impl Kernels {
         grads: Region,
         m: Region,
         v: Region,
-        rate: Region,
+        control: Region,
         params: AdamParams,
     ) -> Result<[Dispatch; 2]> {
         assert_eq!(state.len, ADAM_STATE_LEN as u64, "{label}: the Adam state is {ADAM_STATE_LEN} floats");
@@ -386,8 +392,30 @@ impl Kernels {
         assert_eq!(u64::from(params.len), weights.len, "{label}: params.len must match");
         let tick = self.bind(&format!("{label}.tick"), &self.adam_tick, &params, &[state], [1, 1, 1]);
         let grid = self.grid_elementwise(label, params.len)?;
-        let update = self.bind(label, &self.adam_update, &params, &[state, weights, grads, m, v, rate], grid);
+        let update = self.bind(label, &self.adam_update, &params, &[state, weights, grads, m, v, control], grid);
         Ok([tick, update])
+    }
+
+    /// The two dispatches of clipping by the global norm: the squares of
+    /// `grads` summed into `partials` (at most [`GRAD_NORM_GROUPS`] floats, one
+    /// per workgroup) in a fixed order, then the factor min(1, `max_norm` /
+    /// (norm + 1e-6)) into `control`'s second float, which the update reads.
+    pub fn grad_norm_clip(
+        &self,
+        label: &str,
+        grads: Region,
+        partials: Region,
+        control: Region,
+        max_norm: f32,
+    ) -> Result<[Dispatch; 2]> {
+        let groups = grads.len.div_ceil(256).clamp(1, GRAD_NORM_GROUPS as u64) as u32;
+        assert!(partials.len >= u64::from(groups), "{label}: a partial per workgroup");
+        assert_eq!(control.len, STEP_CONTROL_LEN as u64, "{label}: the step control is {STEP_CONTROL_LEN} floats");
+        let params = GradNormParams { len: grads.len as u32, groups, max_norm, _pad: 0 };
+        let regions = [grads, partials, control];
+        let squares = self.bind(&format!("{label}.squares"), &self.square_partials, &params, &regions, [groups, 1, 1]);
+        let scale = self.bind(&format!("{label}.scale"), &self.clip_scale, &params, &regions, [1, 1, 1]);
+        Ok([squares, scale])
     }
 
     /// The grid of a grid-stride kernel that covers its work with `groups`

@@ -36,7 +36,10 @@ use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
 use super::metrics::MetricSlots;
 use super::param_layout::ParamLayout;
 use super::settings::MatmulKernel;
-use super::uniforms::{AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN};
+use super::uniforms::{
+    AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE,
+    STEP_CONTROL_LEN,
+};
 
 use wgpu::BufferUsages as Usage;
 
@@ -147,9 +150,11 @@ pub struct LayeredTrainer {
     plans: Vec<StepPlan>,
     update: Vec<Dispatch>,
     optimizer: OptimizerBuffers,
-    /// The learning rate the update reads (1 float): the run's `lr`, or with
-    /// a schedule each step's rate, copied in from `rates` before its update.
-    rate: wgpu::Buffer,
+    /// What the update reads ([`STEP_CONTROL_LEN`] floats): the learning
+    /// rate (the run's `lr`, or with a schedule each step's rate, copied in
+    /// from `rates` before its update), the norm-clipping factor (1, or
+    /// written each step by the clipping dispatches), the clip value.
+    control: wgpu::Buffer,
     /// The rates of the steps of the epochs recorded ahead, one per step
     /// (grown as chunks need); unused with a constant rate.
     rates: wgpu::Buffer,
@@ -278,9 +283,11 @@ impl LayeredTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        let rate = ctx.upload("lr.rate", &[config.lr], STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
+        let clip_value = config.clip.value.unwrap_or(NO_CLIP_VALUE);
+        let control =
+            ctx.upload("step.control", &[config.lr, 1.0, clip_value], STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
         let rates = ctx.zeros("lr.rates", 1, STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
-        let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &rate, config)?;
+        let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &control, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
         match &optimizer {
             OptimizerBuffers::Sgd => {}
@@ -311,7 +318,7 @@ impl LayeredTrainer {
             plans,
             update,
             optimizer,
-            rate,
+            control,
             rates,
             lr: (config.lr, config.lr_schedule),
             schedule: (0, 1.0),
@@ -391,7 +398,7 @@ impl LayeredTrainer {
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
                     if scheduled {
                         let k = (epoch * self.train_batches.len() + i) as u64;
-                        encoder.copy_buffer_to_buffer(&self.rates, k * 4, &self.rate, 0, 4);
+                        encoder.copy_buffer_to_buffer(&self.rates, k * 4, &self.control, 0, 4);
                     }
                     let plan = &self.plans[plan];
                     let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
@@ -685,14 +692,26 @@ fn plan_update(
     layout: &ParamLayout,
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
-    rate: &wgpu::Buffer,
+    control: &wgpu::Buffer,
     config: &TrainConfig,
 ) -> Result<(Vec<Dispatch>, OptimizerBuffers)> {
     const MODEL: &str = "use narrower `layers`";
     let len = layout.len;
-    let (weights, grads, rate) = (Region::new(params, len), Region::new(grads, len), Region::new(rate, 1));
+    let (weights, grads, rate) =
+        (Region::new(params, len), Region::new(grads, len), Region::new(control, STEP_CONTROL_LEN));
     let weight_decay = config.weight_decay;
-    Ok(match config.optimizer {
+    // Clipping by the global norm: its factor is written into the control
+    // before the update reads it, by two dispatches of a fixed order.
+    let clip = match config.clip.norm {
+        Some(max_norm) => {
+            let partials = ctx.zeros("clip.partials", GRAD_NORM_GROUPS, STORAGE, MODEL)?;
+            let dispatches =
+                kernels.grad_norm_clip("clip", grads, Region::new(&partials, GRAD_NORM_GROUPS), rate, max_norm)?;
+            dispatches.into()
+        }
+        None => Vec::new(),
+    };
+    let (update, optimizer) = match config.optimizer {
         Optimizer::Sgd => {
             (vec![kernels.sgd_update("sgd_update", weights, grads, rate, weight_decay)?], OptimizerBuffers::Sgd)
         }
@@ -713,7 +732,8 @@ fn plan_update(
                 kernels.adam_update("adam_update", regions.0, weights, grads, regions.1, regions.2, rate, settings)?;
             (update.into(), OptimizerBuffers::Adam { step, m, v })
         }
-    })
+    };
+    Ok((clip.into_iter().chain(update).collect(), optimizer))
 }
 
 impl Trainer for LayeredTrainer {

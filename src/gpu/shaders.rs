@@ -2,7 +2,8 @@
 //! file of shaders/, or several joined in order where they share code (WGSL
 //! has no includes): the two matmul kernels each follow activation.wgsl and
 //! matmul_common.wgsl; the element-wise activation backward and the fused
-//! path follow activation.wgsl.
+//! path follow activation.wgsl; the three update kernels follow
+//! step_control.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
 
 /// One shader module: the files of shaders/ it is made of and their text joined.
@@ -37,9 +38,10 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("accuracy": "accuracy.wgsl"),
     shader!("reduce": "reduce.wgsl"),
     shader!("gather": "gather.wgsl"),
-    shader!("sgd": "sgd.wgsl"),
-    shader!("momentum": "momentum.wgsl"),
-    shader!("adam": "adam.wgsl"),
+    shader!("sgd": "step_control.wgsl", "sgd.wgsl"),
+    shader!("momentum": "step_control.wgsl", "momentum.wgsl"),
+    shader!("adam": "step_control.wgsl", "adam.wgsl"),
+    shader!("grad_norm": "grad_norm.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
 ];
 

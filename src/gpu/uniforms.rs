@@ -162,6 +162,32 @@ pub struct SgdParams {
     pub _pad: [u32; 2],
 }
 
+/// The step's control values the update kernels read (step_control.wgsl):
+/// the learning rate, the global-norm clipping factor, the clip value.
+pub const STEP_CONTROL_LEN: usize = 3;
+
+/// The clip value that means none: step_control.wgsl clamps below it only.
+pub const NO_CLIP_VALUE: f32 = f32::MAX;
+
+/// Workgroups of shaders/grad_norm.wgsl's square_partials, at most: each
+/// strides over its share, and clip_scale adds their partials in order.
+pub const GRAD_NORM_GROUPS: usize = 64;
+
+/// shaders/grad_norm.wgsl: the squares of `len` gradients summed by `groups`
+/// workgroups, and the clipping factor for `max_norm`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GradNormParams {
+    /// Elements of the gradient: every weight and bias of the model.
+    pub len: u32,
+    /// Workgroups of square_partials, one partial each.
+    pub groups: u32,
+    /// The norm above which the gradients are scaled down to it.
+    pub max_norm: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
+    pub _pad: u32,
+}
+
 /// shaders/momentum.wgsl: velocity = momentum * velocity + g, weights -= lr *
 /// velocity, with g = grads + weight_decay * weights (PyTorch's form).
 #[repr(C)]

@@ -432,6 +432,16 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = parse_class_weight)]
     pub(crate) class_weight: Option<ClassWeightArg>,
 
+    /// Scale all gradients down together where their global L2 norm is above
+    /// this (PyTorch's clip_grad_norm_), before weight decay and the update;
+    /// summed on the GPU in a fixed order.
+    #[arg(long, value_parser = parse_positive)]
+    pub(crate) clip_grad_norm: Option<f32>,
+
+    /// Clamp each gradient element to [-V, V] (after --clip-grad-norm).
+    #[arg(long, value_parser = parse_positive)]
+    pub(crate) clip_grad_value: Option<f32>,
+
     /// Epochs of linear warm-up from 0 at the start, under any schedule (step
     /// k of the W warm-up steps trains at (k + 1) / W of the rate).
     #[arg(long, default_value_t = 0)]

@@ -16,7 +16,7 @@ use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
 use wgpu_mlp::schedule::{LrSchedule, LrShape};
-use wgpu_mlp::train::{fit_schedule, BestEpoch, Monitor, Monitoring, PlateauWatch, Schedule, StopReason};
+use wgpu_mlp::train::{fit_schedule, BestEpoch, Clip, Monitor, Monitoring, PlateauWatch, Schedule, StopReason};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
 use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
@@ -167,6 +167,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
         seed: cli.input.seed,
         lr_schedule: resolve_lr_schedule(cli, epochs)?,
+        clip: Clip { norm: cli.clip_grad_norm, value: cli.clip_grad_value },
     };
     config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
@@ -895,6 +896,8 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "lr": as_given(config.lr),
         "lr_schedule": schedule_json(&config.lr_schedule),
         "weight_decay": as_given(config.weight_decay),
+        "clip_grad_norm": config.clip.norm.map(as_given),
+        "clip_grad_value": config.clip.value.map(as_given),
         "batch_size": config.rows_per_batch(train),
         "shuffle": config.shuffle,
         "epochs": settings.epochs,
