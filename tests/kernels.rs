@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2};
 use wgpu_mlp::cpu::{self, AdamSettings};
 use wgpu_mlp::gpu::{
     AdamParams, Dispatch, Epilogue, GpuContext, KernelSettings, Kernels, MatmulParams, MomentumParams, Region,
-    ADAM_STATE_LEN, WORKGROUP_SIZE,
+    ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE, STEP_CONTROL_LEN, WORKGROUP_SIZE,
 };
 use wgpu_mlp::model::Activation;
 
@@ -335,9 +335,12 @@ fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let grads_buf = upload(ctx, "grads", &flat(&grads));
             cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
-            let rate_buf = upload(ctx, "rate", &[0.3]);
-            let (w, g, rate) =
-                (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&rate_buf, 1));
+            let rate_buf = upload(ctx, "control", &[0.3, 1.0, NO_CLIP_VALUE]);
+            let (w, g, rate) = (
+                Region::new(&weights_buf, len),
+                Region::new(&grads_buf, len),
+                Region::new(&rate_buf, STEP_CONTROL_LEN),
+            );
             let dispatch = kernels.sgd_update("sgd_update", w, g, rate, 0.01).unwrap();
             if len == wide && std::ptr::eq(kernels, &one_per_256) {
                 assert!(dispatch.workgroup_count() > 65535, "the wide case must use a 2-D grid");
@@ -345,6 +348,31 @@ fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
             run(ctx, &[dispatch]);
             let what = format!("sgd_update len {len}, {name}");
             assert_close(&what, &read(ctx, &weights_buf), &flat(&weights), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        }
+    }
+}
+
+#[test]
+fn grad_norm_clip_finds_the_cpus_factor_on_every_length() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    // One element, a part of one workgroup, and more than the 64 workgroups cover at once.
+    for len in [1, 300, 64 * 256 * 3 + 17] {
+        let values = random(len, 31);
+        let norm = values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        let grads = upload(ctx, "grads", &values);
+        let partials = upload(ctx, "partials", &[0.0; GRAD_NORM_GROUPS]);
+        for max_norm in [norm as f32 / 3.0, norm as f32 * 2.0] {
+            let control = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE]);
+            let regions = (
+                Region::new(&grads, len),
+                Region::new(&partials, GRAD_NORM_GROUPS),
+                Region::new(&control, STEP_CONTROL_LEN),
+            );
+            run(ctx, &kernels.grad_norm_clip("clip", regions.0, regions.1, regions.2, max_norm).unwrap());
+            let got = read(ctx, &control);
+            let want = (f64::from(max_norm) / (norm + 1e-6)).min(1.0) as f32;
+            assert_close(&format!("clip factor, len {len}, max norm {max_norm}"), &got[1..2], &[want], 0.0, 1e-5);
+            assert_eq!((got[0], got[2]), (0.1, NO_CLIP_VALUE), "only the factor is written");
         }
     }
 }
@@ -359,14 +387,14 @@ fn momentum_update_matches_cpu_over_steps() {
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
             let settings = MomentumParams { len: len as u32, momentum: 0.9, weight_decay: 0.01, _pad: 0 };
-            let rate_buf = upload(ctx, "rate", &[0.1]);
+            let rate_buf = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE]);
             for step in 0..3 {
                 let grads = Array1::from(random(len, 15 + step));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));
                 cpu::momentum_update(&mut weights, &grads, &mut velocity, 0.1, 0.9, 0.01);
                 let (w, g, v) =
                     (Region::new(&weights_buf, len), Region::new(&grads_buf, len), Region::new(&velocity_buf, len));
-                let rate = Region::new(&rate_buf, 1);
+                let rate = Region::new(&rate_buf, STEP_CONTROL_LEN);
                 run(ctx, &[kernels.momentum_update("momentum_update", w, g, v, rate, settings).unwrap()]);
             }
             let what = format!("{grid}: momentum_update len {len} after 3 steps");
@@ -408,7 +436,7 @@ fn adam_update_matches_cpu_over_steps() {
                 weight_decay: adam.weight_decay,
                 _pad: [0; 3],
             };
-            let rate_buf = upload(ctx, "rate", &[adam.lr]);
+            let rate_buf = upload(ctx, "control", &[adam.lr, 1.0, NO_CLIP_VALUE]);
             for step in 1..=4 {
                 let grads = Array1::from(random(len, 20 + step as u64));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));
@@ -424,7 +452,7 @@ fn adam_update_matches_cpu_over_steps() {
                         regions.2,
                         moments.0,
                         moments.1,
-                        Region::new(&rate_buf, 1),
+                        Region::new(&rate_buf, STEP_CONTROL_LEN),
                         settings,
                     )
                     .unwrap();
