@@ -22,7 +22,7 @@ pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
 pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{ShaderSource, SHADERS};
 pub use uniforms::{
-    ActivationParams, AdamParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams, MatmulParams,
+    ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams, MatmulParams,
     MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
 };
 
