@@ -4,11 +4,14 @@
 // loaded at the start, params and state written back at the end, and nothing
 // but workgroupBarrier between the phases of a step. Same math as src/cpu.rs:
 //   forward     a_l = act_l(a_{l-1} · W_l + b_l)           per layer
+//               (and z_l kept for a GELU layer)
 //   loss        MSE: grad = 2 / (R * OUT) * (pred - y), loss sum of squares
 //               CE:  grad = (m softmax(z) - y) / R, loss sum of m logsumexp(z) - y·z,
 //                    m = sum_j y_j (1 for a one-hot row; a class weight scales it)
+//               BCE: grad = (sigmoid(z) - y) / (R * OUT), loss sum of
+//                    max(z, 0) - z y + log(1 + exp(-|z|))
 //   backward    dW_l = a_{l-1}ᵀ · dZ_l, db_l = column sums of dZ_l,
-//               dZ_{l-1} = (dZ_l · W_lᵀ) * act'(a_{l-1})
+//               dZ_{l-1} = (dZ_l · W_lᵀ) * act'(a_{l-1})   (act'(z_{l-1}) for GELU)
 //   update      sgd, momentum or Adam (PyTorch forms), weight decay added to g
 // Batches are taken in order: rows [s * batch, s * batch + R) with R = batch but
 // for a shorter last batch. Each epoch's loss sum and correct count go to the
@@ -28,7 +31,8 @@
 //
 // The pool (POOL_FLOATS floats, offsets from the host, B = batch rows):
 //   [0, P) params | grads (P) | state (S) | x (N, IN) | y (N, OUT) |
-//   act_l (B, OUT_l) per layer | delta0, delta1 (B, max OUT_l) | reduce (2, WORKGROUP)
+//   act_l (B, OUT_l) per layer | pre_l (B, OUT_l) per GELU layer |
+//   delta0, delta1 (B, max OUT_l) | reduce (2, WORKGROUP)
 // One invocation per element of each phase, striding by WORKGROUP, so any
 // shape works; every invocation reaches every barrier (the loop bounds are
 // uniform: from the uniform buffer or read through workgroupUniformLoad).
@@ -42,6 +46,7 @@ override WORKGROUP: u32 = 256u;
 /// FusedParams.loss.
 const MSE: u32 = 0u;
 const CROSS_ENTROPY: u32 = 1u;
+const BCE: u32 = 2u;
 /// FusedParams.optimizer.
 const SGD: u32 = 0u;
 const MOMENTUM: u32 = 1u;
@@ -66,7 +71,7 @@ struct FusedParams {
     reduce_off: u32,
     delta0_off: u32,
     delta1_off: u32,
-    _pad0: u32,
+    negative_slope: f32,      // leaky relu's slope below 0
     _pad1: u32,
     lr: f32,
     weight_decay: f32,
@@ -80,6 +85,7 @@ struct FusedParams {
     w_off: array<vec4<u32>, 2>,    // W_l within the params block
     b_off: array<vec4<u32>, 2>,    // b_l within the params block
     act_off: array<vec4<u32>, 2>,  // a_l (B, OUT_l) in the pool
+    pre_off: array<vec4<u32>, 2>,  // z_l (B, OUT_l) in the pool for a GELU layer, else unused
 }
 
 struct Control {
@@ -117,6 +123,10 @@ fn b_off(l: u32) -> u32 {
 
 fn act_off(l: u32) -> u32 {
     return params.act_off[l / 4u][l % 4u];
+}
+
+fn pre_off(l: u32) -> u32 {
+    return params.pre_off[l / 4u][l % 4u];
 }
 
 fn activation(l: u32) -> u32 {
@@ -166,6 +176,7 @@ fn forward(local: u32, start: u32, rows: u32) {
         let w = w_off(l);
         let b = b_off(l);
         let out = act_off(l);
+        let pre = pre_off(l);
         for (var i = local; i < rows * fan_out; i += WORKGROUP) {
             let r = i / fan_out;
             let o = i % fan_out;
@@ -174,7 +185,11 @@ fn forward(local: u32, start: u32, rows: u32) {
             for (var k = 0u; k < fan_in; k++) {
                 acc += pool[row + k] * pool[w + k * fan_out + o];
             }
-            pool[out + i] = activate(code, acc + pool[b + o]);
+            let z = acc + pool[b + o];
+            if (code == GELU) {
+                pool[pre + i] = z;
+            }
+            pool[out + i] = activate(code, params.negative_slope, z);
         }
         workgroupBarrier();
     }
@@ -211,12 +226,21 @@ fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
             for (var j = 0u; j < outs; j++) {
                 pool[g + j] = scale * (exp(pool[p + j] - top) / total * mass - pool[t + j]);
             }
+        } else if (params.loss == BCE) {
+            // The last layer is the identity: pred holds the logits z.
+            let scale = 1.0 / f32(rows * outs);
+            for (var j = 0u; j < outs; j++) {
+                let z = pool[p + j];
+                let truth = pool[t + j];
+                sums.x += max(z, 0.0) - z * truth + log(1.0 + exp(-abs(z)));
+                pool[g + j] = scale * (1.0 / (1.0 + exp(-z)) - truth);
+            }
         } else {
             let scale = 2.0 / f32(rows * outs);
             for (var j = 0u; j < outs; j++) {
                 let diff = pool[p + j] - pool[t + j];
                 sums.x += diff * diff;
-                pool[g + j] = scale * diff * derivative(code, pool[p + j]);
+                pool[g + j] = scale * diff * derivative(code, params.negative_slope, pool[p + j]);
             }
         }
         if (params.classify == 1u) {
@@ -250,7 +274,8 @@ fn backward(local: u32, start: u32, rows: u32) {
         let db = params.grads_off + b_off(l);
         // Only read where l > 0, which is what the select guards.
         let prev = select(0u, l - 1u, l > 0u);
-        let prev_act = act_off(prev);
+        // Where act' of layer l - 1 is evaluated: its output, or its z for GELU.
+        let prev_given = select(act_off(prev), pre_off(prev), params.hidden == GELU);
         let prev_delta = delta_off(prev);
         let w_len = fan_in * fan_out;
         // dW_l (IN, OUT), db_l (OUT), then dZ_{l-1} (R, IN) unless l is 0.
@@ -281,7 +306,7 @@ fn backward(local: u32, start: u32, rows: u32) {
                 for (var o = 0u; o < fan_out; o++) {
                     acc += pool[dz_row + o] * pool[w_row + o];
                 }
-                pool[prev_delta + j] = acc * derivative(params.hidden, pool[prev_act + j]);
+                pool[prev_delta + j] = acc * derivative(params.hidden, params.negative_slope, pool[prev_given + j]);
             }
         }
         workgroupBarrier();

@@ -11,9 +11,12 @@
 // The transposes cover the whole pass: forward X·W, dX = dZ·Wᵀ, dW = Xᵀ·dZ.
 // An epilogue fuses the element-wise work that follows, in this order:
 //   bias = 1:        out += bias[col]                 (forward: X·W + b)
-//   activation = c:  out = act_c(out)                 (forward: 1 sigmoid, 2 relu, 3 tanh)
+//   keep_pre = 1:    pre = out                        (forward: z kept for GELU's backward)
+//   activation = c:  out = act_c(out)                 (forward: 1 sigmoid, 2 relu, 3 tanh,
+//                                                     4 leaky relu, 5 gelu)
 //   derivative = c:  out *= act_c'(given[row, col])   (backward: dA -> dZ of the layer
-//                    below, from its output a; same codes)
+//                    below, from its output a, or its z for GELU; same codes)
+// negative_slope is leaky relu's, for either activation or derivative.
 //
 // binding  name    access      shape
 // 0        params  uniform     MatmulParams
@@ -22,6 +25,7 @@
 // 3        out     read_write  (M, N)
 // 4        bias    read        (N)     read only when bias = 1
 // 5        given   read        (M, N)  read only when derivative != 0
+// 6        pre     read_write  (M, N)  written only when keep_pre = 1
 
 struct MatmulParams {
     m: u32,
@@ -32,6 +36,10 @@ struct MatmulParams {
     bias: u32,
     activation: u32,
     derivative: u32,
+    negative_slope: f32,
+    keep_pre: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: MatmulParams;
@@ -40,15 +48,19 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read> given: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pre: array<f32>;
 
 fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     var v = value;
     if (params.bias == 1u) {
         v += bias[col];
     }
-    v = activate(params.activation, v);
+    if (params.keep_pre == 1u) {
+        pre[row * params.n + col] = v;
+    }
+    v = activate(params.activation, params.negative_slope, v);
     if (params.derivative != 0u) {
-        v = dz_from_da(params.derivative, v, given[row * params.n + col]);
+        v = dz_from_da(params.derivative, params.negative_slope, v, given[row * params.n + col]);
     }
     return v;
 }

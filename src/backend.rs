@@ -212,8 +212,7 @@ impl Inference {
                 let mut out = crate::model::zeros((x.nrows(), spec.outputs()), "the model's outputs")?;
                 for start in (0..x.nrows()).step_by(INFERENCE_BATCH_ROWS) {
                     let rows = s![start..(start + INFERENCE_BATCH_ROWS).min(x.nrows()), ..];
-                    let acts = cpu::forward(spec, params, x.slice(rows));
-                    out.slice_mut(rows).assign(acts.last().expect("a network has at least one layer"));
+                    out.slice_mut(rows).assign(&cpu::forward(spec, params, x.slice(rows)).output());
                 }
                 Ok(out)
             }

@@ -49,7 +49,12 @@ pub struct Checkpoint {
 }
 
 /// The metadata a model and run are described by; a resume compares these.
+/// `negative_slope` is written only for a leaky-relu hidden activation, so a
+/// checkpoint of any other (or one written before leaky relu was) has none,
+/// and reads as [`DEFAULT_NEGATIVE_SLOPE`](crate::model::DEFAULT_NEGATIVE_SLOPE).
 pub fn describe(spec: &MlpSpec, optimizer: Optimizer, seed: u64, data_fingerprint: u64) -> HashMap<String, String> {
+    let negative_slope =
+        (spec.hidden() == Activation::LeakyRelu).then(|| ("negative_slope", spec.negative_slope().to_string()));
     [
         ("format_version", FORMAT_VERSION.to_string()),
         ("layers", spec.to_string()),
@@ -61,6 +66,7 @@ pub fn describe(spec: &MlpSpec, optimizer: Optimizer, seed: u64, data_fingerprin
         ("data_fingerprint", format!("{data_fingerprint:016x}")),
     ]
     .into_iter()
+    .chain(negative_slope)
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
@@ -256,7 +262,8 @@ impl Checkpoint {
 }
 
 /// The keys of [`describe`] a resume must match, in the order they are checked.
-const MUST_MATCH: [&str; 7] = ["format_version", "layers", "hidden", "output", "loss", "optimizer", "data_fingerprint"];
+const MUST_MATCH: [&str; 8] =
+    ["format_version", "layers", "hidden", "negative_slope", "output", "loss", "optimizer", "data_fingerprint"];
 
 /// One f32 tensor, little-endian, for safetensors.
 struct Tensor {
@@ -602,7 +609,15 @@ pub fn read_spec(path: &Path) -> Result<MlpSpec> {
     let hidden: Activation = field("hidden")?.parse().map_err(|e| bad(format!("hidden activation: {e}")))?;
     let output: Output = field("output")?.parse().map_err(|e| bad(format!("output: {e}")))?;
     let loss: Loss = field("loss")?.parse().map_err(|e| bad(format!("loss: {e}")))?;
-    MlpSpec::new(sizes)?.with(hidden, output, loss).map_err(|e| bad(e.to_string()))
+    let spec = MlpSpec::new(sizes)?.with(hidden, output, loss).map_err(|e| bad(e.to_string()))?;
+    match metadata.get("negative_slope") {
+        // Only a leaky-relu model writes the key (see describe).
+        None => Ok(spec),
+        Some(text) => {
+            let slope: f32 = text.parse().map_err(|_| bad(format!("the negative slope '{text}' is not a number")))?;
+            spec.with_negative_slope(slope).map_err(|e| bad(e.to_string()))
+        }
+    }
 }
 
 impl Checkpoint {

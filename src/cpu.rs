@@ -13,7 +13,7 @@ use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::error::Result;
-use crate::model::{Activation, Loss, MlpSpec, Params};
+use crate::model::{Activation, Loss, MlpSpec, Output, Params};
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
@@ -75,9 +75,15 @@ pub fn relu_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
     });
 }
 
+/// tanh(u) as 1 - 2 / (exp(2u) + 1), as the kernels write it: exact ±1 where
+/// exp overflows.
+fn tanh_by_exp(u: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+}
+
 /// values = tanh(values), in place, written as the kernel writes it.
 pub fn tanh_forward(values: &mut Array2<f32>) {
-    map_in_place(values, |z| 1.0 - 2.0 / ((2.0 * z).exp() + 1.0));
+    map_in_place(values, tanh_by_exp);
 }
 
 /// values *= 1 - act^2, in place.
@@ -85,22 +91,73 @@ pub fn tanh_backward(values: &mut Array2<f32>, act: ArrayView2<f32>) {
     Zip::from(values).and(act).for_each(|g, &a| *g *= 1.0 - a * a);
 }
 
-/// The forward activation of a layer, in place on its z (B, OUT).
-pub fn activation_forward(activation: Activation, values: &mut Array2<f32>) {
+/// values = values where > 0, else slope * values, in place.
+pub fn leaky_relu_forward(values: &mut Array2<f32>, slope: f32) {
+    map_in_place(values, move |z| if z > 0.0 { z } else { slope * z });
+}
+
+/// values *= 1 where act > 0, else slope, in place: with slope in [0, 1) the
+/// output has z's sign (the derivative at 0 is taken as the slope).
+pub fn leaky_relu_backward(values: &mut Array2<f32>, act: ArrayView2<f32>, slope: f32) {
+    Zip::from(values).and(act).for_each(|g, &a| *g *= if a > 0.0 { 1.0 } else { slope });
+}
+
+/// GELU's tanh form: sqrt(2 / pi) and the cubic's factor.
+const GELU_SCALE: f32 = 0.797_884_6;
+const GELU_CUBIC: f32 = 0.044715;
+
+/// tanh(sqrt(2 / pi) (z + 0.044715 z^3)), the inner term of GELU.
+fn gelu_tanh(z: f32) -> f32 {
+    tanh_by_exp(GELU_SCALE * (z + GELU_CUBIC * z * z * z))
+}
+
+/// values = 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))), in place.
+pub fn gelu_forward(values: &mut Array2<f32>) {
+    map_in_place(values, |z| 0.5 * z * (1.0 + gelu_tanh(z)));
+}
+
+/// values *= gelu'(z), in place, where pre (B, N) holds the forward pass's z
+/// (GELU's derivative is no function of its output):
+/// gelu'(z) = 0.5 (1 + t) + 0.5 z (1 - t^2) sqrt(2 / pi) (1 + 3 * 0.044715 z^2),
+/// with the second term 0 where t is ±1, so a z whose square overflows gives
+/// 0 there, not 0 * inf = NaN.
+pub fn gelu_backward(values: &mut Array2<f32>, pre: ArrayView2<f32>) {
+    Zip::from(values).and(pre).for_each(|g, &z| {
+        let t = gelu_tanh(z);
+        let flat = 1.0 - t * t;
+        let tail = if flat == 0.0 { 0.0 } else { 0.5 * z * flat * GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * (z * z)) };
+        *g *= 0.5 * (1.0 + t) + tail;
+    });
+}
+
+/// The forward activation of a layer, in place on its z (B, OUT);
+/// `negative_slope` is leaky relu's (unused by the others).
+pub fn activation_forward(activation: Activation, negative_slope: f32, values: &mut Array2<f32>) {
     match activation {
         Activation::Sigmoid => sigmoid_forward(values),
         Activation::Relu => relu_forward(values),
         Activation::Tanh => tanh_forward(values),
+        Activation::LeakyRelu => leaky_relu_forward(values, negative_slope),
+        Activation::Gelu => gelu_forward(values),
         Activation::Identity => {}
     }
 }
 
-/// The backward activation, in place: dA (B, OUT) becomes dZ given act = a.
-pub fn activation_backward(activation: Activation, values: &mut Array2<f32>, act: ArrayView2<f32>) {
+/// The backward activation, in place: dA (B, OUT) becomes dZ, given the
+/// layer's output a (B, OUT), or its z for an activation that
+/// [needs it](Activation::needs_pre_activation).
+pub fn activation_backward(
+    activation: Activation,
+    negative_slope: f32,
+    values: &mut Array2<f32>,
+    given: ArrayView2<f32>,
+) {
     match activation {
-        Activation::Sigmoid => sigmoid_backward(values, act),
-        Activation::Relu => relu_backward(values, act),
-        Activation::Tanh => tanh_backward(values, act),
+        Activation::Sigmoid => sigmoid_backward(values, given),
+        Activation::Relu => relu_backward(values, given),
+        Activation::Tanh => tanh_backward(values, given),
+        Activation::LeakyRelu => leaky_relu_backward(values, given, negative_slope),
+        Activation::Gelu => gelu_backward(values, given),
         Activation::Identity => {}
     }
 }
@@ -175,8 +232,31 @@ pub fn clip_grads(grads: &mut Params, clip: Clip) {
     }
 }
 
+/// logits and expected are (B, OUT), each target in [0, 1]. Returns
+/// dLoss/dlogits = (sigmoid(logits) - expected) / (B * OUT) for the mean over
+/// every element of the binary cross-entropy of sigmoid(logits), and the sum
+/// of the elements' losses max(z, 0) - z y + log(1 + exp(-|z|)) (divided by
+/// the element count later, as the GPU's partial sums are). That form never
+/// overflows, whatever the logits.
+pub fn bce_grad(logits: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
+    let mut grad = Array2::zeros(logits.raw_dim());
+    let loss_sum = bce_grad_into(logits, expected, &mut grad);
+    (grad, loss_sum)
+}
+
+/// [`bce_grad`] into grad (B, OUT); returns the loss sum.
+pub fn bce_grad_into(logits: ArrayView2<f32>, expected: ArrayView2<f32>, grad: &mut Array2<f32>) -> f32 {
+    let scale = 1.0 / logits.len() as f32;
+    let mut loss_sum = 0.0;
+    Zip::from(grad).and(logits).and(expected).for_each(|g, &z, &y| {
+        loss_sum += z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln();
+        *g = scale * (1.0 / (1.0 + (-z).exp()) - y);
+    });
+    loss_sum
+}
+
 /// The loss gradient with respect to the network output and the batch's loss
-/// sum, for either loss.
+/// sum, for any loss.
 pub fn loss_grad(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f32>) -> (Array2<f32>, f32) {
     let mut grad = Array2::zeros(pred.raw_dim());
     let loss_sum = loss_grad_into(loss, pred, expected, &mut grad);
@@ -188,6 +268,7 @@ pub fn loss_grad_into(loss: Loss, pred: ArrayView2<f32>, expected: ArrayView2<f3
     match loss {
         Loss::Mse => mse_grad_into(pred, expected, grad),
         Loss::CrossEntropy => softmax_cross_entropy_into(pred, expected, grad),
+        Loss::Bce => bce_grad_into(pred, expected, grad),
     }
 }
 
@@ -210,6 +291,18 @@ pub fn softmax_rows(values: &mut Array2<f32>) {
         row.mapv_inplace(|v| (v - top).exp());
         let total = row.sum();
         row /= total;
+    }
+}
+
+/// values (B, OUT), the network's output, become what the model predicts, in
+/// place: the losses that fuse the output's squashing train on logits, so
+/// a softmax output takes [`softmax_rows`] here and a sigmoid output under
+/// bce takes [`sigmoid_forward`]; every other output is already the answer.
+pub fn output_from_logits(spec: &MlpSpec, values: &mut Array2<f32>) {
+    match (spec.output(), spec.loss()) {
+        (Output::Softmax, _) => softmax_rows(values),
+        (Output::Sigmoid, Loss::Bce) => sigmoid_forward(values),
+        (Output::Sigmoid | Output::Identity, _) => {}
     }
 }
 
@@ -300,13 +393,47 @@ pub fn adam_update<D: Dimension>(
     });
 }
 
-/// x is (B, IN). Returns each layer's output a_l = act_l(a_{l-1} · W_l + b_l),
-/// (B, OUT_l), first layer first; the last one is the prediction (logits for
-/// a softmax output).
-pub fn forward(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
-    let mut acts = layer_buffers(spec, x.nrows());
-    forward_into(spec, params, x, &mut acts);
-    acts
+/// A batch's forward pass, as the backward pass reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forward {
+    /// Each layer's output a_l = act_l(a_{l-1} · W_l + b_l), (B, OUT_l),
+    /// first layer first; the last one is the prediction (logits for a
+    /// softmax output, or a sigmoid one under bce).
+    pub acts: Vec<Array2<f32>>,
+    /// Each layer's pre-activation z_l = a_{l-1} · W_l + b_l, (B, OUT_l),
+    /// where its activation's derivative [needs it](Activation::needs_pre_activation)
+    /// (GELU); None for the other layers, whose derivative is read off a_l.
+    pub pre: Vec<Option<Array2<f32>>>,
+}
+
+impl Forward {
+    /// Zeroed room for a forward pass over `rows` rows.
+    pub fn new(spec: &MlpSpec, rows: usize) -> Self {
+        let pre = spec
+            .layer_shapes()
+            .enumerate()
+            .map(|(l, (_, fan_out))| spec.activation(l).needs_pre_activation().then(|| Array2::zeros((rows, fan_out))))
+            .collect();
+        Self { acts: layer_buffers(spec, rows), pre }
+    }
+
+    /// The last layer's output (B, OUT): the network's prediction.
+    pub fn output(&self) -> ArrayView2<'_, f32> {
+        self.acts.last().expect("a network has at least one layer").view()
+    }
+
+    /// Where layer l's activation derivative is evaluated: z_l where kept, else a_l.
+    fn given(&self, l: usize) -> ArrayView2<'_, f32> {
+        self.pre[l].as_ref().unwrap_or(&self.acts[l]).view()
+    }
+}
+
+/// x is (B, IN). Returns each layer's output, and the pre-activations the
+/// backward pass needs (see [`Forward`]).
+pub fn forward(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>) -> Forward {
+    let mut pass = Forward::new(spec, x.nrows());
+    forward_into(spec, params, x, &mut pass);
+    pass
 }
 
 /// One (B, OUT_l) matrix per layer, zeroed: room for a batch's outputs or gradients.
@@ -314,31 +441,34 @@ pub fn layer_buffers(spec: &MlpSpec, rows: usize) -> Vec<Array2<f32>> {
     spec.layer_shapes().map(|(_, fan_out)| Array2::zeros((rows, fan_out))).collect()
 }
 
-/// [`forward`] into acts, one (B, OUT_l) per layer (see [`layer_buffers`]).
-pub fn forward_into(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>, acts: &mut [Array2<f32>]) {
+/// [`forward`] into `pass` (see [`Forward::new`]).
+pub fn forward_into(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>, pass: &mut Forward) {
     for (l, layer) in params.layers.iter().enumerate() {
-        let (below, here) = acts.split_at_mut(l);
+        let (below, here) = pass.acts.split_at_mut(l);
         let input = below.last().map_or(x, |a| a.view());
         let z = &mut here[0];
         matmul_into(input, layer.w.view(), false, false, z);
         bias_add(z, &layer.b);
-        activation_forward(spec.activation(l), z);
+        if let Some(pre) = &mut pass.pre[l] {
+            pre.assign(z);
+        }
+        activation_forward(spec.activation(l), spec.negative_slope(), z);
     }
 }
 
 /// The gradients of the batch's mean loss with respect to every parameter
 /// (same shapes as `params`), and the batch's loss sum. x is (B, IN), y is
-/// (B, OUT), acts are `forward(spec, params, x)`.
+/// (B, OUT), pass is `forward(spec, params, x)`.
 pub fn backward(
     spec: &MlpSpec,
     params: &Params,
     x: ArrayView2<f32>,
-    acts: &[Array2<f32>],
+    pass: &Forward,
     y: ArrayView2<f32>,
 ) -> (Params, f32) {
     let mut dacts = layer_buffers(spec, x.nrows());
     let mut grads = params.zeros_like();
-    let loss_sum = backward_into(spec, params, x, acts, y, &mut dacts, &mut grads);
+    let loss_sum = backward_into(spec, params, x, pass, y, &mut dacts, &mut grads);
     (grads, loss_sum)
 }
 
@@ -348,17 +478,19 @@ pub fn backward_into(
     spec: &MlpSpec,
     params: &Params,
     x: ArrayView2<f32>,
-    acts: &[Array2<f32>],
+    pass: &Forward,
     y: ArrayView2<f32>,
     dacts: &mut [Array2<f32>],
     grads: &mut Params,
 ) -> f32 {
+    let acts = &pass.acts;
     let last = acts.len() - 1;
     let loss_sum = loss_grad_into(spec.loss(), acts[last].view(), y, &mut dacts[last]);
     for l in (0..=last).rev() {
         let (below, here) = dacts.split_at_mut(l);
         let grad = &mut here[0];
-        activation_backward(spec.activation(l), grad, acts[l].view()); // grad is now dZ_l (B, OUT_l)
+        // grad becomes dZ_l (B, OUT_l)
+        activation_backward(spec.activation(l), spec.negative_slope(), grad, pass.given(l));
         let input = if l == 0 { x } else { acts[l - 1].view() };
         let layer = &mut grads.layers[l];
         matmul_into(input, grad.view(), true, false, &mut layer.w); // (IN_l, OUT_l)
@@ -373,11 +505,11 @@ pub fn backward_into(
 
 /// Mean loss of `params` over a whole data set, and its correct count.
 pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize) {
-    let acts = forward(spec, params, data.x.view());
-    let pred = acts.last().expect("a network has at least one layer");
-    let (_, loss_sum) = loss_grad(spec.loss(), pred.view(), data.y.view());
+    let pass = forward(spec, params, data.x.view());
+    let pred = pass.output();
+    let (_, loss_sum) = loss_grad(spec.loss(), pred, data.y.view());
     let loss = loss_sum / spec.loss_divisor(data.len());
-    (loss, count_correct(pred.view(), data.y.view()))
+    (loss, count_correct(pred, data.y.view()))
 }
 
 /// What one training step writes, made once per batch size so that a step
@@ -387,8 +519,8 @@ struct StepBuffers {
     /// The batch's rows (B, IN) and targets (B, OUT), gathered when shuffling.
     x: Array2<f32>,
     y: Array2<f32>,
-    /// Each layer's output a_l and then dA_l / dZ_l, (B, OUT_l).
-    acts: Vec<Array2<f32>>,
+    /// Each layer's output a_l (and z_l where kept), then dA_l / dZ_l, (B, OUT_l).
+    pass: Forward,
     dacts: Vec<Array2<f32>>,
     grads: Params,
 }
@@ -399,7 +531,7 @@ impl StepBuffers {
             rows,
             x: Array2::zeros((rows, spec.inputs())),
             y: Array2::zeros((rows, spec.outputs())),
-            acts: layer_buffers(spec, rows),
+            pass: Forward::new(spec, rows),
             dacts: layer_buffers(spec, rows),
             grads: params.zeros_like(),
         }
@@ -468,11 +600,10 @@ impl CpuTrainer {
                 (self.train.x.slice(rows), self.train.y.slice(rows))
             }
         };
-        let (acts, dacts, grads) = (&mut buffers.acts, &mut buffers.dacts, &mut buffers.grads);
-        forward_into(&self.spec, &self.params, x, acts);
-        let pred = acts[acts.len() - 1].view();
-        let correct = if self.train.classes.is_some() { count_correct(pred, y) } else { 0 };
-        let loss_sum = backward_into(&self.spec, &self.params, x, acts, y, dacts, grads);
+        let (pass, dacts, grads) = (&mut buffers.pass, &mut buffers.dacts, &mut buffers.grads);
+        forward_into(&self.spec, &self.params, x, pass);
+        let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
+        let loss_sum = backward_into(&self.spec, &self.params, x, pass, y, dacts, grads);
         clip_grads(grads, self.config.clip);
         let weight_decay = self.config.weight_decay;
         let layers = self.params.layers.iter_mut().zip(&grads.layers);

@@ -69,7 +69,7 @@ pub enum Error {
         epoch: usize,
         /// `layers.{l}.weight` or `layers.{l}.bias`.
         tensor: String,
-        /// The index in it: [row, column], or [i] for a bias.
+        /// The index in it: `[row, column]`, or `[i]` for a bias.
         index: Vec<usize>,
         /// The checked trainer's value.
         got: f32,

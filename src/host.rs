@@ -60,8 +60,10 @@ pub fn cpu_training_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usiz
     // One set of step buffers per batch size: the batch, and a shorter last one.
     let batch_rows = batch as u64 + if batch > 0 { (train_rows % batch) as u64 } else { 0 };
     let layer_outputs: u64 = spec.sizes()[1..].iter().map(|&s| s as u64).sum();
-    let batch_buffers = batch_rows.saturating_mul(inputs + outputs + 2 * layer_outputs);
-    let evaluation = (train_rows.max(test_rows) as u64).saturating_mul(layer_outputs + outputs);
+    // A GELU layer's forward pass keeps its z too (MlpSpec::pre_activation_width).
+    let kept = layer_outputs + spec.pre_activation_width() as u64;
+    let batch_buffers = batch_rows.saturating_mul(inputs + outputs + layer_outputs + kept);
+    let evaluation = (train_rows.max(test_rows) as u64).saturating_mul(kept + outputs);
     let data = ((train_rows + test_rows) as u64).saturating_mul(inputs + outputs);
     let floats = params
         .saturating_mul(parameter_copies)

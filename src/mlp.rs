@@ -25,7 +25,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::cpu::{argmax, softmax_rows};
+use crate::cpu::{argmax, output_from_logits};
 use crate::data::{Dataset, Scale, Scaler};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Init, Loss, MlpSpec, Output, Params};
@@ -38,6 +38,7 @@ use crate::train::{fit, FitReport, Optimizer, OptimizerState, Run, TrainConfig, 
 pub struct MlpBuilder {
     hidden: Vec<usize>,
     activation: Activation,
+    negative_slope: Option<f32>,
     output: Option<Output>,
     loss: Option<Loss>,
     init: Option<Init>,
@@ -52,6 +53,7 @@ impl Default for MlpBuilder {
         Self {
             hidden: vec![32],
             activation: Activation::Relu,
+            negative_slope: None,
             output: None,
             loss: None,
             init: None,
@@ -86,7 +88,15 @@ impl MlpBuilder {
         self
     }
 
-    /// The output layer [default: softmax for classes, identity otherwise].
+    /// Leaky relu's slope below 0, in [0, 1) [default: 0.01]; only with
+    /// `activation(Activation::LeakyRelu)` (`build` refuses it otherwise).
+    pub fn negative_slope(mut self, negative_slope: f32) -> Self {
+        self.negative_slope = Some(negative_slope);
+        self
+    }
+
+    /// The output layer [default: softmax for classes, sigmoid under bce,
+    /// identity otherwise].
     pub fn output(mut self, output: Output) -> Self {
         self.output = Some(output);
         self
@@ -170,6 +180,10 @@ impl MlpBuilder {
         if let (Some(output), Some(loss)) = (self.output, self.loss) {
             MlpSpec::new(vec![1, 1])?.with(self.activation, output, loss)?;
         }
+        if let Some(negative_slope) = self.negative_slope {
+            let stand_in = MlpSpec::new(vec![1, 1])?.with(self.activation, Output::Identity, Loss::Mse)?;
+            stand_in.with_negative_slope(negative_slope)?;
+        }
         // The data-dependent checks run in fit; these need only a stand-in.
         let stand_in = Dataset::seed_problem(1, 1, 1, 0)?;
         self.config.check(&MlpSpec::new(vec![1, 1])?, &stand_in, None)?;
@@ -227,7 +241,8 @@ impl Mlp {
     }
 
     /// x (N, IN) to the network's outputs (N, OUT): class probabilities for a
-    /// softmax output (each row sums to 1), the last layer's values otherwise.
+    /// softmax output (each row sums to 1), each output's probability under
+    /// bce, the last layer's values otherwise.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         let model = self.fitted()?;
         if x.ncols() != model.spec.inputs() {
@@ -241,9 +256,7 @@ impl Mlp {
         let mut scaled = x.to_owned();
         model.scaler.apply(&mut scaled);
         let mut outputs = self.settings.backend.forward(&model.spec, &model.state.params, scaled.view())?;
-        if model.spec.output() == Output::Softmax {
-            softmax_rows(&mut outputs);
-        }
+        output_from_logits(&model.spec, &mut outputs);
         Ok(outputs)
     }
 
@@ -288,6 +301,7 @@ impl Mlp {
         let settings = MlpBuilder {
             hidden: spec.sizes()[1..spec.sizes().len() - 1].to_vec(),
             activation: spec.hidden(),
+            negative_slope: (spec.hidden() == Activation::LeakyRelu).then(|| spec.negative_slope()),
             output: Some(spec.output()),
             loss: Some(spec.loss()),
             config,
@@ -316,15 +330,19 @@ impl Mlp {
         let data = Dataset { x, y, classes };
         let sizes = std::iter::once(data.x.ncols()).chain(settings.hidden.iter().copied()).chain([data.y.ncols()]);
         let output = settings.output.unwrap_or(match (classes, settings.loss) {
+            (_, Some(Loss::Bce)) => Output::Sigmoid,
             (Some(_), None | Some(Loss::CrossEntropy)) => Output::Softmax,
             (Some(_), Some(Loss::Mse)) => Output::Sigmoid,
             (None, Some(Loss::CrossEntropy)) => Output::Softmax,
             (None, _) => Output::Identity,
         });
         let loss = settings.loss.unwrap_or(if output == Output::Softmax { Loss::CrossEntropy } else { Loss::Mse });
-        let spec = MlpSpec::new(sizes.collect())?.with(settings.activation, output, loss)?;
-        let init =
-            settings.init.unwrap_or(if settings.activation == Activation::Relu { Init::He } else { Init::Xavier });
+        let mut spec = MlpSpec::new(sizes.collect())?.with(settings.activation, output, loss)?;
+        if let Some(negative_slope) = settings.negative_slope {
+            spec = spec.with_negative_slope(negative_slope)?;
+        }
+        let relu_like = matches!(settings.activation, Activation::Relu | Activation::LeakyRelu);
+        let init = settings.init.unwrap_or(if relu_like { Init::He } else { Init::Xavier });
         settings.backend.check_fits(&spec, &settings.config, data.len(), 0)?;
         let params = Params::init(&spec, init, settings.config.seed)?;
         let run = Run { spec: &spec, params: &params, train: &data, test: None, config: &settings.config };

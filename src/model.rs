@@ -13,9 +13,10 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::{Error, Result};
 
 /// An element-wise activation; its kernels are `{name}_forward` and
-/// `{name}_backward`, with the backward pass written in terms of the output.
-/// Written and parsed by its kebab-case name ("relu"), as the CLI, checkpoints
-/// and config.json spell it.
+/// `{name}_backward`, with the backward pass written in terms of the output
+/// a, except for GELU's (see [`Activation::needs_pre_activation`]). Written
+/// and parsed by its kebab-case name ("relu", "leaky-relu"), as the CLI,
+/// checkpoints and config.json spell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Activation {
     /// 1 / (1 + exp(-z)).
@@ -26,12 +27,33 @@ pub enum Activation {
     Tanh,
     /// No activation: the layer's output is x · W + b.
     Identity,
+    /// z for z > 0, else s * z, with the spec's [`MlpSpec::negative_slope`]
+    /// s in [0, 1) (PyTorch's default 0.01). With s < 1 the output has the
+    /// sign of z, so the derivative (1 or s) is still read off the output.
+    LeakyRelu,
+    /// GELU in its tanh form, 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))).
+    /// Not monotonic below 0, so its derivative needs z itself: training
+    /// keeps each GELU layer's z beside its output.
+    Gelu,
 }
+
+impl Activation {
+    /// Whether the backward pass needs the layer's pre-activation z as well
+    /// as its output a: only GELU, whose derivative is no function of a.
+    pub fn needs_pre_activation(self) -> bool {
+        self == Activation::Gelu
+    }
+}
+
+/// [`MlpSpec::negative_slope`] unless one is chosen: PyTorch's LeakyReLU default.
+pub const DEFAULT_NEGATIVE_SLOPE: f32 = 0.01;
 
 /// What the last layer outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// Each output squashed to (0, 1).
+    /// Each output squashed to (0, 1). Under [`Loss::Bce`] the sigmoid is
+    /// fused into the loss, so the network itself outputs logits and the
+    /// sigmoid is applied where predictions are made (as for softmax).
     Sigmoid,
     /// The last layer's x · W + b as it is: for regression.
     Identity,
@@ -47,6 +69,13 @@ pub enum Loss {
     Mse,
     /// Mean over rows of -sum_j target_j log softmax(logits)_j.
     CrossEntropy,
+    /// Binary cross-entropy of each output against a target in [0, 1]
+    /// (binary or multi-label): the mean over all output elements of
+    /// -(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))), computed from the
+    /// logits z as max(z, 0) - z y + log(1 + exp(-|z|)). Only with
+    /// [`Output::Sigmoid`], which it fuses. Accuracy is not measured under
+    /// it (the accuracy kernels compare one class per row).
+    Bce,
 }
 
 /// How [`Params::init`] draws the weights (biases always start at 0).
@@ -66,7 +95,8 @@ pub enum Init {
 const MAX_PARAMS: usize = 1 << 48;
 
 /// Layer sizes from input to output (e.g. `[10, 5, 1]`: two layers), the
-/// hidden layers' activation, the output and the loss.
+/// hidden layers' activation (with leaky relu's negative slope), the output
+/// and the loss.
 ///
 /// ```
 /// use wgpu_mlp::model::{Activation, Loss, MlpSpec, Output};
@@ -76,10 +106,13 @@ const MAX_PARAMS: usize = 1 << 48;
 /// assert_eq!(spec.to_string(), "64,32,10");
 /// # Ok::<(), wgpu_mlp::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MlpSpec {
     sizes: Vec<usize>,
     hidden: Activation,
+    /// Leaky relu's slope below 0; [`DEFAULT_NEGATIVE_SLOPE`] for every
+    /// other hidden activation, so that specs of one network compare equal.
+    negative_slope: f32,
     output: Output,
     loss: Loss,
 }
@@ -111,23 +144,62 @@ impl MlpSpec {
                 sizes.join(",")
             )));
         }
-        Ok(Self { sizes, hidden: Activation::Sigmoid, output: Output::Sigmoid, loss: Loss::Mse })
+        Ok(Self {
+            sizes,
+            hidden: Activation::Sigmoid,
+            negative_slope: DEFAULT_NEGATIVE_SLOPE,
+            output: Output::Sigmoid,
+            loss: Loss::Mse,
+        })
     }
 
     /// The same sizes with other activations and loss; softmax output and
-    /// cross-entropy loss only come together.
+    /// cross-entropy loss only come together, and bce needs a sigmoid
+    /// output. A hidden activation other than leaky relu sets the negative
+    /// slope back to [`DEFAULT_NEGATIVE_SLOPE`].
     pub fn with(self, hidden: Activation, output: Output, loss: Loss) -> Result<Self> {
         if (output == Output::Softmax) != (loss == Loss::CrossEntropy) {
             return Err(Error::InvalidInput(
                 "`output` softmax and `loss` cross-entropy go together (the softmax is fused into the loss)".into(),
             ));
         }
-        Ok(Self { hidden, output, loss, ..self })
+        if loss == Loss::Bce && output != Output::Sigmoid {
+            return Err(Error::InvalidInput(format!(
+                "`loss` bce needs `output` sigmoid, not {output} (the sigmoid is fused into the loss)"
+            )));
+        }
+        let negative_slope = if hidden == Activation::LeakyRelu { self.negative_slope } else { DEFAULT_NEGATIVE_SLOPE };
+        Ok(Self { hidden, negative_slope, output, loss, ..self })
+    }
+
+    /// The same network with leaky relu's slope below 0 set to
+    /// `negative_slope`, which must be finite and in [0, 1) (at 1 or above the
+    /// output would no longer tell the sign of z); only for a leaky-relu
+    /// hidden activation.
+    pub fn with_negative_slope(self, negative_slope: f32) -> Result<Self> {
+        if !(negative_slope.is_finite() && (0.0..1.0).contains(&negative_slope)) {
+            return Err(Error::InvalidInput(format!(
+                "`negative_slope` must be a finite number in [0, 1), got {negative_slope}"
+            )));
+        }
+        if self.hidden != Activation::LeakyRelu {
+            return Err(Error::InvalidInput(format!(
+                "`negative_slope` applies to leaky-relu hidden layers, and these are {}",
+                self.hidden
+            )));
+        }
+        Ok(Self { negative_slope, ..self })
     }
 
     /// The hidden layers' activation.
     pub fn hidden(&self) -> Activation {
         self.hidden
+    }
+
+    /// Leaky relu's slope below 0, in [0, 1); [`DEFAULT_NEGATIVE_SLOPE`]
+    /// unless the hidden activation is leaky relu with another one.
+    pub fn negative_slope(&self) -> f32 {
+        self.negative_slope
     }
 
     /// What the last layer outputs.
@@ -141,15 +213,28 @@ impl MlpSpec {
     }
 
     /// The activation layer `l` applies in the forward pass; the softmax of a
-    /// softmax output is part of the loss, so that layer is the identity.
+    /// softmax output and the sigmoid of a bce output are part of the loss,
+    /// so those last layers are the identity (they output logits).
     pub fn activation(&self, l: usize) -> Activation {
         if l + 1 < self.num_layers() {
             return self.hidden;
         }
-        match self.output {
-            Output::Sigmoid => Activation::Sigmoid,
-            Output::Identity | Output::Softmax => Activation::Identity,
+        match (self.output, self.loss) {
+            (Output::Sigmoid, Loss::Bce) => Activation::Identity,
+            (Output::Sigmoid, _) => Activation::Sigmoid,
+            (Output::Identity | Output::Softmax, _) => Activation::Identity,
         }
+    }
+
+    /// Floats per row that training keeps of pre-activations z beside the
+    /// layer outputs: the widths OUT_l of the layers whose activation
+    /// [needs z](Activation::needs_pre_activation) (GELU), else 0.
+    pub fn pre_activation_width(&self) -> usize {
+        self.layer_shapes()
+            .enumerate()
+            .filter(|&(l, _)| self.activation(l).needs_pre_activation())
+            .map(|(_, (_, fan_out))| fan_out)
+            .sum()
     }
 
     /// Every layer size, inputs first, outputs last.
@@ -177,11 +262,11 @@ impl MlpSpec {
         self.sizes.len() - 1
     }
 
-    /// What a loss sum over `rows` rows is divided by for the mean: MSE
-    /// averages over every output element, cross-entropy over rows.
+    /// What a loss sum over `rows` rows is divided by for the mean: MSE and
+    /// bce average over every output element, cross-entropy over rows.
     pub fn loss_divisor(&self, rows: usize) -> f32 {
         let per_row = match self.loss {
-            Loss::Mse => self.outputs(),
+            Loss::Mse | Loss::Bce => self.outputs(),
             Loss::CrossEntropy => 1,
         };
         (rows * per_row) as f32

@@ -211,6 +211,22 @@ impl TrainConfig {
         if spec.loss() == Loss::CrossEntropy && train.classes.is_none() {
             return bad("cross-entropy needs class targets (`task` classify)".into());
         }
+        if spec.loss() == Loss::Bce {
+            if train.classes.is_some() {
+                return bad(
+                    "`loss` bce takes a target in [0, 1] per output (`task` regress); for one class per row, use \
+                     cross-entropy"
+                        .into(),
+                );
+            }
+            for (name, data) in std::iter::once(("training", train)).chain(test.map(|t| ("test", t))) {
+                if let Some(((row, col), value)) = data.y.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+                    return bad(format!(
+                        "`loss` bce needs targets in [0, 1], but the {name} set's row {row} has {value} in target {col}"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

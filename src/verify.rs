@@ -42,7 +42,7 @@ pub struct Compared {
 pub struct Beyond {
     /// `layers.{l}.weight` or `layers.{l}.bias`.
     pub tensor: String,
-    /// Its index: [row, column] of a weight, [i] of a bias.
+    /// Its index: `[row, column]` of a weight, `[i]` of a bias.
     pub index: Vec<usize>,
     /// The checked trainer's value.
     pub got: f32,

@@ -87,6 +87,55 @@ fn resume_is_bit_identical_on_every_backend() {
 }
 
 #[test]
+fn leaky_relu_and_gelu_with_bce_resume_bit_identically_with_their_settings() {
+    let (spec, data, shuffled) = run();
+    let leaky = spec.with(Activation::LeakyRelu, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let leaky = leaky.with_negative_slope(0.3).unwrap();
+    // The one-hot targets as multi-label ones for bce.
+    let labels = Dataset { classes: None, ..data.clone() };
+    let gelu_bce = MlpSpec::new(vec![5, 9, 3]).unwrap().with(Activation::Gelu, Output::Sigmoid, Loss::Bce).unwrap();
+    for (spec, data) in [(&leaky, &data), (&gelu_bce, &labels)] {
+        let params = Params::init(spec, Init::He, 1).unwrap();
+        for backend in test_backends() {
+            let fused = matches!(&backend, Backend::Gpu(gpu) if gpu.path == GpuPath::Fused);
+            let config = TrainConfig { shuffle: !fused, ..shuffled.clone() };
+            let run = Run { spec, params: &params, train: data, test: None, config: &config };
+            let make = || backend.trainer(&run).unwrap();
+            let what = format!("{} {}", label(&backend), spec.hidden());
+            let (resumed, straight) = resumed_and_straight(&make, spec, &metadata(spec, data, &config), &what);
+            assert_eq!(resumed, straight, "{what}: params, optimizer state, step and shuffle position all equal");
+        }
+    }
+
+    // The slope is in the metadata, read back, and must match on resume.
+    let meta = metadata(&leaky, &data, &shuffled);
+    assert_eq!(meta["negative_slope"], "0.3");
+    assert!(!metadata(&gelu_bce, &labels, &shuffled).contains_key("negative_slope"), "only leaky relu has one");
+    let params = Params::init(&leaky, Init::He, 2).unwrap();
+    let optimizer = wgpu_mlp::train::OptimizerState::zeros(shuffled.optimizer, &params);
+    let state = TrainState { params, optimizer, shuffle_position: 0 };
+    let dir = folder("leaky");
+    let path = dir.join("leaky.safetensors");
+    checkpoint::save(&path, &state, 0, meta.clone(), None).unwrap();
+    assert_eq!(checkpoint::read_spec(&path).unwrap(), leaky);
+    let other = leaky.clone().with_negative_slope(0.01).unwrap();
+    let error = checkpoint::load(&path, &leaky)
+        .unwrap()
+        .check_matches(&metadata(&other, &data, &shuffled), &path)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("negative_slope is 0.3, this run's is 0.01"), "{error}");
+    // A leaky-relu file without the key reads as PyTorch's default slope.
+    let keyless = dir.join("keyless.safetensors");
+    rewrite(&path, &keyless, |_, m| drop(m.remove("negative_slope")));
+    assert_eq!(checkpoint::read_spec(&keyless).unwrap(), other);
+    let bad = dir.join("bad-slope.safetensors");
+    rewrite(&path, &bad, |_, m| drop(m.insert("negative_slope".into(), "1.5".into())));
+    let error = checkpoint::read_spec(&bad).unwrap_err().to_string();
+    assert!(error.contains("`negative_slope` must be a finite number in [0, 1), got 1.5"), "{error}");
+}
+
+#[test]
 fn a_checkpoint_moves_between_devices_exactly() {
     let Some(gpu) = gpu_backends().into_iter().next() else { return };
     let (spec, data, config) = run();

@@ -354,6 +354,12 @@ fn bad_input_exits_2_with_a_message() {
         (&["--samples", "0"], "--samples"),
         (&["--log-every", "0"], "--log-every"),
         (&["--device", "tpu"], "--device"),
+        (&["--activation", "leaky-relu", "--negative-slope=-0.1"], "--negative-slope"),
+        (&["--activation", "leaky-relu", "--negative-slope", "1"], "--negative-slope"),
+        (&["--activation", "leaky-relu", "--negative-slope", "nan"], "--negative-slope"),
+        (&["--activation", "leaky-relu", "--negative-slope", "inf"], "--negative-slope"),
+        (&["--negative-slope", "0.1"], "--negative-slope 0.1 applies to --activation leaky-relu"),
+        (&["--activation", "gelu", "--negative-slope", "0.1"], "these hidden layers are gelu"),
     ];
     let mut problems = Vec::new();
     for (case, fragment) in cases {
@@ -469,6 +475,8 @@ fn bad_data_inputs_exit_2_naming_the_problem() {
     let ragged = file("ragged.csv", "1,2,0\n3,4\n");
     let text = file("text.csv", "a,b,label\n1,2,0\n3,oops,1\n");
     let nan = file("nan.csv", "1,2,0\n3,NaN,1\n");
+    let not_binary = file("not-binary.csv", "a,b,y\n0.1,0.2,0\n0.3,0.4,1.5\n0.5,0.6,1\n");
+    let binary = file("binary.csv", "a,b,y\n0.1,0.2,0\n0.3,0.4,1\n0.5,0.6,1\n0.7,0.8,0\n");
     let no_dir = "idx:/nonexistent/wgpu-mlp-idx".to_string();
     let classify = ["--task", "classify", "--test-fraction", "0"];
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -491,6 +499,16 @@ fn bad_data_inputs_exit_2_naming_the_problem() {
         (vec!["--optimizer", "adam", "--beta2", "1"], "--beta1 and --beta2"),
         (vec!["--weight-decay=-1"], "--weight-decay"),
         (vec!["--activation", "swish"], "--activation"),
+        (
+            vec!["--data", &not_binary, "--loss", "bce"],
+            "line 3, column 2 (y): the target 1.5 is outside [0, 1], which --loss bce needs",
+        ),
+        (
+            [vec!["--data", &good, "--loss", "bce"], classify.to_vec()].concat(),
+            "--loss bce takes a target in [0, 1] per output (--task regress)",
+        ),
+        (vec!["--data", &binary, "--loss", "bce", "--output", "identity"], "--loss bce needs --output sigmoid"),
+        (vec!["--data", &binary, "--loss", "bce", "--scale-target", "standard"], "does not apply to --loss bce"),
     ];
     let mut problems = Vec::new();
     for (case, fragment) in &cases {
@@ -549,6 +567,83 @@ fn csv_classification_reports_accuracy_and_test_metrics() {
         assert!(number(&json, "test_accuracy") >= 0.95, "{}", run.show());
         assert!(number(&json, "test_loss") < 0.3, "{}", run.show());
         assert_eq!(json["history"].as_array().map(Vec::len), Some(30));
+    }
+}
+
+/// Two 0/1 targets per row (multi-label): y0 when x0 > x1, y1 when x0 + x1 > 1.
+fn multi_label_csv(dir: &std::path::Path) -> String {
+    let mut text = String::from("x0,x1,y0,y1\n");
+    for i in 0..80 {
+        let (x0, x1) = (((i * 37) % 80) as f64 / 80.0, ((i * 53 + 11) % 80) as f64 / 80.0);
+        text += &format!("{x0},{x1},{},{}\n", u8::from(x0 > x1), u8::from(x0 + x1 > 1.0));
+    }
+    let path = dir.join("labels.csv");
+    std::fs::write(&path, text).unwrap();
+    format!("csv:{}", path.display())
+}
+
+#[test]
+fn bce_learns_multi_label_targets_and_predicts_probabilities() {
+    let dir = scratch("bce");
+    let data = multi_label_csv(&dir);
+    let common = ["--data", &data, "--target", "y0,y1"];
+    for device in devices() {
+        // GELU below, which the fused path takes too (its z kept in the pool).
+        let paths: &[&str] = if device == "gpu" { &["layered", "fused"] } else { &["auto"] };
+        for path in paths {
+            let out = dir.join(format!("run-{device}-{path}"));
+            let flags = [
+                "--loss",
+                "bce",
+                "--activation",
+                "gelu",
+                "--hidden",
+                "16",
+                "--lr",
+                "0.02",
+                "--epochs",
+                "60",
+                "--no-shuffle",
+                "--val-fraction",
+                "0",
+                "--device",
+                device,
+                "--path",
+                path,
+                "--json",
+                "--quiet",
+            ];
+            let run = wgpu_mlp(&[&common[..], &flags, &["--out", out.to_str().unwrap()]].concat());
+            assert_success(&run);
+            let json = run.json();
+            let what = format!("{device} {path}");
+            if device == "gpu" {
+                let adapter = json["adapter"].as_str().unwrap_or_default();
+                assert_eq!(adapter.ends_with(" fused"), *path == "fused", "{what}: {adapter}");
+            }
+            assert_eq!(json["layers"], serde_json::json!([2, 16, 2]), "{what}");
+            assert!(json["train_accuracy"].is_null() && json["test_accuracy"].is_null(), "{what}: no accuracy");
+            let (initial, last) = (number(&json, "initial_loss"), number(&json, "final_loss"));
+            assert!(last < 0.6 * initial, "{what}: the loss fell from {initial} to {last}\n{}", run.show());
+
+            let checkpoint = json["checkpoint"].as_str().expect("the last epoch is saved").to_string();
+            let predictions = dir.join(format!("predictions-{device}-{path}.csv"));
+            let predict = ["predict", "--checkpoint", &checkpoint, "--device", device];
+            assert_success(&wgpu_mlp(&[&predict[..], &common[..], &["--out", predictions.to_str().unwrap()]].concat()));
+            let text = std::fs::read_to_string(&predictions).unwrap();
+            assert!(text.starts_with("output0,output1\n"), "{text}");
+            let probabilities: Vec<f64> =
+                text.lines().skip(1).flat_map(|l| l.split(',').map(|f| f.parse::<f64>().unwrap())).collect();
+            assert_eq!(probabilities.len(), 160, "{what}: two answers for each of the 80 rows");
+            assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)), "{what}: probabilities, not logits");
+
+            let eval = wgpu_mlp(&[&["eval", "--checkpoint", &checkpoint], &common[..], &["--json"]].concat());
+            assert_success(&eval);
+            let eval = eval.json();
+            assert!(eval["accuracy"].is_null(), "{what}: {eval}");
+            let (got, want) = (number(&eval, "loss"), number(&json, "test_loss"));
+            assert!((got - want).abs() <= 1e-5 * want, "{what}: eval loss {got}, training's test loss {want}");
+        }
     }
 }
 

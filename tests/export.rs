@@ -1,8 +1,9 @@
 //! ONNX export: the exported model, run by tract (an ONNX runtime that shares
 //! no code with this crate), gives what the CPU reference gives on the same
-//! rows, for every hidden activation, every output, with and without input
-//! scaling, on awkward shapes and batch sizes; and `wgpu-mlp export` of a
-//! trained checkpoint agrees with `wgpu-mlp predict`.
+//! rows, for every hidden activation (GELU built from primitive ops), every
+//! output and loss, with and without input scaling, on awkward shapes and
+//! batch sizes; and `wgpu-mlp export` of a trained checkpoint agrees with
+//! `wgpu-mlp predict`.
 
 mod common;
 
@@ -21,7 +22,7 @@ use common::{assert_close, random};
 /// tract and the CPU reference do the same f32 arithmetic in another order
 /// (tract's packed, FMA matmul kernels) and tract evaluates sigmoid, tanh and
 /// exp with its own approximations: at most 9.5e-7 measured on these outputs,
-/// which are of order 1. A dropped bias or scaler, a transposed weight or a
+/// which are of order 1 (1.7e-6 through GELU's nine primitive ops). A dropped bias or scaler, a transposed weight or a
 /// missing activation is off by 1e-2 or more.
 const ONNX_ATOL: f32 = 1e-5;
 
@@ -29,11 +30,23 @@ const ONNX_ATOL: f32 = 1e-5;
 /// f32, so its CSV carries the reference's values exactly; the same bound.
 const PREDICT_ATOL: f64 = ONNX_ATOL as f64;
 
+/// Leaky relu's slope in these models: far from the default, so an export
+/// that dropped it would fail.
+const NEGATIVE_SLOPE: f32 = 0.2;
+
 /// A spec, Xavier weights and biases drawn U(-0.5, 0.5), so that a model
-/// which drops the biases fails.
+/// which drops the biases fails; cross-entropy with softmax, else MSE.
 fn network(sizes: &[usize], hidden: Activation, output: Output, seed: u64) -> (MlpSpec, Params) {
     let loss = if output == Output::Softmax { Loss::CrossEntropy } else { Loss::Mse };
-    let spec = MlpSpec::new(sizes.to_vec()).unwrap().with(hidden, output, loss).unwrap();
+    network_with_loss(sizes, hidden, output, loss, seed)
+}
+
+/// [`network`] with the loss given.
+fn network_with_loss(sizes: &[usize], hidden: Activation, output: Output, loss: Loss, seed: u64) -> (MlpSpec, Params) {
+    let mut spec = MlpSpec::new(sizes.to_vec()).unwrap().with(hidden, output, loss).unwrap();
+    if hidden == Activation::LeakyRelu {
+        spec = spec.with_negative_slope(NEGATIVE_SLOPE).unwrap();
+    }
     let mut params = Params::init(&spec, Init::Xavier, seed).unwrap();
     for (l, layer) in params.layers.iter_mut().enumerate() {
         let values = random(layer.b.len(), seed * 100 + l as u64);
@@ -57,14 +70,14 @@ fn rows(n: usize, inputs: usize, seed: u64) -> Array2<f32> {
 }
 
 /// What the ONNX model must give: the scaler on the host, the CPU forward
-/// pass, then a softmax over each row for a softmax output. x is (N, IN),
-/// the result (N, OUT).
+/// pass, then a softmax over each row for a softmax output, or a sigmoid
+/// under bce. x is (N, IN), the result (N, OUT).
 fn reference(spec: &MlpSpec, params: &Params, scaler: Option<&Scaler>, x: &Array2<f32>) -> Array2<f32> {
     let mut x = x.clone();
     if let Some(scaler) = scaler {
         scaler.apply(&mut x);
     }
-    let mut out = cpu::forward(spec, params, x.view()).pop().unwrap();
+    let mut out = cpu::forward(spec, params, x.view()).acts.pop().unwrap();
     if spec.output() == Output::Softmax {
         for mut row in out.rows_mut() {
             let top = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -72,6 +85,9 @@ fn reference(spec: &MlpSpec, params: &Params, scaler: Option<&Scaler>, x: &Array
             let total = row.sum();
             row /= total;
         }
+    }
+    if spec.loss() == Loss::Bce {
+        out.mapv_inplace(|z| 1.0 / (1.0 + (-z).exp()));
     }
     out
 }
@@ -97,13 +113,19 @@ fn run(model: &Arc<TypedRunnableModel>, x: &Array2<f32>) -> Array2<f32> {
 /// Exports the network, runs it on batches of 1, 2 and 37 rows, and compares.
 fn check(sizes: &[usize], hidden: Activation, output: Output, scaled: bool, seed: u64) {
     let (spec, params) = network(sizes, hidden, output, seed);
+    check_network(&spec, &params, scaled, seed);
+}
+
+/// [`check`] of a network made already.
+fn check_network(spec: &MlpSpec, params: &Params, scaled: bool, seed: u64) {
+    let (hidden, output) = (spec.hidden(), spec.output());
     let scaler = scaled.then(|| scaler(spec.inputs(), seed + 7));
-    let bytes = export::onnx_model(&spec, &params, scaler.as_ref()).unwrap();
+    let bytes = export::onnx_model(spec, params, scaler.as_ref()).unwrap();
     let model = load(&bytes);
     for n in [1, 2, 37] {
         let x = rows(n, spec.inputs(), seed + n as u64);
         let got = run(&model, &x);
-        let want = reference(&spec, &params, scaler.as_ref(), &x);
+        let want = reference(spec, params, scaler.as_ref(), &x);
         assert_eq!(got.dim(), want.dim(), "{spec} {hidden:?} {output:?}, batch {n}");
         let what = format!("{spec} hidden {hidden:?} output {output:?} scaled {scaled} batch {n}");
         assert_close(&what, got.as_slice().unwrap(), want.as_slice().unwrap(), ONNX_ATOL, 0.0);
@@ -115,7 +137,7 @@ fn check(sizes: &[usize], hidden: Activation, output: Output, scaled: bool, seed
 #[test]
 fn every_activation_and_output_matches_the_cpu_reference() {
     let mut seed = 1;
-    for hidden in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+    for hidden in [Activation::Sigmoid, Activation::Relu, Activation::Tanh, Activation::LeakyRelu, Activation::Gelu] {
         for output in [Output::Sigmoid, Output::Identity, Output::Softmax] {
             for scaled in [false, true] {
                 check(&[7, 13, 5, 3], hidden, output, scaled, seed);
@@ -134,6 +156,41 @@ fn tiny_single_layer_and_wide_shapes_match_the_cpu_reference() {
     check(&[5, 1], Activation::Relu, Output::Identity, false, 53);
     // Two classes and sizes past a matmul kernel's tile edges.
     check(&[33, 65, 17, 2], Activation::Relu, Output::Softmax, true, 54);
+}
+
+#[test]
+fn a_bce_model_outputs_probabilities_through_a_sigmoid() {
+    for (hidden, scaled, seed) in [(Activation::Gelu, false, 60), (Activation::LeakyRelu, true, 61)] {
+        let (spec, params) = network_with_loss(&[7, 13, 5, 3], hidden, Output::Sigmoid, Loss::Bce, seed);
+        check_network(&spec, &params, scaled, seed);
+    }
+    // One output, as for a binary target.
+    let (spec, params) = network_with_loss(&[4, 6, 1], Activation::Relu, Output::Sigmoid, Loss::Bce, 62);
+    check_network(&spec, &params, false, 62);
+}
+
+#[test]
+fn leaky_relu_carries_its_slope_and_gelu_is_built_from_primitive_ops() {
+    let (spec, params) = network_with_loss(&[4, 6, 5, 2], Activation::LeakyRelu, Output::Sigmoid, Loss::Bce, 12);
+    let model = tract_onnx::pb::ModelProto::decode(&export::onnx_model(&spec, &params, None).unwrap()[..]).unwrap();
+    let graph = model.graph.unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Gemm", "LeakyRelu", "Gemm", "LeakyRelu", "Gemm", "Sigmoid"]);
+    let alpha = &graph.node[1].attribute[0];
+    assert_eq!((alpha.name.as_str(), alpha.f), ("alpha", NEGATIVE_SLOPE));
+    assert_eq!(alpha.r#type, tract_onnx::pb::attribute_proto::AttributeType::Float as i32);
+    assert_eq!(graph.node.last().unwrap().output, [OUTPUT_NAME]);
+
+    // Opset 13 has no Gelu: each GELU layer is nine primitive nodes, its
+    // constants four scalars shared by the layers.
+    let (spec, params) = network(&[4, 6, 5, 2], Activation::Gelu, Output::Identity, 13);
+    let model = tract_onnx::pb::ModelProto::decode(&export::onnx_model(&spec, &params, None).unwrap()[..]).unwrap();
+    let graph = model.graph.unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    let gelu = ["Mul", "Mul", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"];
+    assert_eq!(ops, [&["Gemm"][..], &gelu, &["Gemm"], &gelu, &["Gemm"]].concat());
+    let scalars: Vec<&str> = graph.initializer.iter().filter(|t| t.dims.is_empty()).map(|t| t.name.as_str()).collect();
+    assert_eq!(scalars, ["gelu.cubic", "gelu.scale", "gelu.one", "gelu.half"]);
 }
 
 /// The bytes decoded with tract's own onnx.proto types (generated by

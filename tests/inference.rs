@@ -49,7 +49,7 @@ fn forward_matches_the_cpu_reference_on_every_backend() {
             for rows in row_counts {
                 let x = inputs(rows, spec.inputs(), 7 + n as u64);
                 let got = model.forward(x.view()).unwrap();
-                let want = cpu::forward(&spec, &params, x.view()).pop().unwrap();
+                let want = cpu::forward(&spec, &params, x.view()).acts.pop().unwrap();
                 assert_eq!(got.dim(), (rows, spec.outputs()));
                 let what = format!("{}: layers {spec} {hidden:?}/{output:?}, {rows} rows", label(&backend));
                 let (got, want) = (got.iter().copied().collect::<Vec<_>>(), want.iter().copied().collect::<Vec<_>>());
@@ -81,5 +81,5 @@ fn cpu_forward_is_the_reference_exactly() {
     let params = params_with_biases(&spec, 2);
     let x = inputs(INFERENCE_BATCH_ROWS + 1, 3, 3);
     let got = Backend::Cpu.forward(&spec, &params, x.view()).unwrap();
-    assert_eq!(got, cpu::forward(&spec, &params, x.view()).pop().unwrap());
+    assert_eq!(got, cpu::forward(&spec, &params, x.view()).acts.pop().unwrap());
 }

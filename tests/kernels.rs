@@ -22,6 +22,19 @@ const ELEMENTWISE_RTOL: f32 = 1e-5;
 /// Column and loss sums add up to a few thousand terms in another order.
 const SUM_ATOL: f32 = 1e-4;
 const SUM_RTOL: f32 = 1e-5;
+/// Every activation the epilogue and activation_backward take.
+const ACTIVATIONS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Sigmoid,
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::LeakyRelu,
+    Activation::Gelu,
+];
+/// Leaky relu's slope in these tests: far from PyTorch's 0.01, so a kernel
+/// that ignored the one it is given would fail.
+const NEGATIVE_SLOPE: f32 = 0.2;
+
 /// Adam divides by sqrt(v) + eps, which magnifies the last bits of v, and its
 /// bias corrections come from pow on the GPU, powf on the host.
 const ADAM_ATOL: f32 = 1e-5;
@@ -111,17 +124,25 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kern
         let (a_buf, b_buf) = (upload(ctx, "a", &flat(&a)), upload(ctx, "b", &flat(&b)));
         let bias = Array1::from(random(n, 32));
         let bias_buf = upload(ctx, "bias", &flat(&bias));
-        // Outputs of a layer below, in (0, 1) and around 0, for the derivative.
-        let below = matrix(m, n, 33).mapv(|v| v.abs());
-        let below_buf = upload(ctx, "below", &flat(&below));
+        // Outputs of a layer below, in (0, 1) and around 0, for the
+        // derivative; signed for leaky relu (whose outputs are) and, four
+        // times wider, for GELU (where they are its z, in its curved part).
+        let below_output = matrix(m, n, 33).mapv(|v| v.abs());
+        let below_signed = matrix(m, n, 33).mapv(|v| 4.0 * v);
         let (a_region, b_region) = (Region::new(&a_buf, m * k), Region::new(&b_buf, k * n));
         let params = MatmulParams::new(m as u32, k as u32, n as u32, false, false);
-        for activation in [Activation::Identity, Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
-            let mut want = cpu::matmul(a.view(), b.view(), false, false);
-            cpu::bias_add(&mut want, &bias);
-            cpu::activation_forward(activation, &mut want);
+        for activation in ACTIVATIONS {
+            let mut z = cpu::matmul(a.view(), b.view(), false, false);
+            cpu::bias_add(&mut z, &bias);
+            let mut want = z.clone();
+            cpu::activation_forward(activation, NEGATIVE_SLOPE, &mut want);
             let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
-            let epilogue = Epilogue::BiasActivation { bias: Region::new(&bias_buf, n), activation };
+            // z is kept where training keeps it, for GELU.
+            let pre = upload(ctx, "pre", &vec![f32::NAN; m * n]);
+            let keep = activation.needs_pre_activation().then(|| Region::new(&pre, m * n));
+            let bias_region = Region::new(&bias_buf, n);
+            let epilogue =
+                Epilogue::BiasActivation { bias: bias_region, activation, negative_slope: NEGATIVE_SLOPE, pre: keep };
             run(
                 ctx,
                 &[kernels
@@ -130,11 +151,21 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kern
             );
             let what = format!("{kernel} matmul + bias + {activation:?}, {m}x{k}x{n}");
             assert_close(&what, &read(ctx, &out), &flat(&want), MATMUL_ATOL, MATMUL_RTOL);
+            if keep.is_some() {
+                assert_close(&format!("{what}: kept z"), &read(ctx, &pre), &flat(&z), MATMUL_ATOL, MATMUL_RTOL);
+            }
 
+            let below = if matches!(activation, Activation::LeakyRelu | Activation::Gelu) {
+                &below_signed
+            } else {
+                &below_output
+            };
+            let below_buf = upload(ctx, "below", &flat(below));
             let mut want = cpu::matmul(a.view(), b.view(), false, false);
-            cpu::activation_backward(activation, &mut want, below.view());
+            cpu::activation_backward(activation, NEGATIVE_SLOPE, &mut want, below.view());
             let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
-            let epilogue = Epilogue::Derivative { activation, output: Region::new(&below_buf, m * n) };
+            let given = Region::new(&below_buf, m * n);
+            let epilogue = Epilogue::Derivative { activation, negative_slope: NEGATIVE_SLOPE, given };
             run(
                 ctx,
                 &[kernels
@@ -153,25 +184,35 @@ fn activation_backward_matches_cpu() {
     // the last layer's backward has a kernel of its own.
     let Some((ctx, grids)) = gpu_each_grid() else { return };
     for (grid, kernels) in grids {
-        for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+        for activation in ACTIVATIONS.into_iter().filter(|&a| a != Activation::Identity) {
             for len in [1, 3, 255, 256, 257, 1000] {
-                // Wide inputs reach the flat tails where exp overflows, and relu's zeros.
-                let mut act = matrix(1, len, 3).mapv(|v| v * 120.0);
-                cpu::activation_forward(activation, &mut act);
+                // Wide inputs reach the flat tails where exp overflows, and
+                // relu's zeros; GELU's derivative is taken at z itself.
+                let z = matrix(1, len, 3).mapv(|v| v * 120.0);
+                let mut act = z.clone();
+                cpu::activation_forward(activation, NEGATIVE_SLOPE, &mut act);
+                let given = if activation.needs_pre_activation() { z } else { act };
                 let mut grad = matrix(1, len, 5);
                 let grad_buf = upload(ctx, "grad", &flat(&grad));
-                let act_buf = upload(ctx, "act", &flat(&act));
-                cpu::activation_backward(activation, &mut grad, act.view());
-                let (grad_region, act_region) = (Region::new(&grad_buf, len), Region::new(&act_buf, len));
-                let backward = kernels.activation_backward("backward", activation, grad_region, act_region).unwrap();
+                let given_buf = upload(ctx, "given", &flat(&given));
+                cpu::activation_backward(activation, NEGATIVE_SLOPE, &mut grad, given.view());
+                let (grad_region, given_region) = (Region::new(&grad_buf, len), Region::new(&given_buf, len));
+                let backward = kernels
+                    .activation_backward("backward", activation, NEGATIVE_SLOPE, grad_region, given_region)
+                    .unwrap();
                 run(ctx, &[backward.expect("not the identity")]);
                 let what = format!("{grid}: {activation:?} backward, len {len}");
                 assert_close(&what, &read(ctx, &grad_buf), &flat(&grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
             }
         }
         let one = upload(ctx, "x", &[1.0]);
-        let identity =
-            kernels.activation_backward("identity", Activation::Identity, Region::new(&one, 1), Region::new(&one, 1));
+        let identity = kernels.activation_backward(
+            "identity",
+            Activation::Identity,
+            NEGATIVE_SLOPE,
+            Region::new(&one, 1),
+            Region::new(&one, 1),
+        );
         assert!(identity.unwrap().is_none(), "the identity's backward is no dispatch");
     }
 }
@@ -207,6 +248,38 @@ fn mse_grad_and_loss_partials_match_cpu() {
         let partial_sum: f32 = read(ctx, &partials).iter().sum();
         assert_close(&format!("{what} partials"), &[partial_sum], &[want_sum], SUM_ATOL, SUM_RTOL);
         assert_close(&format!("{what} accumulated total"), &read(ctx, &total), &[0.5 + want_sum], SUM_ATOL, SUM_RTOL);
+    }
+}
+
+#[test]
+fn bce_grad_and_loss_partials_match_cpu() {
+    let Some((ctx, kernels)) = gpu() else { return };
+    for len in [1, 3, 255, 256, 257, 4097] {
+        // Logits up to ±40 reach where exp(-z) overflows and sigmoid is 0 or
+        // 1 to f32; targets in [0, 1], some exactly 0 or 1.
+        let logits = matrix(1, len, 40).mapv(|v| v * 40.0);
+        let expected = matrix(1, len, 41).mapv(|v| (v * 1.5).clamp(-0.5, 0.5) + 0.5);
+        let (want_grad, want_sum) = cpu::bce_grad(logits.view(), expected.view());
+        let partial_count = kernels.partial_count(len as u32).unwrap() as usize;
+        let logits_buf = upload(ctx, "logits", &flat(&logits));
+        let expected_buf = upload(ctx, "expected", &flat(&expected));
+        let grad = upload(ctx, "grad", &vec![f32::NAN; len]);
+        let partials = upload(ctx, "partials", &vec![f32::NAN; partial_count]);
+        let (logits_region, expected_region) = (Region::new(&logits_buf, len), Region::new(&expected_buf, len));
+        let dispatch = kernels
+            .bce_grad(
+                "bce_grad",
+                logits_region,
+                expected_region,
+                Region::new(&grad, len),
+                Region::new(&partials, partial_count),
+            )
+            .unwrap();
+        run(ctx, &[dispatch]);
+        let what = format!("bce_grad len {len}");
+        assert_close(&what, &read(ctx, &grad), &flat(&want_grad), ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        let partial_sum: f32 = read(ctx, &partials).iter().sum();
+        assert_close(&format!("{what} loss sum"), &[partial_sum], &[want_sum], SUM_ATOL, SUM_RTOL);
     }
 }
 

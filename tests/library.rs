@@ -138,3 +138,40 @@ fn mistakes_are_refused_with_a_message() {
     let error = Mlp::load(folder("missing").join("none.safetensors")).unwrap_err().to_string();
     assert!(error.contains("none.safetensors"), "{error}");
 }
+
+#[test]
+fn bce_with_leaky_relu_predicts_probabilities_and_the_slope_survives_a_save() {
+    // Two labels per row of XOR: x0 xor x1, and x0 and x1.
+    let (x, _) = xor();
+    let y = array![[0.0f32, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]];
+    let mut mlp = Mlp::builder()
+        .hidden([8])
+        .activation(Activation::LeakyRelu)
+        .negative_slope(0.2)
+        .loss(wgpu_mlp::model::Loss::Bce)
+        .lr(0.05)
+        .epochs(300)
+        .seed(1)
+        .build()
+        .unwrap();
+    let report = mlp.fit(x.view(), y.view()).unwrap();
+    assert!(report.final_loss < 0.2 * report.initial_loss, "{} -> {}", report.initial_loss, report.final_loss);
+    let probabilities = mlp.predict(x.view()).unwrap();
+    assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)), "{probabilities}");
+    let rounded = probabilities.mapv(f32::round);
+    assert_eq!(rounded, y, "{probabilities}");
+    let (spec, _) = mlp.model().unwrap();
+    assert_eq!((spec.output(), spec.negative_slope()), (wgpu_mlp::model::Output::Sigmoid, 0.2));
+
+    let path = folder("bce").join("model.safetensors");
+    mlp.save(&path).unwrap();
+    let loaded = Mlp::load(&path).unwrap();
+    assert_eq!(loaded.model().unwrap().0, spec);
+    assert_eq!(loaded.predict(x.view()).unwrap(), probabilities, "the same numbers after a round trip");
+
+    // The slope is leaky relu's alone, and below 1.
+    let error = Mlp::builder().negative_slope(0.2).build().unwrap_err();
+    assert!(error.to_string().contains("`negative_slope` applies to leaky-relu hidden layers"), "{error}");
+    let error = Mlp::builder().activation(Activation::LeakyRelu).negative_slope(1.0).build().unwrap_err();
+    assert!(error.to_string().contains("`negative_slope` must be a finite number in [0, 1), got 1"), "{error}");
+}

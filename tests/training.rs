@@ -261,6 +261,99 @@ fn fused_with_few_epochs_per_dispatch_matches_cpu() {
     trajectories_match("fused, 3 epochs per dispatch", &mut fused, &mut on_cpu, &params, config.optimizer, 40, 10);
 }
 
+#[test]
+fn leaky_relu_net_with_mini_batches_matches_cpu() {
+    // 37 rows in batches of 8 (the last of 5), a slope far from the default.
+    let spec = MlpSpec::new(vec![13, 7, 9, 3])
+        .unwrap()
+        .with(Activation::LeakyRelu, Output::Identity, Loss::Mse)
+        .unwrap()
+        .with_negative_slope(0.2)
+        .unwrap();
+    let train = Dataset::seed_problem(37, 13, 3, 7).unwrap();
+    let config = TrainConfig {
+        lr: 0.05,
+        optimizer: Optimizer::Momentum { momentum: 0.9 },
+        batch_size: Some(8),
+        ..TrainConfig::default()
+    };
+    gpu_matches_cpu(Case { spec, init: Init::He, train, test: None, config, epochs: 40, log_every: 10, fused: true });
+}
+
+#[test]
+fn gelu_net_with_mini_batches_matches_cpu() {
+    // Two GELU layers, so the backward pass reads a kept z below a GELU
+    // layer and below the output; 37 rows in batches of 8 (the last of 5).
+    let spec = MlpSpec::new(vec![7, 13, 5, 2]).unwrap().with(Activation::Gelu, Output::Identity, Loss::Mse).unwrap();
+    let train = Dataset::seed_problem(37, 7, 2, 8).unwrap();
+    let config = TrainConfig { lr: 0.01, optimizer: ADAM, batch_size: Some(8), ..TrainConfig::default() };
+    gpu_matches_cpu(Case { spec, init: Init::He, train, test: None, config, epochs: 30, log_every: 10, fused: true });
+}
+
+#[test]
+fn gelu_with_shuffled_batches_and_a_test_set_matches_cpu() {
+    let spec = MlpSpec::new(vec![5, 13, 3]).unwrap().with(Activation::Gelu, Output::Identity, Loss::Mse).unwrap();
+    let config = TrainConfig { lr: 0.05, batch_size: Some(6), shuffle: true, seed: 4, ..TrainConfig::default() };
+    let (train, test) = (Dataset::seed_problem(37, 5, 3, 3).unwrap(), Dataset::seed_problem(7, 5, 3, 4).unwrap());
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::Xavier,
+        train,
+        test: Some(test),
+        config,
+        epochs: 12,
+        log_every: 4,
+        fused: false,
+    });
+}
+
+/// Multi-label targets, 0 or 1 each: output j is on when inputs j and j + 1
+/// add up to more than 1 (their mean is U(0, 1)'s).
+fn multi_label(samples: usize, inputs: usize, outputs: usize, seed: u64) -> Dataset {
+    let mut data = Dataset::seed_problem(samples, inputs, outputs, seed).unwrap();
+    for (x, mut y) in data.x.rows().into_iter().zip(data.y.rows_mut()) {
+        for (j, t) in y.iter_mut().enumerate() {
+            *t = if x[j % inputs] + x[(j + 1) % inputs] > 1.0 { 1.0 } else { 0.0 };
+        }
+    }
+    data
+}
+
+#[test]
+fn bce_multi_label_in_order_matches_cpu() {
+    // 53 rows in batches of 16 (the last of 5), three labels per row.
+    let spec = MlpSpec::new(vec![6, 11, 3]).unwrap().with(Activation::Relu, Output::Sigmoid, Loss::Bce).unwrap();
+    let config = TrainConfig { lr: 0.01, optimizer: ADAM, batch_size: Some(16), ..TrainConfig::default() };
+    let train = multi_label(53, 6, 3, 1);
+    gpu_matches_cpu(Case { spec, init: Init::He, train, test: None, config, epochs: 30, log_every: 7, fused: true });
+}
+
+#[test]
+fn bce_binary_with_soft_targets_shuffled_and_a_test_set_matches_cpu() {
+    // One output, targets anywhere in [0, 1), leaky relu below; 13 rows in
+    // batches of 4 (the last of 1), a test set of 7.
+    let spec = MlpSpec::new(vec![4, 9, 1]).unwrap().with(Activation::LeakyRelu, Output::Sigmoid, Loss::Bce).unwrap();
+    let config = TrainConfig {
+        lr: 0.5,
+        batch_size: Some(4),
+        shuffle: true,
+        seed: 2,
+        weight_decay: 1e-3,
+        ..TrainConfig::default()
+    };
+    let (train, test) = (Dataset::seed_problem(13, 4, 1, 5).unwrap(), Dataset::seed_problem(7, 4, 1, 6).unwrap());
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::He,
+        train,
+        test: Some(test),
+        config,
+        epochs: 20,
+        log_every: 5,
+        fused: false,
+    });
+}
+
 /// y = mean of the inputs: smooth, in (0, 1), and learnable by a small net.
 fn learnable(samples: usize) -> (MlpSpec, Dataset) {
     let spec = MlpSpec::new(vec![4, 8, 1]).unwrap();
@@ -336,23 +429,29 @@ fn fits_turns_away_what_the_fused_path_cannot_run() {
 #[test]
 fn gpu_memory_is_what_the_model_optimizer_batch_and_data_need() {
     let Some((ctx, kernels)) = gpu() else { return };
+    let sigmoid = Activation::Sigmoid;
     let cases = [
-        (vec![10, 5, 1], 100, 0, TrainConfig::default()),
+        (vec![10, 5, 1], sigmoid, 100, 0, TrainConfig::default()),
         (
             vec![784, 256, 10],
+            sigmoid,
             256,
             0,
             TrainConfig { optimizer: Optimizer::Momentum { momentum: 0.9 }, ..TrainConfig::default() },
         ),
         (
             vec![784, 64, 10],
+            sigmoid,
             500,
             100,
             TrainConfig { batch_size: Some(64), optimizer: ADAM, shuffle: true, ..TrainConfig::default() },
         ),
+        // GELU layers keep their z: wide ones and a large batch, so that the
+        // z buffers are a fifth of the total.
+        (vec![64, 512, 512, 10], Activation::Gelu, 512, 0, TrainConfig::default()),
     ];
-    for (sizes, train_rows, test_rows, config) in cases {
-        let spec = MlpSpec::new(sizes).unwrap();
+    for (sizes, hidden, train_rows, test_rows, config) in cases {
+        let spec = MlpSpec::new(sizes).unwrap().with(hidden, Output::Sigmoid, Loss::Mse).unwrap();
         let train = classes(train_rows, spec.inputs(), spec.outputs().max(2), 1);
         let train = Dataset { y: train.y.slice(ndarray::s![.., ..spec.outputs()]).to_owned(), ..train };
         let test = (test_rows > 0).then(|| Dataset {

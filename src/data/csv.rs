@@ -63,6 +63,9 @@ pub struct CsvOptions {
     /// [`Encoder`](super::Encoder) to fill (a missing target is still an
     /// error); with `drop`, the row is left out.
     pub missing: Missing,
+    /// Refuse a target outside [0, 1], naming its line: the targets of a
+    /// binary cross-entropy (`loss` bce). Ignored with `classify`.
+    pub unit_targets: bool,
 }
 
 /// gzip's first two bytes.
@@ -525,6 +528,12 @@ fn read_csv(
                 }
                 match role[c] {
                     Role::Input(i) => row_x[i] = value,
+                    Role::Target(_) if options.unit_targets && !options.classify && !(0.0..=1.0).contains(&value) => {
+                        return Err(bad(format!(
+                            "line {line}, {}: the target {field} is outside [0, 1], which `loss` bce needs",
+                            column_name(c)
+                        )))
+                    }
                     Role::Target(j) if !options.classify => row_y[j] = value,
                     // The one target of a classification (skipped and categorical columns went above).
                     _ => label = Some(class_label(value).map_err(|m| bad(format!("line {line}: {m}")))?),

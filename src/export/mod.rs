@@ -8,12 +8,19 @@
 //! input -> Sub(scaler.shift) -> Div(scaler.divisor)      only with a scaler
 //!       -> Gemm(layers.l.weight, layers.l.bias) -> act   per layer l
 //!       -> Softmax(axis 1)                               only for Output::Softmax
+//!       -> Sigmoid                                       only for Loss::Bce
 //!       -> output
 //! ```
 //!
+//! The activations are ONNX's Sigmoid, Relu, Tanh and LeakyRelu (alpha: the
+//! negative slope); opset 13 has no Gelu, so a GELU layer is built from
+//! Mul, Add and Tanh as 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z z z))),
+//! with its constants as scalar initializers (`gelu.*`).
+//!
 //! The initializers carry the checkpoint's names. Training fuses the softmax
-//! into the loss, so the network's last layer outputs logits; the export adds
-//! the Softmax so the model's output is class probabilities, as `predict`'s.
+//! (or, under bce, the sigmoid) into the loss, so the network's last layer
+//! outputs logits; the export adds the Softmax or Sigmoid so the model's
+//! output is probabilities, as `predict`'s.
 
 mod onnx_proto;
 
@@ -23,11 +30,11 @@ use prost::Message;
 
 use crate::data::Scaler;
 use crate::error::{Error, Result};
-use crate::model::{Activation, MlpSpec, Output, Params};
+use crate::model::{Activation, Loss, MlpSpec, Output, Params};
 use onnx_proto::tensor_shape_proto::{dimension, Dimension};
 use onnx_proto::{
     type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, ATTRIBUTE_INT, DATA_TYPE_FLOAT,
+    TypeProto, ValueInfoProto, ATTRIBUTE_FLOAT, ATTRIBUTE_INT, DATA_TYPE_FLOAT,
 };
 
 /// IR version 8 (onnx 1.10+) is read by every current runtime, and opset 13
@@ -62,19 +69,29 @@ pub fn onnx_model(spec: &MlpSpec, params: &Params, scaler: Option<&Scaler>) -> R
         let w = graph.initializer(&format!("layers.{l}.weight"), layer.w.shape(), layer.w.iter());
         let b = graph.initializer(&format!("layers.{l}.bias"), layer.b.shape(), layer.b.iter());
         x = graph.node("Gemm", &format!("layers.{l}.gemm"), &[&x, &w, &b], vec![]);
-        let op = match spec.activation(l) {
-            Activation::Sigmoid => Some("Sigmoid"),
-            Activation::Relu => Some("Relu"),
-            Activation::Tanh => Some("Tanh"),
-            Activation::Identity => None,
+        let name = |op: &str| format!("layers.{l}.{op}");
+        x = match spec.activation(l) {
+            Activation::Sigmoid => graph.node("Sigmoid", &name("sigmoid"), &[&x], vec![]),
+            Activation::Relu => graph.node("Relu", &name("relu"), &[&x], vec![]),
+            Activation::Tanh => graph.node("Tanh", &name("tanh"), &[&x], vec![]),
+            Activation::LeakyRelu => {
+                let alpha =
+                    AttributeProto { name: "alpha".into(), f: spec.negative_slope(), r#type: ATTRIBUTE_FLOAT, i: 0 };
+                graph.node("LeakyRelu", &name("leakyrelu"), &[&x], vec![alpha])
+            }
+            Activation::Gelu => graph.gelu(&x, &name("gelu")),
+            Activation::Identity => x,
         };
-        if let Some(op) = op {
-            x = graph.node(op, &format!("layers.{l}.{}", op.to_lowercase()), &[&x], vec![]);
-        }
     }
-    if spec.output() == Output::Softmax {
-        let axis = AttributeProto { name: "axis".into(), i: 1, r#type: ATTRIBUTE_INT };
-        graph.node("Softmax", "softmax", &[&x], vec![axis]);
+    match (spec.output(), spec.loss()) {
+        (Output::Softmax, _) => {
+            let axis = AttributeProto { name: "axis".into(), i: 1, r#type: ATTRIBUTE_INT, f: 0.0 };
+            graph.node("Softmax", "softmax", &[&x], vec![axis]);
+        }
+        (Output::Sigmoid, Loss::Bce) => {
+            graph.node("Sigmoid", "sigmoid", &[&x], vec![]);
+        }
+        (Output::Sigmoid | Output::Identity, _) => {}
     }
     graph.name_last_output(OUTPUT_NAME);
     graph.graph.input.push(value_info(INPUT_NAME, spec.inputs()));
@@ -85,8 +102,12 @@ pub fn onnx_model(spec: &MlpSpec, params: &Params, scaler: Option<&Scaler>) -> R
         producer_name: "wgpu-mlp".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!(
-            "layers {spec}, hidden {}, output {}, loss {}; input scaled in the graph: {}",
+            "layers {spec}, hidden {}{}, output {}, loss {}; input scaled in the graph: {}",
             spec.hidden(),
+            match spec.hidden() {
+                Activation::LeakyRelu => format!(" (negative slope {})", spec.negative_slope()),
+                _ => String::new(),
+            },
             spec.output(),
             spec.loss(),
             if scaler.is_some() { "yes" } else { "no" }
@@ -167,6 +188,32 @@ impl GraphBuilder {
             attribute,
         });
         name.into()
+    }
+
+    /// GELU of z in its tanh form, from opset 13's primitive ops (it has no
+    /// Gelu): 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z z z))), the nodes
+    /// named `{name}.*`; the constants are scalar initializers made once and
+    /// shared by every GELU layer. Returns the result's name.
+    fn gelu(&mut self, z: &str, name: &str) -> String {
+        let mut constant = |what: &str, value: f32| {
+            let constant = format!("gelu.{what}");
+            if !self.graph.initializer.iter().any(|t| t.name == constant) {
+                self.initializer(&constant, &[], [value].iter());
+            }
+            constant
+        };
+        let (cubic, scale) = (constant("cubic", 0.044715), constant("scale", 0.797_884_6));
+        let (one, half) = (constant("one", 1.0), constant("half", 0.5));
+        let op = |what: &str| format!("{name}.{what}");
+        let z2 = self.node("Mul", &op("z2"), &[z, z], vec![]);
+        let z3 = self.node("Mul", &op("z3"), &[&z2, z], vec![]);
+        let cubed = self.node("Mul", &op("cubic"), &[&z3, &cubic], vec![]);
+        let inner = self.node("Add", &op("inner"), &[z, &cubed], vec![]);
+        let scaled = self.node("Mul", &op("scaled"), &[&inner, &scale], vec![]);
+        let t = self.node("Tanh", &op("tanh"), &[&scaled], vec![]);
+        let one_plus = self.node("Add", &op("one_plus"), &[&t, &one], vec![]);
+        let half_z = self.node("Mul", &op("half_z"), &[z, &half], vec![]);
+        self.node("Mul", name, &[&half_z, &one_plus], vec![])
     }
 
     /// Renames the last node's output, so the graph's output is that value.

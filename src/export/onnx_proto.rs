@@ -16,6 +16,9 @@
 /// TensorProto.DataType.FLOAT (onnx.proto: `FLOAT = 1`).
 pub const DATA_TYPE_FLOAT: i32 = 1;
 
+/// AttributeProto.AttributeType.FLOAT (onnx.proto: `FLOAT = 1`).
+pub const ATTRIBUTE_FLOAT: i32 = 1;
+
 /// AttributeProto.AttributeType.INT (onnx.proto: `INT = 2`).
 pub const ATTRIBUTE_INT: i32 = 2;
 
@@ -93,12 +96,15 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// onnx.proto `message AttributeProto`, for integer attributes only.
+/// onnx.proto `message AttributeProto`, for float and integer attributes only.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     /// `optional string name = 1;`
     #[prost(string, tag = "1")]
     pub name: String,
+    /// `optional float f = 2;`
+    #[prost(float, tag = "2")]
+    pub f: f32,
     /// `optional int64 i = 3;`
     #[prost(int64, tag = "3")]
     pub i: i64,

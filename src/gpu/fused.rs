@@ -13,7 +13,8 @@
 //! The pool, one `array<f32, POOL_FLOATS>` in workgroup memory, sized to the
 //! model (P = parameters, S = optimizer state: 0, P or 2P; N rows, B batch rows):
 //!   params (P) | grads (P) | state (S) | x (N, IN) | y (N, OUT) |
-//!   a_l (B, OUT_l) per layer | delta0, delta1 (B, max OUT_l) | reduce (2, WG)
+//!   a_l (B, OUT_l) per layer | z_l (B, OUT_l) per GELU layer |
+//!   delta0, delta1 (B, max OUT_l) | reduce (2, WG)
 //! WG, the workgroup's invocations, is 256 on a GPU and 8 on a CPU driver.
 //! Params and state are also in storage buffers, read at the start of each
 //! dispatch and written back at its end; each epoch's loss sum and correct count
@@ -86,7 +87,8 @@ struct FusedParams {
     reduce_off: u32,
     delta0_off: u32,
     delta1_off: u32,
-    _pad0: [u32; 2],
+    negative_slope: f32,
+    _pad0: u32,
     lr: f32,
     weight_decay: f32,
     momentum: f32,
@@ -98,6 +100,7 @@ struct FusedParams {
     w_off: [u32; MAX_LAYERS],
     b_off: [u32; MAX_LAYERS],
     act_off: [u32; MAX_LAYERS],
+    pre_off: [u32; MAX_LAYERS],
 }
 
 /// Where everything sits in the pool (floats). Params are packed without
@@ -110,6 +113,8 @@ struct PoolLayout {
     x_off: usize,
     y_off: usize,
     act_off: Vec<usize>,
+    /// z_l of each layer whose activation needs it (GELU); None elsewhere.
+    pre_off: Vec<Option<usize>>,
     delta_off: [usize; 2],
     reduce_off: usize,
     /// Invocations of the workgroup; the reduce area holds two floats per invocation.
@@ -136,11 +141,32 @@ impl PoolLayout {
             act_off.push(len);
             len += batch * fan_out;
         }
+        let mut pre_off = Vec::new();
+        for (l, (_, fan_out)) in spec.layer_shapes().enumerate() {
+            let keeps_z = spec.activation(l).needs_pre_activation();
+            pre_off.push(keeps_z.then_some(len));
+            if keeps_z {
+                len += batch * fan_out;
+            }
+        }
         let widest = spec.layer_shapes().map(|(_, fan_out)| fan_out).max().unwrap_or(1);
         let delta_off = [len, len + batch * widest];
         let reduce_off = len + 2 * batch * widest;
         len = reduce_off + RING_ENTRY * workgroup;
-        Self { params, state_len, grads_off, state_off, x_off, y_off, act_off, delta_off, reduce_off, workgroup, len }
+        Self {
+            params,
+            state_len,
+            grads_off,
+            state_off,
+            x_off,
+            y_off,
+            act_off,
+            pre_off,
+            delta_off,
+            reduce_off,
+            workgroup,
+            len,
+        }
     }
 }
 
@@ -368,6 +394,7 @@ impl FusedTrainer {
             settings.w_off[l] = u(layout.params.layers[l].w);
             settings.b_off[l] = u(layout.params.layers[l].b);
             settings.act_off[l] = u(layout.act_off[l]);
+            settings.pre_off[l] = u(layout.pre_off[l].unwrap_or(0));
         }
         let (optimizer, momentum, (beta1, beta2, eps)) = match config.optimizer {
             Optimizer::Sgd => (OPTIMIZER_SGD, 0.0, (0.0, 0.0, 0.0)),
@@ -384,6 +411,7 @@ impl FusedTrainer {
             loss: match spec.loss() {
                 Loss::Mse => 0,
                 Loss::CrossEntropy => 1,
+                Loss::Bce => 2,
             },
             optimizer,
             classify: train.classes.is_some().into(),
@@ -396,6 +424,7 @@ impl FusedTrainer {
             reduce_off: u(layout.reduce_off),
             delta0_off: u(layout.delta_off[0]),
             delta1_off: u(layout.delta_off[1]),
+            negative_slope: spec.negative_slope(),
             lr: config.lr,
             weight_decay: config.weight_decay,
             momentum,

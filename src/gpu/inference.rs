@@ -144,9 +144,12 @@ impl GpuInference {
             let out = Region::new(&self.acts[l], rows * slots.fan_out);
             // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l)
             let shape = MatmulParams::new(b, slots.fan_in as u32, slots.fan_out as u32, false, false);
+            // Inference keeps no z: only training's backward pass needs it.
             let epilogue = Epilogue::BiasActivation {
                 bias: self.layout.bias(&self.params, l),
                 activation: self.spec.activation(l),
+                negative_slope: self.spec.negative_slope(),
+                pre: None,
             };
             let weight = self.layout.weight(&self.params, l);
             let label = format!("inference.B{rows}.layer{l}.forward");

@@ -11,9 +11,9 @@ use super::context::{Counters, GpuContext, Region};
 use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
-    activation_code, ActivationParams, AdamParams, ColumnSumParams, CountCorrectParams, Epilogue, GatherParams,
-    GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
-    GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
+    activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, Epilogue,
+    GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams,
+    ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -59,10 +59,11 @@ pub struct Kernels {
     strided_groups: Option<u32>,
     /// One pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
     matmul: [wgpu::ComputePipeline; 4],
-    /// activation_backward for sigmoid, relu and tanh, indexed by code - 1
-    /// (the identity needs no dispatch).
-    activation_backward: [wgpu::ComputePipeline; 3],
+    /// activation_backward for sigmoid, relu, tanh, leaky relu and gelu,
+    /// indexed by code - 1 (the identity needs no dispatch).
+    activation_backward: [wgpu::ComputePipeline; 5],
     mse_grad: wgpu::ComputePipeline,
+    bce_grad: wgpu::ComputePipeline,
     softmax_cross_entropy: wgpu::ComputePipeline,
     count_correct: wgpu::ComputePipeline,
     column_sum: wgpu::ComputePipeline,
@@ -101,6 +102,7 @@ impl Kernels {
             let matmul = compile(&ctx.device, matmul_kernel.shader());
             let activation_backward = compile(&ctx.device, "activation_backward");
             let mse = compile(&ctx.device, "mse");
+            let bce = compile(&ctx.device, "bce");
             let softmax = compile(&ctx.device, "softmax_cross_entropy");
             let accuracy = compile(&ctx.device, "accuracy");
             let reduce = compile(&ctx.device, "reduce");
@@ -115,11 +117,19 @@ impl Kernels {
                 strided_groups,
                 matmul: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
                     .map(|(a, b)| pipeline_with(&matmul, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
-                activation_backward: [Activation::Sigmoid, Activation::Relu, Activation::Tanh].map(|activation| {
+                activation_backward: [
+                    Activation::Sigmoid,
+                    Activation::Relu,
+                    Activation::Tanh,
+                    Activation::LeakyRelu,
+                    Activation::Gelu,
+                ]
+                .map(|activation| {
                     let code = activation_code(activation);
                     pipeline_with(&activation_backward, "activation_backward", &[("ACTIVATION", f64::from(code))])
                 }),
                 mse_grad: pipeline(&mse, "mse_grad"),
+                bce_grad: pipeline(&bce, "bce_grad"),
                 softmax_cross_entropy: pipeline(&softmax, "softmax_cross_entropy"),
                 count_correct: pipeline(&accuracy, "count_correct"),
                 column_sum: pipeline(&reduce, "column_sum"),
@@ -151,21 +161,28 @@ impl Kernels {
         epilogue: Epilogue,
     ) -> Result<Dispatch> {
         let mut params = params;
-        // Unused bindings hold `a`, which is read-only too; the shader skips them.
-        let (bias, given) = match epilogue {
-            Epilogue::None => (a, a),
-            Epilogue::BiasActivation { bias, activation } => {
+        // Unused bindings hold a region of the same access, which the shader
+        // skips: `a` for the read-only bias and given, `out` for the read-write pre.
+        let (bias, given, pre) = match epilogue {
+            Epilogue::None => (a, a, out),
+            Epilogue::BiasActivation { bias, activation, negative_slope, pre } => {
                 assert_eq!(bias.len, u64::from(params.n), "{label}: bias must be (N)");
                 (params.bias, params.activation) = (1, activation_code(activation));
-                (bias, a)
+                params.negative_slope = negative_slope;
+                if let Some(pre) = pre {
+                    assert_eq!(pre.len, out.len, "{label}: the kept z must be (M, N)");
+                    params.keep_pre = 1;
+                }
+                (bias, a, pre.unwrap_or(out))
             }
-            Epilogue::Derivative { activation, output } => {
-                assert_eq!(output.len, out.len, "{label}: the layer output must be (M, N)");
+            Epilogue::Derivative { activation, negative_slope, given } => {
+                assert_eq!(given.len, out.len, "{label}: the layer output must be (M, N)");
                 params.derivative = activation_code(activation);
-                (a, output)
+                params.negative_slope = negative_slope;
+                (a, given, out)
             }
         };
-        self.matmul_bound(label, [a, b, out, bias, given], params)
+        self.matmul_bound(label, [a, b, out, bias, given, pre], params)
     }
 
     /// out(M, N) = op(a) · op(b); a holds M*K floats, b K*N, out M*N.
@@ -173,7 +190,7 @@ impl Kernels {
         self.matmul_with(label, a, b, out, params, Epilogue::None)
     }
 
-    fn matmul_bound(&self, label: &str, regions: [Region; 5], params: MatmulParams) -> Result<Dispatch> {
+    fn matmul_bound(&self, label: &str, regions: [Region; 6], params: MatmulParams) -> Result<Dispatch> {
         let MatmulParams { m, k, n, .. } = params;
         let [a, b, out, ..] = regions;
         assert_eq!(
@@ -198,23 +215,25 @@ impl Kernels {
         Ok(self.bind(label, pipeline, &params, &regions, grid))
     }
 
-    /// values (dA) becomes dZ in place, given act = the forward output; None
-    /// for the identity.
+    /// values (dA) becomes dZ in place, given the forward output a (or z,
+    /// for an activation that [needs it](Activation::needs_pre_activation));
+    /// None for the identity.
     pub fn activation_backward(
         &self,
         label: &str,
         activation: Activation,
+        negative_slope: f32,
         values: Region,
-        act: Region,
+        given: Region,
     ) -> Result<Option<Dispatch>> {
-        assert_eq!(values.len, act.len, "{label}: gradient and activation must match");
+        assert_eq!(values.len, given.len, "{label}: gradient and activation must match");
         let pipeline = match activation {
             Activation::Identity => return Ok(None),
             other => &self.activation_backward[activation_code(other) as usize - 1],
         };
         let len = values.len as u32;
-        let params = ActivationParams { len, _pad: [0; 3] };
-        Ok(Some(self.bind(label, pipeline, &params, &[values, act], self.grid_elementwise(label, len)?)))
+        let params = ActivationParams { len, negative_slope, _pad: [0; 2] };
+        Ok(Some(self.bind(label, pipeline, &params, &[values, given], self.grid_elementwise(label, len)?)))
     }
 
     /// grad = 2 / len * (pred - expected), and one partial sum of squares per
@@ -233,6 +252,25 @@ impl Kernels {
         assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
         let params = MseParams { len, scale: 2.0 / len as f32, _pad: [0; 2] };
         Ok(self.bind(label, &self.mse_grad, &params, &[pred, expected, grad, partials], grid))
+    }
+
+    /// grad = (sigmoid(logits) - expected) / len, and one partial sum of the
+    /// elements' binary cross-entropies per workgroup into `partials`, which
+    /// holds `partial_count(len)` floats.
+    pub fn bce_grad(
+        &self,
+        label: &str,
+        logits: Region,
+        expected: Region,
+        grad: Region,
+        partials: Region,
+    ) -> Result<Dispatch> {
+        let len = logits.len as u32;
+        assert_eq!((expected.len, grad.len), (logits.len, logits.len), "{label}: logits, expected and grad must match");
+        let grid = self.grid_1d(label, len)?;
+        assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
+        let params = BceParams { len, scale: 1.0 / len as f32, _pad: [0; 2] };
+        Ok(self.bind(label, &self.bce_grad, &params, &[logits, expected, grad, partials], grid))
     }
 
     /// grad (rows, cols) = (softmax(logits) - expected) / rows, and one partial
@@ -277,7 +315,7 @@ impl Kernels {
         Ok(self.bind(label, &self.count_correct, &params, &[pred, expected, partials], grid))
     }
 
-    /// How many partial sums a per-element (mse_grad) or per-row
+    /// How many partial sums a per-element (mse_grad, bce_grad) or per-row
     /// (softmax_cross_entropy, count_correct) kernel writes for `items`.
     pub fn partial_count(&self, items: u32) -> Result<u32> {
         Ok(self.grid_1d("partial sums", items)?.iter().product())

@@ -16,6 +16,8 @@
 //!   batch.index      (B) u32: the step's slice of an order, copied on the GPU
 //!   batch.x, .y      (B, IN), (B, OUT): the step's rows, gathered by index
 //!   act_l, dact_l    (B, OUT_l): layer outputs a_l and their gradients
+//!   pre_l            (B, OUT_l): z_l, only for a layer whose activation's
+//!                    derivative needs it (GELU)
 //!   partials         one partial loss or correct count per workgroup
 //!   metrics          (S): running sums of the metrics the run has (train loss,
 //!                    and train correct, test loss, test correct as they apply)
@@ -185,10 +187,10 @@ impl LayeredTrainer {
     /// What the buffers of a trainer should take, from the sizes alone:
     /// parameters, gradients, optimizer state, the epoch-start copies of the
     /// parameters and optimizer state (for a stop mid-epoch), one batch's
-    /// activations (the batch rows, each layer's output and its gradient) and
-    /// the data with its row orders. The small rest (uniforms, metrics, the
-    /// ring) is left out: [`LayeredTrainer::gpu_bytes`] should come
-    /// within a few percent of this.
+    /// activations (the batch rows, each layer's output and its gradient, and
+    /// a GELU layer's z) and the data with its row orders. The small rest
+    /// (uniforms, metrics, the ring) is left out: [`LayeredTrainer::gpu_bytes`]
+    /// should come within a few percent of this.
     pub fn expected_gpu_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usize, test_rows: usize) -> u64 {
         let params = spec.num_params();
         let optimizer_copies = match config.optimizer {
@@ -198,7 +200,8 @@ impl LayeredTrainer {
         };
         let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
         let layer_outputs: usize = spec.sizes()[1..].iter().sum();
-        let activations = batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs);
+        let activations =
+            batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs + spec.pre_activation_width());
         // One row order at first; shuffled runs grow it at their first read-back.
         let row = spec.inputs() + spec.outputs();
         let data = train_rows * (row + 1) + test_rows * (row + 1);
@@ -246,9 +249,16 @@ impl LayeredTrainer {
         let batch_y = ctx.zeros("batch.y", batch_rows * spec.outputs(), STORAGE, BATCH)?;
         let mut acts = Vec::new();
         let mut dacts = Vec::new();
+        let mut pre = Vec::new();
         for (l, (_, fan_out)) in spec.layer_shapes().enumerate() {
             acts.push(ctx.zeros(&format!("layer{l}.act"), batch_rows * fan_out, STORAGE, BATCH)?);
             dacts.push(ctx.zeros(&format!("layer{l}.dact"), batch_rows * fan_out, STORAGE, BATCH)?);
+            let keeps_z = spec.activation(l).needs_pre_activation();
+            pre.push(
+                keeps_z
+                    .then(|| ctx.zeros(&format!("layer{l}.pre"), batch_rows * fan_out, STORAGE, BATCH))
+                    .transpose()?,
+            );
         }
         let most_partials = kernels.partial_count((batch_rows * spec.outputs()) as u32)?;
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
@@ -264,6 +274,7 @@ impl LayeredTrainer {
             batch_y: &batch_y,
             acts: &acts,
             dacts: &dacts,
+            pre: &pre,
             partials: &partials,
             metrics: &metrics,
             slots,
@@ -533,6 +544,8 @@ struct Buffers<'a> {
     batch_y: &'a wgpu::Buffer,
     acts: &'a [wgpu::Buffer],
     dacts: &'a [wgpu::Buffer],
+    /// z_l per layer, for the layers whose activation needs it.
+    pre: &'a [Option<wgpu::Buffer>],
     partials: &'a wgpu::Buffer,
     metrics: &'a wgpu::Buffer,
     slots: MetricSlots,
@@ -547,6 +560,10 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let (inputs, outputs) = (spec.inputs(), spec.outputs());
     let act = |l: usize| Region::new(&bufs.acts[l], rows * layout.layers[l].fan_out);
     let dact = |l: usize| Region::new(&bufs.dacts[l], rows * layout.layers[l].fan_out);
+    let pre = |l: usize| bufs.pre[l].as_ref().map(|z| Region::new(z, rows * layout.layers[l].fan_out));
+    // Where layer l's activation derivative is evaluated: its z where kept, else its output.
+    let given = |l: usize| pre(l).unwrap_or(act(l));
+    let negative_slope = spec.negative_slope();
     let batch_x = Region::new(bufs.batch_x, rows * inputs);
     let batch_y = Region::new(bufs.batch_y, rows * outputs);
     let input = |l: usize| if l == 0 { batch_x } else { act(l - 1) };
@@ -581,9 +598,15 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let mut forward = Vec::new();
     for (l, slots) in layout.layers.iter().enumerate() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one dispatch
+        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
+        // dispatch that also keeps z_l (B, OUT) for a GELU layer
         let shape = MatmulParams::new(b, fan_in, fan_out, false, false);
-        let epilogue = Epilogue::BiasActivation { bias: layout.bias(bufs.params, l), activation: spec.activation(l) };
+        let epilogue = Epilogue::BiasActivation {
+            bias: layout.bias(bufs.params, l),
+            activation: spec.activation(l),
+            negative_slope,
+            pre: pre(l),
+        };
         let weight = layout.weight(bufs.params, l);
         forward.push(kernels.matmul_with(&name(l, "forward"), input(l), weight, act(l), shape, epilogue)?);
     }
@@ -605,6 +628,11 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
             Loss::Mse => {
                 let partials = Region::new(bufs.partials, kernels.partial_count(b * outputs as u32)? as usize);
                 dispatches.push(kernels.mse_grad(&label, act(last), batch_y, dact(last), partials)?);
+                partials
+            }
+            Loss::Bce => {
+                let partials = Region::new(bufs.partials, kernels.partial_count(b * outputs as u32)? as usize);
+                dispatches.push(kernels.bce_grad(&label, act(last), batch_y, dact(last), partials)?);
                 partials
             }
             Loss::CrossEntropy => {
@@ -635,8 +663,9 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     backward.extend(kernels.activation_backward(
         &name(last, "activation_backward"),
         spec.activation(last),
+        negative_slope,
         dact(last),
-        act(last),
+        given(last),
     )?);
     for (l, slots) in layout.layers.iter().enumerate().rev() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
@@ -652,10 +681,11 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
         // db_l (OUT) = column sums of dZ_l
         backward.push(kernels.column_sum(&name(l, "bias_grad"), dact(l), layout.bias(bufs.grads, l), b, false)?);
         if l > 0 {
-            // dact_{l-1} (B, IN) = dZ_{l-1} = (dZ_l (B, OUT) · W_l (IN, OUT)ᵀ) ⊙ act'(a_{l-1}),
-            // with W_l before this step's update
+            // dact_{l-1} (B, IN) = dZ_{l-1} = (dZ_l (B, OUT) · W_l (IN, OUT)ᵀ) ⊙ act'(a_{l-1})
+            // (act'(z_{l-1}) for GELU), with W_l before this step's update
             let shape = MatmulParams::new(b, fan_out, fan_in, false, true);
-            let epilogue = Epilogue::Derivative { activation: spec.activation(l - 1), output: act(l - 1) };
+            let epilogue =
+                Epilogue::Derivative { activation: spec.activation(l - 1), negative_slope, given: given(l - 1) };
             let weight = layout.weight(bufs.params, l);
             backward.push(kernels.matmul_with(
                 &name(l, "input_grad"),

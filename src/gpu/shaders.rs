@@ -34,6 +34,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_workgroup": "activation.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
     shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
     shader!("mse": "mse.wgsl"),
+    shader!("bce": "bce.wgsl"),
     shader!("softmax_cross_entropy": "softmax_cross_entropy.wgsl"),
     shader!("accuracy": "accuracy.wgsl"),
     shader!("reduce": "reduce.wgsl"),

@@ -7,8 +7,9 @@ use super::context::Region;
 use crate::model::Activation;
 
 /// shaders/matmul_common.wgsl: out(M, N) = op(a)(M, K) · op(b)(K, N), then the
-/// epilogue: + bias, an activation, or the derivative of one (codes from
-/// `activation_code`: 0 identity, 1 sigmoid, 2 relu, 3 tanh).
+/// epilogue: + bias, a copy of z, an activation, or the derivative of one
+/// (codes from `activation_code`: 0 identity, 1 sigmoid, 2 relu, 3 tanh,
+/// 4 leaky relu, 5 gelu).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MatmulParams {
@@ -28,15 +29,34 @@ pub struct MatmulParams {
     /// The activation applied to out, by its code (`activation_code`); 0 (identity) for none.
     pub activation: u32,
     /// Nonzero: multiply out by this activation's derivative at the given
-    /// layer output (M, N), turning dA into dZ; 0 for none.
+    /// layer output (M, N) (its z for GELU), turning dA into dZ; 0 for none.
     pub derivative: u32,
+    /// Leaky relu's slope below 0, for `activation` or `derivative`.
+    pub negative_slope: f32,
+    /// 1 to store out, after the bias and before the activation, to `pre`
+    /// (M, N): a GELU layer's z, which its backward pass needs.
+    pub keep_pre: u32,
+    /// Zero; pads the struct to 48 bytes, as the WGSL struct is padded.
+    pub _pad: [u32; 2],
 }
 
 impl MatmulParams {
     /// A plain product, no epilogue.
     pub fn new(m: u32, k: u32, n: u32, trans_a: bool, trans_b: bool) -> Self {
         let (trans_a, trans_b) = (trans_a.into(), trans_b.into());
-        Self { m, k, n, trans_a, trans_b, bias: 0, activation: 0, derivative: 0 }
+        Self {
+            m,
+            k,
+            n,
+            trans_a,
+            trans_b,
+            bias: 0,
+            activation: 0,
+            derivative: 0,
+            negative_slope: 0.0,
+            keep_pre: 0,
+            _pad: [0; 2],
+        }
     }
 }
 
@@ -48,6 +68,8 @@ pub fn activation_code(activation: Activation) -> u32 {
         Activation::Sigmoid => 1,
         Activation::Relu => 2,
         Activation::Tanh => 3,
+        Activation::LeakyRelu => 4,
+        Activation::Gelu => 5,
     }
 }
 
@@ -62,13 +84,22 @@ pub enum Epilogue<'a> {
         bias: Region<'a>,
         /// The layer's activation.
         activation: Activation,
+        /// Leaky relu's slope below 0 (the spec's; unused by the others).
+        negative_slope: f32,
+        /// Where z = out + bias (M, N) is also stored, before the
+        /// activation: a GELU layer's, kept for its backward pass; None to
+        /// keep nothing.
+        pre: Option<Region<'a>>,
     },
     /// Backward: out = dZ of the layer below, given its output (M, N).
     Derivative {
         /// The activation of the layer below, whose derivative is taken.
         activation: Activation,
-        /// That layer's output a (M, N), where the derivative is evaluated.
-        output: Region<'a>,
+        /// Leaky relu's slope below 0 (the spec's; unused by the others).
+        negative_slope: f32,
+        /// Where the derivative is evaluated (M, N): that layer's output a,
+        /// or its z where the activation [needs it](Activation::needs_pre_activation).
+        given: Region<'a>,
     },
 }
 
@@ -76,10 +107,12 @@ pub enum Epilogue<'a> {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ActivationParams {
-    /// Elements of values and of act, any shape flattened.
+    /// Elements of values and of given, any shape flattened.
     pub len: u32,
+    /// Leaky relu's slope below 0 (unused by the others).
+    pub negative_slope: f32,
     /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// shaders/mse.wgsl: grad = scale * (pred - target) over `len` elements.
@@ -89,6 +122,18 @@ pub struct MseParams {
     /// Elements of pred, expected and grad: the batch's (B, OUT) flattened.
     pub len: u32,
     /// The gradient's factor, 2 / len: the derivative of the mean over every element.
+    pub scale: f32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
+    pub _pad: [u32; 2],
+}
+
+/// shaders/bce.wgsl: grad = scale * (sigmoid(logits) - target) over `len` elements.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BceParams {
+    /// Elements of logits, expected and grad: the batch's (B, OUT) flattened.
+    pub len: u32,
+    /// The gradient's factor, 1 / len: the loss is the mean over every element.
     pub scale: f32,
     /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],

@@ -152,7 +152,8 @@ type Pick = fn(&EpochMetrics) -> Option<f32>;
 
 /// Trains `device` and the CPU `reference`, both built from `initial`, in
 /// chunks of `log_every` epochs and checks the initial and final loss, every
-/// epoch's metrics and all parameters after every chunk.
+/// epoch's metrics and all parameters after every chunk; prints the largest
+/// parameter difference seen and the final losses' relative one.
 pub fn trajectories_match(
     what: &str,
     device: &mut dyn Trainer,
@@ -170,6 +171,7 @@ pub fn trajectories_match(
     let loss = (device.evaluate().unwrap(), reference.evaluate().unwrap());
     assert_close(&format!("{what}: initial loss"), &[loss.0], &[loss.1], 0.0, LOSS_RTOL);
     let mut epoch = 0;
+    let mut worst_param = 0.0f32;
     while epoch < epochs {
         let chunk = log_every.min(epochs - epoch);
         let (got, want) = (device.train(chunk).unwrap(), reference.train(chunk).unwrap());
@@ -190,8 +192,13 @@ pub fn trajectories_match(
         }
         let (params_got, params_want) = (device.params().unwrap(), reference.params().unwrap());
         assert_close(&format!("{at}: params"), &flat(&params_got), &flat(&params_want), atol, rtol);
+        worst_param = worst_param.max(params_got.max_abs_diff(&params_want));
         assert_ne!(flat(&params_got), flat(initial), "training must move the parameters");
     }
     let loss = (device.evaluate().unwrap(), reference.evaluate().unwrap());
     assert_close(&format!("{what}: final loss"), &[loss.0], &[loss.1], 0.0, LOSS_RTOL);
+    let loss_rel = (loss.0 - loss.1).abs() / loss.1.abs();
+    eprintln!(
+        "{what}: max |device - cpu| over the params {worst_param:e}; final loss relative difference {loss_rel:e}"
+    );
 }

@@ -36,7 +36,8 @@ pub(crate) enum Command {
     Bench(BenchArgs),
 
     /// Write the model's predictions as CSV with a header: the class and each
-    /// class's probability for classifiers, the outputs otherwise. By default
+    /// class's probability for classifiers, the outputs otherwise (each
+    /// output's probability under bce). By default
     /// every row of the data, in file order (a CSV's columns matched by header
     /// name, so ids and targets may be there or not); --split test gives the
     /// rows training held out. The data settings are training's, from the
@@ -68,7 +69,8 @@ pub(crate) enum Command {
     /// Write a checkpoint's model as ONNX (opset 13): input `input`, float32
     /// [batch, IN], raw rows (the input scaling is in the graph); output
     /// `output`, float32 [batch, OUT], class probabilities for a softmax output
-    /// (not logits), else the last layer's outputs.
+    /// and each output's probability under bce (not logits), else the last
+    /// layer's outputs.
     Export {
         /// A checkpoint written by training.
         #[arg(long)]
@@ -371,19 +373,29 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) hidden: Option<Sizes>,
 
-    /// Hidden layers' activation [default: sigmoid for seed, else relu].
+    /// Hidden layers' activation (gelu: its tanh form) [default: sigmoid for
+    /// seed, else relu].
     #[arg(long, value_enum)]
     pub(crate) activation: Option<Activation>,
 
-    /// Output layer [default: sigmoid for seed, softmax for classes, else identity].
+    /// Leaky relu's slope below 0, in [0, 1); with --activation leaky-relu
+    /// only [default: 0.01].
+    #[arg(long, value_parser = parse_negative_slope)]
+    pub(crate) negative_slope: Option<f32>,
+
+    /// Output layer [default: sigmoid for seed or bce, softmax for classes,
+    /// else identity].
     #[arg(long, value_enum)]
     pub(crate) output: Option<Output>,
 
-    /// Loss [default: cross-entropy with a softmax output, else mse].
+    /// Loss [default: cross-entropy with a softmax output, else mse]; bce is
+    /// binary cross-entropy over sigmoid outputs, for targets in [0, 1]
+    /// (binary or multi-label, --task regress).
     #[arg(long, value_enum)]
     pub(crate) loss: Option<Loss>,
 
-    /// Weight initialisation [default: normal for seed, he for relu, else xavier].
+    /// Weight initialisation [default: normal for seed, he for relu and
+    /// leaky-relu, else xavier].
     #[arg(long, value_enum)]
     pub(crate) init: Option<Init>,
 
@@ -670,6 +682,13 @@ fn parse_positive(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("'{text}' must be a positive finite number")),
+    }
+}
+
+fn parse_negative_slope(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && (0.0..1.0).contains(&value) => Ok(value),
+        _ => Err(format!("'{text}' must be a finite number in [0, 1)")),
     }
 }
 

@@ -38,11 +38,13 @@ pub(crate) struct Loaded {
 /// its columns became inputs and targets and how, and when training with
 /// --scale-target the targets' scaling. `model_sizes` is the model's
 /// (inputs, outputs) from --layers, checked when `outputs_hint` (its last
-/// size) is given; for seed data, the sizes to draw.
+/// size) is given; for seed data, the sizes to draw. `unit_targets` refuses
+/// a CSV target outside [0, 1] by its line (--loss bce).
 pub(crate) fn load_data(
     cli: &DataArgs,
     model_sizes: (usize, usize),
     outputs_hint: Option<usize>,
+    unit_targets: bool,
 ) -> anyhow::Result<Loaded> {
     let mut csv_layout = None;
     let mut csv_options = None;
@@ -93,6 +95,7 @@ pub(crate) fn load_data(
                 ignore: cli.id_column.iter().chain(&cli.ignore_columns).cloned().collect(),
                 categorical: cli.categorical.clone(),
                 missing: cli.missing,
+                unit_targets,
             };
             let (data, layout) = match &cli.data {
                 Source::Csv(path) => {
@@ -464,6 +467,8 @@ pub(crate) fn load_model_rows(
                     _ => 0,
                 },
                 missing,
+                // A bce model's loss takes targets that are probabilities.
+                unit_targets: spec.loss() == Loss::Bce && needs_targets,
                 ..Default::default()
             };
             let (input, name): (Box<dyn std::io::Read>, String) = match &source {

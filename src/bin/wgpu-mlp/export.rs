@@ -4,7 +4,7 @@ use std::path::Path;
 
 use wgpu_mlp::checkpoint;
 use wgpu_mlp::export::{write_onnx, INPUT_NAME, OUTPUT_NAME};
-use wgpu_mlp::model::Output;
+use wgpu_mlp::model::{Loss, Output};
 
 pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
     let saved = checkpoint::load_model(checkpoint_path)?;
@@ -26,9 +26,10 @@ pub(crate) fn export(checkpoint_path: &Path, out: &Path) -> anyhow::Result<()> {
         )));
     }
     write_onnx(out, spec, &saved.params, saved.scaler.as_ref())?;
-    let what = match spec.output() {
-        Output::Softmax => "class probabilities",
-        Output::Sigmoid | Output::Identity => "the last layer's outputs",
+    let what = match (spec.output(), spec.loss()) {
+        (Output::Softmax, _) => "class probabilities",
+        (Output::Sigmoid, Loss::Bce) => "each output's probability",
+        (Output::Sigmoid | Output::Identity, _) => "the last layer's outputs",
     };
     let scaled = if saved.scaler.is_some() { ", scaled inside the graph as in training" } else { "" };
     eprintln!(

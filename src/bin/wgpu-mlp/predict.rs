@@ -3,11 +3,10 @@
 use std::io::Write;
 
 use wgpu_mlp::checkpoint;
-use wgpu_mlp::cpu::{argmax, loss_grad, softmax_rows};
+use wgpu_mlp::cpu::{argmax, loss_grad, output_from_logits};
 use wgpu_mlp::data::{TargetColumn, TextColumns};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
-use wgpu_mlp::model::Output;
 use wgpu_mlp::{Dataset, MlpSpec};
 
 use crate::args::ModelArgs;
@@ -56,12 +55,11 @@ fn run_model(args: &ModelArgs, purpose: Purpose, copy: &[TargetColumn]) -> anyho
     Ok(Outputs { spec, rows, classify, outputs, loss, target_scaled, device: backend.name(), text })
 }
 
-/// Each row's probabilities (softmax of the logits for a softmax output).
+/// Each row's answers: probabilities for a softmax output or under bce (see
+/// [`output_from_logits`]), else the outputs as they are.
 fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
     let mut probs = outputs.clone();
-    if spec.output() == Output::Softmax {
-        softmax_rows(&mut probs);
-    }
+    output_from_logits(spec, &mut probs);
     probs
 }
 
@@ -124,7 +122,7 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>, copy: &[T
 /// and confusion matrix, or a regression's errors per output (in the target's
 /// units, as the outputs are).
 pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
-    let Outputs { rows, outputs, loss, target_scaled, device, .. } = run_model(args, Purpose::Eval, &[])?;
+    let Outputs { spec, rows, outputs, loss, target_scaled, device, .. } = run_model(args, Purpose::Eval, &[])?;
     let loss = loss.expect("eval's rows have targets");
     let labels = rows.classes.map(|_| rows.labels());
     let predicted: Vec<usize> = outputs.rows().into_iter().map(argmax).collect();
@@ -134,7 +132,8 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
     });
     let report = match &labels {
         Some(labels) => Report::Classes(ClassReport::new(labels, &predicted, outputs.ncols())),
-        None => Report::Regression(RegressionReport::new(rows.y.view(), outputs.view())),
+        // Under bce, the errors of the probabilities predict gives.
+        None => Report::Regression(RegressionReport::new(rows.y.view(), probabilities(&spec, &outputs).view())),
     };
     let mut stdout = crate::stream::stdout();
     if json {

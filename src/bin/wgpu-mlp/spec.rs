@@ -36,6 +36,7 @@ pub(crate) fn build_spec(cli: &TrainArgs, train: &Dataset, seed_data: bool) -> a
     let output = match (cli.output, cli.loss) {
         (Some(output), _) => output,
         (None, Some(Loss::CrossEntropy)) => Output::Softmax,
+        (None, Some(Loss::Bce)) => Output::Sigmoid,
         (None, _) if seed_data => Output::Sigmoid,
         (None, Some(Loss::Mse)) | (None, None) if !classify => Output::Identity,
         (None, Some(Loss::Mse)) => Output::Sigmoid,
@@ -46,7 +47,14 @@ pub(crate) fn build_spec(cli: &TrainArgs, train: &Dataset, seed_data: bool) -> a
         None if output == Output::Softmax => Loss::CrossEntropy,
         None => Loss::Mse,
     };
-    Ok(MlpSpec::new(sizes)?.with(hidden, output, loss)?)
+    let spec = MlpSpec::new(sizes)?.with(hidden, output, loss)?;
+    match cli.negative_slope {
+        None => Ok(spec),
+        Some(negative_slope) if hidden == Activation::LeakyRelu => Ok(spec.with_negative_slope(negative_slope)?),
+        Some(negative_slope) => Err(bad_input(format!(
+            "--negative-slope {negative_slope} applies to --activation leaky-relu; these hidden layers are {hidden}"
+        ))),
+    }
 }
 
 fn join(sizes: &[usize]) -> String {

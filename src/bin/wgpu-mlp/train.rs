@@ -13,7 +13,7 @@ use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
-use wgpu_mlp::model::{Activation, Init};
+use wgpu_mlp::model::{Activation, Init, Loss};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
 use wgpu_mlp::schedule::{LrSchedule, LrShape};
 use wgpu_mlp::train::{fit_schedule, BestEpoch, Clip, Monitor, Monitoring, PlateauWatch, Schedule, StopReason};
@@ -21,7 +21,7 @@ use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
 use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
-use crate::args::{ClassWeightArg, KeepArg, LrScheduleArg, OptimizerArg, Sizes, TrainArgs};
+use crate::args::{ClassWeightArg, KeepArg, LrScheduleArg, OptimizerArg, Sizes, TargetScaleArg, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
 use crate::device::choose_backend;
@@ -117,8 +117,14 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         MlpSpec::new(layers.clone())?; // fewer than two sizes is an error before any data is read
     }
     let seed_sizes = cli.layers.as_ref().map_or((10, 1), |Sizes(s)| (s[0], s[s.len() - 1]));
+    let bce = cli.loss == Some(Loss::Bce);
+    if bce && cli.input.scale_target == Some(TargetScaleArg::Standard) {
+        return Err(bad_input(
+            "--scale-target standard does not apply to --loss bce, whose targets are probabilities in [0, 1]".into(),
+        ));
+    }
     let crate::data::Loaded { mut train, val, val_note, test, scaler, layout, target_scaler, encoder } =
-        load_data(&cli.input, seed_sizes, outputs_hint).map_err(|e| with_csv_hints(e, cli))?;
+        load_data(&cli.input, seed_sizes, outputs_hint, bce).map_err(|e| with_csv_hints(e, cli))?;
     let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
         return Err(bad_input(format!(
@@ -142,7 +148,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
     let init = match cli.init {
         Some(init) => init,
         None if seed_data => Init::Normal,
-        None if spec.hidden() == Activation::Relu => Init::He,
+        None if matches!(spec.hidden(), Activation::Relu | Activation::LeakyRelu) => Init::He,
         None => Init::Xavier,
     };
     let optimizer = match cli.optimizer {
@@ -357,9 +363,13 @@ fn print_header(
     }
     writeln!(
         out,
-        "model: layers {spec} ({} parameters), {} hidden, {} output, {} loss, {} init",
+        "model: layers {spec} ({} parameters), {} hidden{}, {} output, {} loss, {} init",
         spec.num_params(),
         spec.hidden(),
+        match spec.hidden() {
+            Activation::LeakyRelu => format!(" (negative slope {})", spec.negative_slope()),
+            _ => String::new(),
+        },
         spec.output(),
         spec.loss(),
         init
@@ -699,8 +709,10 @@ fn keep_model(
                 ("classification_report", scores.to_json(None))
             }
             None => {
-                // In the target's own units where training scaled the targets.
+                // In the target's own units where training scaled the targets,
+                // as probabilities under bce.
                 let (mut outputs, mut truth) = (outputs, test.y.clone());
+                wgpu_mlp::cpu::output_from_logits(&settings.spec, &mut outputs);
                 if let Some(target) = &settings.target_scaler {
                     for values in [&mut outputs, &mut truth] {
                         *values *= &target.divisor;
@@ -889,6 +901,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "classes": train.classes,
         "layers": spec.sizes(),
         "hidden": spec.hidden().to_string(),
+        "negative_slope": (spec.hidden() == Activation::LeakyRelu).then(|| as_given(spec.negative_slope())),
         "output": spec.output().to_string(),
         "loss": spec.loss().to_string(),
         "init": init.to_string(),
