@@ -333,7 +333,7 @@ fn dispatch_runner<'a>(device: &'a Backend) -> Result<Runner<'a>> {
     let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let weight = ctx.zeros("bench.weight", 1, storage, "use a smaller case")?;
     let grad = ctx.zeros("bench.grad", 1, storage, "use a smaller case")?;
-    let control = [0.01, 1.0, crate::gpu::NO_CLIP_VALUE];
+    let control = [0.01, 1.0, crate::gpu::NO_CLIP_VALUE, 0.0];
     let rate = ctx.upload("bench.control", &control, storage, "use a smaller case")?;
     let regions = (Region::new(&weight, 1), Region::new(&grad, 1), Region::new(&rate, control.len()));
     let update = kernels.sgd_update("bench.dispatch", regions.0, regions.1, regions.2, 0.0)?;

@@ -12,6 +12,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
+use crate::dropout::DropoutKey;
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Output, Params};
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
@@ -404,6 +405,10 @@ pub struct Forward {
     /// where its activation's derivative [needs it](Activation::needs_pre_activation)
     /// (GELU); None for the other layers, whose derivative is read off a_l.
     pub pre: Vec<Option<Array2<f32>>>,
+    /// Each hidden layer's output after dropout (B, OUT_l), what the next
+    /// layer and its weight gradient see, in a training step with dropout;
+    /// None elsewhere.
+    pub dropped: Vec<Option<Array2<f32>>>,
 }
 
 impl Forward {
@@ -414,7 +419,22 @@ impl Forward {
             .enumerate()
             .map(|(l, (_, fan_out))| spec.activation(l).needs_pre_activation().then(|| Array2::zeros((rows, fan_out))))
             .collect();
-        Self { acts: layer_buffers(spec, rows), pre }
+        Self { acts: layer_buffers(spec, rows), pre, dropped: vec![None; spec.num_layers()] }
+    }
+
+    /// [`Forward::new`] with room for the hidden layers' dropped outputs.
+    pub fn with_dropout(spec: &MlpSpec, rows: usize) -> Self {
+        let mut pass = Self::new(spec, rows);
+        let hidden = spec.num_layers() - 1;
+        for (l, (_, fan_out)) in spec.layer_shapes().enumerate().take(hidden) {
+            pass.dropped[l] = Some(Array2::zeros((rows, fan_out)));
+        }
+        pass
+    }
+
+    /// The input of layer l (l >= 1): layer l - 1's output, after dropout where it was dropped.
+    fn input(&self, l: usize) -> ArrayView2<'_, f32> {
+        self.dropped[l - 1].as_ref().unwrap_or(&self.acts[l - 1]).view()
     }
 
     /// The last layer's output (B, OUT): the network's prediction.
@@ -443,16 +463,42 @@ pub fn layer_buffers(spec: &MlpSpec, rows: usize) -> Vec<Array2<f32>> {
 
 /// [`forward`] into `pass` (see [`Forward::new`]).
 pub fn forward_into(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>, pass: &mut Forward) {
+    forward_train_into(spec, params, x, pass, None);
+}
+
+/// [`forward_into`] of a training step: with `dropout`, each hidden layer's
+/// output is also written dropped into `pass.dropped` (which
+/// [`Forward::with_dropout`] made room for), and the next layer reads that.
+pub fn forward_train_into(
+    spec: &MlpSpec,
+    params: &Params,
+    x: ArrayView2<f32>,
+    pass: &mut Forward,
+    dropout: Option<DropoutKey>,
+) {
+    let last = params.layers.len() - 1;
     for (l, layer) in params.layers.iter().enumerate() {
-        let (below, here) = pass.acts.split_at_mut(l);
-        let input = below.last().map_or(x, |a| a.view());
-        let z = &mut here[0];
-        matmul_into(input, layer.w.view(), false, false, z);
-        bias_add(z, &layer.b);
+        let mut z = std::mem::take(&mut pass.acts[l]);
+        let input = if l == 0 { x } else { pass.input(l) };
+        matmul_into(input, layer.w.view(), false, false, &mut z);
+        bias_add(&mut z, &layer.b);
         if let Some(pre) = &mut pass.pre[l] {
-            pre.assign(z);
+            pre.assign(&z);
         }
-        activation_forward(spec.activation(l), spec.negative_slope(), z);
+        activation_forward(spec.activation(l), spec.negative_slope(), &mut z);
+        if let (Some(key), Some(dropped), true) = (dropout, pass.dropped[l].as_mut(), l < last) {
+            mask_into(key, l, z.view(), dropped);
+        }
+        pass.acts[l] = z;
+    }
+}
+
+/// out = values with the units `key` drops at layer `layer` set to 0 and the
+/// kept ones scaled by 1 / (1 - p); element i is row-major in the (B, OUT) block.
+fn mask_into(key: DropoutKey, layer: usize, values: ArrayView2<f32>, out: &mut Array2<f32>) {
+    let scale = key.scale();
+    for (i, (o, &v)) in out.iter_mut().zip(values.iter()).enumerate() {
+        *o = if key.keeps(layer as u32, i as u32) { v * scale } else { 0.0 };
     }
 }
 
@@ -483,6 +529,23 @@ pub fn backward_into(
     dacts: &mut [Array2<f32>],
     grads: &mut Params,
 ) -> f32 {
+    backward_train_into(spec, params, x, pass, y, dacts, grads, None)
+}
+
+/// [`backward_into`] of a training step with `dropout`, for the pass
+/// [`forward_train_into`] made with it: the weight gradients take the dropped
+/// inputs, and each hidden layer's dZ is masked and scaled as its output was.
+#[allow(clippy::too_many_arguments)] // backward_into's, and the dropout key
+pub fn backward_train_into(
+    spec: &MlpSpec,
+    params: &Params,
+    x: ArrayView2<f32>,
+    pass: &Forward,
+    y: ArrayView2<f32>,
+    dacts: &mut [Array2<f32>],
+    grads: &mut Params,
+    dropout: Option<DropoutKey>,
+) -> f32 {
     let acts = &pass.acts;
     let last = acts.len() - 1;
     let loss_sum = loss_grad_into(spec.loss(), acts[last].view(), y, &mut dacts[last]);
@@ -491,7 +554,11 @@ pub fn backward_into(
         let grad = &mut here[0];
         // grad becomes dZ_l (B, OUT_l)
         activation_backward(spec.activation(l), spec.negative_slope(), grad, pass.given(l));
-        let input = if l == 0 { x } else { acts[l - 1].view() };
+        if let (Some(key), true) = (dropout, l < last && pass.dropped[l].is_some()) {
+            let unmasked = grad.clone();
+            mask_into(key, l, unmasked.view(), grad);
+        }
+        let input = if l == 0 { x } else { pass.input(l) };
         let layer = &mut grads.layers[l];
         matmul_into(input, grad.view(), true, false, &mut layer.w); // (IN_l, OUT_l)
         column_sum_into(grad.view(), &mut layer.b); // (OUT_l)
@@ -526,12 +593,12 @@ struct StepBuffers {
 }
 
 impl StepBuffers {
-    fn new(spec: &MlpSpec, params: &Params, rows: usize) -> Self {
+    fn new(spec: &MlpSpec, params: &Params, rows: usize, dropout: bool) -> Self {
         Self {
             rows,
             x: Array2::zeros((rows, spec.inputs())),
             y: Array2::zeros((rows, spec.outputs())),
-            pass: Forward::new(spec, rows),
+            pass: if dropout { Forward::with_dropout(spec, rows) } else { Forward::new(spec, rows) },
             dacts: layer_buffers(spec, rows),
             grads: params.zeros_like(),
         }
@@ -568,7 +635,8 @@ impl CpuTrainer {
         let shuffler = Shuffler::new(config.shuffle, config.seed);
         let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(|b| b.rows).collect();
         sizes.dedup();
-        let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows)).collect();
+        let buffers =
+            sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows, config.dropout.is_some())).collect();
         Ok(Self {
             spec: spec.clone(),
             params: params.clone(),
@@ -586,7 +654,8 @@ impl CpuTrainer {
     /// One update on a batch of the training set: the rows `order` names when
     /// shuffling, else the batch's rows in place. Returns the batch's loss sum
     /// and correct count (0 unless classifying).
-    fn step(&mut self, batch: Batch, order: Option<&[u32]>, lr: f32) -> (f32, usize) {
+    /// `step` is the step's count from the start of the first run (dropout's key).
+    fn step(&mut self, batch: Batch, order: Option<&[u32]>, lr: f32, step: u64) -> (f32, usize) {
         let buffers = self.buffers.iter_mut().find(|b| b.rows == batch.rows).expect("buffers for every batch size");
         let (x, y) = match order {
             Some(order) => {
@@ -601,9 +670,10 @@ impl CpuTrainer {
             }
         };
         let (pass, dacts, grads) = (&mut buffers.pass, &mut buffers.dacts, &mut buffers.grads);
-        forward_into(&self.spec, &self.params, x, pass);
+        let key = self.config.dropout.map(|p| DropoutKey { seed: self.config.seed, step, p });
+        forward_train_into(&self.spec, &self.params, x, pass, key);
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
-        let loss_sum = backward_into(&self.spec, &self.params, x, pass, y, dacts, grads);
+        let loss_sum = backward_train_into(&self.spec, &self.params, x, pass, y, dacts, grads, key);
         clip_grads(grads, self.config.clip);
         let weight_decay = self.config.weight_decay;
         let layers = self.params.layers.iter_mut().zip(&grads.layers);
@@ -671,7 +741,7 @@ impl Trainer for CpuTrainer {
                     break;
                 }
                 let lr = self.config.lr_schedule.rate(self.config.lr, first_step + i as u64, batches.len(), scale);
-                let (loss, hits) = self.step(*batch, order.as_deref(), lr);
+                let (loss, hits) = self.step(*batch, order.as_deref(), lr, first_step + i as u64);
                 loss_sum += loss;
                 correct += hits;
             }

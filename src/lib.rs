@@ -53,6 +53,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod export;
 pub mod gpu;

@@ -66,6 +66,7 @@ impl Default for MlpBuilder {
                 seed: 0,
                 lr_schedule: Default::default(),
                 clip: Default::default(),
+                dropout: None,
             },
             epochs: 100,
             scale: Scale::Standard,

@@ -108,6 +108,10 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     /// Gradient clipping (`clip_grad_norm`, `clip_grad_value`); none by default.
     pub clip: Clip,
+    /// The probability of dropping each hidden unit in a training step
+    /// (`dropout`, inverted dropout; see [`crate::dropout`]), in [0, 1);
+    /// None for none. Evaluation, predict and export never drop.
+    pub dropout: Option<f32>,
 }
 
 /// Gradient clipping, before weight decay and the update: first the global
@@ -134,6 +138,7 @@ impl Default for TrainConfig {
             seed: 0,
             lr_schedule: LrSchedule::default(),
             clip: Clip::default(),
+            dropout: None,
         }
     }
 }
@@ -173,6 +178,9 @@ impl TrainConfig {
             return bad(format!("`weight_decay` must be a finite number >= 0, got {}", self.weight_decay));
         }
         self.check_schedule()?;
+        if let Some(p) = self.dropout.filter(|p| !(p.is_finite() && (0.0..1.0).contains(p))) {
+            return bad(format!("`dropout` must be in [0, 1), got {p}"));
+        }
         for (name, limit) in [("clip_grad_norm", self.clip.norm), ("clip_grad_value", self.clip.value)] {
             if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
                 return bad(format!("`{name}` must be a positive finite number, got {limit}"));

@@ -38,6 +38,7 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         seed: 6,
         lr_schedule: Default::default(),
         clip: Default::default(),
+        dropout: None,
     };
     (spec, data, config)
 }

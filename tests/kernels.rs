@@ -408,7 +408,7 @@ fn sgd_update_matches_cpu_with_strided_and_two_dimensional_grids() {
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let grads_buf = upload(ctx, "grads", &flat(&grads));
             cpu::sgd_update(&mut weights, &grads, 0.3, 0.01);
-            let rate_buf = upload(ctx, "control", &[0.3, 1.0, NO_CLIP_VALUE]);
+            let rate_buf = upload(ctx, "control", &[0.3, 1.0, NO_CLIP_VALUE, 0.0]);
             let (w, g, rate) = (
                 Region::new(&weights_buf, len),
                 Region::new(&grads_buf, len),
@@ -435,7 +435,7 @@ fn grad_norm_clip_finds_the_cpus_factor_on_every_length() {
         let grads = upload(ctx, "grads", &values);
         let partials = upload(ctx, "partials", &[0.0; GRAD_NORM_GROUPS]);
         for max_norm in [norm as f32 / 3.0, norm as f32 * 2.0] {
-            let control = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE]);
+            let control = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE, 0.0]);
             let regions = (
                 Region::new(&grads, len),
                 Region::new(&partials, GRAD_NORM_GROUPS),
@@ -445,7 +445,7 @@ fn grad_norm_clip_finds_the_cpus_factor_on_every_length() {
             let got = read(ctx, &control);
             let want = (f64::from(max_norm) / (norm + 1e-6)).min(1.0) as f32;
             assert_close(&format!("clip factor, len {len}, max norm {max_norm}"), &got[1..2], &[want], 0.0, 1e-5);
-            assert_eq!((got[0], got[2]), (0.1, NO_CLIP_VALUE), "only the factor is written");
+            assert_eq!((got[0], got[2], got[3]), (0.1, NO_CLIP_VALUE, 0.0), "only the factor is written");
         }
     }
 }
@@ -460,7 +460,7 @@ fn momentum_update_matches_cpu_over_steps() {
             let weights_buf = upload(ctx, "weights", &flat(&weights));
             let velocity_buf = upload(ctx, "velocity", &vec![0.0; len]);
             let settings = MomentumParams { len: len as u32, momentum: 0.9, weight_decay: 0.01, _pad: 0 };
-            let rate_buf = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE]);
+            let rate_buf = upload(ctx, "control", &[0.1, 1.0, NO_CLIP_VALUE, 0.0]);
             for step in 0..3 {
                 let grads = Array1::from(random(len, 15 + step));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));
@@ -509,7 +509,7 @@ fn adam_update_matches_cpu_over_steps() {
                 weight_decay: adam.weight_decay,
                 _pad: [0; 3],
             };
-            let rate_buf = upload(ctx, "control", &[adam.lr, 1.0, NO_CLIP_VALUE]);
+            let rate_buf = upload(ctx, "control", &[adam.lr, 1.0, NO_CLIP_VALUE, 0.0]);
             for step in 1..=4 {
                 let grads = Array1::from(random(len, 20 + step as u64));
                 let grads_buf = upload(ctx, "grads", &flat(&grads));

@@ -218,6 +218,9 @@ impl FusedTrainer {
         if config.clip != crate::train::Clip::default() {
             return no("it does not clip gradients (`clip_grad_norm`, `clip_grad_value`)".into());
         }
+        if config.dropout.is_some() {
+            return no("it does not drop units (`dropout`)".into());
+        }
         if !config.lr_schedule.is_constant() {
             return no("it trains at one learning rate, and `lr_schedule` changes it".into());
         }

@@ -11,9 +11,9 @@ use super::context::{Counters, GpuContext, Region};
 use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
-    activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, Epilogue,
-    GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams,
-    ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
+    activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams,
+    Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams,
+    SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -75,6 +75,8 @@ pub struct Kernels {
     adam_update: wgpu::ComputePipeline,
     square_partials: wgpu::ComputePipeline,
     clip_scale: wgpu::ComputePipeline,
+    dropout_forward: wgpu::ComputePipeline,
+    dropout_backward: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -111,6 +113,7 @@ impl Kernels {
             let momentum = compile(&ctx.device, "momentum");
             let adam = compile(&ctx.device, "adam");
             let grad_norm = compile(&ctx.device, "grad_norm");
+            let dropout = compile(&ctx.device, "dropout");
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul_kernel,
@@ -141,6 +144,8 @@ impl Kernels {
                 adam_update: pipeline(&adam, "adam_update"),
                 square_partials: pipeline(&grad_norm, "square_partials"),
                 clip_scale: pipeline(&grad_norm, "clip_scale"),
+                dropout_forward: pipeline(&dropout, "dropout_forward"),
+                dropout_backward: pipeline(&dropout, "dropout_backward"),
             })
         })
     }
@@ -454,6 +459,54 @@ impl Kernels {
         let squares = self.bind(&format!("{label}.squares"), &self.square_partials, &params, &regions, [groups, 1, 1]);
         let scale = self.bind(&format!("{label}.scale"), &self.clip_scale, &params, &regions, [1, 1, 1]);
         Ok([squares, scale])
+    }
+
+    /// Inverted dropout of hidden layer `layer`'s output `values` into
+    /// `dropped` (same length): kept units scaled by 1 / (1 - p), the others 0,
+    /// by the masks [`crate::dropout`] defines, for the step `control` holds.
+    #[allow(clippy::too_many_arguments)] // the masks' key and the regions of shaders/dropout.wgsl
+    pub fn dropout_forward(
+        &self,
+        label: &str,
+        control: Region,
+        values: Region,
+        dropped: Region,
+        layer: u32,
+        p: f32,
+        seed: u64,
+    ) -> Result<Dispatch> {
+        assert_eq!(values.len, dropped.len, "{label}: values and dropped must match");
+        let params = Self::dropout_params(values.len, layer, p, seed);
+        let grid = self.grid_elementwise(label, params.len)?;
+        Ok(self.bind(label, &self.dropout_forward, &params, &[control, values, dropped], grid))
+    }
+
+    /// The same masks on a hidden layer's dZ `values`, in place: kept units
+    /// scaled by 1 / (1 - p), the others 0.
+    pub fn dropout_backward(
+        &self,
+        label: &str,
+        control: Region,
+        values: Region,
+        layer: u32,
+        p: f32,
+        seed: u64,
+    ) -> Result<Dispatch> {
+        let params = Self::dropout_params(values.len, layer, p, seed);
+        let grid = self.grid_elementwise(label, params.len)?;
+        Ok(self.bind(label, &self.dropout_backward, &params, &[control, values], grid))
+    }
+
+    fn dropout_params(len: u64, layer: u32, p: f32, seed: u64) -> DropoutParams {
+        let key = crate::dropout::DropoutKey { seed, step: 0, p };
+        DropoutParams {
+            len: len as u32,
+            layer,
+            p,
+            scale: key.scale(),
+            seed: [seed as u32, (seed >> 32) as u32],
+            _pad: [0; 2],
+        }
     }
 
     /// The grid of a grid-stride kernel that covers its work with `groups`

@@ -122,6 +122,9 @@ struct StepPlan {
     gather_test: Option<[Dispatch; 2]>,
     /// One fused matmul + bias + activation per layer.
     forward: Vec<Dispatch>,
+    /// A training step's forward where it differs (dropout: each hidden
+    /// layer's mask after it, the next layer reading the dropped output).
+    forward_train: Option<Vec<Dispatch>>,
     /// The loss gradient and the sums of loss (and correct rows) into the
     /// training metrics, or into the test metrics.
     loss_train: Vec<Dispatch>,
@@ -160,6 +163,10 @@ pub struct LayeredTrainer {
     /// The rates of the steps of the epochs recorded ahead, one per step
     /// (grown as chunks need); unused with a constant rate.
     rates: wgpu::Buffer,
+    /// With dropout, the step counts of the steps recorded ahead (u32, grown
+    /// as chunks need), each copied into the control before its step: the
+    /// masks' key.
+    steps: Option<wgpu::Buffer>,
     /// The run's base rate and schedule, and where the schedule stands (the
     /// epoch trained next, the plateau scale).
     lr: (f32, LrSchedule),
@@ -200,8 +207,10 @@ impl LayeredTrainer {
         };
         let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
         let layer_outputs: usize = spec.sizes()[1..].iter().sum();
+        // With dropout, each hidden layer's dropped output too.
+        let dropped = if config.dropout.is_some() { layer_outputs - spec.outputs() } else { 0 };
         let activations =
-            batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs + spec.pre_activation_width());
+            batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs + spec.pre_activation_width() + dropped);
         // One row order at first; shuffled runs grow it at their first read-back.
         let row = spec.inputs() + spec.outputs();
         let data = train_rows * (row + 1) + test_rows * (row + 1);
@@ -250,7 +259,15 @@ impl LayeredTrainer {
         let mut acts = Vec::new();
         let mut dacts = Vec::new();
         let mut pre = Vec::new();
+        let mut dropped = Vec::new();
+        let last = spec.num_layers() - 1;
         for (l, (_, fan_out)) in spec.layer_shapes().enumerate() {
+            // A hidden layer's output after dropout, what the next layer reads in training.
+            dropped.push(
+                (config.dropout.is_some() && l < last)
+                    .then(|| ctx.zeros(&format!("layer{l}.dropped"), batch_rows * fan_out, STORAGE, BATCH))
+                    .transpose()?,
+            );
             acts.push(ctx.zeros(&format!("layer{l}.act"), batch_rows * fan_out, STORAGE, BATCH)?);
             dacts.push(ctx.zeros(&format!("layer{l}.dact"), batch_rows * fan_out, STORAGE, BATCH)?);
             let keeps_z = spec.activation(l).needs_pre_activation();
@@ -265,6 +282,14 @@ impl LayeredTrainer {
         let slots = MetricSlots::new(train.classes.is_some(), test.is_some());
         let metrics = ctx.zeros("metrics", slots.count, STORAGE, BATCH)?;
         let ring = ctx.staging("metrics.ring", slots.count)?;
+        let clip_value = config.clip.value.unwrap_or(NO_CLIP_VALUE);
+        // The step count (its bits) starts at 0; with dropout each step copies its own in.
+        let control = ctx.upload(
+            "step.control",
+            &[config.lr, 1.0, clip_value, f32::from_bits(0)],
+            STORAGE | wgpu::BufferUsages::COPY_DST,
+            MODEL,
+        )?;
 
         let buffers = Buffers {
             params: &params_buf,
@@ -275,6 +300,9 @@ impl LayeredTrainer {
             acts: &acts,
             dacts: &dacts,
             pre: &pre,
+            dropped: &dropped,
+            control: &control,
+            dropout: config.dropout.map(|p| (p, config.seed)),
             partials: &partials,
             metrics: &metrics,
             slots,
@@ -294,10 +322,18 @@ impl LayeredTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        let clip_value = config.clip.value.unwrap_or(NO_CLIP_VALUE);
-        let control =
-            ctx.upload("step.control", &[config.lr, 1.0, clip_value], STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
         let rates = ctx.zeros("lr.rates", 1, STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
+        let steps = config
+            .dropout
+            .map(|_| {
+                ctx.zeros(
+                    "dropout.steps",
+                    1,
+                    STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    MODEL,
+                )
+            })
+            .transpose()?;
         let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &control, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
         match &optimizer {
@@ -331,6 +367,7 @@ impl LayeredTrainer {
             optimizer,
             control,
             rates,
+            steps,
             lr: (config.lr, config.lr_schedule),
             schedule: (0, 1.0),
             config_optimizer: config.optimizer,
@@ -387,6 +424,19 @@ impl LayeredTrainer {
                 }
                 self.ctx.queue.write_buffer(&self.rates, 0, bytemuck::cast_slice(&rates));
             }
+            // With dropout, each step's count from the start of the first run, written once like the rates.
+            if let Some(steps) = &self.steps {
+                let per_epoch = self.train_batches.len();
+                let first = (self.schedule.0 * per_epoch) as u64;
+                let counts: Vec<u32> = (0..(epochs * per_epoch) as u64).map(|k| (first + k) as u32).collect();
+                if (steps.size() / 4) < counts.len() as u64 {
+                    let usage = STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+                    self.steps =
+                        Some(self.ctx.zeros("dropout.steps", counts.len(), usage, "use a smaller `log_every`")?);
+                }
+                let steps = self.steps.as_ref().expect("set above");
+                self.ctx.queue.write_buffer(steps, 0, bytemuck::cast_slice(&counts));
+            }
             let last = self.train_batches.len() - 1;
             let mut encoder = self.encoder("steps");
             let mut recorded = 0;
@@ -407,12 +457,16 @@ impl LayeredTrainer {
                         self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
                     self.record_index_copy(&mut encoder, &self.train, slot, batch);
+                    let k = (epoch * self.train_batches.len() + i) as u64;
                     if scheduled {
-                        let k = (epoch * self.train_batches.len() + i) as u64;
                         encoder.copy_buffer_to_buffer(&self.rates, k * 4, &self.control, 0, 4);
                     }
+                    if let Some(steps) = &self.steps {
+                        encoder.copy_buffer_to_buffer(steps, k * 4, &self.control, 12, 4);
+                    }
                     let plan = &self.plans[plan];
-                    let step = plan.gather_train.iter().chain(&plan.forward).chain(&plan.loss_train);
+                    let forward = plan.forward_train.as_ref().unwrap_or(&plan.forward);
+                    let step = plan.gather_train.iter().chain(forward).chain(&plan.loss_train);
                     self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
                     if i == last {
                         if let Some(test) = &self.test {
@@ -546,6 +600,12 @@ struct Buffers<'a> {
     dacts: &'a [wgpu::Buffer],
     /// z_l per layer, for the layers whose activation needs it.
     pre: &'a [Option<wgpu::Buffer>],
+    /// Each hidden layer's output after dropout, with dropout.
+    dropped: &'a [Option<wgpu::Buffer>],
+    /// The step's control values (rate, clipping, step count).
+    control: &'a wgpu::Buffer,
+    /// Dropout's probability and the seed of its masks.
+    dropout: Option<(f32, u64)>,
     partials: &'a wgpu::Buffer,
     metrics: &'a wgpu::Buffer,
     slots: MetricSlots,
@@ -567,6 +627,10 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let batch_x = Region::new(bufs.batch_x, rows * inputs);
     let batch_y = Region::new(bufs.batch_y, rows * outputs);
     let input = |l: usize| if l == 0 { batch_x } else { act(l - 1) };
+    let dropped = |l: usize| bufs.dropped[l].as_ref().map(|d| Region::new(d, rows * layout.layers[l].fan_out));
+    // What layer l reads in a training step: the layer below's output after dropout, where dropped.
+    let train_input = |l: usize| if l == 0 { batch_x } else { dropped(l - 1).unwrap_or(act(l - 1)) };
+    let control = Region::new(bufs.control, STEP_CONTROL_LEN);
     let name = |l: usize, op: &str| format!("B{rows}.layer{l}.{op}");
 
     // batch.x (B, IN) and batch.y (B, OUT) = the rows batch.index names.
@@ -610,6 +674,32 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
         let weight = layout.weight(bufs.params, l);
         forward.push(kernels.matmul_with(&name(l, "forward"), input(l), weight, act(l), shape, epilogue)?);
     }
+    // A training step's forward with dropout: each layer reads the one below
+    // after its mask, one more dispatch per hidden layer.
+    let forward_train = match bufs.dropout {
+        Some((p, seed)) => {
+            let mut dispatches = Vec::new();
+            for (l, slots) in layout.layers.iter().enumerate() {
+                let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
+                let shape = MatmulParams::new(b, fan_in, fan_out, false, false);
+                let epilogue = Epilogue::BiasActivation {
+                    bias: layout.bias(bufs.params, l),
+                    activation: spec.activation(l),
+                    negative_slope,
+                    pre: pre(l),
+                };
+                let weight = layout.weight(bufs.params, l);
+                let label = name(l, "forward_train");
+                dispatches.push(kernels.matmul_with(&label, train_input(l), weight, act(l), shape, epilogue)?);
+                if let Some(dropped) = dropped(l) {
+                    let label = name(l, "dropout");
+                    dispatches.push(kernels.dropout_forward(&label, control, act(l), dropped, l as u32, p, seed)?);
+                }
+            }
+            Some(dispatches)
+        }
+        None => None,
+    };
 
     // dact_last (B, OUT) = dLoss/dpred; the batch's loss sum (and correct rows)
     // are added to the metrics.
@@ -673,7 +763,7 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
         let shape = MatmulParams::new(fan_in, b, fan_out, true, false);
         backward.push(kernels.matmul(
             &name(l, "weight_grad"),
-            input(l),
+            train_input(l),
             dact(l),
             layout.weight(bufs.grads, l),
             shape,
@@ -695,9 +785,14 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
                 shape,
                 epilogue,
             )?);
+            // dZ_{l-1} masked and scaled as the layer's output was.
+            if let (Some((p, seed)), Some(_)) = (bufs.dropout, dropped(l - 1)) {
+                let label = name(l - 1, "dropout_backward");
+                backward.push(kernels.dropout_backward(&label, control, dact(l - 1), (l - 1) as u32, p, seed)?);
+            }
         }
     }
-    Ok(StepPlan { rows, gather_train, gather_test, forward, loss_train, loss_test, backward })
+    Ok(StepPlan { rows, gather_train, gather_test, forward, forward_train, loss_train, loss_test, backward })
 }
 
 /// The optimizer's dispatches over the whole flat parameter buffer, with its

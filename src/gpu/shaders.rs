@@ -43,6 +43,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("momentum": "step_control.wgsl", "momentum.wgsl"),
     shader!("adam": "step_control.wgsl", "adam.wgsl"),
     shader!("grad_norm": "grad_norm.wgsl"),
+    shader!("dropout": "dropout.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
 ];
 

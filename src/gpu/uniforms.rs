@@ -208,8 +208,28 @@ pub struct SgdParams {
 }
 
 /// The step's control values the update kernels read (step_control.wgsl):
-/// the learning rate, the global-norm clipping factor, the clip value.
-pub const STEP_CONTROL_LEN: usize = 3;
+/// the learning rate, the global-norm clipping factor, the clip value, and
+/// the step count's u32 bits (dropout.wgsl keys its masks by it).
+pub const STEP_CONTROL_LEN: usize = 4;
+
+/// shaders/dropout.wgsl: the masks of hidden layer `layer`'s (B, OUT) block of
+/// `len` elements, dropping with probability `p` and scaling kept units by `scale`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DropoutParams {
+    /// Elements of the block: rows of the batch times the layer's units.
+    pub len: u32,
+    /// The layer (0-based), part of the masks' key.
+    pub layer: u32,
+    /// The probability of dropping a unit, in [0, 1).
+    pub p: f32,
+    /// 1 / (1 - p): what a kept unit is multiplied by.
+    pub scale: f32,
+    /// The seed's low and high 32 bits, part of the masks' key.
+    pub seed: [u32; 2],
+    /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
+    pub _pad: [u32; 2],
+}
 
 /// The clip value that means none: step_control.wgsl clamps below it only.
 pub const NO_CLIP_VALUE: f32 = f32::MAX;

@@ -444,6 +444,13 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = parse_class_weight)]
     pub(crate) class_weight: Option<ClassWeightArg>,
 
+    /// Inverted dropout: in each training step every hidden unit is dropped
+    /// with this probability, in [0, 1) (the masks from a hash of the seed,
+    /// step, layer and unit, the same on every device); evaluation, predict
+    /// and export use the whole network.
+    #[arg(long, value_parser = parse_probability)]
+    pub(crate) dropout: Option<f32>,
+
     /// Scale all gradients down together where their global L2 norm is above
     /// this (PyTorch's clip_grad_norm_), before weight decay and the update;
     /// summed on the GPU in a fixed order.
@@ -669,6 +676,13 @@ fn parse_class_weight(text: &str) -> Result<ClassWeightArg, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(ClassWeightArg::Weights)
+}
+
+fn parse_probability(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() && (0.0..1.0).contains(&value) => Ok(value),
+        _ => Err(format!("'{text}' must be a probability in [0, 1)")),
+    }
 }
 
 fn parse_non_negative(text: &str) -> Result<f32, String> {

@@ -174,6 +174,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         seed: cli.input.seed,
         lr_schedule: resolve_lr_schedule(cli, epochs)?,
         clip: Clip { norm: cli.clip_grad_norm, value: cli.clip_grad_value },
+        dropout: cli.dropout.filter(|&p| p > 0.0),
     };
     config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
@@ -909,6 +910,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "lr": as_given(config.lr),
         "lr_schedule": schedule_json(&config.lr_schedule),
         "weight_decay": as_given(config.weight_decay),
+        "dropout": config.dropout.map(as_given),
         "clip_grad_norm": config.clip.norm.map(as_given),
         "clip_grad_value": config.clip.value.map(as_given),
         "batch_size": config.rows_per_batch(train),
