@@ -12,7 +12,8 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
-use crate::train::{Run, TrainConfig};
+use crate::schedule::{LrSchedule, LrShape};
+use crate::train::{Clip, Run, TrainConfig};
 
 /// Timed runs per case; the median is reported.
 const RUNS: usize = 7;
@@ -29,6 +30,9 @@ pub enum Case {
     Seed,
     /// 784-256-10, batch 256, sigmoid, MSE, SGD.
     Mlp,
+    /// `mlp` with what regularizes a step: dropout 0.1, a cosine schedule and
+    /// clipping by the global norm (layered GPU path): what they add per step.
+    MlpRegularized,
     /// 1024-1024-1024-10, batch 1024: for real GPUs.
     Wide,
     /// One out(M, N) = a(M, K) · b(K, N).
@@ -62,9 +66,24 @@ impl Case {
     fn net(&self) -> Option<(Vec<usize>, usize)> {
         match self {
             Case::Seed => Some((vec![10, 5, 1], 100)),
-            Case::Mlp => Some((vec![784, 256, 10], 256)),
+            Case::Mlp | Case::MlpRegularized => Some((vec![784, 256, 10], 256)),
             Case::Wide => Some((vec![1024, 1024, 1024, 10], 1024)),
             Case::Matmul { .. } | Case::Dispatch => None,
+        }
+    }
+
+    /// The case's training settings: the textbook's (full-batch SGD), with
+    /// dropout, a cosine schedule and norm clipping for `mlp-regularized`.
+    fn config(&self) -> TrainConfig {
+        let plain = TrainConfig::default();
+        match self {
+            Case::MlpRegularized => TrainConfig {
+                dropout: Some(0.1),
+                lr_schedule: LrSchedule { shape: LrShape::Cosine { epochs: MAX_STEPS, min: 0.0 }, warmup_epochs: 0 },
+                clip: Clip { norm: Some(1.0), value: None },
+                ..plain
+            },
+            _ => plain,
         }
     }
 
@@ -81,12 +100,13 @@ impl std::str::FromStr for Case {
         match text {
             "seed" => Ok(Case::Seed),
             "mlp" => Ok(Case::Mlp),
+            "mlp-regularized" => Ok(Case::MlpRegularized),
             "wide" => Ok(Case::Wide),
             "dispatch" => Ok(Case::Dispatch),
             _ => {
-                let shape = text
-                    .strip_prefix("matmul:")
-                    .ok_or_else(|| format!("'{text}' is not a case: use seed, mlp, wide, dispatch or matmul:M,K,N"))?;
+                let shape = text.strip_prefix("matmul:").ok_or_else(|| {
+                    format!("'{text}' is not a case: use seed, mlp, mlp-regularized, wide, dispatch or matmul:M,K,N")
+                })?;
                 let dims: Vec<usize> = shape.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect();
                 match dims[..] {
                     [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(Case::Matmul { m, k, n }),
@@ -102,6 +122,7 @@ impl std::fmt::Display for Case {
         match self {
             Case::Seed => f.write_str("seed"),
             Case::Mlp => f.write_str("mlp"),
+            Case::MlpRegularized => f.write_str("mlp-regularized"),
             Case::Wide => f.write_str("wide"),
             Case::Matmul { m, k, n } => write!(f, "matmul:{m},{k},{n}"),
             Case::Dispatch => f.write_str("dispatch"),
@@ -187,7 +208,7 @@ pub type Runner<'a> = Box<dyn FnMut(usize) -> Result<()> + 'a>;
 /// what its runner runs is one step.
 pub fn runner<'a>(case: &Case, device: &'a Backend) -> Result<Runner<'a>> {
     match (case.net(), case) {
-        (Some((sizes, rows)), _) => training_runner(&sizes, rows, device),
+        (Some((sizes, rows)), _) => training_runner(&sizes, rows, case.config(), device),
         (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
         (None, Case::Dispatch) => dispatch_runner(device),
         (None, _) => unreachable!("every case but matmul and dispatch has a net"),
@@ -262,18 +283,18 @@ fn time_interleaved(device: &Backend, timed: &mut [Timed]) -> Result<Vec<Timing>
     Ok(timed.iter().map(Timed::timing).collect())
 }
 
-/// The net, random data of `rows` rows and the settings of a training case:
-/// full-batch steps (sigmoid, MSE, SGD), each step an epoch.
-fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset, TrainConfig)> {
+/// The net and random data of `rows` rows of a training case: full-batch
+/// steps (sigmoid, MSE), each step an epoch.
+fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset)> {
     let spec = MlpSpec::new(sizes.to_vec())?;
     let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
-    Ok((spec, data, TrainConfig::default()))
+    Ok((spec, data))
 }
 
 /// Training steps; a run of up to MAX_STEPS (the GPU's metrics ring) reads
 /// back once.
-fn training_runner<'a>(sizes: &[usize], rows: usize, device: &'a Backend) -> Result<Runner<'a>> {
-    let (spec, data, config) = training_setup(sizes, rows)?;
+fn training_runner<'a>(sizes: &[usize], rows: usize, config: TrainConfig, device: &'a Backend) -> Result<Runner<'a>> {
+    let (spec, data) = training_setup(sizes, rows)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
     let mut trainer =
         device.trainer(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })?;
@@ -369,7 +390,8 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
     };
     let path = match case.net() {
         Some((sizes, rows)) => {
-            let (spec, data, config) = training_setup(&sizes, rows)?;
+            let (spec, data) = training_setup(&sizes, rows)?;
+            let config = case.config();
             let params = Params::init(&spec, Init::Xavier, 0)?;
             device.path_for(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })
         }

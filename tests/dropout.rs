@@ -165,3 +165,17 @@ fn a_bad_probability_is_refused_naming_the_flag() {
     let run = binary::wgpu_mlp_in(&std::env::temp_dir(), &["--dropout", "1", "--epochs", "1", "--device", "cpu"]);
     binary::assert_bad_input(&run, "'1' must be a probability in [0, 1)");
 }
+
+#[test]
+fn dropout_schedule_and_clipping_add_four_dispatches_and_no_read_back_to_a_layered_step() {
+    let Some(layered) = gpu_backends().into_iter().find(|b| matches!(b, Backend::Gpu(g) if g.path == GpuPath::Layered))
+    else {
+        return;
+    };
+    let plain = wgpu_mlp::bench::measure(&wgpu_mlp::bench::Case::Mlp, &layered).unwrap();
+    let regularized = wgpu_mlp::bench::measure(&wgpu_mlp::bench::Case::MlpRegularized, &layered).unwrap();
+    // One hidden layer: its dropout mask forward and on dZ, and clipping's two; the schedule's rate is a copy.
+    assert_eq!(regularized.dispatches_per_step - plain.dispatches_per_step, 4.0, "{plain:?}\n{regularized:?}");
+    assert_eq!(regularized.readbacks_per_step, plain.readbacks_per_step);
+    assert_eq!(regularized.submits_per_step, plain.submits_per_step);
+}
