@@ -251,12 +251,8 @@ impl Kernels {
         grad: Region,
         partials: Region,
     ) -> Result<Dispatch> {
-        let len = pred.len as u32;
-        assert_eq!((expected.len, grad.len), (pred.len, pred.len), "{label}: pred, expected and grad must match");
-        let grid = self.grid_1d(label, len)?;
-        assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
-        let params = MseParams { len, scale: 2.0 / len as f32, _pad: [0; 2] };
-        Ok(self.bind(label, &self.mse_grad, &params, &[pred, expected, grad, partials], grid))
+        let params = |len: u32| MseParams { len, scale: 2.0 / len as f32, _pad: [0; 2] };
+        self.elementwise_loss(label, &self.mse_grad, [pred, expected, grad, partials], params)
     }
 
     /// grad = (sigmoid(logits) - expected) / len, and one partial sum of the
@@ -270,12 +266,26 @@ impl Kernels {
         grad: Region,
         partials: Region,
     ) -> Result<Dispatch> {
-        let len = logits.len as u32;
-        assert_eq!((expected.len, grad.len), (logits.len, logits.len), "{label}: logits, expected and grad must match");
+        let params = |len: u32| BceParams { len, scale: 1.0 / len as f32, _pad: [0; 2] };
+        self.elementwise_loss(label, &self.bce_grad, [logits, expected, grad, partials], params)
+    }
+
+    /// The dispatch of an element-wise loss kernel (mse_grad, bce_grad) over
+    /// [output, expected, grad, partials]: one invocation per element, one
+    /// partial sum per workgroup; `params` makes its uniform from the length.
+    fn elementwise_loss<P: Pod>(
+        &self,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        regions: [Region; 4],
+        params: impl FnOnce(u32) -> P,
+    ) -> Result<Dispatch> {
+        let [output, expected, grad, partials] = regions;
+        let len = output.len as u32;
+        assert_eq!((expected.len, grad.len), (output.len, output.len), "{label}: output, expected and grad must match");
         let grid = self.grid_1d(label, len)?;
         assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
-        let params = BceParams { len, scale: 1.0 / len as f32, _pad: [0; 2] };
-        Ok(self.bind(label, &self.bce_grad, &params, &[logits, expected, grad, partials], grid))
+        Ok(self.bind(label, pipeline, &params(len), &regions, grid))
     }
 
     /// grad (rows, cols) = (softmax(logits) - expected) / rows, and one partial

@@ -284,12 +284,7 @@ impl LayeredTrainer {
         let ring = ctx.staging("metrics.ring", slots.count)?;
         let clip_value = config.clip.value.unwrap_or(NO_CLIP_VALUE);
         // The step count (its bits) starts at 0; with dropout each step copies its own in.
-        let control = ctx.upload(
-            "step.control",
-            &[config.lr, 1.0, clip_value, f32::from_bits(0)],
-            STORAGE | wgpu::BufferUsages::COPY_DST,
-            MODEL,
-        )?;
+        let control = ctx.upload("step.control", &[config.lr, 1.0, clip_value, f32::from_bits(0)], STORAGE, MODEL)?;
 
         let buffers = Buffers {
             params: &params_buf,
@@ -322,18 +317,9 @@ impl LayeredTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        let rates = ctx.zeros("lr.rates", 1, STORAGE | wgpu::BufferUsages::COPY_DST, MODEL)?;
-        let steps = config
-            .dropout
-            .map(|_| {
-                ctx.zeros(
-                    "dropout.steps",
-                    1,
-                    STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                    MODEL,
-                )
-            })
-            .transpose()?;
+        // Grown to a chunk's steps by `write_growing` when the chunk needs them.
+        let rates = ctx.zeros("lr.rates", 1, STORAGE, MODEL)?;
+        let steps = config.dropout.map(|_| ctx.zeros("dropout.steps", 1, STORAGE, MODEL)).transpose()?;
         let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &control, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
         match &optimizer {
@@ -414,28 +400,16 @@ impl LayeredTrainer {
             // Each step's learning rate, written once like the orders: the
             // steps copy theirs into `rate`, so none is re-recorded or read back.
             let scheduled = !self.lr.1.is_constant();
+            let per_epoch = self.train_batches.len();
+            let first = (self.schedule.0 * per_epoch) as u64;
             if scheduled {
-                let per_epoch = self.train_batches.len();
-                let first = (self.schedule.0 * per_epoch) as u64;
                 let rates = self.lr.1.rates(self.lr.0, first, epochs * per_epoch, per_epoch, self.schedule.1);
-                if (self.rates.size() / 4) < rates.len() as u64 {
-                    let usage = STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-                    self.rates = self.ctx.zeros("lr.rates", rates.len(), usage, "use a smaller `log_every`")?;
-                }
-                self.ctx.queue.write_buffer(&self.rates, 0, bytemuck::cast_slice(&rates));
+                write_growing(&self.ctx, &mut self.rates, "lr.rates", &rates)?;
             }
             // With dropout, each step's count from the start of the first run, written once like the rates.
-            if let Some(steps) = &self.steps {
-                let per_epoch = self.train_batches.len();
-                let first = (self.schedule.0 * per_epoch) as u64;
+            if let Some(steps) = &mut self.steps {
                 let counts: Vec<u32> = (0..(epochs * per_epoch) as u64).map(|k| (first + k) as u32).collect();
-                if (steps.size() / 4) < counts.len() as u64 {
-                    let usage = STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-                    self.steps =
-                        Some(self.ctx.zeros("dropout.steps", counts.len(), usage, "use a smaller `log_every`")?);
-                }
-                let steps = self.steps.as_ref().expect("set above");
-                self.ctx.queue.write_buffer(steps, 0, bytemuck::cast_slice(&counts));
+                write_growing(&self.ctx, steps, "dropout.steps", &counts)?;
             }
             let last = self.train_batches.len() - 1;
             let mut encoder = self.encoder("steps");
@@ -659,38 +633,28 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
     let gather_train = gather(bufs.train, "train")?;
     let gather_test = bufs.test.map(|test| gather(test, "test")).transpose()?;
 
-    let mut forward = Vec::new();
-    for (l, slots) in layout.layers.iter().enumerate() {
-        let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
-        // dispatch that also keeps z_l (B, OUT) for a GELU layer
-        let shape = MatmulParams::new(b, fan_in, fan_out, false, false);
+    // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
+    // dispatch that also keeps z_l (B, OUT) for a GELU layer
+    let layer_forward = |l: usize, input: Region, op: &str| -> Result<Dispatch> {
+        let slots = &layout.layers[l];
+        let shape = MatmulParams::new(b, slots.fan_in as u32, slots.fan_out as u32, false, false);
         let epilogue = Epilogue::BiasActivation {
             bias: layout.bias(bufs.params, l),
             activation: spec.activation(l),
             negative_slope,
             pre: pre(l),
         };
-        let weight = layout.weight(bufs.params, l);
-        forward.push(kernels.matmul_with(&name(l, "forward"), input(l), weight, act(l), shape, epilogue)?);
-    }
+        kernels.matmul_with(&name(l, op), input, layout.weight(bufs.params, l), act(l), shape, epilogue)
+    };
+    let forward =
+        (0..layout.layers.len()).map(|l| layer_forward(l, input(l), "forward")).collect::<Result<Vec<_>>>()?;
     // A training step's forward with dropout: each layer reads the one below
     // after its mask, one more dispatch per hidden layer.
     let forward_train = match bufs.dropout {
         Some((p, seed)) => {
             let mut dispatches = Vec::new();
-            for (l, slots) in layout.layers.iter().enumerate() {
-                let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-                let shape = MatmulParams::new(b, fan_in, fan_out, false, false);
-                let epilogue = Epilogue::BiasActivation {
-                    bias: layout.bias(bufs.params, l),
-                    activation: spec.activation(l),
-                    negative_slope,
-                    pre: pre(l),
-                };
-                let weight = layout.weight(bufs.params, l);
-                let label = name(l, "forward_train");
-                dispatches.push(kernels.matmul_with(&label, train_input(l), weight, act(l), shape, epilogue)?);
+            for l in 0..layout.layers.len() {
+                dispatches.push(layer_forward(l, train_input(l), "forward_train")?);
                 if let Some(dropped) = dropped(l) {
                     let label = name(l, "dropout");
                     dispatches.push(kernels.dropout_forward(&label, control, act(l), dropped, l as u32, p, seed)?);
@@ -809,6 +773,21 @@ enum OptimizerBuffers {
         m: wgpu::Buffer,
         v: wgpu::Buffer,
     },
+}
+
+/// Writes `values` (one per step of the chunk) at the start of `buffer`,
+/// replacing it by a larger one labelled `label` first where it is too small.
+fn write_growing<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    buffer: &mut wgpu::Buffer,
+    label: &str,
+    values: &[T],
+) -> Result<()> {
+    if buffer.size() < std::mem::size_of_val(values) as u64 {
+        *buffer = ctx.zeros(label, values.len(), STORAGE, "use a smaller `log_every`")?;
+    }
+    ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+    Ok(())
 }
 
 fn plan_update(
