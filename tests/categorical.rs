@@ -242,9 +242,7 @@ fn predict_and_eval_apply_the_encoding_training_stored() {
 
     // The same rows written as training's encoder gives them, by hand: the
     // median of the training prices fills the gap.
-    let bytes = std::fs::read(&checkpoint).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let metadata = header.metadata().clone().unwrap();
+    let metadata = binary::checkpoint_metadata(Path::new(&checkpoint));
     let encoder = Encoder::from_json(&serde_json::from_str(&metadata["data.encoder"]).unwrap()).unwrap();
     let ColumnEncoding::Number { fill: Some(fill) } = encoder.columns[0] else { panic!("{:?}", encoder.columns) };
     let filled = dir.join("filled.csv");
@@ -327,18 +325,13 @@ fn an_encoded_run_resumes_bit_for_bit() {
         .concat();
         let run = wgpu_mlp(&args);
         assert_success(&run);
-        std::fs::read(run.json()["checkpoint"].as_str().unwrap()).unwrap()
+        PathBuf::from(run.json()["checkpoint"].as_str().unwrap())
     };
     let straight = train("straight", "6", &[]);
     train("halves", "3", &[]);
     let half_path = dir.join("halves/checkpoint-epoch3.safetensors");
     let resumed = train("halves", "6", &["--resume", half_path.to_str().unwrap()]);
-    let params = |bytes: &[u8]| {
-        let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
-        let mut names: Vec<&str> = file.names().into_iter().filter(|n| n.starts_with("layers.")).collect();
-        names.sort();
-        names.into_iter().map(|n| file.tensor(n).unwrap().data().to_vec()).collect::<Vec<_>>()
-    };
+    let params = binary::layer_tensors;
     assert!(!params(&straight).is_empty());
     assert_eq!(params(&straight), params(&resumed), "6 epochs straight and 3 + resume + 3");
 }

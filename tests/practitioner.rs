@@ -20,20 +20,9 @@ fn wgpu_mlp(args: &[&str]) -> Run {
     wgpu_mlp_in(&std::env::temp_dir(), args)
 }
 
-/// 200 rows of two classes that a wide net overfits: the label follows the
-/// first input, flipped on every fifth row, so memorising the flips raises
-/// the validation loss after a few epochs.
+/// 200 rows of two classes that a wide net overfits (see [`binary::noisy_csv`]).
 fn noisy_csv(dir: &Path) -> String {
-    let mut text = String::from("a,b,c,label\n");
-    for i in 0..200 {
-        let v = |k: usize| ((i * 37 + k * 11) % 101) as f64 / 101.0;
-        let clean = usize::from(v(0) > 0.5);
-        let label = if i % 5 == 0 { 1 - clean } else { clean };
-        text += &format!("{},{},{},{label}\n", v(0), v(1), v(2));
-    }
-    let path = dir.join("noisy.csv");
-    std::fs::write(&path, text).unwrap();
-    format!("csv:{}", path.display())
+    binary::noisy_csv(dir, 200, 3)
 }
 
 /// Trains on `data` on the CPU into `dir/out` with `extra` flags; the JSON summary.
@@ -48,9 +37,7 @@ fn train(dir: &Path, out: &str, data: &str, extra: &[&str]) -> Value {
 const OVERFIT: [&str; 6] = ["--hidden", "256,256", "--lr", "0.01", "--batch-size", "16"];
 
 fn metadata(path: &str) -> std::collections::HashMap<String, String> {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    header.metadata().clone().unwrap()
+    binary::checkpoint_metadata(Path::new(path))
 }
 
 fn number(json: &Value, key: &str) -> f64 {
@@ -163,13 +150,7 @@ fn a_resumed_run_picks_the_same_best_epoch_and_stops_at_the_same_epoch() {
     for key in ["best_epoch", "stopped_epoch", "kept_epoch", "test_loss", "test_accuracy", "best_value"] {
         assert_eq!(resumed[key], straight[key], "{key}: straight {straight}\nresumed {resumed}");
     }
-    let params = |path: &str| {
-        let bytes = std::fs::read(path).unwrap();
-        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut names: Vec<&str> = file.names().into_iter().filter(|n| n.starts_with("layers.")).collect();
-        names.sort();
-        names.into_iter().map(|n| file.tensor(n).unwrap().data().to_vec()).collect::<Vec<_>>()
-    };
+    let params = |path: &str| binary::layer_tensors(Path::new(path));
     for key in ["best_checkpoint", "checkpoint"] {
         let (a, b) = (straight[key].as_str().unwrap(), resumed[key].as_str().unwrap());
         assert_eq!(params(a), params(b), "{key}: {a} and {b} differ");

@@ -94,19 +94,11 @@ fn wgpu_mlp(args: &[&str]) -> Ran {
     wgpu_mlp_in(&std::env::temp_dir(), args)
 }
 
-/// 160 rows two classes with every fifth label flipped: the validation loss
-/// stops improving within a few epochs, so a plateau schedule cuts the rate.
+/// 160 rows of two classes with every fifth label flipped (see
+/// [`binary::noisy_csv`]): the validation loss stops improving within a few
+/// epochs, so a plateau schedule cuts the rate.
 fn noisy_csv(dir: &std::path::Path) -> String {
-    let mut text = String::from("a,b,label\n");
-    for i in 0..160 {
-        let v = |k: usize| ((i * 37 + k * 11) % 101) as f64 / 101.0;
-        let clean = usize::from(v(0) > 0.5);
-        let label = if i % 5 == 0 { 1 - clean } else { clean };
-        text += &format!("{},{},{label}\n", v(0), v(1));
-    }
-    let path = dir.join("noisy.csv");
-    std::fs::write(&path, text).unwrap();
-    format!("csv:{}", path.display())
+    binary::noisy_csv(dir, 160, 2)
 }
 
 #[test]
@@ -153,13 +145,7 @@ fn a_plateau_run_resumed_cuts_the_rate_where_an_unbroken_one_does() {
     let checkpoint = dir.join("halves/checkpoint-epoch7.safetensors");
     let resumed = train("halves", &["--epochs", "16", "--resume", checkpoint.to_str().unwrap()]);
     assert_eq!(lr("halves"), rates, "the same rate every epoch");
-    let params = |path: &str| {
-        let bytes = std::fs::read(path).unwrap();
-        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut names: Vec<&str> = file.names().into_iter().filter(|n| n.starts_with("layers.")).collect();
-        names.sort();
-        names.into_iter().map(|n| file.tensor(n).unwrap().data().to_vec()).collect::<Vec<_>>()
-    };
+    let params = |path: &str| binary::layer_tensors(std::path::Path::new(path));
     let (a, b) = (straight["checkpoint"].as_str().unwrap(), resumed["checkpoint"].as_str().unwrap());
     assert_eq!(params(a), params(b), "16 epochs straight and 7 + resume + 9, bit for bit");
 }

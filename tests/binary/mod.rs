@@ -89,3 +89,39 @@ pub fn three_classes(dir: &Path) -> String {
     std::fs::write(&path, text).expect("the CSV is written");
     format!("csv:{}", path.display())
 }
+
+/// Writes `rows` rows of two classes that a wide net overfits into `dir` and
+/// returns its `--data` flag: `inputs` columns a, b, c, ... in [0, 1), then
+/// `label`, which follows the first input but is flipped on every fifth row,
+/// so memorising the flips raises the validation loss after a few epochs.
+pub fn noisy_csv(dir: &Path, rows: usize, inputs: usize) -> String {
+    let names: Vec<String> = (0..inputs).map(|k| ((b'a' + k as u8) as char).to_string()).collect();
+    let mut text = format!("{},label\n", names.join(","));
+    for i in 0..rows {
+        let v = |k: usize| ((i * 37 + k * 11) % 101) as f64 / 101.0;
+        let clean = usize::from(v(0) > 0.5);
+        let label = if i % 5 == 0 { 1 - clean } else { clean };
+        let values: Vec<String> = (0..inputs).map(|k| v(k).to_string()).collect();
+        text += &format!("{},{label}\n", values.join(","));
+    }
+    let path = dir.join("noisy.csv");
+    std::fs::write(&path, text).expect("the CSV is written");
+    format!("csv:{}", path.display())
+}
+
+/// The metadata of the checkpoint at `path`.
+pub fn checkpoint_metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).expect("the checkpoint is read");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("a safetensors file");
+    header.metadata().clone().expect("checkpoints carry metadata")
+}
+
+/// The bytes of every `layers.*` tensor of the checkpoint at `path`, by name:
+/// two checkpoints' parameters compared bit for bit.
+pub fn layer_tensors(path: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).expect("the checkpoint is read");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    let mut names: Vec<&str> = file.names().into_iter().filter(|n| n.starts_with("layers.")).collect();
+    names.sort();
+    names.into_iter().map(|n| file.tensor(n).expect("named above").data().to_vec()).collect()
+}
