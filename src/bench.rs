@@ -81,6 +81,7 @@ impl Case {
                 dropout: Some(0.1),
                 lr_schedule: LrSchedule { shape: LrShape::Cosine { epochs: MAX_STEPS, min: 0.0 }, warmup_epochs: 0 },
                 clip: Clip { norm: Some(1.0), value: None },
+                dp: None,
                 ..plain
             },
             _ => plain,

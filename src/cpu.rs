@@ -15,6 +15,7 @@ use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::dropout::DropoutKey;
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Output, Params};
+use crate::dp::DpSgd;
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
@@ -546,6 +547,23 @@ pub fn backward_train_into(
     grads: &mut Params,
     dropout: Option<DropoutKey>,
 ) -> f32 {
+    let loss_sum = backward_deltas_into(spec, params, pass, y, dacts, dropout);
+    weight_grads_into(x, pass, dacts, grads);
+    loss_sum
+}
+
+/// The first half of a backward pass: every layer's dZ_l (B, OUT_l) into
+/// dacts, from the loss gradient down (dA_{l-1} = dZ_l · W_lᵀ with W_l
+/// before the update, then act'), masked as [`backward_train_into`] says;
+/// returns the loss sum. DP-SGD scales these rows before the second half.
+pub fn backward_deltas_into(
+    spec: &MlpSpec,
+    params: &Params,
+    pass: &Forward,
+    y: ArrayView2<f32>,
+    dacts: &mut [Array2<f32>],
+    dropout: Option<DropoutKey>,
+) -> f32 {
     let acts = &pass.acts;
     let last = acts.len() - 1;
     let loss_sum = loss_grad_into(spec.loss(), acts[last].view(), y, &mut dacts[last]);
@@ -558,16 +576,68 @@ pub fn backward_train_into(
             let unmasked = grad.clone();
             mask_into(key, l, unmasked.view(), grad);
         }
-        let input = if l == 0 { x } else { pass.input(l) };
-        let layer = &mut grads.layers[l];
-        matmul_into(input, grad.view(), true, false, &mut layer.w); // (IN_l, OUT_l)
-        column_sum_into(grad.view(), &mut layer.b); // (OUT_l)
         if l > 0 {
             matmul_into(grad.view(), params.layers[l].w.view(), false, true, &mut below[l - 1]);
             // dA_{l-1} (B, IN_l)
         }
     }
     loss_sum
+}
+
+/// The second half: dW_l (IN_l, OUT_l) = input_lᵀ · dZ_l and db_l = the
+/// column sums of dZ_l, for every layer, from the dZ in dacts.
+pub fn weight_grads_into(x: ArrayView2<f32>, pass: &Forward, dacts: &[Array2<f32>], grads: &mut Params) {
+    for (l, (grad, layer)) in dacts.iter().zip(&mut grads.layers).enumerate() {
+        let input = if l == 0 { x } else { pass.input(l) };
+        matmul_into(input, grad.view(), true, false, &mut layer.w);
+        column_sum_into(grad.view(), &mut layer.b);
+    }
+}
+
+/// DP-SGD's per-row squared gradient norms, one layer at a time: norms (B)
+/// += (|input_r|^2 + 1) |dZ_r|^2 for input (B, IN) and dZ (B, OUT), the
+/// squared norms of row r's weight gradient input_r ⊗ dZ_r and bias gradient
+/// dZ_r. Layers are added first to last, as shaders/dp_sgd.wgsl adds them.
+pub fn dp_row_norms(input: ArrayView2<f32>, dz: ArrayView2<f32>, norms: &mut Array1<f32>) {
+    for ((a, z), norm) in input.rows().into_iter().zip(dz.rows()).zip(norms.iter_mut()) {
+        let a2: f32 = a.iter().map(|v| v * v).sum();
+        let z2: f32 = z.iter().map(|v| v * v).sum();
+        *norm += (a2 + 1.0) * z2;
+    }
+}
+
+/// Turns the squared norms (B) into each row's factor on its dZ: the loss
+/// gradient of a batch of `loss_rows` rows carries 1 / loss_rows, so row r's
+/// own gradient norm is n_r = loss_rows sqrt(norms_r); its factor is
+/// min(1, C / (n_r + 1e-6)) times `row_scale` (loss_rows over the expected
+/// batch), and 0 for the rows from `count` on (a GPU batch's padding).
+pub fn dp_clip_factors(norms: &mut Array1<f32>, max_norm: f32, loss_rows: f32, row_scale: f32, count: usize) {
+    for (r, norm) in norms.iter_mut().enumerate() {
+        let clip = (max_norm / (loss_rows * norm.sqrt() + crate::dp::NORM_EPSILON)).min(1.0);
+        *norm = if r < count { clip * row_scale } else { 0.0 };
+    }
+}
+
+/// dZ (B, OUT) rows times their factors (B), in place; a 0 factor writes 0.
+pub fn dp_scale_rows(dz: &mut Array2<f32>, factors: ArrayView1<f32>) {
+    for (mut row, &factor) in dz.rows_mut().into_iter().zip(factors) {
+        row.mapv_inplace(|v| if factor == 0.0 { 0.0 } else { v * factor });
+    }
+}
+
+/// grads += std * N(0, 1), element i of tensor t (2l for W_l, 2l + 1 for
+/// b_l, row-major) drawing [`crate::noise::normal`] at (key, step, t, i).
+pub fn dp_add_noise(grads: &mut Params, key: [u32; 2], step: u64, std: f32) {
+    let add = |values: &mut dyn Iterator<Item = &mut f32>, tensor: usize| {
+        let stream = crate::noise::noise_stream(tensor as u32);
+        for (i, g) in values.enumerate() {
+            *g += std * crate::noise::normal(key, step, stream, i as u32);
+        }
+    };
+    for (l, layer) in grads.layers.iter_mut().enumerate() {
+        add(&mut layer.w.iter_mut(), 2 * l);
+        add(&mut layer.b.iter_mut(), 2 * l + 1);
+    }
 }
 
 /// Mean loss of `params` over a whole data set, and its correct count.
@@ -621,6 +691,9 @@ pub struct CpuTrainer {
     epoch_start: (Params, OptimizerState),
     /// The epoch trained next and the plateau scale (see [`Trainer::set_schedule`]).
     schedule: (usize, f32),
+    /// With DP-SGD, the buffers of the last step's sample size (made again
+    /// when the next sample's size differs).
+    dp_buffers: Option<StepBuffers>,
 }
 
 impl CpuTrainer {
@@ -648,6 +721,7 @@ impl CpuTrainer {
             shuffler,
             buffers,
             schedule: (0, 1.0),
+            dp_buffers: None,
         })
     }
 
@@ -675,34 +749,96 @@ impl CpuTrainer {
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
         let loss_sum = backward_train_into(&self.spec, &self.params, x, pass, y, dacts, grads, key);
         clip_grads(grads, self.config.clip);
-        let weight_decay = self.config.weight_decay;
-        let layers = self.params.layers.iter_mut().zip(&grads.layers);
-        match (&mut self.state, self.config.optimizer) {
-            (OptimizerState::Sgd, _) => {
-                for (layer, grad) in layers {
-                    sgd_update(&mut layer.w, &grad.w, lr, weight_decay);
-                    sgd_update(&mut layer.b, &grad.b, lr, weight_decay);
-                }
-            }
-            (OptimizerState::Momentum { velocity }, Optimizer::Momentum { momentum }) => {
-                for (l, (layer, grad)) in layers.enumerate() {
-                    let v = &mut velocity.layers[l];
-                    momentum_update(&mut layer.w, &grad.w, &mut v.w, lr, momentum, weight_decay);
-                    momentum_update(&mut layer.b, &grad.b, &mut v.b, lr, momentum, weight_decay);
-                }
-            }
-            (OptimizerState::Adam { m, v, step }, Optimizer::Adam { beta1, beta2, eps }) => {
-                *step += 1;
-                let adam = AdamSettings { lr, beta1, beta2, eps, weight_decay };
-                for (l, (layer, grad)) in layers.enumerate() {
-                    let (m, v) = (&mut m.layers[l], &mut v.layers[l]);
-                    adam_update(&mut layer.w, &grad.w, &mut m.w, &mut v.w, adam, *step);
-                    adam_update(&mut layer.b, &grad.b, &mut m.b, &mut v.b, adam, *step);
-                }
-            }
-            _ => unreachable!("the state is built from the same optimizer"),
-        }
+        apply_update(&mut self.params, &mut self.state, self.config.optimizer, grads, lr, self.config.weight_decay);
         (loss_sum, correct)
+    }
+
+    /// An epoch's metrics from its steps' loss sum and correct count over
+    /// `rows` training rows (a DP-SGD epoch's samples may take none), and
+    /// the held-out rows evaluated now.
+    fn epoch_metrics(&self, loss_sum: f32, correct: usize, rows: usize) -> EpochMetrics {
+        let rows = rows.max(1);
+        let classes = self.train.classes.is_some();
+        let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
+        EpochMetrics {
+            train_loss: loss_sum / self.spec.loss_divisor(rows),
+            train_accuracy: classes.then(|| correct as f32 / rows as f32),
+            val_loss: test.map(|((loss, _), _)| loss),
+            val_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
+        }
+    }
+
+    /// One DP-SGD update on the training rows `rows` (a step's Poisson
+    /// sample, any number of them, none included): per-row clipping, the
+    /// noise of step `step`, and the update. Returns the rows' loss sum and
+    /// correct count.
+    fn dp_step(&mut self, dp: DpSgd, rows: &[u32], lr: f32, step: u64) -> (f32, usize) {
+        let spec = &self.spec;
+        let dropout = self.config.dropout.is_some();
+        let buffers = match &mut self.dp_buffers {
+            Some(buffers) if buffers.rows == rows.len() => buffers,
+            slot => slot.insert(StepBuffers::new(spec, &self.params, rows.len(), dropout)),
+        };
+        gather_rows_into(self.train.x.view(), rows, &mut buffers.x);
+        gather_rows_into(self.train.y.view(), rows, &mut buffers.y);
+        let (x, y) = (buffers.x.view(), buffers.y.view());
+        let (pass, dacts, grads) = (&mut buffers.pass, &mut buffers.dacts, &mut buffers.grads);
+        let key = self.config.dropout.map(|p| DropoutKey { seed: self.config.seed, step, p });
+        forward_train_into(spec, &self.params, x, pass, key);
+        let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
+        let loss_sum = backward_deltas_into(spec, &self.params, pass, y, dacts, key);
+        let mut norms = Array1::zeros(rows.len());
+        for (l, dz) in dacts.iter().enumerate() {
+            dp_row_norms(if l == 0 { x } else { pass.input(l) }, dz.view(), &mut norms);
+        }
+        let expected_batch = self.config.rows_per_batch(&self.train) as f64;
+        let loss_rows = rows.len() as f32;
+        let row_scale = (rows.len() as f64 / expected_batch) as f32;
+        dp_clip_factors(&mut norms, dp.max_grad_norm, loss_rows, row_scale, rows.len());
+        for dz in dacts.iter_mut() {
+            dp_scale_rows(dz, norms.view());
+        }
+        weight_grads_into(x, pass, dacts, grads);
+        dp_add_noise(grads, crate::noise::key(dp.key), step, dp.noise_std(expected_batch));
+        apply_update(&mut self.params, &mut self.state, self.config.optimizer, grads, lr, self.config.weight_decay);
+        (loss_sum, correct)
+    }
+}
+
+/// params -= the optimizer's step for `grads` at rate `lr`, moving its state.
+fn apply_update(
+    params: &mut Params,
+    state: &mut OptimizerState,
+    optimizer: Optimizer,
+    grads: &Params,
+    lr: f32,
+    weight_decay: f32,
+) {
+    let layers = params.layers.iter_mut().zip(&grads.layers);
+    match (state, optimizer) {
+        (OptimizerState::Sgd, _) => {
+            for (layer, grad) in layers {
+                sgd_update(&mut layer.w, &grad.w, lr, weight_decay);
+                sgd_update(&mut layer.b, &grad.b, lr, weight_decay);
+            }
+        }
+        (OptimizerState::Momentum { velocity }, Optimizer::Momentum { momentum }) => {
+            for (l, (layer, grad)) in layers.enumerate() {
+                let v = &mut velocity.layers[l];
+                momentum_update(&mut layer.w, &grad.w, &mut v.w, lr, momentum, weight_decay);
+                momentum_update(&mut layer.b, &grad.b, &mut v.b, lr, momentum, weight_decay);
+            }
+        }
+        (OptimizerState::Adam { m, v, step }, Optimizer::Adam { beta1, beta2, eps }) => {
+            *step += 1;
+            let adam = AdamSettings { lr, beta1, beta2, eps, weight_decay };
+            for (l, (layer, grad)) in layers.enumerate() {
+                let (m, v) = (&mut m.layers[l], &mut v.layers[l]);
+                adam_update(&mut layer.w, &grad.w, &mut m.w, &mut v.w, adam, *step);
+                adam_update(&mut layer.b, &grad.b, &mut m.b, &mut v.b, adam, *step);
+            }
+        }
+        _ => unreachable!("the state is built from the same optimizer"),
     }
 }
 
@@ -712,11 +848,18 @@ impl Trainer for CpuTrainer {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        batches(self.train.len(), self.config.rows_per_batch(&self.train)).len()
+        let (rows, batch) = (self.train.len(), self.config.rows_per_batch(&self.train));
+        match self.config.dp {
+            Some(_) => crate::dp::steps_per_epoch(batch, rows),
+            None => batches(rows, batch).len(),
+        }
     }
 
     fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {
         let samples = self.train.len();
+        let batches = batches(samples, self.config.rows_per_batch(&self.train));
+        let steps = self.steps_per_epoch();
+        let q = crate::dp::sample_rate(self.config.rows_per_batch(&self.train), samples);
         let mut history = Vec::new(); // grows with the epochs done, never sized by the count asked for
         for _ in 0..epochs {
             if stop() {
@@ -724,24 +867,35 @@ impl Trainer for CpuTrainer {
             }
             // Where this epoch starts, to go back to if it is stopped midway;
             // an epoch of one step cannot be (stop is asked before each step).
-            let batches = batches(samples, self.config.rows_per_batch(&self.train));
-            if batches.len() > 1 {
+            if steps > 1 {
                 self.epoch_start.0.copy_from(&self.params);
                 self.epoch_start.1.copy_from(&self.state);
             }
             let position = self.shuffler.position();
             let order = self.shuffler.epoch_order(samples);
-            let (mut loss_sum, mut correct) = (0.0, 0);
+            // The rows the epoch's steps took: all of them, or with DP-SGD its samples' sizes.
+            let (mut loss_sum, mut correct, mut rows) = (0.0, 0, 0);
             let mut stopped = false;
             let (epoch, scale) = self.schedule;
-            let first_step = (epoch * batches.len()) as u64;
-            for (i, batch) in batches.iter().enumerate() {
+            let first_step = (epoch * steps) as u64;
+            for i in 0..steps {
                 if stop() {
                     stopped = true;
                     break;
                 }
-                let lr = self.config.lr_schedule.rate(self.config.lr, first_step + i as u64, batches.len(), scale);
-                let (loss, hits) = self.step(*batch, order.as_deref(), lr, first_step + i as u64);
+                let step = first_step + i as u64;
+                let lr = self.config.lr_schedule.rate(self.config.lr, step, steps, scale);
+                let (loss, hits) = match self.config.dp {
+                    Some(dp) => {
+                        let sample = crate::noise::poisson_rows(crate::noise::key(dp.key), step, samples, q);
+                        rows += sample.len();
+                        self.dp_step(dp, &sample, lr, step)
+                    }
+                    None => {
+                        rows += batches[i].rows;
+                        self.step(batches[i], order.as_deref(), lr, step)
+                    }
+                };
                 loss_sum += loss;
                 correct += hits;
             }
@@ -752,15 +906,7 @@ impl Trainer for CpuTrainer {
                 break;
             }
             self.schedule.0 += 1;
-            let train_loss = loss_sum / self.spec.loss_divisor(samples);
-            let classes = self.train.classes.is_some();
-            let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
-            history.push(EpochMetrics {
-                train_loss,
-                train_accuracy: classes.then(|| correct as f32 / samples as f32),
-                val_loss: test.map(|((loss, _), _)| loss),
-                val_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
-            });
+            history.push(self.epoch_metrics(loss_sum, correct, rows));
         }
         Ok(history)
     }

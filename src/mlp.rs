@@ -67,6 +67,7 @@ impl Default for MlpBuilder {
                 lr_schedule: Default::default(),
                 clip: Default::default(),
                 dropout: None,
+                dp: None,
             },
             epochs: 100,
             scale: Scale::Standard,

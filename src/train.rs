@@ -25,6 +25,7 @@
 use std::time::Instant;
 
 use crate::data::Dataset;
+use crate::dp::DpSgd;
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
 use crate::schedule::{LrSchedule, LrShape, Plateau};
@@ -112,6 +113,9 @@ pub struct TrainConfig {
     /// (`dropout`, inverted dropout; see [`crate::dropout`]), in [0, 1);
     /// None for none. Evaluation, predict and export never drop.
     pub dropout: Option<f32>,
+    /// DP-SGD ([`crate::dp`]): Poisson-sampled steps of `batch_size` rows
+    /// on average, per-row clipping and Gaussian noise; None trains as usual.
+    pub dp: Option<DpSgd>,
 }
 
 /// Gradient clipping, before weight decay and the update: first the global
@@ -139,6 +143,7 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::default(),
             clip: Clip::default(),
             dropout: None,
+            dp: None,
         }
     }
 }
@@ -201,6 +206,25 @@ impl TrainConfig {
         }
         if self.batch_size == Some(0) {
             return bad("`batch_size` must be at least 1".into());
+        }
+        if let Some(dp) = self.dp {
+            dp.check()?;
+            if self.shuffle {
+                return bad(
+                    "DP-SGD takes each step's rows by Poisson sampling, which its privacy bound assumes; `shuffle` \
+                     (fixed-size shuffled batches) is not covered: turn it off"
+                        .into(),
+                );
+            }
+            if let Some(name) = [("clip_grad_norm", self.clip.norm), ("clip_grad_value", self.clip.value)]
+                .into_iter()
+                .find_map(|(name, limit)| limit.map(|_| name))
+            {
+                return bad(format!(
+                    "`{name}` clips the batch's gradient, which DP-SGD replaces by clipping each row's \
+                     (`dp_max_grad_norm`): leave `{name}` out"
+                ));
+            }
         }
         for (name, data) in std::iter::once(("training", train)).chain(test.map(|t| ("test", t))) {
             if data.is_empty() {

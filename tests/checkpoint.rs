@@ -39,6 +39,7 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         lr_schedule: Default::default(),
         clip: Default::default(),
         dropout: None,
+        dp: None,
     };
     (spec, data, config)
 }

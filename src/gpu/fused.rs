@@ -221,6 +221,9 @@ impl FusedTrainer {
         if config.dropout.is_some() {
             return no("it does not drop units (`dropout`)".into());
         }
+        if config.dp.is_some() {
+            return no("it does not run DP-SGD (`dp`)".into());
+        }
         if !config.lr_schedule.is_constant() {
             return no("it trains at one learning rate, and `lr_schedule` changes it".into());
         }

@@ -13,7 +13,7 @@ use super::shaders::compile;
 use super::uniforms::{
     activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams,
     Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams,
-    SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
+    SoftmaxCrossEntropyParams, RowNormParams, ScaleRowsParams, NoiseParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -31,6 +31,9 @@ pub struct Dispatch {
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     counters: Arc<Counters>,
+    /// The params uniform (binding 0), which a step may overwrite in part
+    /// (DP-SGD writes each step's row count into the loss kernels').
+    params: wgpu::Buffer,
 }
 
 impl Dispatch {
@@ -42,6 +45,12 @@ impl Dispatch {
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// The params uniform it reads, COPY_DST: a copy into its first word
+    /// before the dispatch changes the rows (or elements) a loss kernel covers.
+    pub fn params_buffer(&self) -> &wgpu::Buffer {
+        &self.params
     }
 
     /// Workgroups in the grid; mse_grad writes one loss partial per workgroup.
@@ -77,6 +86,9 @@ pub struct Kernels {
     clip_scale: wgpu::ComputePipeline,
     dropout_forward: wgpu::ComputePipeline,
     dropout_backward: wgpu::ComputePipeline,
+    dp_row_norms: wgpu::ComputePipeline,
+    dp_scale_rows: wgpu::ComputePipeline,
+    dp_add_noise: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -114,6 +126,7 @@ impl Kernels {
             let adam = compile(&ctx.device, "adam");
             let grad_norm = compile(&ctx.device, "grad_norm");
             let dropout = compile(&ctx.device, "dropout");
+            let dp_sgd = compile(&ctx.device, "dp_sgd");
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul_kernel,
@@ -146,6 +159,9 @@ impl Kernels {
                 clip_scale: pipeline(&grad_norm, "clip_scale"),
                 dropout_forward: pipeline(&dropout, "dropout_forward"),
                 dropout_backward: pipeline(&dropout, "dropout_backward"),
+                dp_row_norms: pipeline(&dp_sgd, "dp_row_norms"),
+                dp_scale_rows: pipeline(&dp_sgd, "dp_scale_rows"),
+                dp_add_noise: pipeline(&dp_sgd, "dp_add_noise"),
             })
         })
     }
@@ -507,6 +523,65 @@ impl Kernels {
         Ok(self.bind(label, &self.dropout_backward, &params, &[control, values], grid))
     }
 
+    /// DP-SGD's per-row norms of one layer (see shaders/dp_sgd.wgsl):
+    /// norms (B) += (|input_r|^2 + 1) |dz_r|^2 for input (B, IN) and dz (B,
+    /// OUT), written by the first layer (`params.accumulate` 0), turned into
+    /// factors by the last (`params.finish` 1) for the rows below
+    /// `sample[0]`, the step's sample size.
+    pub fn dp_row_norms(
+        &self,
+        label: &str,
+        sample: Region,
+        input: Region,
+        dz: Region,
+        norms: Region,
+        params: RowNormParams,
+    ) -> Result<Dispatch> {
+        let RowNormParams { rows, fan_in, fan_out, .. } = params;
+        assert_eq!(
+            (input.len, dz.len, norms.len),
+            (u64::from(rows * fan_in), u64::from(rows * fan_out), u64::from(rows)),
+            "{label}: input (B, IN), dz (B, OUT) and norms (B)"
+        );
+        let grid = self.grid_of(label, rows.div_ceil(64))?;
+        Ok(self.bind(label, &self.dp_row_norms, &params, &[sample, input, dz, norms], grid))
+    }
+
+    /// dz (rows, cols) rows times `factors` (rows), in place; a 0 factor writes 0.
+    pub fn dp_scale_rows(&self, label: &str, factors: Region, dz: Region, rows: u32) -> Result<Dispatch> {
+        let cols = (dz.len / u64::from(rows)) as u32;
+        assert_eq!((dz.len, factors.len), (u64::from(rows * cols), u64::from(rows)), "{label}: dz (B, OUT), factors (B)");
+        let params = ScaleRowsParams { rows, cols, _pad: [0; 2] };
+        let grid = self.grid_elementwise(label, rows * cols)?;
+        Ok(self.bind(label, &self.dp_scale_rows, &params, &[factors, dz], grid))
+    }
+
+    /// Layer `layer`'s weight and bias gradients += `std` N(0, 1), drawn as
+    /// [`crate::noise::normal`] at (`key`, the step `control` holds, tensor
+    /// 2 `layer` and 2 `layer` + 1).
+    #[allow(clippy::too_many_arguments)] // the regions of shaders/dp_sgd.wgsl and the noise's key
+    pub fn dp_add_noise(
+        &self,
+        label: &str,
+        control: Region,
+        weight_grads: Region,
+        bias_grads: Region,
+        layer: u32,
+        std: f32,
+        key: [u32; 2],
+    ) -> Result<Dispatch> {
+        let params = NoiseParams {
+            weights: weight_grads.len as u32,
+            biases: bias_grads.len as u32,
+            tensor: 2 * layer,
+            std,
+            key,
+            _pad: [0; 2],
+        };
+        let grid = self.grid_elementwise(label, params.weights + params.biases)?;
+        Ok(self.bind(label, &self.dp_add_noise, &params, &[control, weight_grads, bias_grads], grid))
+    }
+
     fn dropout_params(len: u64, layer: u32, p: f32, seed: u64) -> DropoutParams {
         let key = crate::dropout::DropoutKey { seed, step: 0, p };
         DropoutParams {
@@ -582,8 +657,8 @@ impl Kernels {
         workgroups: [u32; 3],
     ) -> Dispatch {
         let device = &self.ctx.device;
-        let uniform =
-            self.ctx.buffer_init(&format!("{label}.params"), bytemuck::bytes_of(params), wgpu::BufferUsages::UNIFORM);
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        let uniform = self.ctx.buffer_init(&format!("{label}.params"), bytemuck::bytes_of(params), usage);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, region) in regions.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: region.binding() });
@@ -594,6 +669,6 @@ impl Kernels {
             entries: &entries,
         });
         let counters = Arc::clone(&self.ctx.counters);
-        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups, counters }
+        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups, counters, params: uniform }
     }
 }

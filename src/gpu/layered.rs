@@ -28,18 +28,20 @@
 use ndarray::Array2;
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
+use crate::dp::DpSgd;
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
 use crate::schedule::LrSchedule;
 use crate::train::{EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 use super::context::{GpuContext, Region};
+use super::dp_steps::DpSampling;
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
 use super::metrics::MetricSlots;
 use super::param_layout::ParamLayout;
 use super::settings::MatmulKernel;
 use super::uniforms::{
-    AdamParams, Epilogue, MatmulParams, MomentumParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE,
+    AdamParams, Epilogue, MatmulParams, MomentumParams, RowNormParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE,
     STEP_CONTROL_LEN,
 };
 
@@ -177,8 +179,25 @@ pub struct LayeredTrainer {
     /// them as they were at the start of the current epoch.
     snapshot: Vec<wgpu::Buffer>,
     shuffler: Shuffler,
+    /// With DP-SGD, its steps' plan and sample buffers.
+    dp: Option<DpSteps>,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
+}
+
+/// A DP-SGD run's step: one plan over the room of a Poisson sample, and the
+/// buffers each chunk's samples are written to (see [`super::dp_steps`]).
+struct DpSteps {
+    sampling: DpSampling,
+    /// Its own, never shared with the evaluation's plans: a step overwrites
+    /// its loss kernels' row counts.
+    plan: StepPlan,
+    rows: wgpu::Buffer,
+    counts: wgpu::Buffer,
+    sample: wgpu::Buffer,
+    /// The params uniforms each step writes its counts into, and which
+    /// (the byte offset in a step's counts: 0 rows, 4 elements).
+    limits: Vec<(wgpu::Buffer, u64)>,
 }
 
 impl LayeredTrainer {
@@ -243,6 +262,14 @@ impl LayeredTrainer {
     fn build(ctx: &GpuContext, kernels: &Kernels, run: &Run) -> Result<Self> {
         let Run { spec, params, train, test, config } = *run;
         let batch_rows = config.rows_per_batch(train);
+        let sampling = config.dp.map(|dp| {
+            let q = crate::dp::sample_rate(batch_rows, train.len());
+            let (room, steps_per_epoch) =
+                (crate::dp::capacity(train.len(), q), crate::dp::steps_per_epoch(batch_rows, train.len()));
+            DpSampling { dp, q, train_rows: train.len(), room, steps_per_epoch }
+        });
+        // The step buffers' rows: a batch, or the room of a DP-SGD sample where larger.
+        let room = sampling.map_or(batch_rows, |s| s.room.max(batch_rows));
         let align = (ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let layout = ParamLayout::new(spec, align);
         const MODEL: &str = "use narrower `layers`";
@@ -253,9 +280,9 @@ impl LayeredTrainer {
         let test_data = test.map(|t| GpuData::upload(ctx, "test", t, 1)).transpose()?;
 
         const BATCH: &str = "use a smaller `batch_size`";
-        let batch_index = ctx.zeros("batch.index", batch_rows, STORAGE, BATCH)?;
-        let batch_x = ctx.zeros("batch.x", batch_rows * spec.inputs(), STORAGE, BATCH)?;
-        let batch_y = ctx.zeros("batch.y", batch_rows * spec.outputs(), STORAGE, BATCH)?;
+        let batch_index = ctx.zeros("batch.index", room, STORAGE, BATCH)?;
+        let batch_x = ctx.zeros("batch.x", room * spec.inputs(), STORAGE, BATCH)?;
+        let batch_y = ctx.zeros("batch.y", room * spec.outputs(), STORAGE, BATCH)?;
         let mut acts = Vec::new();
         let mut dacts = Vec::new();
         let mut pre = Vec::new();
@@ -265,19 +292,19 @@ impl LayeredTrainer {
             // A hidden layer's output after dropout, what the next layer reads in training.
             dropped.push(
                 (config.dropout.is_some() && l < last)
-                    .then(|| ctx.zeros(&format!("layer{l}.dropped"), batch_rows * fan_out, STORAGE, BATCH))
+                    .then(|| ctx.zeros(&format!("layer{l}.dropped"), room * fan_out, STORAGE, BATCH))
                     .transpose()?,
             );
-            acts.push(ctx.zeros(&format!("layer{l}.act"), batch_rows * fan_out, STORAGE, BATCH)?);
-            dacts.push(ctx.zeros(&format!("layer{l}.dact"), batch_rows * fan_out, STORAGE, BATCH)?);
+            acts.push(ctx.zeros(&format!("layer{l}.act"), room * fan_out, STORAGE, BATCH)?);
+            dacts.push(ctx.zeros(&format!("layer{l}.dact"), room * fan_out, STORAGE, BATCH)?);
             let keeps_z = spec.activation(l).needs_pre_activation();
             pre.push(
                 keeps_z
-                    .then(|| ctx.zeros(&format!("layer{l}.pre"), batch_rows * fan_out, STORAGE, BATCH))
+                    .then(|| ctx.zeros(&format!("layer{l}.pre"), room * fan_out, STORAGE, BATCH))
                     .transpose()?,
             );
         }
-        let most_partials = kernels.partial_count((batch_rows * spec.outputs()) as u32)?;
+        let most_partials = kernels.partial_count((room * spec.outputs()) as u32)?;
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
         let slots = MetricSlots::new(train.classes.is_some(), test.is_some());
         let metrics = ctx.zeros("metrics", slots.count, STORAGE, BATCH)?;
@@ -309,7 +336,7 @@ impl LayeredTrainer {
             if let Some(i) = plans.iter().position(|p| p.rows == batch.rows) {
                 return Ok((batch, i));
             }
-            plans.push(plan_step(kernels, &layout, spec, &buffers, batch.rows)?);
+            plans.push(plan_step(kernels, &layout, spec, &buffers, batch.rows, None)?);
             Ok((batch, plans.len() - 1))
         };
         let train_batches = batches(train.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?;
@@ -317,9 +344,11 @@ impl LayeredTrainer {
             Some(test) => batches(test.len(), batch_rows).into_iter().map(&mut plan_for).collect::<Result<_>>()?,
             None => Vec::new(),
         };
+        let dp = sampling.map(|sampling| plan_dp_steps(ctx, kernels, &layout, spec, &buffers, sampling)).transpose()?;
         // Grown to a chunk's steps by `write_growing` when the chunk needs them.
         let rates = ctx.zeros("lr.rates", 1, STORAGE, MODEL)?;
-        let steps = config.dropout.map(|_| ctx.zeros("dropout.steps", 1, STORAGE, MODEL)).transpose()?;
+        let keyed_by_step = config.dropout.is_some() || config.dp.is_some();
+        let steps = keyed_by_step.then(|| ctx.zeros("step.counts", 1, STORAGE, MODEL)).transpose()?;
         let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &control, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
         match &optimizer {
@@ -359,6 +388,7 @@ impl LayeredTrainer {
             config_optimizer: config.optimizer,
             snapshot,
             shuffler: Shuffler::new(config.shuffle, config.seed),
+            dp,
             gpu_bytes: 0,
         })
     }
@@ -400,18 +430,29 @@ impl LayeredTrainer {
             // Each step's learning rate, written once like the orders: the
             // steps copy theirs into `rate`, so none is re-recorded or read back.
             let scheduled = !self.lr.1.is_constant();
-            let per_epoch = self.train_batches.len();
+            let per_epoch = self.steps_per_epoch();
             let first = (self.schedule.0 * per_epoch) as u64;
+            // With DP-SGD, every step's sample, written once like the orders.
+            let dp_epoch_rows = match &mut self.dp {
+                Some(dp) => {
+                    let samples = dp.sampling.draw(first, epochs, per_epoch, self.spec.outputs())?;
+                    write_growing(&self.ctx, &mut dp.rows, "dp.rows", &samples.rows)?;
+                    write_growing(&self.ctx, &mut dp.counts, "dp.counts", &samples.counts)?;
+                    Some(samples.epoch_rows)
+                }
+                None => None,
+            };
             if scheduled {
                 let rates = self.lr.1.rates(self.lr.0, first, epochs * per_epoch, per_epoch, self.schedule.1);
                 write_growing(&self.ctx, &mut self.rates, "lr.rates", &rates)?;
             }
-            // With dropout, each step's count from the start of the first run, written once like the rates.
+            // With dropout or DP-SGD, each step's count from the start of the
+            // first run (their masks' and noise's key), written once like the rates.
             if let Some(steps) = &mut self.steps {
                 let counts: Vec<u32> = (0..(epochs * per_epoch) as u64).map(|k| (first + k) as u32).collect();
-                write_growing(&self.ctx, steps, "dropout.steps", &counts)?;
+                write_growing(&self.ctx, steps, "step.counts", &counts)?;
             }
-            let last = self.train_batches.len() - 1;
+            let last = per_epoch - 1;
             let mut encoder = self.encoder("steps");
             let mut recorded = 0;
             let mut in_flight = None;
@@ -421,7 +462,7 @@ impl LayeredTrainer {
             let mut stopped = false;
             'epochs: for epoch in 0..epochs {
                 let slot = if shuffled { epoch } else { 0 };
-                for (i, &(batch, plan)) in self.train_batches.iter().enumerate() {
+                for i in 0..per_epoch {
                     if i == 0 {
                         // An epoch of one step always ends on a submit's
                         // boundary, so it is never stopped midway.
@@ -430,15 +471,24 @@ impl LayeredTrainer {
                         }
                         self.record_metrics_clear(&mut encoder, 0..self.slots.first_test);
                     }
-                    self.record_index_copy(&mut encoder, &self.train, slot, batch);
-                    let k = (epoch * self.train_batches.len() + i) as u64;
+                    let k = (epoch * per_epoch + i) as u64;
+                    let plan = match &self.dp {
+                        Some(dp) => {
+                            self.record_sample_copies(&mut encoder, dp, k);
+                            &dp.plan
+                        }
+                        None => {
+                            let (batch, plan) = self.train_batches[i];
+                            self.record_index_copy(&mut encoder, &self.train, slot, batch);
+                            &self.plans[plan]
+                        }
+                    };
                     if scheduled {
                         encoder.copy_buffer_to_buffer(&self.rates, k * 4, &self.control, 0, 4);
                     }
                     if let Some(steps) = &self.steps {
                         encoder.copy_buffer_to_buffer(steps, k * 4, &self.control, 12, 4);
                     }
-                    let plan = &self.plans[plan];
                     let forward = plan.forward_train.as_ref().unwrap_or(&plan.forward);
                     let step = plan.gather_train.iter().chain(forward).chain(&plan.loss_train);
                     self.record_pass(&mut encoder, "step", step.chain(&plan.backward).chain(&self.update));
@@ -483,7 +533,16 @@ impl LayeredTrainer {
                 return Ok(Vec::new());
             }
             let sums = self.ctx.map_read(&self.ring, (whole * self.slots.count) as u64)?;
-            Ok(self.slots.decode(&sums, &self.spec, self.train.rows, self.test.as_ref().map(|t| t.rows)))
+            let test_rows = self.test.as_ref().map(|t| t.rows);
+            Ok(match dp_epoch_rows {
+                // Each DP-SGD epoch's metrics are over the rows its samples took.
+                Some(epoch_rows) => sums
+                    .chunks_exact(self.slots.count)
+                    .zip(epoch_rows)
+                    .flat_map(|(epoch, rows)| self.slots.decode(epoch, &self.spec, rows.max(1), test_rows))
+                    .collect(),
+                None => self.slots.decode(&sums, &self.spec, self.train.rows, test_rows),
+            })
         })
     }
 
@@ -511,6 +570,17 @@ impl LayeredTrainer {
 
     fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
         self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Copies DP-SGD step `k`'s (of the chunk) sample into batch.index, and
+    /// its size into dp.sample and the loss kernels' params.
+    fn record_sample_copies(&self, encoder: &mut wgpu::CommandEncoder, dp: &DpSteps, k: u64) {
+        let room = dp.sampling.room as u64 * 4;
+        encoder.copy_buffer_to_buffer(&dp.rows, k * room, &self.batch_index, 0, room);
+        encoder.copy_buffer_to_buffer(&dp.counts, k * 8, &dp.sample, 0, 4);
+        for (params, offset) in &dp.limits {
+            encoder.copy_buffer_to_buffer(&dp.counts, k * 8 + offset, params, 0, 4);
+        }
     }
 
     /// Copies the batch's slice of order number `slot` of `data` into batch.index.
@@ -587,8 +657,26 @@ struct Buffers<'a> {
     test: Option<&'a GpuData>,
 }
 
-/// Binds every dispatch of a step over `rows` rows (B below).
-fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buffers, rows: usize) -> Result<StepPlan> {
+/// What a DP-SGD step binds beyond a plain one (see [`super::dp_steps`]).
+#[derive(Clone, Copy)]
+struct DpBinding<'a> {
+    dp: DpSgd,
+    /// q * training rows, what the summed gradients are divided by.
+    expected_batch: f64,
+    sample: &'a wgpu::Buffer,
+    norms: &'a wgpu::Buffer,
+}
+
+/// Binds every dispatch of a step over `rows` rows (B below); with `dp`, a
+/// DP-SGD step's backward pass (per-row clipping, then noise).
+fn plan_step(
+    kernels: &Kernels,
+    layout: &ParamLayout,
+    spec: &MlpSpec,
+    bufs: &Buffers,
+    rows: usize,
+    dp: Option<DpBinding>,
+) -> Result<StepPlan> {
     let b = rows as u32;
     let last = layout.layers.len() - 1;
     let (inputs, outputs) = (spec.inputs(), spec.outputs());
@@ -721,19 +809,21 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
         dact(last),
         given(last),
     )?);
+    // dW_l (IN, OUT) = input (B, IN)ᵀ · dZ_l (B, OUT), db_l (OUT) = column sums of dZ_l
+    let weight_grads = |l: usize| -> Result<[Dispatch; 2]> {
+        let slots = &layout.layers[l];
+        let shape = MatmulParams::new(slots.fan_in as u32, b, slots.fan_out as u32, true, false);
+        let weight_grad =
+            kernels.matmul(&name(l, "weight_grad"), train_input(l), dact(l), layout.weight(bufs.grads, l), shape)?;
+        let bias_grad = kernels.column_sum(&name(l, "bias_grad"), dact(l), layout.bias(bufs.grads, l), b, false)?;
+        Ok([weight_grad, bias_grad])
+    };
     for (l, slots) in layout.layers.iter().enumerate().rev() {
         let (fan_in, fan_out) = (slots.fan_in as u32, slots.fan_out as u32);
-        // dW_l (IN, OUT) = input (B, IN)ᵀ · dZ_l (B, OUT)
-        let shape = MatmulParams::new(fan_in, b, fan_out, true, false);
-        backward.push(kernels.matmul(
-            &name(l, "weight_grad"),
-            train_input(l),
-            dact(l),
-            layout.weight(bufs.grads, l),
-            shape,
-        )?);
-        // db_l (OUT) = column sums of dZ_l
-        backward.push(kernels.column_sum(&name(l, "bias_grad"), dact(l), layout.bias(bufs.grads, l), b, false)?);
+        // With DP-SGD the weight gradients wait for every layer's dZ rows to be clipped.
+        if dp.is_none() {
+            backward.extend(weight_grads(l)?);
+        }
         if l > 0 {
             // dact_{l-1} (B, IN) = dZ_{l-1} = (dZ_l (B, OUT) · W_l (IN, OUT)ᵀ) ⊙ act'(a_{l-1})
             // (act'(z_{l-1}) for GELU), with W_l before this step's update
@@ -756,7 +846,67 @@ fn plan_step(kernels: &Kernels, layout: &ParamLayout, spec: &MlpSpec, bufs: &Buf
             }
         }
     }
+    if let Some(dp) = dp {
+        // Each row's squared gradient norm over the layers, first to last,
+        // then its factor; every layer's dZ rows scaled by it; the gradients;
+        // then the noise, before the update reads them.
+        let norms = Region::new(dp.norms, rows);
+        let sample = Region::new(dp.sample, 1);
+        let row_scale = (rows as f64 / dp.expected_batch) as f32;
+        for (l, slots) in layout.layers.iter().enumerate() {
+            let params = RowNormParams {
+                rows: b,
+                fan_in: slots.fan_in as u32,
+                fan_out: slots.fan_out as u32,
+                accumulate: u32::from(l > 0),
+                finish: u32::from(l == last),
+                max_norm: dp.dp.max_grad_norm,
+                loss_rows: rows as f32,
+                row_scale,
+            };
+            backward.push(kernels.dp_row_norms(&name(l, "dp_row_norms"), sample, train_input(l), dact(l), norms, params)?);
+        }
+        for l in 0..=last {
+            backward.push(kernels.dp_scale_rows(&name(l, "dp_scale_rows"), norms, dact(l), b)?);
+        }
+        for l in (0..=last).rev() {
+            backward.extend(weight_grads(l)?);
+        }
+        let (std, key) = (dp.dp.noise_std(dp.expected_batch), crate::noise::key(dp.dp.key));
+        for l in 0..=last {
+            let (weights, bias) = (layout.weight(bufs.grads, l), layout.bias(bufs.grads, l));
+            backward.push(kernels.dp_add_noise(&name(l, "dp_add_noise"), control, weights, bias, l as u32, std, key)?);
+        }
+    }
     Ok(StepPlan { rows, gather_train, gather_test, forward, forward_train, loss_train, loss_test, backward })
+}
+
+/// The plan of a DP-SGD step over the room of a sample, and its buffers.
+fn plan_dp_steps(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    layout: &ParamLayout,
+    spec: &MlpSpec,
+    bufs: &Buffers,
+    sampling: DpSampling,
+) -> Result<DpSteps> {
+    const BATCH: &str = "use a smaller `batch_size`";
+    let room = sampling.room;
+    let sample = ctx.zeros("dp.sample", 1, STORAGE, BATCH)?;
+    let norms = ctx.zeros("dp.norms", room, STORAGE, BATCH)?;
+    let expected_batch = sampling.q * sampling.train_rows as f64;
+    let binding = DpBinding { dp: sampling.dp, expected_batch, sample: &sample, norms: &norms };
+    let plan = plan_step(kernels, layout, spec, bufs, room, Some(binding))?;
+    // loss_train is [loss, its total, then the correct count and its total when classifying].
+    let first_word = |i: usize| plan.loss_train[i].params_buffer().clone();
+    let mut limits = vec![(first_word(0), if spec.loss() == Loss::CrossEntropy { 0 } else { 4 })];
+    if plan.loss_train.len() > 2 {
+        limits.push((first_word(2), 0));
+    }
+    // Grown to a chunk's steps by `write_growing`.
+    let rows = ctx.zeros("dp.rows", room, STORAGE, BATCH)?;
+    let counts = ctx.zeros("dp.counts", 2, STORAGE, BATCH)?;
+    Ok(DpSteps { sampling, plan, rows, counts, sample, limits })
 }
 
 /// The optimizer's dispatches over the whole flat parameter buffer, with its
@@ -846,7 +996,10 @@ impl Trainer for LayeredTrainer {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.train_batches.len()
+        match &self.dp {
+            Some(dp) => dp.sampling.steps_per_epoch,
+            None => self.train_batches.len(),
+        }
     }
 
     fn gpu_bytes(&self) -> Option<u64> {

@@ -4,6 +4,7 @@
 //! small net per dispatch) and forward-only inference ([`GpuInference`]).
 
 mod context;
+mod dp_steps;
 mod fused;
 mod inference;
 mod kernels;

@@ -44,6 +44,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("adam": "step_control.wgsl", "adam.wgsl"),
     shader!("grad_norm": "grad_norm.wgsl"),
     shader!("dropout": "dropout.wgsl"),
+    shader!("dp_sgd": "dp_sgd.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
 ];
 

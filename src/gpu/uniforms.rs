@@ -289,3 +289,56 @@ pub struct AdamParams {
 
 /// Floats in shaders/adam.wgsl's AdamState (step, c1, c2, padding).
 pub const ADAM_STATE_LEN: usize = 4;
+
+/// shaders/dp_sgd.wgsl's dp_row_norms: one layer's part of each row's squared
+/// gradient norm, and in the last layer's dispatch the rows' clip factors.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RowNormParams {
+    /// Rows B of the batch buffers (the sample's room).
+    pub rows: u32,
+    /// The layer's inputs and units.
+    pub fan_in: u32,
+    /// The layer's units.
+    pub fan_out: u32,
+    /// 1: add to the norms (every layer but the first); 0: write them.
+    pub accumulate: u32,
+    /// 1 in the last layer's dispatch: turn the norms into factors.
+    pub finish: u32,
+    /// C, each row's largest gradient norm.
+    pub max_norm: f32,
+    /// The rows the loss gradient was divided by (B).
+    pub loss_rows: f32,
+    /// B over the expected batch, what each factor also carries.
+    pub row_scale: f32,
+}
+
+/// shaders/dp_sgd.wgsl's dp_scale_rows: dZ (rows, cols) rows times their factors.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ScaleRowsParams {
+    /// Rows B.
+    pub rows: u32,
+    /// The layer's units.
+    pub cols: u32,
+    /// Zero; pads the struct to 16 bytes, as the WGSL struct is padded.
+    pub _pad: [u32; 2],
+}
+
+/// shaders/dp_sgd.wgsl's dp_add_noise: one layer's gradients plus Gaussian noise.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct NoiseParams {
+    /// Elements of the weight gradient (IN * OUT).
+    pub weights: u32,
+    /// Elements of the bias gradient (OUT).
+    pub biases: u32,
+    /// 2l for layer l: the weights' tensor number (the bias is 2l + 1).
+    pub tensor: u32,
+    /// The noise's standard deviation.
+    pub std: f32,
+    /// The Philox key ([`crate::noise::key`]).
+    pub key: [u32; 2],
+    /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
+    pub _pad: [u32; 2],
+}

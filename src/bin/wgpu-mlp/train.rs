@@ -175,6 +175,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         lr_schedule: resolve_lr_schedule(cli, epochs)?,
         clip: Clip { norm: cli.clip_grad_norm, value: cli.clip_grad_value },
         dropout: cli.dropout.filter(|&p| p > 0.0),
+        dp: None,
     };
     config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
