@@ -892,8 +892,9 @@ impl Trainer for CpuTrainer {
                         self.dp_step(dp, &sample, lr, step)
                     }
                     None => {
-                        rows += batches[i].rows;
-                        self.step(batches[i], order.as_deref(), lr, step)
+                        let batch = *batches.get(i).expect("one batch per step without DP-SGD");
+                        rows += batch.rows;
+                        self.step(batch, order.as_deref(), lr, step)
                     }
                 };
                 loss_sum += loss;

@@ -91,7 +91,8 @@ pub fn poisson_rows(key: [u32; 2], step: u64, rows: usize, q: f64) -> Vec<u32> {
             let bits = (u64::from(pair[0]) << 21) ^ u64::from(pair[1] >> 11); // 53 bits
             let u = (bits as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
             let gap = (u.ln() / log_keep).floor();
-            if !(gap < (rows as u64 - next.min(rows as u64)) as f64) {
+            let remaining = (rows as u64).saturating_sub(next) as f64;
+            if gap.is_nan() || gap >= remaining {
                 return taken;
             }
             let row = next + gap as u64;

@@ -24,16 +24,13 @@ pub use confusion::{plot_confusion, write_confusion_csv};
 pub use raster::{default_font_dirs, find_font};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.
-pub const METRICS_CSV_HEADER: [&str; 7] =
-    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"];
+pub const METRICS_CSV_HEADER: [&str; 8] =
+    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "epsilon", "seconds"];
 
-/// The headers run folders had before: without `lr`, and before validation
-/// sets, when the held-out columns were the test set's. Still read (their
-/// `lr` as empty), so those folders resume.
-const OLD_METRICS_CSV_HEADERS: [[&str; 6]; 2] = [
-    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "seconds"],
-    ["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds"],
-];
+/// The columns run folders had before under other names: the held-out
+/// columns were the test set's before validation sets. Older headers also
+/// lack `lr` and `epsilon`; columns are read by name, so those folders resume.
+const OLD_COLUMN_NAMES: [(&str, &str); 2] = [("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")];
 
 /// One read-back of the metrics.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,6 +41,8 @@ pub struct MetricsRow {
     pub metrics: EpochMetrics,
     /// The learning rate of the epoch's first step, where the run recorded it.
     pub lr: Option<f32>,
+    /// With DP-SGD, the privacy spent after the epoch: epsilon at the run's delta.
+    pub epsilon: Option<f64>,
     /// Wall time since training started when this epoch's metrics were read back.
     pub seconds: f64,
 }
@@ -82,11 +81,20 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
     let text = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
     let mut reader = csv::Reader::from_reader(&text[..whole]);
-    let header = reader.headers().map_err(|e| bad(e.to_string()))?;
-    let has_lr = header.iter().eq(METRICS_CSV_HEADER);
-    if whole > 0 && !has_lr && !OLD_METRICS_CSV_HEADERS.iter().any(|old| header.iter().eq(*old)) {
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let column = |name: &str| {
+        header.iter().position(|h| {
+            h == name || OLD_COLUMN_NAMES.iter().any(|&(old, new)| new == name && h == old)
+        })
+    };
+    let columns = METRICS_CSV_HEADER.map(column);
+    let known = |h: &str| METRICS_CSV_HEADER.contains(&h) || OLD_COLUMN_NAMES.iter().any(|&(old, _)| old == h);
+    let [epoch_at, loss_at, .., seconds_at] = columns;
+    if whole > 0 && (epoch_at.is_none() || loss_at.is_none() || seconds_at.is_none() || !header.iter().all(known)) {
         return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
     }
+    let [epoch_at, loss_at, val_loss_at, train_accuracy_at, val_accuracy_at, lr_at, epsilon_at, seconds_at] =
+        columns.map(|c| c.unwrap_or(usize::MAX));
     reader
         .records()
         .map(|record| {
@@ -97,16 +105,19 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
             // Parsed as the type written, so the value comes back bit for bit.
             let number = |i: usize| field(i).parse::<f32>().map_err(|_| not_a_number(i));
             let optional = |i: usize| (!field(i).is_empty()).then(|| number(i)).transpose();
-            let epoch = field(0).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(0))))?;
+            let epoch =
+                field(epoch_at).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(epoch_at))))?;
             let metrics = EpochMetrics {
-                train_loss: number(1)?,
-                val_loss: optional(2)?,
-                train_accuracy: optional(3)?,
-                val_accuracy: optional(4)?,
+                train_loss: number(loss_at)?,
+                val_loss: optional(val_loss_at)?,
+                train_accuracy: optional(train_accuracy_at)?,
+                val_accuracy: optional(val_accuracy_at)?,
             };
-            let (lr, seconds) = if has_lr { (optional(5)?, 6) } else { (None, 5) };
-            let seconds = field(seconds).parse::<f64>().map_err(|_| not_a_number(seconds))?;
-            Ok(MetricsRow { epoch, metrics, lr, seconds })
+            let epsilon = (!field(epsilon_at).is_empty())
+                .then(|| field(epsilon_at).parse::<f64>().map_err(|_| not_a_number(epsilon_at)))
+                .transpose()?;
+            let seconds = field(seconds_at).parse::<f64>().map_err(|_| not_a_number(seconds_at))?;
+            Ok(MetricsRow { epoch, metrics, lr: optional(lr_at)?, epsilon, seconds })
         })
         .collect()
 }
@@ -126,6 +137,7 @@ fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
             optional(metrics.train_accuracy),
             optional(metrics.val_accuracy),
             optional(row.lr),
+            row.epsilon.map(|e| e.to_string()).unwrap_or_default(),
             row.seconds.to_string(),
         ];
         // Numbers and empty fields: nothing a CSV would quote.

@@ -699,7 +699,7 @@ fn a_run_folder_holds_config_metrics_plot_and_checkpoints_and_resumes_exactly() 
         assert_eq!(config["crate_version"], env!("CARGO_PKG_VERSION"));
         let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
         let lines: Vec<&str> = metrics.lines().collect();
-        assert_eq!(lines[0], "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,seconds");
+        assert_eq!(lines[0], "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds");
         assert_eq!(lines.len(), 5, "a row per epoch:\n{metrics}");
         assert!(lines[4].starts_with("4,") && lines[4].split(',').all(|f| !f.is_empty()), "{metrics}");
         assert!(std::fs::read_to_string(whole.join("loss.svg")).unwrap().contains("<svg"));

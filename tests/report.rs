@@ -46,6 +46,7 @@ fn run(epochs: usize, test: bool, accuracy: bool) -> Vec<MetricsRow> {
                     val_accuracy: (test && accuracy).then(|| 1.0 - 0.6 / t),
                 },
                 lr: Some(0.01 / t),
+                epsilon: None,
                 seconds: 0.125 * t as f64,
             }
         })
@@ -66,26 +67,29 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
                 val_accuracy: Some(1.0),
             },
             lr: Some(0.001),
+            epsilon: Some(0.123_456_789_012_345_6),
             seconds: 0.001_234_567_890_123,
         },
         MetricsRow {
             epoch: 2,
             metrics: EpochMetrics { train_loss: 123_456.79, train_accuracy: None, val_loss: None, val_accuracy: None },
             lr: None,
+            epsilon: None,
             seconds: 2.5,
         },
         MetricsRow {
             epoch: 10,
             metrics: EpochMetrics { train_loss: 3.0e-7, train_accuracy: Some(0.9), val_loss: None, val_accuracy: None },
             lr: Some(2.5e-5),
+            epsilon: Some(3.0),
             seconds: 1.0e6 / 3.0,
         },
     ];
     write_metrics_csv(&path, &rows).unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,seconds"));
-    assert_eq!(text.lines().nth(2), Some("2,123456.79,,,,,2.5"), "None is an empty field:\n{text}");
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
+    assert_eq!(text.lines().nth(2), Some("2,123456.79,,,,,,2.5"), "None is an empty field:\n{text}");
 
     let mut reader = csv::Reader::from_path(&path).unwrap();
     assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(METRICS_CSV_HEADER.to_vec()));
@@ -93,14 +97,15 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
     assert_eq!(records.len(), rows.len());
     let optional = |field: &str| (!field.is_empty()).then(|| field.parse::<f32>().unwrap());
     for (record, row) in records.iter().zip(&rows) {
-        assert_eq!(record.len(), 7, "{record:?}");
+        assert_eq!(record.len(), 8, "{record:?}");
         assert_eq!(record[0].parse::<usize>().unwrap(), row.epoch);
         assert_eq!(record[1].parse::<f32>().unwrap(), row.metrics.train_loss, "{record:?}");
         assert_eq!(optional(&record[2]), row.metrics.val_loss, "{record:?}");
         assert_eq!(optional(&record[3]), row.metrics.train_accuracy, "{record:?}");
         assert_eq!(optional(&record[4]), row.metrics.val_accuracy, "{record:?}");
         assert_eq!(optional(&record[5]), row.lr, "{record:?}");
-        assert_eq!(record[6].parse::<f64>().unwrap(), row.seconds, "{record:?}");
+        assert_eq!((!record[6].is_empty()).then(|| record[6].parse::<f64>().unwrap()), row.epsilon, "{record:?}");
+        assert_eq!(record[7].parse::<f64>().unwrap(), row.seconds, "{record:?}");
     }
     // And back, every field as written.
     assert_eq!(wgpu_mlp::report::read_metrics_csv(&path).unwrap(), rows);
@@ -114,7 +119,7 @@ fn metrics_csv_of_no_epochs_is_the_header_alone() {
     write_metrics_csv(&path, &[]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,seconds\n"
+        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds\n"
     );
 }
 
@@ -239,7 +244,7 @@ fn a_run_folder_appends_each_read_back_to_metrics_csv() {
     let text = std::fs::read_to_string(&path).unwrap();
     let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2", "3"], "{text}");
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,seconds"));
+    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
 }
 
 /// What a crash during an append leaves, a last line without its newline,
@@ -496,8 +501,10 @@ fn metrics_csv_of_older_run_folders_still_reads() {
     for header in [
         "epoch,train_loss,test_loss,train_accuracy,test_accuracy,seconds",
         "epoch,train_loss,val_loss,train_accuracy,val_accuracy,seconds",
+        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,seconds",
     ] {
-        std::fs::write(&path, format!("{header}\n1,0.5,0.75,0.25,,2.5\n")).unwrap();
+        let lr = if header.contains(",lr,") { "," } else { "" };
+        std::fs::write(&path, format!("{header}\n1,0.5,0.75,0.25,,{lr}2.5\n")).unwrap();
         let rows = wgpu_mlp::report::read_metrics_csv(&path).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(
