@@ -48,6 +48,7 @@
 //! Errors are one [`Error`] enum; messages name settings as this API does
 //! (`batch_size`), and the command line shows them as its flags.
 
+pub mod accountant;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;

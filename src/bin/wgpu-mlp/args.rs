@@ -81,6 +81,15 @@ pub(crate) enum Command {
         out: PathBuf,
     },
 
+    /// Plan a DP-SGD privacy budget: the (epsilon, delta) that training with
+    /// Poisson-sampled batches of --batch-size expected rows out of --rows and
+    /// Gaussian noise of --noise-multiplier spends, by the RDP accountant of
+    /// Google's dp_accounting; or, with --target-epsilon, the noise multiplier
+    /// that stays within it (to 0.01 in epsilon, as Opacus's search). Give
+    /// one of --epochs and --steps, and one of --noise-multiplier and
+    /// --target-epsilon.
+    Privacy(PrivacyArgs),
+
     /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
     /// backend, device type, driver and the limits that matter here.
     Adapters {
@@ -225,6 +234,43 @@ pub(crate) struct BenchArgs {
     pub(crate) gpu: GpuPathArgs,
 
     /// Print a JSON array, one object per case and device.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The flags of `wgpu-mlp privacy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PrivacyArgs {
+    /// Rows of the training set.
+    #[arg(long)]
+    pub(crate) rows: usize,
+
+    /// The expected batch size: each step samples every row with
+    /// probability q = batch size / rows.
+    #[arg(long)]
+    pub(crate) batch_size: usize,
+
+    /// Epochs of ceil(rows / batch size) steps each.
+    #[arg(long)]
+    pub(crate) epochs: Option<u64>,
+
+    /// Steps in all, instead of --epochs.
+    #[arg(long)]
+    pub(crate) steps: Option<u64>,
+
+    /// The noise's standard deviation over the clipping norm.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) noise_multiplier: Option<f64>,
+
+    /// The epsilon to stay within: prints the noise multiplier that does.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) target_epsilon: Option<f64>,
+
+    /// Delta, in (0, 1) [default: the largest power of ten below 1 / rows].
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) delta: Option<f64>,
+
+    /// Print one JSON object: q, sigma, steps, delta, epsilon, order.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -11,6 +11,7 @@ mod data;
 mod device;
 mod export;
 mod predict;
+mod privacy;
 mod progress;
 mod sniff;
 mod spec;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Some(Command::Predict { model, out, copy }) => predict::predict(model, out.as_deref(), &copy.columns()),
         Some(Command::Eval { model, json }) => predict::evaluate(model, *json),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
+        Some(Command::Privacy(args)) => privacy::plan(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
