@@ -224,7 +224,19 @@ impl DataSettings {
     }
 }
 
+/// The metadata key of a DP-SGD run's accountant ([`crate::accountant::RdpAccountant`]'s text).
+pub const DP_ACCOUNTANT: &str = "dp.accountant";
+
 impl Checkpoint {
+    /// The privacy a DP-SGD run had spent by this checkpoint (`dp.accountant`),
+    /// when the run that wrote it was one.
+    pub fn privacy(&self) -> Result<Option<crate::accountant::RdpAccountant>> {
+        let Some(text) = self.metadata.get(DP_ACCOUNTANT) else { return Ok(None) };
+        text.parse().map(Some).map_err(|why: String| {
+            Error::InvalidInput(format!("the metadata's {DP_ACCOUNTANT} '{text}' does not parse: {why}"))
+        })
+    }
+
     /// Where a plateau schedule stood (`lr_scale`, `lr_plateau_best`,
     /// `lr_plateau_wait`), when the run that wrote it had one.
     pub fn plateau(&self) -> Result<Option<crate::schedule::Plateau>> {
@@ -262,8 +274,8 @@ impl Checkpoint {
 }
 
 /// The keys of [`describe`] a resume must match, in the order they are checked.
-const MUST_MATCH: [&str; 8] =
-    ["format_version", "layers", "hidden", "negative_slope", "output", "loss", "optimizer", "data_fingerprint"];
+const MUST_MATCH: [&str; 9] =
+    ["format_version", "layers", "hidden", "negative_slope", "output", "loss", "optimizer", "dp", "data_fingerprint"];
 
 /// One f32 tensor, little-endian, for safetensors.
 struct Tensor {

@@ -19,6 +19,8 @@
 //! [`capacity`] rows (a Poisson batch overflows it with probability below
 //! [`OVERFLOW_PROBABILITY`]) and the rows past the sample are masked out.
 
+use crate::accountant::RdpAccountant;
+
 /// DP-SGD's settings (`--dp`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DpSgd {
@@ -112,6 +114,40 @@ impl DpSgd {
             }
         }
         Ok(())
+    }
+}
+
+/// What a DP-SGD run has spent: the accountant of the run a checkpoint came
+/// from (empty for a new run), then this run's epochs, every step one
+/// Poisson-subsampled Gaussian mechanism of rate q and noise sigma.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrivacyLedger {
+    /// The resumed run's steps.
+    pub before: RdpAccountant,
+    /// The epoch this run starts after.
+    pub first_epoch: usize,
+    /// The sampling rate q.
+    pub q: f64,
+    /// The noise multiplier sigma, as the run used it (an f32).
+    pub sigma: f64,
+    /// Steps in an epoch.
+    pub steps_per_epoch: usize,
+    /// The delta of the (epsilon, delta) stated.
+    pub delta: f64,
+}
+
+impl PrivacyLedger {
+    /// The accountant after `epoch` (counted from the first run's start).
+    pub fn after(&self, epoch: usize) -> RdpAccountant {
+        let mut accountant = self.before.clone();
+        let steps = epoch.saturating_sub(self.first_epoch) * self.steps_per_epoch;
+        accountant.record(self.q, self.sigma, steps as u64);
+        accountant
+    }
+
+    /// The epsilon spent after `epoch`, at [`PrivacyLedger::delta`].
+    pub fn epsilon_after(&self, epoch: usize) -> f64 {
+        self.after(epoch).epsilon(self.delta).epsilon
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::checkpoint;
 use crate::data::Scaler;
+use crate::dp::PrivacyLedger;
 use crate::error::{Error, Result};
 use crate::report::{self, MetricsRow, PlotWritten};
 use crate::schedule::{LrSchedule, Plateau};
@@ -42,6 +43,9 @@ pub struct RunFolder {
     /// The base rate, the schedule and the steps per epoch, for the `lr`
     /// column of `metrics.csv`; None leaves it empty.
     lr: Option<(f32, LrSchedule, usize)>,
+    /// A DP-SGD run's privacy spent: the `epsilon` column of `metrics.csv`,
+    /// and the accountant in every checkpoint's metadata (`dp.accountant`).
+    pub privacy: Option<PrivacyLedger>,
 }
 
 /// What may already be in `--out`: a run folder holds one run.
@@ -104,6 +108,7 @@ impl RunFolder {
             best: None,
             plateau: None,
             lr: None,
+            privacy: None,
         })
     }
 
@@ -162,10 +167,11 @@ impl RunFolder {
             self.lr
                 .map(|(lr, schedule, per_epoch)| schedule.rate(lr, ((epoch - 1) * per_epoch) as u64, per_epoch, scale))
         };
+        let epsilon = |epoch: usize| self.privacy.as_ref().map(|ledger| ledger.epsilon_after(epoch));
         let rows: Vec<MetricsRow> = epochs
             .iter()
             .enumerate()
-            .map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, lr: lr(first + i), epsilon: None, seconds })
+            .map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, lr: lr(first + i), epsilon: epsilon(first + i), seconds })
             .collect();
         report::append_metrics_csv(&path, &rows)?;
         self.rows.extend(rows);
@@ -204,6 +210,9 @@ impl RunFolder {
             metadata.insert("lr_scale".into(), plateau.scale.to_string());
             metadata.insert("lr_plateau_best".into(), plateau.best.to_string());
             metadata.insert("lr_plateau_wait".into(), plateau.wait.to_string());
+        }
+        if let Some(ledger) = &self.privacy {
+            metadata.insert(checkpoint::DP_ACCOUNTANT.into(), ledger.after(epoch).to_string());
         }
         checkpoint::save_scaled(
             path,

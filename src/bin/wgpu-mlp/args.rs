@@ -508,6 +508,9 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = parse_positive)]
     pub(crate) clip_grad_value: Option<f32>,
 
+    #[command(flatten)]
+    pub(crate) privacy: crate::dp::DpArgs,
+
     /// Epochs of linear warm-up from 0 at the start, under any schedule (step
     /// k of the W warm-up steps trains at (k + 1) / W of the rate).
     #[arg(long, default_value_t = 0)]
@@ -739,7 +742,7 @@ fn parse_non_negative(text: &str) -> Result<f32, String> {
     }
 }
 
-fn parse_positive(text: &str) -> Result<f32, String> {
+pub(crate) fn parse_positive(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
         _ => Err(format!("'{text}' must be a positive finite number")),

@@ -9,6 +9,7 @@ mod args;
 mod bench;
 mod data;
 mod device;
+mod dp;
 mod export;
 mod predict;
 mod privacy;

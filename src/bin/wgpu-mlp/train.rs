@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
+use wgpu_mlp::dp::PrivacyLedger;
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init, Loss};
@@ -72,6 +73,8 @@ struct Settings {
     /// Why the batch size and epochs are what they are, when taken from the
     /// data's size rather than the flags.
     defaults_why: Option<String>,
+    /// With --dp: DP-SGD's settings and the privacy it spends.
+    private: Option<crate::dp::Private>,
 }
 
 /// The largest default batch, and the smallest: a tenth of the rows in
@@ -165,17 +168,31 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         let (batch, epochs, why) = small_data_defaults(train.len(), cli.batch_size, cli.epochs);
         (Some(batch), epochs, why)
     };
+    let private = crate::dp::resolve(
+        &cli.privacy,
+        train.len(),
+        batch_size.unwrap_or(train.len()).min(train.len()),
+        epochs,
+        cli.input.seed,
+    )?;
+    if private.is_some() && cli.shuffle {
+        return Err(bad_input(
+            "--shuffle with --dp: DP-SGD takes each step's rows by Poisson sampling, which its privacy bound \
+             assumes; fixed-size shuffled batches are not covered (leave --shuffle out)"
+                .into(),
+        ));
+    }
     let config = TrainConfig {
         lr: cli.lr.unwrap_or(default_lr),
         optimizer,
         weight_decay: cli.weight_decay,
         batch_size,
-        shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data },
+        shuffle: if cli.shuffle || cli.no_shuffle { cli.shuffle } else { !seed_data && private.is_none() },
         seed: cli.input.seed,
         lr_schedule: resolve_lr_schedule(cli, epochs)?,
         clip: Clip { norm: cli.clip_grad_norm, value: cli.clip_grad_value },
         dropout: cli.dropout.filter(|&p| p > 0.0),
-        dp: None,
+        dp: private.as_ref().map(|p| p.dp),
     };
     config.check(&spec, &train, val.as_ref())?;
     config.check(&spec, &train, test.as_ref())?;
@@ -203,6 +220,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         dropped_rows: layout.as_ref().map_or(0, |l| l.dropped),
         class_weights,
         defaults_why,
+        private,
     })
 }
 
@@ -405,6 +423,24 @@ fn print_header(
     if let Some(why) = &settings.defaults_why {
         writeln!(out, "{why}")?;
     }
+    if let Some(private) = &settings.private {
+        let (dp, ledger) = (&private.dp, &private.ledger);
+        writeln!(
+            out,
+            "DP-SGD: Poisson sampling at q = {:.6} (expected batch {}), {} steps an epoch, each row's gradient clipped to \
+             norm {}, noise multiplier {}, delta {:e}{}",
+            ledger.q,
+            config.rows_per_batch(train),
+            ledger.steps_per_epoch,
+            dp.max_grad_norm,
+            dp.noise_multiplier,
+            ledger.delta,
+            if cli.privacy.dp_secure { ", key from the operating system" } else { ", key from --seed" }
+        )?;
+        for note in &private.notes {
+            writeln!(out, "DP-SGD: {note}")?;
+        }
+    }
     Ok(())
 }
 
@@ -435,6 +471,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     metadata.insert("data.val_rows".into(), val.map_or(0, Dataset::len).to_string());
     // The validation rows pick the best epoch: a resume must monitor the same ones.
     metadata.insert("val_fingerprint".into(), format!("{:016x}", val.map_or(0, Dataset::fingerprint)));
+    if let Some(private) = &settings.private {
+        metadata.insert("dp".into(), crate::dp::describe(&private.dp, &private.ledger));
+    }
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, spec)?;
@@ -478,14 +517,20 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         trainer = Box::new(lock_step);
     }
     print_header(&mut out, cli, &settings, trainer.as_ref())?;
-    let (first_epoch, resumed_best, resumed_plateau) = match &resume {
+    let (first_epoch, resumed_best, resumed_plateau, resumed_privacy) = match &resume {
         Some((path, saved)) => {
             trainer.restore(&saved.state)?;
             writeln!(out, "resuming from {} after epoch {}", path.display(), saved.epoch)?;
-            (saved.epoch, saved.best()?, saved.plateau()?)
+            (saved.epoch, saved.best()?, saved.plateau()?, saved.privacy()?)
         }
-        None => (0, None, None),
+        None => (0, None, None, None),
     };
+    // A resumed DP-SGD run goes on from the privacy its checkpoint had spent.
+    let ledger = settings.private.as_ref().map(|private| PrivacyLedger {
+        before: resumed_privacy.clone().unwrap_or_default(),
+        first_epoch,
+        ..private.ledger.clone()
+    });
     let monitor = settings.monitoring.map(|m| Monitoring { resumed_best, ..m });
     let plateau = match config.lr_schedule.shape {
         LrShape::Plateau { patience, factor, .. } => Some(PlateauWatch {
@@ -513,6 +558,7 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
         .with_target_scaler(settings.target_scaler.clone())
         .with_lr(config.lr, config.lr_schedule, trainer.steps_per_epoch());
     folder.plateau = plateau.map(|p| p.state);
+    folder.privacy = ledger.clone();
     if let Some((path, _)) = &resume {
         folder.resume_metrics(first_epoch)?;
         if monitor.is_some() {
@@ -543,6 +589,11 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     if settings.monitoring.is_some() || kept.test.is_some() {
         writeln!(out, "{}", kept.describe(&report))?;
     }
+    // Every epoch trained is counted, whichever the run keeps.
+    let stopped_epoch = first_epoch + report.epochs;
+    if let (Some(private), Some(ledger)) = (&settings.private, &ledger) {
+        writeln!(out, "{}", crate::dp::guarantee(&private.dp, ledger, stopped_epoch, train.len()))?;
+    }
     writeln!(
         out,
         "run folder: {} ({}metrics.csv, loss.svg{}{}{})",
@@ -555,6 +606,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, &folder, &kept);
     if let Some((kind, test_report)) = &kept.test_report {
         summary[*kind] = test_report.clone();
+    }
+    if let (Some(private), Some(ledger)) = (&settings.private, &ledger) {
+        summary["privacy"] = crate::dp::summary(&private.dp, ledger, stopped_epoch, cli.privacy.dp_secure);
     }
     if let Some(history) = &verified {
         let history = history.borrow();
@@ -754,8 +808,12 @@ fn train_with_folder(
     // written stops the printing, the run goes on to its end, and then the
     // command fails with that error (or ends quietly on a closed pipe).
     let mut log_failed: Option<std::io::Error> = None;
+    let ledger = folder.privacy.clone();
     let log = |epoch: usize, metrics: &EpochMetrics| {
         let mut line = format!("epoch {epoch:>7}  {}", describe(metrics));
+        if let Some(ledger) = &ledger {
+            line += &format!("  epsilon {:.4}", ledger.epsilon_after(epoch));
+        }
         if let Some(latest) = verified.and_then(|history| history.borrow().last().cloned()) {
             line += &format!("  |param - cpu| {:.2e}", latest.max_abs_diff);
         }
@@ -914,6 +972,15 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "dropout": config.dropout.map(as_given),
         "clip_grad_norm": config.clip.norm.map(as_given),
         "clip_grad_value": config.clip.value.map(as_given),
+        "dp": settings.private.as_ref().map(|private| serde_json::json!({
+            "max_grad_norm": as_given(private.dp.max_grad_norm),
+            "noise_multiplier": as_given(private.dp.noise_multiplier),
+            "target_epsilon": cli.privacy.dp_target_epsilon,
+            "delta": private.ledger.delta,
+            "sample_rate": private.ledger.q,
+            "steps_per_epoch": private.ledger.steps_per_epoch,
+            "secure": cli.privacy.dp_secure,
+        })),
         "batch_size": config.rows_per_batch(train),
         "shuffle": config.shuffle,
         "epochs": settings.epochs,
@@ -981,6 +1048,7 @@ fn summary_json(
             "train_accuracy": m.train_accuracy,
             "val_loss": m.val_loss,
             "val_accuracy": m.val_accuracy,
+            "epsilon": folder.privacy.as_ref().map(|ledger| ledger.epsilon_after(first_epoch + i + 1)),
         })).collect::<Vec<_>>(),
     })
 }
