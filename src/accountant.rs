@@ -120,7 +120,7 @@ impl RdpAccountant {
         if self.steps() == 0 {
             return PrivacySpent { epsilon: 0.0, order: DEFAULT_ORDERS[0] };
         }
-        if !(delta > 0.0) {
+        if delta.is_nan() || delta <= 0.0 {
             return PrivacySpent { epsilon: f64::INFINITY, order: DEFAULT_ORDERS[0] };
         }
         let rdp = DEFAULT_ORDERS.map(|order| {
@@ -166,7 +166,9 @@ impl FromStr for RdpAccountant {
             };
             let sigma = match sigma.parse::<f64>() {
                 Ok(s) if s.is_finite() && s >= 0.0 => s,
-                _ => return Err(format!("entry {}: the noise multiplier '{sigma}' is not a finite number >= 0", i + 1)),
+                _ => {
+                    return Err(format!("entry {}: the noise multiplier '{sigma}' is not a finite number >= 0", i + 1))
+                }
             };
             let steps = match steps.parse::<u64>() {
                 Ok(k) if k >= 1 => k,
@@ -259,7 +261,7 @@ pub fn default_delta(rows: usize) -> f64 {
 /// The RDP at `order` of one step of sampling rate `q` and noise multiplier
 /// `sigma`: dp_accounting's `_compute_rdp_poisson_subsampled_gaussian`.
 fn step_rdp(q: f64, sigma: f64, order: f64) -> f64 {
-    if !(0.0..=1.0).contains(&q) || !(sigma >= 0.0) {
+    if !(0.0..=1.0).contains(&q) || sigma.is_nan() || sigma < 0.0 {
         return f64::INFINITY;
     }
     if q == 0.0 {
@@ -274,7 +276,8 @@ fn step_rdp(q: f64, sigma: f64, order: f64) -> f64 {
     if q == 1.0 {
         return order / (2.0 * sigma * sigma);
     }
-    let log_a = if order.fract() == 0.0 { log_a_integer(q, sigma, order as u64) } else { log_a_fraction(q, sigma, order) };
+    let log_a =
+        if order.fract() == 0.0 { log_a_integer(q, sigma, order as u64) } else { log_a_fraction(q, sigma, order) };
     log_a / (order - 1.0)
 }
 
@@ -472,7 +475,10 @@ mod tests {
             for a in [2u64, 5, 12] {
                 let exact = log_a_integer(q, sigma, a);
                 let near = log_a_fraction(q, sigma, a as f64 + 1e-9);
-                assert!((exact - near).abs() <= 1e-6 * exact.abs().max(1e-3), "q {q} sigma {sigma} a {a}: {exact} {near}");
+                assert!(
+                    (exact - near).abs() <= 1e-6 * exact.abs().max(1e-3),
+                    "q {q} sigma {sigma} a {a}: {exact} {near}"
+                );
             }
         }
     }
@@ -527,7 +533,8 @@ mod tests {
 
     #[test]
     fn text_form_refuses_what_it_never_writes() {
-        for text in ["0.1 1", "0.1 1 2 3", "1.5 1 2", "NaN 1 2", "0.1 -1 2", "0.1 inf 2", "0.1 1 0", "0.1 1 2.5", "0.1 1 2;"]
+        for text in
+            ["0.1 1", "0.1 1 2 3", "1.5 1 2", "NaN 1 2", "0.1 -1 2", "0.1 inf 2", "0.1 1 0", "0.1 1 2.5", "0.1 1 2;"]
         {
             assert!(text.parse::<RdpAccountant>().is_err(), "{text:?} was read");
         }

@@ -35,7 +35,8 @@ fn a_planned_run_prints_its_epsilon_in_one_sentence() {
 
 #[test]
 fn json_gives_every_figure_in_full() {
-    let run = privacy(&[&MNIST[..], &["--steps", "4688", "--noise-multiplier", "0.8", "--delta", "1e-6", "--json"]].concat());
+    let run =
+        privacy(&[&MNIST[..], &["--steps", "4688", "--noise-multiplier", "0.8", "--delta", "1e-6", "--json"]].concat());
     assert_success(&run);
     let object = run.json();
     let mut accountant = RdpAccountant::new();
@@ -56,7 +57,7 @@ fn a_target_epsilon_prints_the_noise_multiplier_that_meets_it() {
     let object = run.json();
     let sigma = object["sigma"].as_f64().expect("a number");
     let epsilon = object["epsilon"].as_f64().expect("a number");
-    assert!(epsilon <= 3.0 && epsilon >= 2.99, "{}", run.show());
+    assert!((2.99..=3.0).contains(&epsilon), "{}", run.show());
     assert!(sigma > 0.7 && sigma < 0.9, "{}", run.show());
 
     let run = privacy(&[&MNIST[..], &["--epochs", "20", "--target-epsilon", "3"]].concat());
@@ -66,7 +67,18 @@ fn a_target_epsilon_prints_the_noise_multiplier_that_meets_it() {
 
 #[test]
 fn a_delta_not_below_one_over_rows_is_warned_of() {
-    let run = privacy(&["--rows", "100", "--batch-size", "10", "--epochs", "5", "--noise-multiplier", "1", "--delta", "0.05"]);
+    let run = privacy(&[
+        "--rows",
+        "100",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "5",
+        "--noise-multiplier",
+        "1",
+        "--delta",
+        "0.05",
+    ]);
     assert_success(&run);
     assert!(run.stderr.contains("warning: --delta 5e-2 is not below 1 / --rows"), "{}", run.show());
     assert!(!run.stdout.contains("default"), "{}", run.show());
@@ -102,8 +114,14 @@ fn bad_inputs_exit_2_naming_the_flag() {
         (vec!["--rows", "10", "--batch-size", "5", "--epochs", "0"], "--epochs must be at least 1"),
         (vec!["--rows", "10", "--batch-size", "5", "--steps", "0"], "--steps must be at least 1"),
         (vec!["--rows", "10", "--batch-size", "5"], "give one of --epochs and --steps"),
-        (vec!["--rows", "10", "--batch-size", "5", "--epochs", "1", "--steps", "2"], "give one of --epochs and --steps"),
-        (vec!["--rows", "10", "--batch-size", "1", "--epochs", "18446744073709551615"], "--epochs 18446744073709551615"),
+        (
+            vec!["--rows", "10", "--batch-size", "5", "--epochs", "1", "--steps", "2"],
+            "give one of --epochs and --steps",
+        ),
+        (
+            vec!["--rows", "10", "--batch-size", "1", "--epochs", "18446744073709551615"],
+            "--epochs 18446744073709551615",
+        ),
     ];
     for (args, fragment) in cases {
         let run = privacy(&[&args[..], &sigma].concat());

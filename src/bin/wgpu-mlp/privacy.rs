@@ -47,21 +47,20 @@ pub(crate) fn plan(args: &PrivacyArgs) -> anyhow::Result<()> {
             "warning: --delta {delta:e} is not below 1 / --rows ({rows}); the usual choice is below it"
         );
     }
-    let (sigma, found) = match (args.noise_multiplier, args.target_epsilon) {
-        (Some(sigma), None) => {
-            if !(sigma.is_finite() && sigma > 0.0) {
-                return Err(bad_input(format!("--noise-multiplier must be a positive number, not {sigma}")));
+    let (sigma, found) =
+        match (args.noise_multiplier, args.target_epsilon) {
+            (Some(sigma), None) => {
+                if !(sigma.is_finite() && sigma > 0.0) {
+                    return Err(bad_input(format!("--noise-multiplier must be a positive number, not {sigma}")));
+                }
+                (sigma, None)
             }
-            (sigma, None)
-        }
-        (None, Some(target)) => (noise_multiplier_for_epsilon(target, delta, q, steps)?, Some(target)),
-        _ => {
-            return Err(bad_input(
+            (None, Some(target)) => (noise_multiplier_for_epsilon(target, delta, q, steps)?, Some(target)),
+            _ => return Err(bad_input(
                 "give one of --noise-multiplier (to get epsilon) and --target-epsilon (to get the noise multiplier)"
                     .into(),
-            ))
-        }
-    };
+            )),
+        };
     let mut accountant = RdpAccountant::new();
     accountant.record(q, sigma, steps);
     let spent = accountant.epsilon(delta);
@@ -78,7 +77,8 @@ pub(crate) fn plan(args: &PrivacyArgs) -> anyhow::Result<()> {
         None => format!("noise multiplier {sigma}"),
         Some(target) => format!("noise multiplier {sigma} (found for --target-epsilon {target})"),
     };
-    let default = if args.delta.is_none() { "; delta is the default, the largest power of ten below 1 / rows" } else { "" };
+    let default =
+        if args.delta.is_none() { "; delta is the default, the largest power of ten below 1 / rows" } else { "" };
     writeln!(
         out,
         "{rows} rows, expected batch {batch} (q = {}), {how_many}, {noise}: (epsilon = {}, delta = {delta:e})-DP (RDP order {}){default}",
