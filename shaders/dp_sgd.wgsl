@@ -52,6 +52,35 @@ struct NoiseParams {
 @group(0) @binding(3) var<storage, read> norm_dz: array<f32>;
 @group(0) @binding(4) var<storage, read_write> norms: array<f32>;
 
+// The sum of squares of a row, as src/cpu.rs::sum_squares adds it: element
+// i into partial sum i % 8, the eight added in order. (Two copies: WGSL
+// cannot pass a storage array to a function.)
+fn sum_squares_input(start: u32, len: u32) -> f32 {
+    var lanes: array<f32, 8>;
+    for (var i = 0u; i < len; i++) {
+        let v = norm_input[start + i];
+        lanes[i % 8u] += v * v;
+    }
+    var total = 0.0;
+    for (var l = 0u; l < 8u; l++) {
+        total += lanes[l];
+    }
+    return total;
+}
+
+fn sum_squares_dz(start: u32, len: u32) -> f32 {
+    var lanes: array<f32, 8>;
+    for (var i = 0u; i < len; i++) {
+        let v = norm_dz[start + i];
+        lanes[i % 8u] += v * v;
+    }
+    var total = 0.0;
+    for (var l = 0u; l < 8u; l++) {
+        total += lanes[l];
+    }
+    return total;
+}
+
 @compute @workgroup_size(64)
 fn dp_row_norms(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -62,16 +91,8 @@ fn dp_row_norms(
     if (r >= norm_params.rows) {
         return;
     }
-    var a2 = 0.0;
-    for (var i = 0u; i < norm_params.fan_in; i++) {
-        let v = norm_input[r * norm_params.fan_in + i];
-        a2 += v * v;
-    }
-    var z2 = 0.0;
-    for (var j = 0u; j < norm_params.fan_out; j++) {
-        let v = norm_dz[r * norm_params.fan_out + j];
-        z2 += v * v;
-    }
+    let a2 = sum_squares_input(r * norm_params.fan_in, norm_params.fan_in);
+    let z2 = sum_squares_dz(r * norm_params.fan_out, norm_params.fan_out);
     var norm = (a2 + 1.0) * z2;
     if (norm_params.accumulate != 0u) {
         norm += norms[r];
@@ -138,17 +159,48 @@ fn uniform_open(word: u32) -> f32 {
     return (f32(word >> 8u) + 0.5) * (1.0 / 16777216.0);
 }
 
-// The N(0, 1) draw of `element` in stream `stream` at `step` (src/noise.rs::normal).
+// ln(u) for u in (0, 1], as src/noise.rs::ln_unit writes it out.
+fn ln_unit(u: f32) -> f32 {
+    let bits = bitcast<u32>(u);
+    var exponent = f32(i32(bits >> 23u) - 127);
+    var mantissa = bitcast<f32>((bits & 0x007fffffu) | 0x3f800000u);
+    let high = mantissa > 1.4142135;
+    mantissa = select(mantissa, mantissa * 0.5, high);
+    exponent = select(exponent, exponent + 1.0, high);
+    let s = (mantissa - 1.0) / (mantissa + 1.0);
+    let s2 = s * s;
+    let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
+    return exponent * 0.6931472 + series;
+}
+
+// (cos 2 pi u, sin 2 pi u), as src/noise.rs::cos_sin_turn writes it out.
+fn cos_sin_turn(u: f32) -> vec2<f32> {
+    let x = 4.0 * u;
+    let quarter = floor(x + 0.5);
+    let t = (x - quarter) * 1.5707964;
+    let t2 = t * t;
+    let sin_t = t * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0 * (1.0 - t2 / 72.0))));
+    let cos_t = 1.0 - t2 / 2.0 * (1.0 - t2 / 12.0 * (1.0 - t2 / 30.0 * (1.0 - t2 / 56.0 * (1.0 - t2 / 90.0))));
+    let q = u32(quarter) & 3u;
+    let odd = (q & 1u) == 1u;
+    let a = select(cos_t, sin_t, odd);
+    let b = select(sin_t, cos_t, odd);
+    return vec2<f32>(select(a, -a, q == 1u || q == 2u), select(b, -b, q >= 2u));
+}
+
+fn box_muller(u0: f32, u1: f32) -> vec2<f32> {
+    return sqrt(-2.0 * ln_unit(u0)) * cos_sin_turn(u1);
+}
+
+// The N(0, 1) draw of `element` in stream `stream` at `step` (src/noise.rs::normal):
+// lane element % 4 of the Box-Muller pairs of Philox block element / 4.
 fn normal(step: u32, stream: u32, element: u32) -> f32 {
     let key = vec2<u32>(noise_params.key_lo, noise_params.key_hi);
     let words = philox4x32_10(vec4<u32>(element / 4u, stream, step, 0u), key);
     let lane = element % 4u;
-    let pair = lane / 2u;
-    let u0 = uniform_open(select(words.x, words.z, pair == 1u));
-    let u1 = uniform_open(select(words.y, words.w, pair == 1u));
-    let radius = sqrt(-2.0 * log(u0));
-    let angle = 6.2831855 * u1 - 3.1415927;
-    return radius * select(cos(angle), sin(angle), lane % 2u == 1u);
+    let pair = select(box_muller(uniform_open(words.x), uniform_open(words.y)),
+                      box_muller(uniform_open(words.z), uniform_open(words.w)), lane >= 2u);
+    return select(pair.x, pair.y, (lane & 1u) == 1u);
 }
 
 @compute @workgroup_size(256)

@@ -9,6 +9,7 @@ use ndarray::Array2;
 use crate::backend::{Backend, GpuBackend};
 use crate::cpu;
 use crate::data::Dataset;
+use crate::dp::DpSgd;
 use crate::error::{Error, Result};
 use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
@@ -23,6 +24,9 @@ const RUN_SECONDS: f64 = 0.05;
 /// a run reads back once.
 const MAX_STEPS: usize = gpu::RING_EPOCHS;
 
+/// Steps in an epoch of `mlp-dp`: its rows over its expected batch.
+const DP_STEPS_PER_EPOCH: usize = 10;
+
 /// A named benchmark case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Case {
@@ -33,6 +37,11 @@ pub enum Case {
     /// `mlp` with what regularizes a step: dropout 0.1, a cosine schedule and
     /// clipping by the global norm (layered GPU path): what they add per step.
     MlpRegularized,
+    /// `mlp` trained with DP-SGD (layered GPU path): Poisson samples of 256
+    /// rows expected out of 2560 (q = 0.1, so a step's buffers hold the
+    /// 347 rows a sample may reach), per-row clipping and noise; beside `mlp`
+    /// it gives what privacy costs a step. Runs whole epochs of 10 steps.
+    MlpDp,
     /// 1024-1024-1024-10, batch 1024: for real GPUs.
     Wide,
     /// One out(M, N) = a(M, K) · b(K, N).
@@ -62,18 +71,20 @@ impl Case {
         ]
     }
 
-    /// Layer sizes and batch rows of a training case.
+    /// Layer sizes and batch rows of a training case (with DP-SGD, the
+    /// expected batch; its data holds [`Case::steps_per_call`] times as many rows).
     fn net(&self) -> Option<(Vec<usize>, usize)> {
         match self {
             Case::Seed => Some((vec![10, 5, 1], 100)),
-            Case::Mlp | Case::MlpRegularized => Some((vec![784, 256, 10], 256)),
+            Case::Mlp | Case::MlpRegularized | Case::MlpDp => Some((vec![784, 256, 10], 256)),
             Case::Wide => Some((vec![1024, 1024, 1024, 10], 1024)),
             Case::Matmul { .. } | Case::Dispatch => None,
         }
     }
 
     /// The case's training settings: the textbook's (full-batch SGD), with
-    /// dropout, a cosine schedule and norm clipping for `mlp-regularized`.
+    /// dropout, a cosine schedule and norm clipping for `mlp-regularized`,
+    /// DP-SGD at an expected batch of 256 for `mlp-dp`.
     fn config(&self) -> TrainConfig {
         let plain = TrainConfig::default();
         match self {
@@ -84,7 +95,21 @@ impl Case {
                 dp: None,
                 ..plain
             },
+            Case::MlpDp => TrainConfig {
+                batch_size: Some(256),
+                dp: Some(DpSgd { max_grad_norm: 1.0, noise_multiplier: 1.0, key: 0 }),
+                ..plain
+            },
             _ => plain,
+        }
+    }
+
+    /// Steps a runner of the case runs at a time: its steps come in whole
+    /// epochs (10 for `mlp-dp`, 1 for the others).
+    pub fn steps_per_call(&self) -> usize {
+        match self {
+            Case::MlpDp => DP_STEPS_PER_EPOCH,
+            _ => 1,
         }
     }
 
@@ -102,11 +127,12 @@ impl std::str::FromStr for Case {
             "seed" => Ok(Case::Seed),
             "mlp" => Ok(Case::Mlp),
             "mlp-regularized" => Ok(Case::MlpRegularized),
+            "mlp-dp" => Ok(Case::MlpDp),
             "wide" => Ok(Case::Wide),
             "dispatch" => Ok(Case::Dispatch),
             _ => {
                 let shape = text.strip_prefix("matmul:").ok_or_else(|| {
-                    format!("'{text}' is not a case: use seed, mlp, mlp-regularized, wide, dispatch or matmul:M,K,N")
+                    format!("'{text}' is not a case: use seed, mlp, mlp-regularized, mlp-dp, wide, dispatch or matmul:M,K,N")
                 })?;
                 let dims: Vec<usize> = shape.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect();
                 match dims[..] {
@@ -124,6 +150,7 @@ impl std::fmt::Display for Case {
             Case::Seed => f.write_str("seed"),
             Case::Mlp => f.write_str("mlp"),
             Case::MlpRegularized => f.write_str("mlp-regularized"),
+            Case::MlpDp => f.write_str("mlp-dp"),
             Case::Wide => f.write_str("wide"),
             Case::Matmul { m, k, n } => write!(f, "matmul:{m},{k},{n}"),
             Case::Dispatch => f.write_str("dispatch"),
@@ -206,10 +233,13 @@ fn counts(device: &Backend) -> Counts {
 pub type Runner<'a> = Box<dyn FnMut(usize) -> Result<()> + 'a>;
 
 /// Sets a case up on a device (a training case on the backend's GPU path);
-/// what its runner runs is one step.
+/// its runner runs the steps asked, rounded up to a multiple of
+/// [`Case::steps_per_call`].
 pub fn runner<'a>(case: &Case, device: &'a Backend) -> Result<Runner<'a>> {
     match (case.net(), case) {
-        (Some((sizes, rows)), _) => training_runner(&sizes, rows, case.config(), device),
+        (Some((sizes, rows)), _) => {
+            training_runner(&sizes, rows * case.steps_per_call(), case.config(), case.steps_per_call(), device)
+        }
         (None, &Case::Matmul { m, k, n }) => matmul_runner(&[(m, k, n, false, false)], device),
         (None, Case::Dispatch) => dispatch_runner(device),
         (None, _) => unreachable!("every case but matmul and dispatch has a net"),
@@ -230,7 +260,7 @@ struct Timed<'a> {
 impl<'a> Timed<'a> {
     /// Sets up with `setup` and warms up with 1 step and then 10, which pick the steps
     /// per run so that a run lasts about RUN_SECONDS.
-    fn new(device: &Backend, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
+    fn new(device: &Backend, unit: usize, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Self> {
         let before = counts(device);
         let run = setup()?;
         let bytes = counts(device).bytes - before.bytes;
@@ -239,9 +269,11 @@ impl<'a> Timed<'a> {
         // One step first, untimed: lavapipe compiles a pipeline at its first
         // dispatch, and a calibration that timed the compiler would give a
         // run of 10 steps where thousands fit.
-        timed.run_steps(device, 1)?;
-        let warm = timed.run_steps(device, 10)?;
-        timed.steps_per_run = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10, MAX_STEPS);
+        // Steps come in multiples of `unit` (a case's whole epochs).
+        timed.run_steps(device, unit)?;
+        let warm = timed.run_steps(device, 10 * unit)?;
+        let steps = ((RUN_SECONDS / warm.max(1e-9)) as usize).clamp(10 * unit, MAX_STEPS);
+        timed.steps_per_run = steps.div_ceil(unit) * unit;
         Ok(timed)
     }
 
@@ -294,12 +326,19 @@ fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset)> {
 
 /// Training steps; a run of up to MAX_STEPS (the GPU's metrics ring) reads
 /// back once.
-fn training_runner<'a>(sizes: &[usize], rows: usize, config: TrainConfig, device: &'a Backend) -> Result<Runner<'a>> {
+fn training_runner<'a>(
+    sizes: &[usize],
+    rows: usize,
+    config: TrainConfig,
+    steps_per_epoch: usize,
+    device: &'a Backend,
+) -> Result<Runner<'a>> {
     let (spec, data) = training_setup(sizes, rows)?;
     let params = Params::init(&spec, Init::Xavier, 0)?;
     let mut trainer =
         device.trainer(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })?;
-    Ok(Box::new(move |steps| trainer.train(steps).map(drop)))
+    debug_assert_eq!(trainer.steps_per_epoch(), steps_per_epoch);
+    Ok(Box::new(move |steps| trainer.train(steps.div_ceil(steps_per_epoch)).map(drop)))
 }
 
 /// The matmuls `shapes` (M, K, N, trans_a, trans_b) as one step: on the GPU
@@ -391,7 +430,7 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
     };
     let path = match case.net() {
         Some((sizes, rows)) => {
-            let (spec, data) = training_setup(&sizes, rows)?;
+            let (spec, data) = training_setup(&sizes, rows * case.steps_per_call())?;
             let config = case.config();
             let params = Params::init(&spec, Init::Xavier, 0)?;
             device.path_for(&Run { spec: &spec, params: &params, train: &data, test: None, config: &config })
@@ -401,9 +440,9 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
     // Training cases are timed beside their matmuls alone, except on the
     // fused path, which runs no matmul dispatch to compare with.
     let shapes = case.net().map(|(sizes, rows)| step_matmuls(&sizes, rows));
-    let mut timed = vec![Timed::new(device, || runner(case, device))?];
+    let mut timed = vec![Timed::new(device, case.steps_per_call(), || runner(case, device))?];
     if let Some(shapes) = shapes.as_ref().filter(|_| path != Some(GpuPath::Fused)) {
-        timed.push(Timed::new(device, || matmul_runner(shapes, device))?);
+        timed.push(Timed::new(device, 1, || matmul_runner(shapes, device))?);
     }
     let timings = time_interleaved(device, &mut timed)?;
     let timing = &timings[0];

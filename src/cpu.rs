@@ -597,13 +597,38 @@ pub fn weight_grads_into(x: ArrayView2<f32>, pass: &Forward, dacts: &[Array2<f32
 /// DP-SGD's per-row squared gradient norms, one layer at a time: norms (B)
 /// += (|input_r|^2 + 1) |dZ_r|^2 for input (B, IN) and dZ (B, OUT), the
 /// squared norms of row r's weight gradient input_r ⊗ dZ_r and bias gradient
-/// dZ_r. Layers are added first to last, as shaders/dp_sgd.wgsl adds them.
+/// dZ_r. Layers are added first to last, each |.|^2 in eight interleaved
+/// sums ([`sum_squares`]), as shaders/dp_sgd.wgsl adds them.
 pub fn dp_row_norms(input: ArrayView2<f32>, dz: ArrayView2<f32>, norms: &mut Array1<f32>) {
     for ((a, z), norm) in input.rows().into_iter().zip(dz.rows()).zip(norms.iter_mut()) {
-        let a2: f32 = a.iter().map(|v| v * v).sum();
-        let z2: f32 = z.iter().map(|v| v * v).sum();
+        let (a2, z2) = (sum_squares(a), sum_squares(z));
         *norm += (a2 + 1.0) * z2;
     }
+}
+
+/// The sum of a row's squares: element i goes to partial sum i % 8, and the
+/// eight are added in order, so the loop runs eight lanes wide.
+fn sum_squares(row: ArrayView1<f32>) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    match row.as_slice() {
+        Some(values) => {
+            let mut chunks = values.chunks_exact(8);
+            for chunk in &mut chunks {
+                for (lane, v) in lanes.iter_mut().zip(chunk) {
+                    *lane += v * v;
+                }
+            }
+            for (lane, v) in lanes.iter_mut().zip(chunks.remainder()) {
+                *lane += v * v;
+            }
+        }
+        None => {
+            for (i, v) in row.iter().enumerate() {
+                lanes[i % 8] += v * v;
+            }
+        }
+    }
+    lanes.iter().sum()
 }
 
 /// Turns the squared norms (B) into each row's factor on its dZ: the loss
@@ -628,15 +653,12 @@ pub fn dp_scale_rows(dz: &mut Array2<f32>, factors: ArrayView1<f32>) {
 /// grads += std * N(0, 1), element i of tensor t (2l for W_l, 2l + 1 for
 /// b_l, row-major) drawing [`crate::noise::normal`] at (key, step, t, i).
 pub fn dp_add_noise(grads: &mut Params, key: [u32; 2], step: u64, std: f32) {
-    let add = |values: &mut dyn Iterator<Item = &mut f32>, tensor: usize| {
-        let stream = crate::noise::noise_stream(tensor as u32);
-        for (i, g) in values.enumerate() {
-            *g += std * crate::noise::normal(key, step, stream, i as u32);
-        }
+    let add = |values: &mut [f32], tensor: usize| {
+        crate::noise::add_normals(values, key, step, crate::noise::noise_stream(tensor as u32), std);
     };
     for (l, layer) in grads.layers.iter_mut().enumerate() {
-        add(&mut layer.w.iter_mut(), 2 * l);
-        add(&mut layer.b.iter_mut(), 2 * l + 1);
+        add(layer.w.as_slice_mut().expect("gradients are in standard layout"), 2 * l);
+        add(layer.b.as_slice_mut().expect("gradients are in standard layout"), 2 * l + 1);
     }
 }
 
@@ -675,6 +697,32 @@ impl StepBuffers {
     }
 }
 
+impl StepBuffers {
+    /// Room for `rows` rows instead, in the same allocations while they are
+    /// large enough (a DP-SGD sample's size changes every step).
+    fn resize(&mut self, rows: usize) {
+        if rows == self.rows {
+            return;
+        }
+        let pass = &mut self.pass;
+        let per_layer = pass.acts.iter_mut().chain(&mut self.dacts);
+        let kept = pass.pre.iter_mut().chain(&mut pass.dropped).flatten();
+        for values in [&mut self.x, &mut self.y].into_iter().chain(per_layer).chain(kept) {
+            resize_rows(values, rows);
+        }
+        self.rows = rows;
+    }
+}
+
+/// values (R, C) become (rows, C), the allocation kept where it has room
+/// (the rows' values are for the caller to write).
+fn resize_rows(values: &mut Array2<f32>, rows: usize) {
+    let cols = values.ncols();
+    let (mut flat, _) = std::mem::take(values).into_raw_vec_and_offset();
+    flat.resize(rows * cols, 0.0);
+    *values = Array2::from_shape_vec((rows, cols), flat).expect("rows * cols values");
+}
+
 /// Trains on the host with the functions above.
 pub struct CpuTrainer {
     spec: MlpSpec,
@@ -691,8 +739,8 @@ pub struct CpuTrainer {
     epoch_start: (Params, OptimizerState),
     /// The epoch trained next and the plateau scale (see [`Trainer::set_schedule`]).
     schedule: (usize, f32),
-    /// With DP-SGD, the buffers of the last step's sample size (made again
-    /// when the next sample's size differs).
+    /// With DP-SGD, the buffers of the last step's sample, resized to each
+    /// next one's.
     dp_buffers: Option<StepBuffers>,
 }
 
@@ -776,7 +824,10 @@ impl CpuTrainer {
         let spec = &self.spec;
         let dropout = self.config.dropout.is_some();
         let buffers = match &mut self.dp_buffers {
-            Some(buffers) if buffers.rows == rows.len() => buffers,
+            Some(buffers) => {
+                buffers.resize(rows.len());
+                buffers
+            }
             slot => slot.insert(StepBuffers::new(spec, &self.params, rows.len(), dropout)),
         };
         gather_rows_into(self.train.x.view(), rows, &mut buffers.x);

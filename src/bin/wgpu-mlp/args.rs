@@ -220,7 +220,8 @@ pub(crate) enum SplitArg {
 pub(crate) struct BenchArgs {
     /// A case: seed (10-5-1, 100 samples), mlp (784-256-10, batch 256),
     /// mlp-regularized (mlp with dropout 0.1, a cosine schedule and norm
-    /// clipping), wide (1024-1024-1024-10, batch 1024), matmul:M,K,N, or
+    /// clipping), mlp-dp (mlp with DP-SGD: Poisson samples of 256 rows expected
+    /// of 2560), wide (1024-1024-1024-10, batch 1024), matmul:M,K,N, or
     /// dispatch (the cost of one tiny dispatch, GPU only); repeatable
     /// [default: seed, mlp, dispatch, matmul:512,512,512, matmul:256,784,256, matmul:784,256,256].
     #[arg(long = "case")]
