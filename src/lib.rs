@@ -56,6 +56,7 @@ pub mod data;
 pub mod dropout;
 pub mod error;
 pub mod export;
+pub mod fairness;
 pub mod gpu;
 pub mod host;
 pub mod metrics;
