@@ -10,6 +10,7 @@ mod bench;
 mod data;
 mod device;
 mod export;
+mod groups;
 mod predict;
 mod progress;
 mod sniff;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::run_bench(args),
         Some(Command::Adapters { json }) => adapters::list_adapters(*json),
         Some(Command::Predict { model, out, copy }) => predict::predict(model, out.as_deref(), &copy.columns()),
-        Some(Command::Eval { model, json }) => predict::evaluate(model, *json),
+        Some(Command::Eval { model, json, group }) => predict::evaluate(model, *json, group),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
     };
     match result {
