@@ -232,7 +232,7 @@ impl FairnessReport {
                     }
                     Task::MultiClass => {
                         entry["accuracy"] = g.accuracy.into();
-                        entry["classes"] = g.rates.iter().map(|r| rates_json(r)).collect::<Vec<_>>().into();
+                        entry["classes"] = g.rates.iter().map(rates_json).collect::<Vec<_>>().into();
                     }
                     Task::Regression => {
                         entry["mse"] = g.mse.into();

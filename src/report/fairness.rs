@@ -194,15 +194,17 @@ impl Chart {
         let bottom = self.y(0.0);
         root.draw(&PathElement::new(vec![(left, TOP as i32), (left, bottom), (right, bottom)], BLACK))?;
 
-        let cluster = self.cluster_width() as i32;
+        // The clusters share the plot's width, each its bars centred.
+        let cluster = (self.plot_width() / self.metrics.len().max(1) as u32) as i32;
+        let bars = (self.groups.len() as u32 * BAR) as i32;
         for (m, (name, values)) in self.metrics.iter().enumerate() {
-            let start = left + m as i32 * cluster + CLUSTER_GAP as i32 / 2;
+            let start = left + m as i32 * cluster + (cluster - bars) / 2;
             for (g, &value) in values.iter().enumerate() {
                 let x = start + g as i32 * BAR as i32;
                 let colour = PALETTE[g % PALETTE.len()];
                 root.draw(&Rectangle::new([(x, self.y(value)), (x + BAR as i32 - 2, bottom)], colour.filled()))?;
             }
-            let middle = start + (values.len().max(1) as i32 * BAR as i32) / 2;
+            let middle = left + m as i32 * cluster + cluster / 2;
             root.draw_text(name, &font(13).pos(Pos::new(HPos::Center, VPos::Top)), (middle, bottom + 8))?;
         }
 

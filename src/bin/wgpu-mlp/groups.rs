@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use wgpu_mlp::checkpoint::DataSettings;
 use wgpu_mlp::data::{CsvLayout, TargetColumn, GROUP_JOIN};
 use wgpu_mlp::fairness::{FairnessReport, Predictions};
 use wgpu_mlp::Dataset;
@@ -166,4 +167,22 @@ pub(crate) fn test_report(
     folder: &Path,
 ) -> anyhow::Result<Option<FairnessReport>> {
     groups.map(|groups| report(groups, predictions, Some(folder))).transpose()
+}
+
+/// Training's header's words on its group columns: "groups: sex (2 in the
+/// training rows; not inputs)", or None without --group.
+pub(crate) fn header_part(data: &DataSettings) -> Option<String> {
+    if data.groups.is_empty() {
+        return None;
+    }
+    let inputs = if data.groups.iter().all(|g| data.columns.contains(g)) { "inputs too" } else { "not inputs" };
+    let names: Vec<String> = data
+        .groups
+        .iter()
+        .map(|g| match g {
+            TargetColumn::Name(name) => name.clone(),
+            TargetColumn::Index(i) => format!("column {i}"),
+        })
+        .collect();
+    Some(format!("groups: {} ({} in the training rows; {inputs})", names.join(GROUP_JOIN), data.group_values.len()))
 }

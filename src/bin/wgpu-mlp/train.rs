@@ -340,6 +340,7 @@ fn encoding_line(settings: &Settings) -> Option<String> {
         Missing::Drop => parts.push(format!("{} rows with a missing value dropped", settings.dropped_rows)),
         Missing::Error => {}
     }
+    parts.extend(crate::groups::header_part(&settings.data));
     (!parts.is_empty()).then(|| format!("columns: {}", parts.join("; ")))
 }
 
