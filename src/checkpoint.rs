@@ -118,6 +118,13 @@ pub struct DataSettings {
     /// (one-hot categories, missing values filled), as JSON (see
     /// [`Encoder::to_json`]); None when the columns went in as they were.
     pub encoder: Option<Encoder>,
+    /// `data.groups`: a CSV's group columns (`group`), written as
+    /// `data.columns` is; empty (and no key) when training had none.
+    pub groups: Vec<TargetColumn>,
+    /// `data.group_values`: the groups of the training rows, sorted, as a
+    /// JSON array of names, so a report lists a group even where no row
+    /// scored has it; written with `data.groups`.
+    pub group_values: Vec<String>,
 }
 
 impl DataSettings {
@@ -150,6 +157,10 @@ impl DataSettings {
         keys.extend(self.width.map(|n| ("data.width", n.to_string())));
         keys.push(("data.missing", self.missing.to_string()));
         keys.extend(self.encoder.as_ref().map(|e| ("data.encoder", e.to_json().to_string())));
+        if !self.groups.is_empty() {
+            keys.push(("data.groups", json(&self.groups)));
+            keys.push(("data.group_values", serde_json::Value::from(self.group_values.clone()).to_string()));
+        }
         keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
@@ -208,6 +219,16 @@ impl DataSettings {
             missing: match metadata.get("data.missing") {
                 None => Missing::Error,
                 Some(missing) => missing.parse().map_err(|_| bad("data.missing", "error, mean, median or drop"))?,
+            },
+            groups: match metadata.get("data.groups") {
+                None => Vec::new(),
+                Some(_) => columns("data.groups")?,
+            },
+            group_values: match metadata.get("data.group_values") {
+                None => Vec::new(),
+                Some(json) => {
+                    serde_json::from_str(json).map_err(|_| bad("data.group_values", "a JSON array of names"))?
+                }
             },
             encoder: match metadata.get("data.encoder") {
                 None => None,

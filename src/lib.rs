@@ -58,6 +58,7 @@ pub mod dp;
 pub mod dropout;
 pub mod error;
 pub mod export;
+pub mod fairness;
 pub mod gpu;
 pub mod host;
 pub mod metrics;

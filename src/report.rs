@@ -1,12 +1,14 @@
 //! What a training run leaves in its run folder besides the checkpoint: the
 //! metrics of every read-back as CSV, and a plot of them as SVG (always) and
 //! PNG (when a TrueType font can be found to draw its text); and a
-//! classifier's confusion matrix as CSV and SVG. Every file is
+//! classifier's confusion matrix as CSV and SVG; and a per-group (fairness)
+//! report as CSV and SVG. Every file is
 //! written through [`write_atomically`], so a crash leaves either the previous
 //! file or the new one, never half of one.
 
 mod chart;
 mod confusion;
+mod fairness;
 mod raster;
 
 use std::ffi::OsString;
@@ -21,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::train::EpochMetrics;
 
 pub use confusion::{plot_confusion, write_confusion_csv};
+pub use fairness::{plot_fairness, write_fairness_csv, FAIRNESS_CSV_CLASSES, FAIRNESS_CSV_REGRESSION};
 pub use raster::{default_font_dirs, find_font};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.

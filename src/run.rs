@@ -65,7 +65,15 @@ pub enum Reuse {
 fn is_run_file(name: &str) -> bool {
     matches!(
         name,
-        "config.json" | "metrics.csv" | "loss.svg" | "loss.png" | "confusion.csv" | "confusion.svg" | BEST_CHECKPOINT
+        "config.json"
+            | "metrics.csv"
+            | "loss.svg"
+            | "loss.png"
+            | "confusion.csv"
+            | "confusion.svg"
+            | "fairness.csv"
+            | "fairness.svg"
+            | BEST_CHECKPOINT
     ) || name
         .strip_prefix("checkpoint-epoch")
         .and_then(|rest| rest.strip_suffix(".safetensors"))

@@ -66,6 +66,13 @@ pub struct CsvOptions {
     /// Refuse a target outside [0, 1], naming its line: the targets of a
     /// binary cross-entropy (`loss` bce). Ignored with `classify`.
     pub unit_targets: bool,
+    /// Columns naming each row's group (`group`; a sensitive attribute for
+    /// the per-group report of [`fairness`](crate::fairness)): each is read
+    /// as a categorical input, as `categorical` reads one, and
+    /// [`CsvLayout::groups`] lists them, so the caller can take them out of
+    /// the inputs again. Only [`load_csv_with_layout`] uses it; for
+    /// [`load_csv_columns`], [`ModelColumns::groups`] says it.
+    pub group: Vec<TargetColumn>,
 }
 
 /// gzip's first two bytes.
@@ -152,6 +159,10 @@ pub struct CsvLayout {
     pub texts: Vec<Option<Vec<String>>>,
     /// Data rows left out because a value was missing (`missing` drop).
     pub dropped: usize,
+    /// The 0-based columns of the groups (`group`), in the order given; each
+    /// is also a categorical input (in `inputs`) until taken out with
+    /// [`CsvLayout::without_inputs`].
+    pub groups: Vec<usize>,
 }
 
 impl CsvLayout {
@@ -185,6 +196,8 @@ struct Plan {
     targets: Vec<usize>,
     /// The inputs (positions in `inputs`) read as categories.
     categorical: Vec<usize>,
+    /// The group columns, each also among `inputs` as a category.
+    groups: Vec<usize>,
 }
 
 /// Reads CSV text as [`load_csv_from`] does and says which columns became the
@@ -224,7 +237,24 @@ pub fn load_csv_with_layout(input: impl Read, name: &str, options: &CsvOptions) 
                 None => return Err(format!("`categorical` names {}, an ignored column", column_name(column))),
             }
         }
-        Ok(Plan { inputs, targets, categorical })
+        let groups = find_columns("group", &options.group, width, header)?;
+        for (k, &column) in groups.iter().enumerate() {
+            match inputs.iter().position(|&c| c == column) {
+                _ if groups[..k].contains(&column) => {
+                    return Err(format!("`group` names {} twice", column_name(column)))
+                }
+                Some(input) if !categorical.contains(&input) => categorical.push(input),
+                Some(_) => {}
+                None if targets.contains(&column) => {
+                    return Err(format!(
+                        "`group` names {}, the target column; a group is a column beside the inputs and the target",
+                        column_name(column)
+                    ))
+                }
+                None => return Err(format!("`group` names {}, an ignored column", column_name(column))),
+            }
+        }
+        Ok(Plan { inputs, targets, categorical, groups })
     })
 }
 
@@ -245,6 +275,14 @@ pub struct ModelColumns {
     pub width: Option<usize>,
     /// The inputs (positions in `inputs`) that are categorical.
     pub categorical: Vec<usize>,
+    /// The group columns to read (`group`), found as `targets` are: one
+    /// among the inputs must be categorical there, and any other is
+    /// appended to the inputs as a category, for the caller to take out
+    /// again (see [`CsvLayout::groups`]).
+    pub groups: Vec<TargetColumn>,
+    /// A group column the file lacks is left out (the layout's `groups`
+    /// then lists fewer), not an error.
+    pub groups_optional: bool,
 }
 
 /// Reads the model's columns of CSV text (plain or gzip) from `input`. With a
@@ -259,8 +297,35 @@ pub fn load_csv_columns(
     columns: &ModelColumns,
 ) -> Result<(Dataset, CsvLayout)> {
     read_csv(input, name, options, |width, header| {
-        let (inputs, targets) = columns.find(width, header)?;
-        Ok(Plan { inputs, targets, categorical: columns.categorical.clone() })
+        let (mut inputs, targets) = columns.find(width, header)?;
+        let mut categorical = columns.categorical.clone();
+        let mut groups = Vec::with_capacity(columns.groups.len());
+        for wanted in &columns.groups {
+            let column = match find_columns("group", std::slice::from_ref(wanted), width, header) {
+                Ok(found) => found[0],
+                Err(_) if columns.groups_optional => continue,
+                Err(message) => return Err(message),
+            };
+            let column_name = column_name(header, column);
+            match inputs.iter().position(|&c| c == column) {
+                _ if groups.contains(&column) => return Err(format!("`group` names {column_name} twice")),
+                Some(input) if categorical.contains(&input) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "`group` names {column_name}, which the model reads as a number; a group column is read as text"
+                    ))
+                }
+                None if targets.contains(&column) => {
+                    return Err(format!("`group` names {column_name}, the target column"))
+                }
+                None => {
+                    categorical.push(inputs.len());
+                    inputs.push(column);
+                }
+            }
+            groups.push(column);
+        }
+        Ok(Plan { inputs, targets, categorical, groups })
     })
 }
 
@@ -435,7 +500,7 @@ fn read_csv(
     let is_header = header.is_some();
     let width = first.len();
     let column_name = |c: usize| column_name(header.as_deref(), c);
-    let Plan { inputs, targets, categorical } = plan(width, header.as_deref()).map_err(bad)?;
+    let Plan { inputs, targets, categorical, groups } = plan(width, header.as_deref()).map_err(bad)?;
     if options.classify && targets.len() > 1 {
         return Err(bad(format!("`task` classify takes one target column, got {}", targets.len())));
     }
@@ -566,7 +631,7 @@ fn read_csv(
         return Err(bad("no data rows".into()));
     }
     let texts = texts.into_iter().map(|t| t.map(|(by_code, _)| by_code)).collect();
-    let layout = CsvLayout { header, inputs, targets, width, texts, dropped };
+    let layout = CsvLayout { header, inputs, targets, width, texts, dropped, groups };
     // Every row pushed its inputs into x and its targets into y (or labels).
     let x = Array2::from_shape_vec((rows, layout.inputs.len()), x).expect("every row has `inputs` features");
     if !options.classify || layout.targets.is_empty() {

@@ -64,6 +64,13 @@ pub(crate) enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+
+        /// CSV: a group column (a sensitive attribute), by 0-based index or
+        /// header name, comma-separated or repeated for their intersection:
+        /// the metrics and gaps per group [default: training's --group,
+        /// where the data has those columns].
+        #[arg(long, value_delimiter = ',')]
+        group: Vec<TargetColumn>,
     },
 
     /// Write a checkpoint's model as ONNX (opset 13): input `input`, float32
@@ -403,6 +410,18 @@ pub(crate) struct DataArgs {
     /// (in the test rows): error, or ignore (every one-hot input of its column 0).
     #[arg(long, value_enum, default_value_t = UnknownCategory::Error)]
     pub(crate) unknown_category: UnknownCategory,
+
+    /// CSV: a group column (a sensitive attribute), by 0-based index or
+    /// header name, comma-separated or repeated for their intersection: the
+    /// test set's metrics and gaps per group at the end (and fairness.csv,
+    /// fairness.svg); read as text and kept out of the inputs.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) group: Vec<TargetColumn>,
+
+    /// CSV: the --group columns are inputs too, one-hot encoded as
+    /// --categorical columns are.
+    #[arg(long)]
+    pub(crate) group_as_feature: bool,
 }
 
 /// The training flags (the default command).

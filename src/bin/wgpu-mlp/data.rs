@@ -31,6 +31,8 @@ pub(crate) struct Loaded {
     /// For a CSV file with categorical columns or missing values filled,
     /// how its columns became the model's inputs.
     pub(crate) encoder: Option<Encoder>,
+    /// For a CSV file with --group columns, the rows' groups.
+    pub(crate) groups: Option<crate::groups::TrainingGroups>,
 }
 
 /// The training and test sets `--data` names, split, encoded and scaled
@@ -60,6 +62,8 @@ pub(crate) fn load_data(
         ("--missing", cli.missing != Missing::Error),
         ("--unknown-category", cli.unknown_category != UnknownCategory::Error),
         ("--val-data", cli.val_data.is_some()),
+        ("--group", !cli.group.is_empty()),
+        ("--group-as-feature", cli.group_as_feature),
     ];
     let is_csv = matches!(cli.data, Source::Csv(_) | Source::CsvStdin);
     if !is_csv {
@@ -96,6 +100,7 @@ pub(crate) fn load_data(
                 categorical: cli.categorical.clone(),
                 missing: cli.missing,
                 unit_targets,
+                group: cli.group.clone(),
             };
             let (data, layout) = match &cli.data {
                 Source::Csv(path) => {
@@ -121,7 +126,7 @@ pub(crate) fn load_data(
     }
     // The validation rows: a file of their own, or a share of the training rows.
     let mut val_note = None;
-    let (mut val, val_layout) = match (&cli.val_data, &csv_options, &csv_layout) {
+    let (mut val, mut val_layout) = match (&cli.val_data, &csv_options, &csv_layout) {
         (Some(source), Some(options), Some(layout)) => {
             let (rows, layout) = load_val_csv(source, options, layout, train.classes)?;
             (Some(rows), Some(layout))
@@ -152,6 +157,20 @@ pub(crate) fn load_data(
                 }
             }
         },
+    };
+    let groups = match &mut csv_layout {
+        Some(layout) => {
+            let val = val.as_mut().zip(val_layout.as_mut());
+            crate::groups::take_training_groups(
+                layout,
+                &mut train,
+                val,
+                test.as_mut(),
+                cli.group_as_feature,
+                &cli.categorical,
+            )?
+        }
+        None => None,
     };
     // Categories and fills come from the training rows only, as the scaling does.
     let encoder = match &csv_layout {
@@ -190,7 +209,7 @@ pub(crate) fn load_data(
         }
         Some(TargetScaleArg::None) | None => None,
     };
-    Ok(Loaded { train, val, val_note, test, scaler, layout: csv_layout, target_scaler, encoder })
+    Ok(Loaded { train, val, val_note, test, scaler, layout: csv_layout, target_scaler, encoder, groups })
 }
 
 /// The share of the training rows held out for validation by default:
@@ -221,6 +240,8 @@ fn load_val_csv(
         targets_optional: false,
         width: Some(layout.width),
         categorical: (0..layout.texts.len()).filter(|&i| layout.texts[i].is_some()).collect(),
+        groups: layout.named(&layout.groups),
+        groups_optional: false,
     };
     let options = CsvOptions { classes, ..options.clone() };
     let name = path.display().to_string();
@@ -263,15 +284,16 @@ pub(crate) fn default_test_fraction(kind: &str) -> f64 {
     }
 }
 
-/// How training read its data (`cli`, and the `train` rows and CSV `layout`
-/// [`load_data`] gave), for the checkpoint's metadata: predict and eval read
-/// the same rows from it. A file's path is made absolute, so they find it
-/// from any folder.
+/// How training read its data (`cli`, and the `train` rows, CSV `layout`
+/// and `groups` [`load_data`] gave), for the checkpoint's metadata: predict
+/// and eval read the same rows from it. A file's path is made absolute, so
+/// they find it from any folder.
 pub(crate) fn data_settings(
     cli: &DataArgs,
     train: &Dataset,
     layout: Option<&CsvLayout>,
     encoder: Option<&Encoder>,
+    groups: Option<&crate::groups::TrainingGroups>,
 ) -> DataSettings {
     let (columns, target, header) = match (&cli.data, layout) {
         (Source::Csv(_) | Source::CsvStdin, Some(layout)) => {
@@ -300,6 +322,8 @@ pub(crate) fn data_settings(
         width: layout.map(|l| l.width),
         missing: cli.missing,
         encoder: encoder.cloned(),
+        groups: layout.map_or_else(Vec::new, |l| l.named(&l.groups)),
+        group_values: groups.map_or_else(Vec::new, |g| g.values.clone()),
     }
 }
 
@@ -341,6 +365,8 @@ pub(crate) struct ModelRows {
     pub(crate) classify: bool,
     /// The columns predict copies (`copy`), as text, one entry per row.
     pub(crate) text: Option<data::TextColumns>,
+    /// Eval's rows' groups, with group columns (--group, or training's).
+    pub(crate) groups: Option<crate::groups::RowGroups>,
 }
 
 /// Which command reads the rows: predict takes rows without targets, and
@@ -355,13 +381,15 @@ pub(crate) enum Purpose {
 /// flags leave open is training's, from the checkpoint's `data.*` metadata.
 /// A checkpoint without them needs --data, and then reads as training would
 /// have with the flags given. The `copy` columns of a CSV file are read
-/// again as text (predict's --id-column and --passthrough).
+/// again as text (predict's --id-column and --passthrough). Eval reads the
+/// groups of `group` (eval's --group), else training's where the file has them.
 pub(crate) fn load_model_rows(
     cli: &ModelDataArgs,
     model: &checkpoint::Model,
     path: &Path,
     purpose: Purpose,
     copy: &[TargetColumn],
+    group: &[TargetColumn],
 ) -> anyhow::Result<ModelRows> {
     let saved =
         DataSettings::from_metadata(&model.metadata).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
@@ -402,6 +430,7 @@ pub(crate) fn load_model_rows(
         ("--header", cli.header),
         ("--no-header", cli.no_header),
         ("--skip-rows", cli.skip_rows.is_some()),
+        ("--group", !group.is_empty()),
     ];
     if let (false, Some((flag, _))) = (is_csv, csv_only.iter().find(|(_, given)| *given)) {
         return Err(bad_input(format!("{flag} applies to --data csv:PATH only")));
@@ -445,6 +474,14 @@ pub(crate) fn load_model_rows(
     let mut text = None;
     // A CSV file's categorical texts and input names, for the encoder.
     let mut csv_layout = None;
+    // The group columns eval reads, and the model's inputs ahead of them.
+    let saved_groups = saved.as_ref().map_or(&[][..], |s| s.groups.as_slice());
+    let groups_wanted = match purpose {
+        Purpose::Eval if !group.is_empty() => group.to_vec(),
+        Purpose::Eval if is_csv => saved_groups.to_vec(),
+        _ => Vec::new(),
+    };
+    let mut model_inputs = 0;
     let (mut rows, fraction) = match &source {
         Source::Seed => {
             let samples = cli.samples.or(saved.as_ref().and_then(|s| s.samples)).unwrap_or(100);
@@ -469,6 +506,7 @@ pub(crate) fn load_model_rows(
                 missing,
                 // A bce model's loss takes targets that are probabilities.
                 unit_targets: spec.loss() == Loss::Bce && needs_targets,
+                group: groups_wanted.clone(),
                 ..Default::default()
             };
             let (input, name): (Box<dyn std::io::Read>, String) = match &source {
@@ -491,7 +529,10 @@ pub(crate) fn load_model_rows(
                         targets_optional: !needs_targets,
                         width: saved.width,
                         categorical: encoder.map_or_else(Vec::new, Encoder::categorical),
+                        groups: groups_wanted.clone(),
+                        groups_optional: group.is_empty(),
                     };
+                    model_inputs = saved.columns.len();
                     data::load_csv_columns(input, &name, &options, &columns)
                 }
                 None => data::load_csv_with_layout(input, &name, &options),
@@ -531,6 +572,13 @@ pub(crate) fn load_model_rows(
             SplitArg::Test => held_out(rows, fraction, seed, same)?,
         };
     }
+    let declared = match saved.as_ref() {
+        Some(saved) if groups_wanted == saved.groups => saved.group_values.clone(),
+        _ => Vec::new(),
+    };
+    let groups = csv_layout
+        .as_mut()
+        .and_then(|layout| crate::groups::take_eval_groups(layout, &mut rows, model_inputs, &groups_wanted, &declared));
     if let (Some(encoder), Some(layout)) = (encoder, &csv_layout) {
         let scored = if split == SplitArg::All { "data row" } else { "test row" };
         rows.x =
@@ -563,7 +611,7 @@ pub(crate) fn load_model_rows(
             )));
         }
     }
-    Ok(ModelRows { data: rows, classify, text })
+    Ok(ModelRows { data: rows, classify, text, groups })
 }
 
 /// A CSV loader's error about a missing value, told in predict's and
@@ -631,6 +679,6 @@ fn split_rows(data: &Dataset, fraction: f64, seed: u64) -> anyhow::Result<(Vec<u
 }
 
 /// A warning on stderr (a failing stderr is no reason to stop).
-fn warn(message: &str) {
+pub(crate) fn warn(message: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {message}");
 }

@@ -11,6 +11,7 @@ mod data;
 mod device;
 mod dp;
 mod export;
+mod groups;
 mod predict;
 mod privacy;
 mod progress;
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::run_bench(args),
         Some(Command::Adapters { json }) => adapters::list_adapters(*json),
         Some(Command::Predict { model, out, copy }) => predict::predict(model, out.as_deref(), &copy.columns()),
-        Some(Command::Eval { model, json }) => predict::evaluate(model, *json),
+        Some(Command::Eval { model, json, group }) => predict::evaluate(model, *json, group),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
         Some(Command::Privacy(args)) => privacy::plan(args),
     };

@@ -5,6 +5,7 @@ use std::io::Write;
 use wgpu_mlp::checkpoint;
 use wgpu_mlp::cpu::{argmax, loss_grad, output_from_logits};
 use wgpu_mlp::data::{TargetColumn, TextColumns};
+use wgpu_mlp::fairness::Predictions;
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::{Dataset, MlpSpec};
@@ -12,6 +13,7 @@ use wgpu_mlp::{Dataset, MlpSpec};
 use crate::args::ModelArgs;
 use crate::data::{load_model_rows, ModelRows, Purpose};
 use crate::device::choose_backend;
+use crate::groups::RowGroups;
 
 /// The checkpoint's model, the rows to run it on (scaled as in training), and
 /// the network's outputs for them on the chosen device, with the loss where
@@ -30,13 +32,20 @@ struct Outputs {
     device: String,
     /// The columns copied as text, one entry per row.
     text: Option<TextColumns>,
+    /// Eval's rows' groups, with group columns.
+    groups: Option<RowGroups>,
 }
 
-fn run_model(args: &ModelArgs, purpose: Purpose, copy: &[TargetColumn]) -> anyhow::Result<Outputs> {
+fn run_model(
+    args: &ModelArgs,
+    purpose: Purpose,
+    copy: &[TargetColumn],
+    group: &[TargetColumn],
+) -> anyhow::Result<Outputs> {
     // Inference reads the network only: a checkpoint without optimizer state will do.
     let saved = checkpoint::load_model(&args.checkpoint)?;
-    let ModelRows { data: rows, classify, text } =
-        load_model_rows(&args.input, &saved, &args.checkpoint, purpose, copy)?;
+    let ModelRows { data: rows, classify, text, groups } =
+        load_model_rows(&args.input, &saved, &args.checkpoint, purpose, copy, group)?;
     let spec = saved.spec.clone();
     let backend = choose_backend(args.device, GpuPath::Auto, None)?;
     let mut outputs = backend.forward(&spec, &saved.params, rows.x.view())?;
@@ -52,7 +61,7 @@ fn run_model(args: &ModelArgs, purpose: Purpose, copy: &[TargetColumn]) -> anyho
         loss_sum / spec.loss_divisor(rows.len())
     });
     let target_scaled = saved.target_scaler.is_some();
-    Ok(Outputs { spec, rows, classify, outputs, loss, target_scaled, device: backend.name(), text })
+    Ok(Outputs { spec, rows, classify, outputs, loss, target_scaled, device: backend.name(), text, groups })
 }
 
 /// Each row's answers: probabilities for a softmax output or under bce (see
@@ -68,7 +77,7 @@ fn probabilities(spec: &MlpSpec, outputs: &ndarray::Array2<f32>) -> ndarray::Arr
 /// has them, so any tool can score the file; without, the answers alone, as
 /// before those flags.
 pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>, copy: &[TargetColumn]) -> anyhow::Result<()> {
-    let Outputs { spec, rows, classify, outputs, device, text, .. } = run_model(args, Purpose::Predict, copy)?;
+    let Outputs { spec, rows, classify, outputs, device, text, .. } = run_model(args, Purpose::Predict, copy, &[])?;
     eprintln!("predict: {} rows on {device}", rows.len());
     let values = probabilities(&spec, &outputs);
     let mut csv = ::csv::Writer::from_writer(Vec::new());
@@ -120,9 +129,11 @@ pub(crate) fn predict(args: &ModelArgs, out: Option<&std::path::Path>, copy: &[T
 
 /// `wgpu-mlp eval`: loss and accuracy, then a classifier's per-class report
 /// and confusion matrix, or a regression's errors per output (in the target's
-/// units, as the outputs are).
-pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
-    let Outputs { spec, rows, outputs, loss, target_scaled, device, .. } = run_model(args, Purpose::Eval, &[])?;
+/// units, as the outputs are), then with group columns (`group`, or
+/// training's) the metrics per group.
+pub(crate) fn evaluate(args: &ModelArgs, json: bool, group: &[TargetColumn]) -> anyhow::Result<()> {
+    let Outputs { spec, rows, outputs, loss, target_scaled, device, groups, .. } =
+        run_model(args, Purpose::Eval, &[], group)?;
     let loss = loss.expect("eval's rows have targets");
     let labels = rows.classes.map(|_| rows.labels());
     let predicted: Vec<usize> = outputs.rows().into_iter().map(argmax).collect();
@@ -130,10 +141,22 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
         let hits = predicted.iter().zip(labels).filter(|(p, label)| p == label).count();
         hits as f32 / rows.len() as f32
     });
+    // Under bce, a regression's errors are of the probabilities predict gives.
+    let values = probabilities(&spec, &outputs);
     let report = match &labels {
         Some(labels) => Report::Classes(ClassReport::new(labels, &predicted, outputs.ncols())),
-        // Under bce, the errors of the probabilities predict gives.
-        None => Report::Regression(RegressionReport::new(rows.y.view(), probabilities(&spec, &outputs).view())),
+        None => Report::Regression(RegressionReport::new(rows.y.view(), values.view())),
+    };
+    let fairness = match (&groups, &labels) {
+        (Some(groups), Some(truth)) => {
+            let predictions = Predictions::Classes { truth, predicted: &predicted, classes: outputs.ncols() };
+            Some(crate::groups::report(groups, predictions, None)?)
+        }
+        (Some(groups), None) => {
+            let predictions = Predictions::Values { truth: rows.y.view(), predicted: values.view() };
+            Some(crate::groups::report(groups, predictions, None)?)
+        }
+        (None, _) => None,
     };
     let mut stdout = crate::stream::stdout();
     if json {
@@ -146,6 +169,9 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
             Report::Classes(report) => summary["classification_report"] = report.to_json(None),
             Report::Regression(report) => summary["regression"] = report.to_json(),
         }
+        if let Some(fairness) = &fairness {
+            summary["fairness"] = fairness.to_json();
+        }
         writeln!(stdout, "{summary}")?;
     } else {
         let accuracy = accuracy.map_or(String::new(), |a| format!("  accuracy {a:.4}"));
@@ -155,6 +181,9 @@ pub(crate) fn evaluate(args: &ModelArgs, json: bool) -> anyhow::Result<()> {
         match &report {
             Report::Classes(report) => write!(stdout, "\n{}\n{}", report.text(None), report.confusion_text(None))?,
             Report::Regression(report) => write!(stdout, "\n{}", report.text())?,
+        }
+        if let (Some(fairness), Some(groups)) = (&fairness, &groups) {
+            write!(stdout, "\n{}", fairness.text(&groups.by))?;
         }
     }
     Ok(stdout.flush()?)

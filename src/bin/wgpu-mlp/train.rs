@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::dp::PrivacyLedger;
+use wgpu_mlp::fairness::Predictions;
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init, Loss};
@@ -75,6 +76,8 @@ struct Settings {
     defaults_why: Option<String>,
     /// With --dp: DP-SGD's settings and the privacy it spends.
     private: Option<crate::dp::Private>,
+    /// The test rows' groups (--group), for the per-group report at the end.
+    test_groups: Option<crate::groups::RowGroups>,
 }
 
 /// The largest default batch, and the smallest: a tenth of the rows in
@@ -126,9 +129,9 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
             "--scale-target standard does not apply to --loss bce, whose targets are probabilities in [0, 1]".into(),
         ));
     }
-    let crate::data::Loaded { mut train, val, val_note, test, scaler, layout, target_scaler, encoder } =
+    let crate::data::Loaded { mut train, val, val_note, test, scaler, layout, target_scaler, encoder, groups } =
         load_data(&cli.input, seed_sizes, outputs_hint, bce).map_err(|e| with_csv_hints(e, cli))?;
-    let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref());
+    let data = crate::data::data_settings(&cli.input, &train, layout.as_ref(), encoder.as_ref(), groups.as_ref());
     if let (Some(classes), None) = (cli.input.classes, train.classes) {
         return Err(bad_input(format!(
             "--classes {classes} applies to classification (--task classify, or IDX data), but this data is a regression"
@@ -221,6 +224,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         class_weights,
         defaults_why,
         private,
+        test_groups: groups.and_then(|g| g.test_rows()),
     })
 }
 
@@ -355,6 +359,7 @@ fn encoding_line(settings: &Settings) -> Option<String> {
         Missing::Drop => parts.push(format!("{} rows with a missing value dropped", settings.dropped_rows)),
         Missing::Error => {}
     }
+    parts.extend(crate::groups::header_part(&settings.data));
     (!parts.is_empty()).then(|| format!("columns: {}", parts.join("; ")))
 }
 
@@ -594,13 +599,17 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     if let (Some(private), Some(ledger)) = (&settings.private, &ledger) {
         writeln!(out, "{}", crate::dp::guarantee(&private.dp, ledger, stopped_epoch, train.len()))?;
     }
+    if let (Some(fairness), Some(groups)) = (&kept.fairness, &settings.test_groups) {
+        writeln!(out, "\n{}", fairness.text(&groups.by))?;
+    }
     writeln!(
         out,
-        "run folder: {} ({}metrics.csv, loss.svg{}{}{})",
+        "run folder: {} ({}metrics.csv, loss.svg{}{}{}{})",
         folder.dir().display(),
         if folder.checkpoints.is_empty() { "" } else { "checkpoints, " },
         if plot.png { ", loss.png" } else { "" },
         if folder.dir().join("confusion.csv").exists() { ", confusion.csv, confusion.svg" } else { "" },
+        if kept.fairness.is_some() { ", fairness.csv, fairness.svg" } else { "" },
         plot.png_skipped_because.as_ref().map_or(String::new(), |why| format!("; no loss.png: {why}"))
     )?;
     let mut summary = summary_json(cli, &settings, &backend, trainer.as_ref(), &report, &folder, &kept);
@@ -609,6 +618,9 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     }
     if let (Some(private), Some(ledger)) = (&settings.private, &ledger) {
         summary["privacy"] = crate::dp::summary(&private.dp, ledger, stopped_epoch, cli.privacy.dp_secure);
+    }
+    if let Some(fairness) = &kept.fairness {
+        summary["fairness"] = fairness.to_json();
     }
     if let Some(history) = &verified {
         let history = history.borrow();
@@ -685,6 +697,8 @@ struct Kept {
     test: Option<(f32, Option<f32>)>,
     /// The test set's classification report or regression errors, as JSON.
     test_report: Option<(&'static str, serde_json::Value)>,
+    /// The test set's metrics per group (--group).
+    fairness: Option<wgpu_mlp::fairness::FairnessReport>,
 }
 
 impl Kept {
@@ -731,6 +745,7 @@ fn keep_model(
         train_loss: report.final_loss,
         test: None,
         test_report: None,
+        fairness: None,
     };
     if let (KeepArg::Best, Some(best)) = (settings.keep, report.best) {
         if best.epoch != last_epoch {
@@ -762,6 +777,9 @@ fn keep_model(
                 let scores = ClassReport::new(&test.labels(), &predicted, classes);
                 wgpu_mlp::report::write_confusion_csv(&folder.dir().join("confusion.csv"), &scores, None)?;
                 wgpu_mlp::report::plot_confusion(&folder.dir().join("confusion.svg"), &scores, None)?;
+                let truth = test.labels();
+                let predictions = Predictions::Classes { truth: &truth, predicted: &predicted, classes };
+                kept.fairness = crate::groups::test_report(settings.test_groups.as_ref(), predictions, folder.dir())?;
                 ("classification_report", scores.to_json(None))
             }
             None => {
@@ -775,6 +793,8 @@ fn keep_model(
                         *values += &target.shift;
                     }
                 }
+                let predictions = Predictions::Values { truth: truth.view(), predicted: outputs.view() };
+                kept.fairness = crate::groups::test_report(settings.test_groups.as_ref(), predictions, folder.dir())?;
                 ("regression", RegressionReport::new(truth.view(), outputs.view()).to_json())
             }
         });
