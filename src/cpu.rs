@@ -12,10 +12,10 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
+use crate::dp::DpSgd;
 use crate::dropout::DropoutKey;
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Output, Params};
-use crate::dp::DpSgd;
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:

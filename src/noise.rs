@@ -65,7 +65,7 @@ pub fn ln_unit(u: f32) -> f32 {
     let bits = u.to_bits();
     let exponent = ((bits >> 23) as i32 - 127) as f32;
     let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
-    // Selects, not branches, so the loop vectorizes.
+                                                                       // Selects, not branches, so the loop vectorizes.
     let high = mantissa > std::f32::consts::SQRT_2;
     let mantissa = if high { mantissa * 0.5 } else { mantissa };
     let exponent = if high { exponent + 1.0 } else { exponent };

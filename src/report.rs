@@ -86,9 +86,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
     let mut reader = csv::Reader::from_reader(&text[..whole]);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let column = |name: &str| {
-        header.iter().position(|h| {
-            h == name || OLD_COLUMN_NAMES.iter().any(|&(old, new)| new == name && h == old)
-        })
+        header.iter().position(|h| h == name || OLD_COLUMN_NAMES.iter().any(|&(old, new)| new == name && h == old))
     };
     let columns = METRICS_CSV_HEADER.map(column);
     let known = |h: &str| METRICS_CSV_HEADER.contains(&h) || OLD_COLUMN_NAMES.iter().any(|&(old, _)| old == h);
@@ -108,8 +106,9 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
             // Parsed as the type written, so the value comes back bit for bit.
             let number = |i: usize| field(i).parse::<f32>().map_err(|_| not_a_number(i));
             let optional = |i: usize| (!field(i).is_empty()).then(|| number(i)).transpose();
-            let epoch =
-                field(epoch_at).parse().map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(epoch_at))))?;
+            let epoch = field(epoch_at)
+                .parse()
+                .map_err(|_| bad(format!("line {line}: {:?} is not an epoch", field(epoch_at))))?;
             let metrics = EpochMetrics {
                 train_loss: number(loss_at)?,
                 val_loss: optional(val_loss_at)?,

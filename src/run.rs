@@ -179,7 +179,13 @@ impl RunFolder {
         let rows: Vec<MetricsRow> = epochs
             .iter()
             .enumerate()
-            .map(|(i, m)| MetricsRow { epoch: first + i, metrics: *m, lr: lr(first + i), epsilon: epsilon(first + i), seconds })
+            .map(|(i, m)| MetricsRow {
+                epoch: first + i,
+                metrics: *m,
+                lr: lr(first + i),
+                epsilon: epsilon(first + i),
+                seconds,
+            })
             .collect();
         report::append_metrics_csv(&path, &rows)?;
         self.rows.extend(rows);

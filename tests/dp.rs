@@ -17,7 +17,8 @@ use wgpu_mlp::{Backend, CpuTrainer, Dataset, Run, TrainConfig};
 
 /// 5-7-3 tanh then softmax: odd widths, so no kernel's tile fits exactly.
 fn net() -> (MlpSpec, Dataset, Params) {
-    let spec = MlpSpec::new(vec![5, 7, 3]).unwrap().with(Activation::Tanh, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let spec =
+        MlpSpec::new(vec![5, 7, 3]).unwrap().with(Activation::Tanh, Output::Softmax, Loss::CrossEntropy).unwrap();
     let train = classes(37, 5, 3, 3);
     let params = Params::init(&spec, Init::Xavier, 1).unwrap();
     (spec, train, params)

@@ -12,8 +12,8 @@ use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
     activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams,
-    Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams,
-    SoftmaxCrossEntropyParams, RowNormParams, ScaleRowsParams, NoiseParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
+    Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, NoiseParams, RowNormParams,
+    ScaleRowsParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -550,7 +550,11 @@ impl Kernels {
     /// dz (rows, cols) rows times `factors` (rows), in place; a 0 factor writes 0.
     pub fn dp_scale_rows(&self, label: &str, factors: Region, dz: Region, rows: u32) -> Result<Dispatch> {
         let cols = (dz.len / u64::from(rows)) as u32;
-        assert_eq!((dz.len, factors.len), (u64::from(rows * cols), u64::from(rows)), "{label}: dz (B, OUT), factors (B)");
+        assert_eq!(
+            (dz.len, factors.len),
+            (u64::from(rows * cols), u64::from(rows)),
+            "{label}: dz (B, OUT), factors (B)"
+        );
         let params = ScaleRowsParams { rows, cols, _pad: [0; 2] };
         let grid = self.grid_elementwise(label, rows * cols)?;
         Ok(self.bind(label, &self.dp_scale_rows, &params, &[factors, dz], grid))

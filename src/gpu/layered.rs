@@ -298,11 +298,7 @@ impl LayeredTrainer {
             acts.push(ctx.zeros(&format!("layer{l}.act"), room * fan_out, STORAGE, BATCH)?);
             dacts.push(ctx.zeros(&format!("layer{l}.dact"), room * fan_out, STORAGE, BATCH)?);
             let keeps_z = spec.activation(l).needs_pre_activation();
-            pre.push(
-                keeps_z
-                    .then(|| ctx.zeros(&format!("layer{l}.pre"), room * fan_out, STORAGE, BATCH))
-                    .transpose()?,
-            );
+            pre.push(keeps_z.then(|| ctx.zeros(&format!("layer{l}.pre"), room * fan_out, STORAGE, BATCH)).transpose()?);
         }
         let most_partials = kernels.partial_count((room * spec.outputs()) as u32)?;
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
@@ -864,7 +860,14 @@ fn plan_step(
                 loss_rows: rows as f32,
                 row_scale,
             };
-            backward.push(kernels.dp_row_norms(&name(l, "dp_row_norms"), sample, train_input(l), dact(l), norms, params)?);
+            backward.push(kernels.dp_row_norms(
+                &name(l, "dp_row_norms"),
+                sample,
+                train_input(l),
+                dact(l),
+                norms,
+                params,
+            )?);
         }
         for l in 0..=last {
             backward.push(kernels.dp_scale_rows(&name(l, "dp_scale_rows"), norms, dact(l), b)?);
@@ -875,7 +878,15 @@ fn plan_step(
         let (std, key) = (dp.dp.noise_std(dp.expected_batch), crate::noise::key(dp.dp.key));
         for l in 0..=last {
             let (weights, bias) = (layout.weight(bufs.grads, l), layout.bias(bufs.grads, l));
-            backward.push(kernels.dp_add_noise(&name(l, "dp_add_noise"), control, weights, bias, l as u32, std, key)?);
+            backward.push(kernels.dp_add_noise(
+                &name(l, "dp_add_noise"),
+                control,
+                weights,
+                bias,
+                l as u32,
+                std,
+                key,
+            )?);
         }
     }
     Ok(StepPlan { rows, gather_train, gather_test, forward, forward_train, loss_train, loss_test, backward })

@@ -24,21 +24,27 @@ pub(crate) struct DpArgs {
     pub(crate) dp: bool,
 
     /// DP-SGD: the L2 norm each row's gradient is clipped to, positive [default: 1].
-    #[arg(long, requires = "dp", value_parser = crate::args::parse_positive)]
+    #[arg(long, requires = "dp", value_parser = crate::args::parse_positive, allow_negative_numbers = true)]
     pub(crate) dp_max_grad_norm: Option<f32>,
 
     /// DP-SGD: sigma, the noise's standard deviation over the clipping norm, positive.
-    #[arg(long, requires = "dp", value_parser = crate::args::parse_positive, conflicts_with = "dp_target_epsilon")]
+    #[arg(
+        long,
+        requires = "dp",
+        value_parser = crate::args::parse_positive,
+        conflicts_with = "dp_target_epsilon",
+        allow_negative_numbers = true
+    )]
     pub(crate) dp_noise_multiplier: Option<f32>,
 
     /// DP-SGD: the epsilon to spend over --epochs; the noise multiplier is
     /// found for it by bisection, to 0.01 (as Opacus's make_private_with_epsilon).
-    #[arg(long, requires = "dp")]
+    #[arg(long, requires = "dp", allow_negative_numbers = true)]
     pub(crate) dp_target_epsilon: Option<f64>,
 
     /// DP-SGD: the delta of the (epsilon, delta) guarantee, in (0, 1)
     /// [default: the largest power of ten below 1 / training rows].
-    #[arg(long, requires = "dp")]
+    #[arg(long, requires = "dp", allow_negative_numbers = true)]
     pub(crate) dp_delta: Option<f64>,
 
     /// DP-SGD: draw the key of the sampling and the noise from the operating
@@ -109,13 +115,21 @@ pub(crate) fn resolve(
         }
     };
     let key = if args.dp_secure {
-        rand::rngs::OsRng.try_next_u64().map_err(|e| anyhow::anyhow!("--dp-secure: the operating system gave no random key: {e}"))?
+        rand::rngs::OsRng
+            .try_next_u64()
+            .map_err(|e| anyhow::anyhow!("--dp-secure: the operating system gave no random key: {e}"))?
     } else {
         seed
     };
     let dp = DpSgd { max_grad_norm: args.dp_max_grad_norm.unwrap_or(1.0), noise_multiplier: sigma, key };
-    let ledger =
-        PrivacyLedger { before: RdpAccountant::new(), first_epoch: 0, q, sigma: f64::from(sigma), steps_per_epoch, delta };
+    let ledger = PrivacyLedger {
+        before: RdpAccountant::new(),
+        first_epoch: 0,
+        q,
+        sigma: f64::from(sigma),
+        steps_per_epoch,
+        delta,
+    };
     Ok(Some(Private { dp, ledger, notes }))
 }
 
