@@ -55,9 +55,9 @@ pub fn uniform_open(word: u32) -> f32 {
     ((word >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
 }
 
-/// ln(u) for u in (0, 1], from u's exponent and a series in s = (m - 1) / (m
-/// + 1) for its mantissa m taken in [sqrt(1/2), sqrt(2)) (|s| < 0.172, the
-/// first term left out below 4e-10). Written out instead of f32::ln so that
+/// ln(u) for u in (0, 1], from u's exponent and a series in
+/// s = (m - 1) / (m + 1) for its mantissa m taken in [sqrt(1/2), sqrt(2))
+/// (|s| < 0.172, the first term left out below 4e-10). Written out instead of f32::ln so that
 /// the loops over a tensor's noise vectorize, and so that shaders/dp_sgd.wgsl
 /// computes it with the same operations.
 #[inline(always)]

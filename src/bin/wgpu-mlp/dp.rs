@@ -104,7 +104,9 @@ pub(crate) fn resolve(
                 return Err(bad_input(format!("--dp-target-epsilon must be a positive finite number, got {target}")));
             }
             let steps = (epochs * steps_per_epoch) as u64;
-            let sigma = noise_multiplier_for_epsilon(target, delta, q, steps)? as f32;
+            let sigma = noise_multiplier_for_epsilon(target, delta, q, steps)
+                .map_err(|e| bad_input(e.to_string().replace("`target_epsilon`", "--dp-target-epsilon")))?
+                as f32;
             notes.push(format!("noise multiplier {sigma}: found for --dp-target-epsilon {target} over {steps} steps"));
             sigma
         }
