@@ -156,7 +156,7 @@ fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 }
 
 fn uniform_open(word: u32) -> f32 {
-    return (f32(word >> 8u) + 0.5) * (1.0 / 16777216.0);
+    return (f32(i32(word >> 8u)) + 0.5) * (1.0 / 16777216.0);
 }
 
 // ln(u) for u in (0, 1], as src/noise.rs::ln_unit writes it out.
@@ -173,23 +173,26 @@ fn ln_unit(u: f32) -> f32 {
     return exponent * 0.6931472 + series;
 }
 
-// (cos 2 pi u, sin 2 pi u), as src/noise.rs::cos_sin_turn writes it out.
-fn cos_sin_turn(u: f32) -> vec2<f32> {
-    let x = 4.0 * u;
-    let quarter = floor(x + 0.5);
-    let t = (x - quarter) * 1.5707964;
+// (cos, sin) of a word's turn, as src/noise.rs::cos_sin_turn writes it out.
+fn cos_sin_turn(word: u32) -> vec2<f32> {
+    let n = word >> 8u;
+    let quarter = (n + (1u << 21u)) >> 22u;
+    let t = (f32(i32(n) - i32(quarter << 22u)) + 0.5) * (1.5707964 / 4194304.0);
     let t2 = t * t;
-    let sin_t = t * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0 * (1.0 - t2 / 72.0))));
-    let cos_t = 1.0 - t2 / 2.0 * (1.0 - t2 / 12.0 * (1.0 - t2 / 30.0 * (1.0 - t2 / 56.0 * (1.0 - t2 / 90.0))));
-    let q = u32(quarter) & 3u;
+    let sin_t = t * (1.0 - t2 * (1.0 / 6.0) * (1.0 - t2 * (1.0 / 20.0) * (1.0 - t2 * (1.0 / 42.0) * (1.0 - t2 * (1.0 / 72.0)))));
+    let cos_t = 1.0 - t2 * 0.5 * (1.0 - t2 * (1.0 / 12.0) * (1.0 - t2 * (1.0 / 30.0) * (1.0 - t2 * (1.0 / 56.0) * (1.0 - t2 * (1.0 / 90.0)))));
+    let q = quarter & 3u;
     let odd = (q & 1u) == 1u;
     let a = select(cos_t, sin_t, odd);
     let b = select(sin_t, cos_t, odd);
-    return vec2<f32>(select(a, -a, q == 1u || q == 2u), select(b, -b, q >= 2u));
+    let flip_a = ((q ^ (q >> 1u)) & 1u) << 31u;
+    let flip_b = (q >> 1u) << 31u;
+    return vec2<f32>(bitcast<f32>(bitcast<u32>(a) ^ flip_a), bitcast<f32>(bitcast<u32>(b) ^ flip_b));
 }
 
-fn box_muller(u0: f32, u1: f32) -> vec2<f32> {
-    return sqrt(-2.0 * ln_unit(u0)) * cos_sin_turn(u1);
+// Two N(0, 1) from two words, as src/noise.rs::box_muller.
+fn box_muller(radius_word: u32, turn_word: u32) -> vec2<f32> {
+    return sqrt(-2.0 * ln_unit(uniform_open(radius_word))) * cos_sin_turn(turn_word);
 }
 
 // The N(0, 1) draw of `element` in stream `stream` at `step` (src/noise.rs::normal):
@@ -198,8 +201,7 @@ fn normal(step: u32, stream: u32, element: u32) -> f32 {
     let key = vec2<u32>(noise_params.key_lo, noise_params.key_hi);
     let words = philox4x32_10(vec4<u32>(element / 4u, stream, step, 0u), key);
     let lane = element % 4u;
-    let pair = select(box_muller(uniform_open(words.x), uniform_open(words.y)),
-                      box_muller(uniform_open(words.z), uniform_open(words.w)), lane >= 2u);
+    let pair = select(box_muller(words.x, words.y), box_muller(words.z, words.w), lane >= 2u);
     return select(pair.x, pair.y, (lane & 1u) == 1u);
 }
 

@@ -26,17 +26,28 @@ const WEYL: [u32; 2] = [0x9E37_79B9, 0xBB67_AE85];
 /// Philox4x32 with 10 rounds: four pseudo-random words of `counter` under `key`.
 #[inline(always)]
 pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
-    let mut ctr = counter;
+    philox_lanes(counter.map(|word| [word]), key).map(|[word]| word)
+}
+
+/// [`philox4x32_10`] of N counters side by side, word w of counter i at
+/// `[w][i]`: each round is one loop over the lanes, which runs as vector code.
+#[inline(always)]
+fn philox_lanes<const N: usize>(counters: [[u32; N]; 4], key: [u32; 2]) -> [[u32; N]; 4] {
+    let mut ctr = counters;
     let mut k = key;
     for round in 0..10 {
         if round > 0 {
             k = [k[0].wrapping_add(WEYL[0]), k[1].wrapping_add(WEYL[1])];
         }
-        let p0 = u64::from(MULTIPLIERS[0]) * u64::from(ctr[0]);
-        let p1 = u64::from(MULTIPLIERS[1]) * u64::from(ctr[2]);
-        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-        ctr = [hi1 ^ ctr[1] ^ k[0], lo1, hi0 ^ ctr[3] ^ k[1], lo0];
+        for lane in 0..N {
+            let p0 = u64::from(MULTIPLIERS[0]) * u64::from(ctr[0][lane]);
+            let p1 = u64::from(MULTIPLIERS[1]) * u64::from(ctr[2][lane]);
+            let (c1, c3) = (ctr[1][lane], ctr[3][lane]);
+            ctr[0][lane] = (p1 >> 32) as u32 ^ c1 ^ k[0];
+            ctr[1][lane] = p1 as u32;
+            ctr[2][lane] = (p0 >> 32) as u32 ^ c3 ^ k[1];
+            ctr[3][lane] = p0 as u32;
+        }
     }
     ctr
 }
@@ -51,21 +62,22 @@ pub fn noise_stream(tensor: u32) -> u32 {
 
 /// A word as a uniform f32 in (0, 1): its top 24 bits plus a half, over 2^24
 /// (never 0, so its log is finite).
+#[inline(always)]
 pub fn uniform_open(word: u32) -> f32 {
-    ((word >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
+    ((word >> 8) as i32 as f32 + 0.5) * (1.0 / 16_777_216.0)
 }
 
 /// ln(u) for u in (0, 1], from u's exponent and a series in
 /// s = (m - 1) / (m + 1) for its mantissa m taken in [sqrt(1/2), sqrt(2))
-/// (|s| < 0.172, the first term left out below 4e-10). Written out instead of f32::ln so that
-/// the loops over a tensor's noise vectorize, and so that shaders/dp_sgd.wgsl
-/// computes it with the same operations.
+/// (|s| < 0.172, the first term left out below 4e-10). Written out instead
+/// of f32::ln so that the loops over a tensor's noise run as vector code, and
+/// so that shaders/dp_sgd.wgsl computes it with the same operations.
 #[inline(always)]
 pub fn ln_unit(u: f32) -> f32 {
     let bits = u.to_bits();
     let exponent = ((bits >> 23) as i32 - 127) as f32;
     let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
-                                                                       // Selects, not branches, so the loop vectorizes.
+    // Selects, not branches.
     let high = mantissa > std::f32::consts::SQRT_2;
     let mantissa = if high { mantissa * 0.5 } else { mantissa };
     let exponent = if high { exponent + 1.0 } else { exponent };
@@ -75,49 +87,59 @@ pub fn ln_unit(u: f32) -> f32 {
     exponent * std::f32::consts::LN_2 + series
 }
 
-/// (cos 2 pi u, sin 2 pi u) for u in (0, 1): the turn is cut into quarters,
-/// x = 4u = q + f with |f| <= 1/2, and the Taylor series of t = f pi / 2 (|t|
-/// <= pi / 4, the first terms left out below 3e-8) rotated by q quarters.
-/// Written out for the same reasons as [`ln_unit`].
+/// (cos, sin) of the turn a word's top 24 bits n give, 2 pi (n + 1/2) / 2^24:
+/// the turn is cut into quarters, n + 1/2 = 2^22 q + f with |f| <= 2^21 (both
+/// from integers, exactly), the Taylor series taken at t = (pi / 2) f / 2^22
+/// (|t| <= pi / 4, the first terms left out below 3e-8) and turned by q
+/// quarters with sign flips. Written out for the same reasons as [`ln_unit`].
 #[inline(always)]
-pub fn cos_sin_turn(u: f32) -> [f32; 2] {
-    let x = 4.0 * u;
-    let quarter = (x + 0.5).floor();
-    let t = (x - quarter) * std::f32::consts::FRAC_PI_2;
+pub fn cos_sin_turn(word: u32) -> [f32; 2] {
+    let n = word >> 8;
+    let quarter = (n + (1 << 21)) >> 22; // 0..=4
+    let t = ((n as i32 - (quarter << 22) as i32) as f32 + 0.5) * (std::f32::consts::FRAC_PI_2 / 4_194_304.0);
     let t2 = t * t;
-    let sin = t * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0 * (1.0 - t2 / 72.0))));
-    let cos = 1.0 - t2 / 2.0 * (1.0 - t2 / 12.0 * (1.0 - t2 / 30.0 * (1.0 - t2 / 56.0 * (1.0 - t2 / 90.0))));
+    let sin = t * (1.0 - t2 * (1.0 / 6.0) * (1.0 - t2 * (1.0 / 20.0) * (1.0 - t2 * (1.0 / 42.0) * (1.0 - t2 * (1.0 / 72.0)))));
+    let cos = 1.0
+        - t2 * 0.5 * (1.0 - t2 * (1.0 / 12.0) * (1.0 - t2 * (1.0 / 30.0) * (1.0 - t2 * (1.0 / 56.0) * (1.0 - t2 * (1.0 / 90.0)))));
     // q quarters on: (cos, sin), (-sin, cos), (-cos, -sin), (sin, -cos).
-    let q = quarter as u32 & 3;
+    let q = quarter & 3;
     let (a, b) = if q & 1 == 1 { (sin, cos) } else { (cos, sin) };
-    let a = if q == 1 || q == 2 { -a } else { a };
-    let b = if q >= 2 { -b } else { b };
-    [a, b]
+    let flip_a = ((q ^ (q >> 1)) & 1) << 31; // q 1 and 2
+    let flip_b = (q >> 1) << 31; // q 2 and 3
+    [f32::from_bits(a.to_bits() ^ flip_a), f32::from_bits(b.to_bits() ^ flip_b)]
 }
 
-/// Box-Muller: two independent N(0, 1) from two uniforms in (0, 1):
-/// sqrt(-2 ln u0) times (cos, sin) of the turn u1.
+/// Box-Muller: two independent N(0, 1) from two words: sqrt(-2 ln u) with u
+/// [`uniform_open`] of the first, times (cos, sin) of the second's turn.
 #[inline(always)]
-pub fn box_muller(u0: f32, u1: f32) -> [f32; 2] {
-    let radius = (-2.0 * ln_unit(u0)).sqrt();
-    let [cos, sin] = cos_sin_turn(u1);
+pub fn box_muller(radius_word: u32, turn_word: u32) -> [f32; 2] {
+    let radius = (-2.0 * ln_unit(uniform_open(radius_word))).sqrt();
+    let [cos, sin] = cos_sin_turn(turn_word);
     [radius * cos, radius * sin]
 }
 
-/// The four N(0, 1) draws of Philox block `block` of `stream` at `step`:
-/// elements 4 block to 4 block + 3 (two Box-Muller pairs).
+/// The N(0, 1) draws of the N Philox blocks from `first_block` of `stream`
+/// at `step`, z[j][i] being element 4 (first_block + i) + j: a block's four
+/// words make two Box-Muller pairs.
 #[inline(always)]
-pub fn normal_block(key: [u32; 2], step: u64, stream: u32, block: u32) -> [f32; 4] {
-    let words = philox4x32_10([block, stream, step as u32, (step >> 32) as u32], key);
-    let [z0, z1] = box_muller(uniform_open(words[0]), uniform_open(words[1]));
-    let [z2, z3] = box_muller(uniform_open(words[2]), uniform_open(words[3]));
-    [z0, z1, z2, z3]
+fn normal_lanes<const N: usize>(key: [u32; 2], step: u64, stream: u32, first_block: u32) -> [[f32; N]; 4] {
+    let blocks = std::array::from_fn(|i| first_block.wrapping_add(i as u32));
+    let words = philox_lanes([blocks, [stream; N], [step as u32; N], [(step >> 32) as u32; N]], key);
+    let mut z = [[0.0f32; N]; 4];
+    for pair in 0..2 {
+        for lane in 0..N {
+            let [a, b] = box_muller(words[2 * pair][lane], words[2 * pair + 1][lane]);
+            z[2 * pair][lane] = a;
+            z[2 * pair + 1][lane] = b;
+        }
+    }
+    z
 }
 
 /// The N(0, 1) draw of element `element` of `stream` at `step`: lane
-/// element % 4 of [`normal_block`] element / 4.
+/// element % 4 of Philox block element / 4.
 pub fn normal(key: [u32; 2], step: u64, stream: u32, element: u32) -> f32 {
-    normal_block(key, step, stream, element / 4)[(element % 4) as usize]
+    normal_lanes::<1>(key, step, stream, element / 4)[(element % 4) as usize][0]
 }
 
 /// values[i] += scale * [`normal`](key, step, stream, i) for every i. One
@@ -161,20 +183,28 @@ fn add_normals_avx2(values: &mut [f32], first_block: u32, key: [u32; 2], step: u
     add_normals_portable(values, first_block, key, step, stream, scale)
 }
 
+/// Philox blocks [`add_normals`] draws side by side.
+const LANES: usize = 16;
+
 #[inline(always)]
 fn add_normals_portable(values: &mut [f32], first_block: u32, key: [u32; 2], step: u64, stream: u32, scale: f32) {
-    let mut blocks = values.chunks_exact_mut(4);
+    let mut groups = values.chunks_exact_mut(4 * LANES);
     let mut block = first_block;
-    for chunk in &mut blocks {
-        let z = normal_block(key, step, stream, block);
-        for (v, z) in chunk.iter_mut().zip(z) {
-            *v += scale * z;
+    for group in &mut groups {
+        let z = normal_lanes::<LANES>(key, step, stream, block);
+        for (lane, chunk) in group.chunks_exact_mut(4).enumerate() {
+            for (j, v) in chunk.iter_mut().enumerate() {
+                *v += scale * z[j][lane];
+            }
         }
-        block += 1;
+        block = block.wrapping_add(LANES as u32);
     }
-    let z = normal_block(key, step, stream, block);
-    for (v, z) in blocks.into_remainder().iter_mut().zip(z) {
-        *v += scale * z;
+    for chunk in groups.into_remainder().chunks_mut(4) {
+        let z = normal_lanes::<1>(key, step, stream, block);
+        for (j, v) in chunk.iter_mut().enumerate() {
+            *v += scale * z[j][0];
+        }
+        block = block.wrapping_add(1);
     }
 }
 
@@ -232,14 +262,24 @@ mod tests {
 
     #[test]
     fn the_written_out_math_is_within_rounding_of_std() {
-        for k in (0..1u32 << 24).step_by(997) {
-            let u = uniform_open(k << 8);
+        for n in (0..1u32 << 24).step_by(997).chain([0, (1 << 24) - 1, 1 << 21, (1 << 22) - 1, 1 << 22]) {
+            let u = uniform_open(n << 8);
             let ln = ln_unit(u);
             assert!((ln - u.ln()).abs() <= 2e-7 * u.ln().abs().max(1.0), "ln {u}: {ln} against {}", u.ln());
-            let [cos, sin] = cos_sin_turn(u);
-            let angle = std::f64::consts::TAU * f64::from(u);
-            assert!((f64::from(cos) - angle.cos()).abs() < 5e-7, "cos of the turn {u}");
-            assert!((f64::from(sin) - angle.sin()).abs() < 5e-7, "sin of the turn {u}");
+            let [cos, sin] = cos_sin_turn(n << 8);
+            let angle = std::f64::consts::TAU * (f64::from(n) + 0.5) / f64::from(1u32 << 24);
+            assert!((f64::from(cos) - angle.cos()).abs() < 5e-7, "cos of the turn of {n}");
+            assert!((f64::from(sin) - angle.sin()).abs() < 5e-7, "sin of the turn of {n}");
+        }
+    }
+
+    #[test]
+    fn a_tensors_noise_is_each_elements_own_draw() {
+        // 4 * LANES * 2 + 7 elements: whole groups of lanes, and a remainder of blocks.
+        let mut values = vec![0.0f32; 4 * LANES * 2 + 7];
+        add_normals(&mut values, key(3), 11, 5, 2.0);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(*v, 2.0 * normal(key(3), 11, 5, i as u32), "element {i}");
         }
     }
 

@@ -278,7 +278,7 @@ fn metrics_epochs(path: &Path) -> Vec<usize> {
     assert_eq!(lines.next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
     lines
         .map(|line| {
-            assert_eq!(line.split(',').count(), 7, "{line:?} in\n{text}");
+            assert_eq!(line.split(',').count(), 8, "{line:?} in\n{text}");
             line.split(',').next().unwrap().parse().unwrap()
         })
         .collect()
