@@ -31,6 +31,11 @@ fn b_checked(row: u32, col: u32) -> f32 {
 // Dispatch: (ceil(N / 32), ceil(M / 64), 1) workgroups.
 @compute @workgroup_size(8, 8)
 fn matmul(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    // A tile wholly past out does nothing: a DP-SGD step sets m below the
+    // rows its grid was recorded for.
+    if (group.y * TILE_M >= params.m || group.x * TILE_N >= params.n) {
+        return;
+    }
     let row0 = group.y * TILE_M + local.y * 8u;
     let col0 = group.x * TILE_N + local.x;
     var acc0 = vec4<f32>(0.0);

@@ -87,6 +87,12 @@ fn matmul(
 ) {
     let row0 = group.y * TILE;
     let col0 = group.x * TILE;
+    // A tile wholly past out does nothing: a DP-SGD step sets m below the
+    // rows its grid was recorded for. Uniform per workgroup, so the barriers
+    // below stay in uniform control flow.
+    if (row0 >= params.m || col0 >= params.n) {
+        return;
+    }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

@@ -39,7 +39,7 @@ pub enum Case {
     MlpRegularized,
     /// `mlp` trained with DP-SGD (layered GPU path): Poisson samples of 256
     /// rows expected out of 2560 (q = 0.1, so a step's buffers hold the
-    /// 347 rows a sample may reach), per-row clipping and noise; beside `mlp`
+    /// 351 rows a sample may reach), per-row clipping and noise; beside `mlp`
     /// it gives what privacy costs a step. Runs whole epochs of 10 steps.
     MlpDp,
     /// 1024-1024-1024-10, batch 1024: for real GPUs.
@@ -178,6 +178,9 @@ pub struct Measurement {
     /// For training cases with matmul dispatches (CPU, layered GPU path): the
     /// step's matmuls alone, each timed like a matmul case.
     pub matmul_us_per_step: Option<f64>,
+    /// For `mlp-dp`: the same step without DP-SGD (the `mlp` case), timed in
+    /// turn with it, so their ratio holds when the machine's speed drifts.
+    pub plain_us_per_step: Option<f64>,
     /// Compute dispatches recorded per step, warm-up steps included (0 on the CPU).
     pub dispatches_per_step: f64,
     /// Queue submits per step (0 on the CPU).
@@ -441,12 +444,17 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
     // fused path, which runs no matmul dispatch to compare with.
     let shapes = case.net().map(|(sizes, rows)| step_matmuls(&sizes, rows));
     let mut timed = vec![Timed::new(device, case.steps_per_call(), || runner(case, device))?];
-    if let Some(shapes) = shapes.as_ref().filter(|_| path != Some(GpuPath::Fused)) {
+    let runs_matmuls = shapes.is_some() && path != Some(GpuPath::Fused);
+    if let Some(shapes) = shapes.as_ref().filter(|_| runs_matmuls) {
         timed.push(Timed::new(device, 1, || matmul_runner(shapes, device))?);
+    }
+    if *case == Case::MlpDp {
+        timed.push(Timed::new(device, 1, || runner(&Case::Mlp, device))?);
     }
     let timings = time_interleaved(device, &mut timed)?;
     let timing = &timings[0];
-    let matmul_us_per_step = timings.get(1).map(|matmuls| matmuls.seconds_per_step * 1e6);
+    let matmul_us_per_step = timings.get(1).filter(|_| runs_matmuls).map(|matmuls| matmuls.seconds_per_step * 1e6);
+    let plain_us_per_step = (*case == Case::MlpDp).then(|| timings[timings.len() - 1].seconds_per_step * 1e6);
     let useful_flops = match (&shapes, case) {
         (Some(shapes), _) => flops(shapes),
         (None, &Case::Matmul { m, k, n }) => flops(&[(m, k, n, false, false)]),
@@ -466,6 +474,7 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
         us_per_step: timing.seconds_per_step * 1e6,
         gflops: useful_flops / timing.seconds_per_step / 1e9,
         matmul_us_per_step,
+        plain_us_per_step,
         dispatches_per_step: timing.dispatches,
         submits_per_step: timing.submits,
         readbacks_per_step: timing.readbacks,

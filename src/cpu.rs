@@ -317,8 +317,20 @@ pub fn gather_rows(source: ArrayView2<f32>, index: &[u32]) -> Array2<f32> {
 
 /// [`gather_rows`] into out (B, W).
 pub fn gather_rows_into(source: ArrayView2<f32>, index: &[u32], out: &mut Array2<f32>) {
-    for (mut row, &i) in out.rows_mut().into_iter().zip(index) {
-        row.assign(&source.row(i as usize));
+    let width = source.ncols();
+    match (source.as_slice(), out.as_slice_mut()) {
+        // Whole rows copied as slices (a memcpy each), the usual case.
+        (Some(from), Some(to)) if width > 0 => {
+            for (row, &i) in to.chunks_exact_mut(width).zip(index) {
+                let start = i as usize * width;
+                row.copy_from_slice(&from[start..start + width]);
+            }
+        }
+        _ => {
+            for (mut row, &i) in out.rows_mut().into_iter().zip(index) {
+                row.assign(&source.row(i as usize));
+            }
+        }
     }
 }
 

@@ -39,6 +39,7 @@ fn philox_lanes<const N: usize>(counters: [[u32; N]; 4], key: [u32; 2]) -> [[u32
         if round > 0 {
             k = [k[0].wrapping_add(WEYL[0]), k[1].wrapping_add(WEYL[1])];
         }
+        #[allow(clippy::needless_range_loop)] // one index over the four words' lanes reads best
         for lane in 0..N {
             let p0 = u64::from(MULTIPLIERS[0]) * u64::from(ctr[0][lane]);
             let p1 = u64::from(MULTIPLIERS[1]) * u64::from(ctr[2][lane]);
@@ -77,7 +78,7 @@ pub fn ln_unit(u: f32) -> f32 {
     let bits = u.to_bits();
     let exponent = ((bits >> 23) as i32 - 127) as f32;
     let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
-    // Selects, not branches.
+                                                                       // Selects, not branches.
     let high = mantissa > std::f32::consts::SQRT_2;
     let mantissa = if high { mantissa * 0.5 } else { mantissa };
     let exponent = if high { exponent + 1.0 } else { exponent };
@@ -98,9 +99,13 @@ pub fn cos_sin_turn(word: u32) -> [f32; 2] {
     let quarter = (n + (1 << 21)) >> 22; // 0..=4
     let t = ((n as i32 - (quarter << 22) as i32) as f32 + 0.5) * (std::f32::consts::FRAC_PI_2 / 4_194_304.0);
     let t2 = t * t;
-    let sin = t * (1.0 - t2 * (1.0 / 6.0) * (1.0 - t2 * (1.0 / 20.0) * (1.0 - t2 * (1.0 / 42.0) * (1.0 - t2 * (1.0 / 72.0)))));
+    let sin = t
+        * (1.0 - t2 * (1.0 / 6.0) * (1.0 - t2 * (1.0 / 20.0) * (1.0 - t2 * (1.0 / 42.0) * (1.0 - t2 * (1.0 / 72.0)))));
     let cos = 1.0
-        - t2 * 0.5 * (1.0 - t2 * (1.0 / 12.0) * (1.0 - t2 * (1.0 / 30.0) * (1.0 - t2 * (1.0 / 56.0) * (1.0 - t2 * (1.0 / 90.0)))));
+        - t2 * 0.5
+            * (1.0
+                - t2 * (1.0 / 12.0)
+                    * (1.0 - t2 * (1.0 / 30.0) * (1.0 - t2 * (1.0 / 56.0) * (1.0 - t2 * (1.0 / 90.0)))));
     // q quarters on: (cos, sin), (-sin, cos), (-cos, -sin), (sin, -cos).
     let q = quarter & 3;
     let (a, b) = if q & 1 == 1 { (sin, cos) } else { (cos, sin) };

@@ -253,3 +253,20 @@ fn dp_sgd_refuses_what_its_bound_does_not_cover() {
         assert!(refused(TrainConfig { dp, ..base.clone() }).contains(flag));
     }
 }
+
+#[test]
+fn both_matmul_kernels_cut_a_steps_rows_to_its_sample() {
+    // The tiles past a sample's rows return at once and dW sums only its
+    // rows: on each matmul kernel, the same run as the CPU's.
+    let Some((ctx, each)) = common::gpu_each_matmul() else { return };
+    let (spec, train, params) = net();
+    let config = dp_config(Optimizer::Sgd);
+    let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
+    for kernels in each {
+        let gpu = wgpu_mlp::backend::GpuBackend { ctx: ctx.clone(), kernels: kernels.clone(), path: GpuPath::Layered };
+        let mut on_gpu = Backend::Gpu(gpu).trainer(&run).unwrap();
+        let mut on_cpu = CpuTrainer::new(&run).unwrap();
+        let what = format!("DP-SGD on the {} matmul", kernels.matmul_kernel().name());
+        trajectories_match(&what, on_gpu.as_mut(), &mut on_cpu, &params, Optimizer::Sgd, 3, 3);
+    }
+}

@@ -134,6 +134,26 @@ struct StepPlan {
     /// The last layer's activation backward, then last layer first: dW, db
     /// and dX (with the activation backward of the layer below fused in).
     backward: Vec<Dispatch>,
+    /// A DP-SGD step's dispatches whose rows each step cuts to its sample's
+    /// (none in other plans).
+    row_bounds: Vec<RowBound>,
+}
+
+/// A word of a dispatch's params that a DP-SGD step overwrites before it
+/// runs: byte `at` of `params` becomes word `count` of the step's dp.counts
+/// entry (0: the sample's rows k, 1: k times the outputs). Rows past k then
+/// cost no work (a matmul's tiles past m return at once, a dW sums k rows).
+struct RowBound {
+    params: wgpu::Buffer,
+    at: u64,
+    count: u64,
+}
+
+impl RowBound {
+    /// A dispatch whose first params word (rows, m or len) takes the count.
+    fn first_word(dispatch: &Dispatch, count: u64) -> Self {
+        Self { params: dispatch.params_buffer().clone(), at: 0, count }
+    }
 }
 
 /// The layered GPU path: one dispatch per op (matmul with its epilogue, loss,
@@ -195,9 +215,6 @@ struct DpSteps {
     rows: wgpu::Buffer,
     counts: wgpu::Buffer,
     sample: wgpu::Buffer,
-    /// The params uniforms each step writes its counts into, and which
-    /// (the byte offset in a step's counts: 0 rows, 4 elements).
-    limits: Vec<(wgpu::Buffer, u64)>,
 }
 
 impl LayeredTrainer {
@@ -574,8 +591,8 @@ impl LayeredTrainer {
         let room = dp.sampling.room as u64 * 4;
         encoder.copy_buffer_to_buffer(&dp.rows, k * room, &self.batch_index, 0, room);
         encoder.copy_buffer_to_buffer(&dp.counts, k * 8, &dp.sample, 0, 4);
-        for (params, offset) in &dp.limits {
-            encoder.copy_buffer_to_buffer(&dp.counts, k * 8 + offset, params, 0, 4);
+        for bound in &dp.plan.row_bounds {
+            encoder.copy_buffer_to_buffer(&dp.counts, k * 8 + 4 * bound.count, &bound.params, bound.at, 4);
         }
     }
 
@@ -715,6 +732,8 @@ fn plan_step(
         ])
     };
     let gather_train = gather(bufs.train, "train")?;
+    // What a DP-SGD step cuts to its sample's rows (kept only for a DP plan).
+    let mut bounds: Vec<RowBound> = gather_train.iter().map(|d| RowBound::first_word(d, 0)).collect();
     let gather_test = bufs.test.map(|test| gather(test, "test")).transpose()?;
 
     // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
@@ -732,13 +751,18 @@ fn plan_step(
     };
     let forward =
         (0..layout.layers.len()).map(|l| layer_forward(l, input(l), "forward")).collect::<Result<Vec<_>>>()?;
+    if bufs.dropout.is_none() {
+        bounds.extend(forward.iter().map(|d| RowBound::first_word(d, 0)));
+    }
     // A training step's forward with dropout: each layer reads the one below
     // after its mask, one more dispatch per hidden layer.
     let forward_train = match bufs.dropout {
         Some((p, seed)) => {
             let mut dispatches = Vec::new();
             for l in 0..layout.layers.len() {
-                dispatches.push(layer_forward(l, train_input(l), "forward_train")?);
+                let matmul = layer_forward(l, train_input(l), "forward_train")?;
+                bounds.push(RowBound::first_word(&matmul, 0));
+                dispatches.push(matmul);
                 if let Some(dropped) = dropped(l) {
                     let label = name(l, "dropout");
                     dispatches.push(kernels.dropout_forward(&label, control, act(l), dropped, l as u32, p, seed)?);
@@ -790,6 +814,12 @@ fn plan_step(
     };
     let slots = bufs.slots;
     let loss_train = loss("train", MetricSlots::TRAIN_LOSS, slots.train_correct)?;
+    // loss_train is [loss, its total, then the correct count and its total when
+    // classifying]: the loss kernel covers rows (cross-entropy) or elements.
+    bounds.push(RowBound::first_word(&loss_train[0], u64::from(spec.loss() != Loss::CrossEntropy)));
+    if let Some(correct) = loss_train.get(2) {
+        bounds.push(RowBound::first_word(correct, 0));
+    }
     let loss_test = match slots.test_loss {
         Some(slot) => loss("test", slot, slots.test_correct)?,
         None => Vec::new(),
@@ -827,14 +857,10 @@ fn plan_step(
             let epilogue =
                 Epilogue::Derivative { activation: spec.activation(l - 1), negative_slope, given: given(l - 1) };
             let weight = layout.weight(bufs.params, l);
-            backward.push(kernels.matmul_with(
-                &name(l, "input_grad"),
-                dact(l),
-                weight,
-                dact(l - 1),
-                shape,
-                epilogue,
-            )?);
+            let input_grad =
+                kernels.matmul_with(&name(l, "input_grad"), dact(l), weight, dact(l - 1), shape, epilogue)?;
+            bounds.push(RowBound::first_word(&input_grad, 0));
+            backward.push(input_grad);
             // dZ_{l-1} masked and scaled as the layer's output was.
             if let (Some((p, seed)), Some(_)) = (bufs.dropout, dropped(l - 1)) {
                 let label = name(l - 1, "dropout_backward");
@@ -873,7 +899,11 @@ fn plan_step(
             backward.push(kernels.dp_scale_rows(&name(l, "dp_scale_rows"), norms, dact(l), b)?);
         }
         for l in (0..=last).rev() {
-            backward.extend(weight_grads(l)?);
+            let [weight_grad, bias_grad] = weight_grads(l)?;
+            // dW's rows are its k, the summed dimension (MatmulParams' second word).
+            bounds.push(RowBound { params: weight_grad.params_buffer().clone(), at: 4, count: 0 });
+            bounds.push(RowBound::first_word(&bias_grad, 0));
+            backward.extend([weight_grad, bias_grad]);
         }
         let (std, key) = (dp.dp.noise_std(dp.expected_batch), crate::noise::key(dp.dp.key));
         for l in 0..=last {
@@ -889,7 +919,21 @@ fn plan_step(
             )?);
         }
     }
-    Ok(StepPlan { rows, gather_train, gather_test, forward, forward_train, loss_train, loss_test, backward })
+    if dp.is_none() {
+        bounds.clear();
+    }
+    let row_bounds = bounds;
+    Ok(StepPlan {
+        rows,
+        gather_train,
+        gather_test,
+        forward,
+        forward_train,
+        loss_train,
+        loss_test,
+        backward,
+        row_bounds,
+    })
 }
 
 /// The plan of a DP-SGD step over the room of a sample, and its buffers.
@@ -908,16 +952,10 @@ fn plan_dp_steps(
     let expected_batch = sampling.q * sampling.train_rows as f64;
     let binding = DpBinding { dp: sampling.dp, expected_batch, sample: &sample, norms: &norms };
     let plan = plan_step(kernels, layout, spec, bufs, room, Some(binding))?;
-    // loss_train is [loss, its total, then the correct count and its total when classifying].
-    let first_word = |i: usize| plan.loss_train[i].params_buffer().clone();
-    let mut limits = vec![(first_word(0), if spec.loss() == Loss::CrossEntropy { 0 } else { 4 })];
-    if plan.loss_train.len() > 2 {
-        limits.push((first_word(2), 0));
-    }
     // Grown to a chunk's steps by `write_growing`.
     let rows = ctx.zeros("dp.rows", room, STORAGE, BATCH)?;
     let counts = ctx.zeros("dp.counts", 2, STORAGE, BATCH)?;
-    Ok(DpSteps { sampling, plan, rows, counts, sample, limits })
+    Ok(DpSteps { sampling, plan, rows, counts, sample })
 }
 
 /// The optimizer's dispatches over the whole flat parameter buffer, with its

@@ -47,12 +47,22 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         )?;
     }
     let mut rows = Vec::new();
+    let mut plain_lines = Vec::new();
     for case in &cases {
         for device in &devices {
             if !device.is_gpu() && !case.runs_on_cpu() {
                 continue;
             }
             let m = bench::measure(case, device)?;
+            if let (Some(plain), false) = (m.plain_us_per_step, args.json) {
+                plain_lines.push(format!(
+                    "{} on {}: {:.2} us a step against {plain:.2} without DP-SGD (mlp, timed in turn with it): {:.2}x",
+                    m.case,
+                    m.device,
+                    m.us_per_step,
+                    m.us_per_step / plain
+                ));
+            }
             if args.json {
                 rows.push(serde_json::json!({
                     "case": m.case,
@@ -63,6 +73,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "us_per_step": m.us_per_step,
                     "gflops": m.gflops,
                     "matmul_us_per_step": m.matmul_us_per_step,
+                    "plain_us_per_step": m.plain_us_per_step,
                     "dispatches_per_step": m.dispatches_per_step,
                     "submits_per_step": m.submits_per_step,
                     "readbacks_per_step": m.readbacks_per_step,
@@ -92,6 +103,9 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.json {
         writeln!(out, "{}", serde_json::Value::Array(rows))?;
+    }
+    for line in &plain_lines {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
