@@ -127,6 +127,21 @@ fn a_resumed_dp_run_goes_on_counting_and_lands_on_the_unbroken_run() {
         &["--epochs", "6", "--resume", checkpoint.to_str().unwrap(), "--out", first.to_str().unwrap()],
     );
     assert_bad_input(&other, "its dp is max_grad_norm 0.7");
+    // A run trained without DP-SGD cannot be continued with it: its earlier
+    // steps spent privacy no accountant counted.
+    let plain = dir.join("plain");
+    let data = three_classes(&dir);
+    let base = ["--data", data.as_str(), "--task", "classify", "--hidden", "5", "--batch-size", "6", "--device", "cpu"];
+    assert_success(&wgpu_mlp_in(
+        &dir,
+        &[&base[..], &["--epochs", "2", "--no-shuffle", "--out", plain.to_str().unwrap()]].concat(),
+    ));
+    let plain_checkpoint = plain.join("checkpoint-epoch2.safetensors");
+    let resumed_with_dp = dp_run(
+        &dir,
+        &["--epochs", "4", "--resume", plain_checkpoint.to_str().unwrap(), "--out", plain.to_str().unwrap()],
+    );
+    assert_bad_input(&resumed_with_dp, "its dp is missing");
 }
 
 #[test]
