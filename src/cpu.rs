@@ -677,10 +677,38 @@ pub fn dp_add_noise(grads: &mut Params, key: [u32; 2], step: u64, std: f32) {
 /// Mean loss of `params` over a whole data set, and its correct count.
 pub fn evaluate(spec: &MlpSpec, params: &Params, data: &Dataset) -> (f32, usize) {
     let pass = forward(spec, params, data.x.view());
-    let pred = pass.output();
+    loss_and_correct(spec, pass.output(), data)
+}
+
+/// The mean loss of the network's outputs pred (N, OUT) on `data`, and its correct count.
+fn loss_and_correct(spec: &MlpSpec, pred: ArrayView2<f32>, data: &Dataset) -> (f32, usize) {
     let (_, loss_sum) = loss_grad(spec.loss(), pred, data.y.view());
-    let loss = loss_sum / spec.loss_divisor(data.len());
-    (loss, count_correct(pred, data.y.view()))
+    (loss_sum / spec.loss_divisor(data.len()), count_correct(pred, data.y.view()))
+}
+
+/// A data set scored by a model: what every epoch reports of its held-out rows.
+pub struct Scored {
+    /// Mean loss.
+    pub loss: f32,
+    /// The share of rows whose argmax matches (meaningful for classes).
+    pub accuracy: f32,
+    /// For a regression (no classes): the errors of the model's answers
+    /// ([`output_from_logits`]) against the targets.
+    pub errors: Option<crate::metrics::RegressionReport>,
+}
+
+/// [`evaluate`], with the errors of a regression's answers.
+pub fn evaluate_scored(spec: &MlpSpec, params: &Params, data: &Dataset) -> Scored {
+    let pass = forward(spec, params, data.x.view());
+    let pred = pass.output();
+    let (loss, correct) = loss_and_correct(spec, pred, data);
+    let accuracy = correct as f32 / data.len().max(1) as f32;
+    let errors = data.classes.is_none().then(|| {
+        let mut answers = pred.to_owned();
+        output_from_logits(spec, &mut answers);
+        crate::metrics::RegressionReport::new(data.y.view(), answers.view())
+    });
+    Scored { loss, accuracy, errors }
 }
 
 /// What one training step writes, made once per batch size so that a step
@@ -819,13 +847,17 @@ impl CpuTrainer {
     fn epoch_metrics(&self, loss_sum: f32, correct: usize, rows: usize) -> EpochMetrics {
         let rows = rows.max(1);
         let classes = self.train.classes.is_some();
-        let test = self.test.as_ref().map(|test| (evaluate(&self.spec, &self.params, test), test.len()));
-        EpochMetrics {
+        let scored = self.test.as_ref().map(|test| evaluate_scored(&self.spec, &self.params, test));
+        let metrics = EpochMetrics {
             train_loss: loss_sum / self.spec.loss_divisor(rows),
             train_accuracy: classes.then(|| correct as f32 / rows as f32),
-            val_loss: test.map(|((loss, _), _)| loss),
-            val_accuracy: test.filter(|_| classes).map(|((_, hits), n)| hits as f32 / n as f32),
-        }
+            val_loss: scored.as_ref().map(|s| s.loss),
+            val_accuracy: scored.as_ref().filter(|_| classes).map(|s| s.accuracy),
+            val_mae: None,
+            val_rmse: None,
+            val_r2: None,
+        };
+        metrics.with_val_errors(scored.as_ref().and_then(|s| s.errors.as_ref()))
     }
 
     /// One DP-SGD update on the training rows `rows` (a step's Poisson

@@ -195,6 +195,27 @@ impl OutputScores {
     }
 }
 
+/// One output's sums over the rows scored: of |residual|, of residual², and
+/// of (target - the targets' mean)², the total that R² is measured against.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ColumnSums {
+    /// Sum of |target - prediction|.
+    pub absolute: f64,
+    /// Sum of (target - prediction)².
+    pub squared: f64,
+    /// Sum of (target - mean target)².
+    pub total: f64,
+}
+
+/// Sum of (v - mean)² over a column, in f64: an f32 column summed in f64 is
+/// exact (up to 2^29 rows), so a constant column's mean is its value and its
+/// total is 0.
+pub fn total_squares(column: ndarray::ArrayView1<f32>) -> f64 {
+    let rows = column.len();
+    let centre = if rows == 0 { 0.0 } else { column.iter().map(|&v| f64::from(v)).sum::<f64>() / rows as f64 };
+    column.iter().map(|&v| (f64::from(v) - centre).powi(2)).sum::<f64>()
+}
+
 /// A regression's errors on rows with targets: per output, and averaged over
 /// the outputs with equal weight (scikit-learn's
 /// `multioutput='uniform_average'`, which for RMSE averages each output's RMSE).
@@ -221,20 +242,29 @@ impl RegressionReport {
     /// If the shapes differ: a caller's bug, not bad data.
     pub fn new(truth: ArrayView2<f32>, predicted: ArrayView2<f32>) -> RegressionReport {
         assert_eq!(truth.dim(), predicted.dim(), "the predictions have the targets' shape");
-        let rows = truth.nrows();
-        let mean = |sum: f64| if rows == 0 { 0.0 } else { sum / rows as f64 };
-        let outputs: Vec<OutputScores> = truth
+        let sums: Vec<ColumnSums> = truth
             .columns()
             .into_iter()
             .zip(predicted.columns())
             .map(|(t, p)| {
                 let residuals = || t.iter().zip(p).map(|(&t, &p)| f64::from(t) - f64::from(p));
-                let absolute = residuals().map(f64::abs).sum::<f64>();
-                let squared = residuals().map(|r| r * r).sum::<f64>();
-                // An f32 column summed in f64 is exact (up to 2^29 rows), so
-                // a constant column's mean is its value and its total is 0.
-                let centre = mean(t.iter().map(|&v| f64::from(v)).sum());
-                let total = t.iter().map(|&v| (f64::from(v) - centre).powi(2)).sum::<f64>();
+                ColumnSums {
+                    absolute: residuals().map(f64::abs).sum::<f64>(),
+                    squared: residuals().map(|r| r * r).sum::<f64>(),
+                    total: total_squares(t),
+                }
+            })
+            .collect();
+        Self::from_sums(truth.nrows(), &sums)
+    }
+
+    /// The report from each output's sums over `rows` rows (what the GPU
+    /// adds up without reading the predictions back).
+    pub fn from_sums(rows: usize, sums: &[ColumnSums]) -> RegressionReport {
+        let mean = |sum: f64| if rows == 0 { 0.0 } else { sum / rows as f64 };
+        let outputs: Vec<OutputScores> = sums
+            .iter()
+            .map(|&ColumnSums { absolute, squared, total }| {
                 let r2 = match (total == 0.0, squared == 0.0) {
                     (false, _) => 1.0 - squared / total,
                     (true, true) => 1.0,

@@ -27,12 +27,24 @@ pub use fairness::{plot_fairness, write_fairness_csv, FAIRNESS_CSV_CLASSES, FAIR
 pub use raster::{default_font_dirs, find_font};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.
-pub const METRICS_CSV_HEADER: [&str; 8] =
-    ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "epsilon", "seconds"];
+pub const METRICS_CSV_HEADER: [&str; 11] = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "val_mae",
+    "val_rmse",
+    "val_r2",
+    "lr",
+    "epsilon",
+    "seconds",
+];
 
 /// The columns run folders had before under other names: the held-out
 /// columns were the test set's before validation sets. Older headers also
-/// lack `lr` and `epsilon`; columns are read by name, so those folders resume.
+/// lack `lr`, `epsilon` and the validation errors; columns are read by name,
+/// so those folders resume.
 const OLD_COLUMN_NAMES: [(&str, &str); 2] = [("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")];
 
 /// One read-back of the metrics.
@@ -94,7 +106,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
     if whole > 0 && (epoch_at.is_none() || loss_at.is_none() || seconds_at.is_none() || !header.iter().all(known)) {
         return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
     }
-    let [epoch_at, loss_at, val_loss_at, train_accuracy_at, val_accuracy_at, lr_at, epsilon_at, seconds_at] =
+    let [epoch_at, loss_at, val_loss_at, train_accuracy_at, val_accuracy_at, mae_at, rmse_at, r2_at, lr_at, epsilon_at, seconds_at] =
         columns.map(|c| c.unwrap_or(usize::MAX));
     reader
         .records()
@@ -114,6 +126,9 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
                 val_loss: optional(val_loss_at)?,
                 train_accuracy: optional(train_accuracy_at)?,
                 val_accuracy: optional(val_accuracy_at)?,
+                val_mae: optional(mae_at)?,
+                val_rmse: optional(rmse_at)?,
+                val_r2: optional(r2_at)?,
             };
             let epsilon = (!field(epsilon_at).is_empty())
                 .then(|| field(epsilon_at).parse::<f64>().map_err(|_| not_a_number(epsilon_at)))
@@ -138,6 +153,9 @@ fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
             optional(metrics.val_loss),
             optional(metrics.train_accuracy),
             optional(metrics.val_accuracy),
+            optional(metrics.val_mae),
+            optional(metrics.val_rmse),
+            optional(metrics.val_r2),
             optional(row.lr),
             row.epsilon.map(|e| e.to_string()).unwrap_or_default(),
             row.seconds.to_string(),

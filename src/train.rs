@@ -313,6 +313,26 @@ pub struct EpochMetrics {
     pub val_loss: Option<f32>,
     /// With held-out rows, for classification.
     pub val_accuracy: Option<f32>,
+    /// With held-out rows, for a regression: the mean over the outputs of
+    /// each output's mean absolute error (of the model's answers, in the
+    /// targets' training units: scaled where `scale_target` scaled them).
+    pub val_mae: Option<f32>,
+    /// Likewise, the mean over the outputs of each output's RMSE.
+    pub val_rmse: Option<f32>,
+    /// Likewise, the mean over the outputs of each output's R².
+    pub val_r2: Option<f32>,
+}
+
+impl EpochMetrics {
+    /// The validation errors of a regression, from its report.
+    pub fn with_val_errors(self, report: Option<&crate::metrics::RegressionReport>) -> Self {
+        Self {
+            val_mae: report.map(|r| r.mae as f32),
+            val_rmse: report.map(|r| r.rmse as f32),
+            val_r2: report.map(|r| r.r2 as f32),
+            ..self
+        }
+    }
 }
 
 /// The optimizer's state, shaped like the parameters.

@@ -699,10 +699,14 @@ fn a_run_folder_holds_config_metrics_plot_and_checkpoints_and_resumes_exactly() 
         assert_eq!(config["crate_version"], env!("CARGO_PKG_VERSION"));
         let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
         let lines: Vec<&str> = metrics.lines().collect();
-        assert_eq!(lines[0], "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds");
+        assert_eq!(
+            lines[0],
+            "epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds"
+        );
         assert_eq!(lines.len(), 5, "a row per epoch:\n{metrics}");
-        // Every column but epsilon, which only DP-SGD runs have.
-        let filled = |line: &str| line.split(',').enumerate().all(|(i, f)| i == 6 || !f.is_empty());
+        // Every column but a regression's errors (5 to 7) and epsilon (9), which only DP-SGD runs have.
+        let filled =
+            |line: &str| line.split(',').enumerate().all(|(i, f)| (5..=7).contains(&i) || i == 9 || !f.is_empty());
         assert!(lines[4].starts_with("4,") && filled(lines[4]), "{metrics}");
         assert!(std::fs::read_to_string(whole.join("loss.svg")).unwrap().contains("<svg"));
         for epoch in [2, 4] {

@@ -275,10 +275,13 @@ fn metrics_epochs(path: &Path) -> Vec<usize> {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'), "every line is whole: {text:?}");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
+    assert_eq!(
+        lines.next(),
+        Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds")
+    );
     lines
         .map(|line| {
-            assert_eq!(line.split(',').count(), 8, "{line:?} in\n{text}");
+            assert_eq!(line.split(',').count(), 11, "{line:?} in\n{text}");
             line.split(',').next().unwrap().parse().unwrap()
         })
         .collect()

@@ -102,7 +102,12 @@ fn a_validation_split_is_held_out_and_the_test_set_scores_the_kept_model_once() 
         "{regression}"
     );
     let csv = std::fs::read_to_string(dir.join("run/metrics.csv")).unwrap();
-    assert!(csv.starts_with("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds\n"), "{csv}");
+    assert!(
+        csv.starts_with(
+            "epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds\n"
+        ),
+        "{csv}"
+    );
 }
 
 #[test]

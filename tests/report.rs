@@ -44,6 +44,9 @@ fn run(epochs: usize, test: bool, accuracy: bool) -> Vec<MetricsRow> {
                     train_accuracy: accuracy.then(|| 1.0 - 0.5 / t),
                     val_loss: test.then(|| 2.2 / (1.0 + t)),
                     val_accuracy: (test && accuracy).then(|| 1.0 - 0.6 / t),
+                    val_mae: None,
+                    val_rmse: None,
+                    val_r2: None,
                 },
                 lr: Some(0.01 / t),
                 epsilon: None,
@@ -65,6 +68,9 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
                 train_accuracy: Some(0.25),
                 val_loss: Some(1.0e-8),
                 val_accuracy: Some(1.0),
+                val_mae: None,
+                val_rmse: None,
+                val_r2: None,
             },
             lr: Some(0.001),
             epsilon: Some(0.123_456_789_012_345_6),
@@ -72,14 +78,30 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
         },
         MetricsRow {
             epoch: 2,
-            metrics: EpochMetrics { train_loss: 123_456.79, train_accuracy: None, val_loss: None, val_accuracy: None },
+            metrics: EpochMetrics {
+                train_loss: 123_456.79,
+                train_accuracy: None,
+                val_loss: Some(0.5),
+                val_accuracy: None,
+                val_mae: Some(0.25),
+                val_rmse: Some(0.75),
+                val_r2: Some(-1.5),
+            },
             lr: None,
             epsilon: None,
             seconds: 2.5,
         },
         MetricsRow {
             epoch: 10,
-            metrics: EpochMetrics { train_loss: 3.0e-7, train_accuracy: Some(0.9), val_loss: None, val_accuracy: None },
+            metrics: EpochMetrics {
+                train_loss: 3.0e-7,
+                train_accuracy: Some(0.9),
+                val_loss: None,
+                val_accuracy: None,
+                val_mae: None,
+                val_rmse: None,
+                val_r2: None,
+            },
             lr: Some(2.5e-5),
             epsilon: Some(3.0),
             seconds: 1.0e6 / 3.0,
@@ -88,8 +110,11 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
     write_metrics_csv(&path, &rows).unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
-    assert_eq!(text.lines().nth(2), Some("2,123456.79,,,,,,2.5"), "None is an empty field:\n{text}");
+    assert_eq!(
+        text.lines().next(),
+        Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds")
+    );
+    assert_eq!(text.lines().nth(2), Some("2,123456.79,0.5,,,0.25,0.75,-1.5,,,2.5"), "None is an empty field:\n{text}");
 
     let mut reader = csv::Reader::from_path(&path).unwrap();
     assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(METRICS_CSV_HEADER.to_vec()));
@@ -97,15 +122,18 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
     assert_eq!(records.len(), rows.len());
     let optional = |field: &str| (!field.is_empty()).then(|| field.parse::<f32>().unwrap());
     for (record, row) in records.iter().zip(&rows) {
-        assert_eq!(record.len(), 8, "{record:?}");
+        assert_eq!(record.len(), 11, "{record:?}");
         assert_eq!(record[0].parse::<usize>().unwrap(), row.epoch);
         assert_eq!(record[1].parse::<f32>().unwrap(), row.metrics.train_loss, "{record:?}");
         assert_eq!(optional(&record[2]), row.metrics.val_loss, "{record:?}");
         assert_eq!(optional(&record[3]), row.metrics.train_accuracy, "{record:?}");
         assert_eq!(optional(&record[4]), row.metrics.val_accuracy, "{record:?}");
-        assert_eq!(optional(&record[5]), row.lr, "{record:?}");
-        assert_eq!((!record[6].is_empty()).then(|| record[6].parse::<f64>().unwrap()), row.epsilon, "{record:?}");
-        assert_eq!(record[7].parse::<f64>().unwrap(), row.seconds, "{record:?}");
+        assert_eq!(optional(&record[5]), row.metrics.val_mae, "{record:?}");
+        assert_eq!(optional(&record[6]), row.metrics.val_rmse, "{record:?}");
+        assert_eq!(optional(&record[7]), row.metrics.val_r2, "{record:?}");
+        assert_eq!(optional(&record[8]), row.lr, "{record:?}");
+        assert_eq!((!record[9].is_empty()).then(|| record[9].parse::<f64>().unwrap()), row.epsilon, "{record:?}");
+        assert_eq!(record[10].parse::<f64>().unwrap(), row.seconds, "{record:?}");
     }
     // And back, every field as written.
     assert_eq!(wgpu_mlp::report::read_metrics_csv(&path).unwrap(), rows);
@@ -119,7 +147,7 @@ fn metrics_csv_of_no_epochs_is_the_header_alone() {
     write_metrics_csv(&path, &[]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds\n"
+        "epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds\n"
     );
 }
 
@@ -244,7 +272,10 @@ fn a_run_folder_appends_each_read_back_to_metrics_csv() {
     let text = std::fs::read_to_string(&path).unwrap();
     let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2", "3"], "{text}");
-    assert_eq!(text.lines().next(), Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds"));
+    assert_eq!(
+        text.lines().next(),
+        Some("epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds")
+    );
 }
 
 /// What a crash during an append leaves, a last line without its newline,

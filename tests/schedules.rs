@@ -135,7 +135,12 @@ fn a_plateau_run_resumed_cuts_the_rate_where_an_unbroken_one_does() {
     let straight = train("straight", &["--epochs", "16"]);
     let lr = |out: &str| -> Vec<String> {
         let csv = std::fs::read_to_string(dir.join(out).join("metrics.csv")).unwrap();
-        assert!(csv.starts_with("epoch,train_loss,val_loss,train_accuracy,val_accuracy,lr,epsilon,seconds\n"), "{csv}");
+        assert!(
+            csv.starts_with(
+                "epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds\n"
+            ),
+            "{csv}"
+        );
         csv.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().to_string()).collect()
     };
     let rates = lr("straight");

@@ -476,7 +476,7 @@ impl FusedTrainer {
                 return Ok(Vec::new());
             }
             let sums = self.ctx.read_back(Region::new(&self.ring, submitted * RING_ENTRY), &self.staging)?;
-            Ok(MetricSlots::fused(self.classify).decode(&sums, &self.spec, self.rows, None))
+            Ok(MetricSlots::fused(self.classify).decode(&sums, &self.spec, self.rows, None, &[]))
         })
     }
 

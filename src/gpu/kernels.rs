@@ -12,8 +12,9 @@ use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
     activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams,
-    Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, NoiseParams, RowNormParams,
-    ScaleRowsParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, STEP_CONTROL_LEN,
+    Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, NoiseParams, RegressionParams,
+    RowNormParams, ScaleRowsParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS,
+    STEP_CONTROL_LEN,
 };
 use crate::error::{Error, Result};
 use crate::model::Activation;
@@ -89,6 +90,7 @@ pub struct Kernels {
     dp_row_norms: wgpu::ComputePipeline,
     dp_scale_rows: wgpu::ComputePipeline,
     dp_add_noise: wgpu::ComputePipeline,
+    regression_sums: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -127,6 +129,7 @@ impl Kernels {
             let grad_norm = compile(&ctx.device, "grad_norm");
             let dropout = compile(&ctx.device, "dropout");
             let dp_sgd = compile(&ctx.device, "dp_sgd");
+            let regression = compile(&ctx.device, "regression");
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul_kernel,
@@ -162,6 +165,7 @@ impl Kernels {
                 dp_row_norms: pipeline(&dp_sgd, "dp_row_norms"),
                 dp_scale_rows: pipeline(&dp_sgd, "dp_scale_rows"),
                 dp_add_noise: pipeline(&dp_sgd, "dp_add_noise"),
+                regression_sums: pipeline(&regression, "regression_sums"),
             })
         })
     }
@@ -344,6 +348,33 @@ impl Kernels {
         assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
         let params = CountCorrectParams { rows, cols, _pad: [0; 2] };
         Ok(self.bind(label, &self.count_correct, &params, &[pred, expected, partials], grid))
+    }
+
+    /// A regression batch's per-column sums of |e| and e², added to
+    /// `metrics[slot + 2c]` and `metrics[slot + 2c + 1]` for column c of
+    /// pred (rows, cols): e is the answer (sigmoid of the output with
+    /// `sigmoid`, a bce logit) minus the target.
+    #[allow(clippy::too_many_arguments)] // the regions of shaders/regression.wgsl and where the sums go
+    pub fn regression_sums(
+        &self,
+        label: &str,
+        pred: Region,
+        expected: Region,
+        metrics: Region,
+        rows: u32,
+        slot: u32,
+        sigmoid: bool,
+    ) -> Result<Dispatch> {
+        let cols = (pred.len / u64::from(rows)) as u32;
+        assert_eq!(
+            (pred.len, expected.len),
+            (u64::from(rows * cols), pred.len),
+            "{label}: pred and expected (rows, cols)"
+        );
+        assert!(u64::from(slot + 2 * cols) <= metrics.len, "{label}: the sums' slots inside the metrics");
+        let params = RegressionParams { rows, cols, slot, sigmoid: sigmoid.into() };
+        let grid = self.grid_of(label, cols.div_ceil(64))?;
+        Ok(self.bind(label, &self.regression_sums, &params, &[pred, expected, metrics], grid))
     }
 
     /// How many partial sums a per-element (mse_grad, bce_grad) or per-row

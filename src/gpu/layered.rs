@@ -201,6 +201,8 @@ pub struct LayeredTrainer {
     shuffler: Shuffler,
     /// With DP-SGD, its steps' plan and sample buffers.
     dp: Option<DpSteps>,
+    /// A regression's test columns' sums of (y - mean y)², for R² (empty otherwise).
+    test_totals: Vec<f64>,
     /// Bytes allocated by construction, counted by the context.
     gpu_bytes: u64,
 }
@@ -319,7 +321,7 @@ impl LayeredTrainer {
         }
         let most_partials = kernels.partial_count((room * spec.outputs()) as u32)?;
         let partials = ctx.zeros("partials", most_partials as usize, STORAGE, BATCH)?;
-        let slots = MetricSlots::new(train.classes.is_some(), test.is_some());
+        let slots = MetricSlots::new(train.classes.is_some(), test.is_some(), spec.outputs());
         let metrics = ctx.zeros("metrics", slots.count, STORAGE, BATCH)?;
         let ring = ctx.staging("metrics.ring", slots.count)?;
         let clip_value = config.clip.value.unwrap_or(NO_CLIP_VALUE);
@@ -402,6 +404,12 @@ impl LayeredTrainer {
             snapshot,
             shuffler: Shuffler::new(config.shuffle, config.seed),
             dp,
+            test_totals: match test {
+                Some(test) if test.classes.is_none() => {
+                    test.y.columns().into_iter().map(crate::metrics::total_squares).collect()
+                }
+                _ => Vec::new(),
+            },
             gpu_bytes: 0,
         })
     }
@@ -552,9 +560,11 @@ impl LayeredTrainer {
                 Some(epoch_rows) => sums
                     .chunks_exact(self.slots.count)
                     .zip(epoch_rows)
-                    .flat_map(|(epoch, rows)| self.slots.decode(epoch, &self.spec, rows.max(1), test_rows))
+                    .flat_map(|(epoch, rows)| {
+                        self.slots.decode(epoch, &self.spec, rows.max(1), test_rows, &self.test_totals)
+                    })
                     .collect(),
-                None => self.slots.decode(&sums, &self.spec, self.train.rows, test_rows),
+                None => self.slots.decode(&sums, &self.spec, self.train.rows, test_rows, &self.test_totals),
             })
         })
     }
@@ -820,10 +830,16 @@ fn plan_step(
     if let Some(correct) = loss_train.get(2) {
         bounds.push(RowBound::first_word(correct, 0));
     }
-    let loss_test = match slots.test_loss {
+    let mut loss_test = match slots.test_loss {
         Some(slot) => loss("test", slot, slots.test_correct)?,
         None => Vec::new(),
     };
+    if let Some(first) = slots.test_errors {
+        let metrics = Region::new(bufs.metrics, slots.count);
+        let sigmoid = spec.loss() == Loss::Bce;
+        let label = format!("B{rows}.test.regression_sums");
+        loss_test.push(kernels.regression_sums(&label, act(last), batch_y, metrics, b, first as u32, sigmoid)?);
+    }
 
     // dact_last becomes dZ_last (B, OUT); lower layers get theirs from the
     // epilogue of the matmul that makes their dA.

@@ -45,6 +45,7 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("grad_norm": "grad_norm.wgsl"),
     shader!("dropout": "dropout.wgsl"),
     shader!("dp_sgd": "dp_sgd.wgsl"),
+    shader!("regression": "regression.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
 ];
 

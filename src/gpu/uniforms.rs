@@ -342,3 +342,17 @@ pub struct NoiseParams {
     /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
     pub _pad: [u32; 2],
 }
+
+/// shaders/regression.wgsl: a batch's per-column sums of |e| and e².
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RegressionParams {
+    /// Rows B of the batch.
+    pub rows: u32,
+    /// Output columns OUT.
+    pub cols: u32,
+    /// The first metrics slot: column c's sums go to slot + 2c and slot + 2c + 1.
+    pub slot: u32,
+    /// 1: the answer is sigmoid(output) (a bce logit); 0: the output itself.
+    pub sigmoid: u32,
+}

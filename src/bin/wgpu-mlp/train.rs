@@ -33,7 +33,14 @@ use crate::spec::build_spec;
 /// "loss 0.1234  acc 0.9512  val loss 0.2345  val acc 0.9321", with what there is.
 fn describe(metrics: &EpochMetrics) -> String {
     let mut line = format!("loss {:.6}", metrics.train_loss);
-    let parts = [("acc", metrics.train_accuracy), ("val loss", metrics.val_loss), ("val acc", metrics.val_accuracy)];
+    let parts = [
+        ("acc", metrics.train_accuracy),
+        ("val loss", metrics.val_loss),
+        ("val acc", metrics.val_accuracy),
+        ("val mae", metrics.val_mae),
+        ("val rmse", metrics.val_rmse),
+        ("val r2", metrics.val_r2),
+    ];
     for (name, value) in parts {
         if let Some(value) = value {
             line += &format!("  {name} {value:.4}");
@@ -1068,6 +1075,9 @@ fn summary_json(
             "train_accuracy": m.train_accuracy,
             "val_loss": m.val_loss,
             "val_accuracy": m.val_accuracy,
+            "val_mae": m.val_mae,
+            "val_rmse": m.val_rmse,
+            "val_r2": m.val_r2,
             "epsilon": folder.privacy.as_ref().map(|ledger| ledger.epsilon_after(first_epoch + i + 1)),
         })).collect::<Vec<_>>(),
     })
