@@ -658,7 +658,11 @@ pub fn dp_clip_factors(norms: &mut Array1<f32>, max_norm: f32, loss_rows: f32, r
 /// dZ (B, OUT) rows times their factors (B), in place; a 0 factor writes 0.
 pub fn dp_scale_rows(dz: &mut Array2<f32>, factors: ArrayView1<f32>) {
     for (mut row, &factor) in dz.rows_mut().into_iter().zip(factors) {
-        row.mapv_inplace(|v| if factor == 0.0 { 0.0 } else { v * factor });
+        if factor == 0.0 {
+            row.fill(0.0);
+        } else {
+            row *= factor;
+        }
     }
 }
 

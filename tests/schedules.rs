@@ -141,7 +141,8 @@ fn a_plateau_run_resumed_cuts_the_rate_where_an_unbroken_one_does() {
             ),
             "{csv}"
         );
-        csv.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().to_string()).collect()
+        let at = csv.lines().next().unwrap().split(',').position(|c| c == "lr").unwrap();
+        csv.lines().skip(1).map(|l| l.split(',').nth(at).unwrap().to_string()).collect()
     };
     let rates = lr("straight");
     assert_eq!(rates[0], "0.01");
