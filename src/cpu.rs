@@ -610,12 +610,22 @@ pub fn weight_grads_into(x: ArrayView2<f32>, pass: &Forward, dacts: &[Array2<f32
 /// += (|input_r|^2 + 1) |dZ_r|^2 for input (B, IN) and dZ (B, OUT), the
 /// squared norms of row r's weight gradient input_r ⊗ dZ_r and bias gradient
 /// dZ_r. Layers are added first to last, each |.|^2 in eight interleaved
-/// sums ([`sum_squares`]), as shaders/dp_sgd.wgsl adds them.
+/// sums (element i into sum i % 8), as shaders/dp_sgd.wgsl adds them.
 pub fn dp_row_norms(input: ArrayView2<f32>, dz: ArrayView2<f32>, norms: &mut Array1<f32>) {
-    for ((a, z), norm) in input.rows().into_iter().zip(dz.rows()).zip(norms.iter_mut()) {
-        let (a2, z2) = (sum_squares(a), sum_squares(z));
-        *norm += (a2 + 1.0) * z2;
+    dp_row_norms_of(input.rows().into_iter().map(sum_squares), dz, norms);
+}
+
+/// [`dp_row_norms`] with the inputs' squared norms |input_r|^2 given (the
+/// first layer's are its rows', the same every step, so worked out once).
+pub fn dp_row_norms_of(input_squares: impl Iterator<Item = f32>, dz: ArrayView2<f32>, norms: &mut Array1<f32>) {
+    for ((a2, z), norm) in input_squares.zip(dz.rows()).zip(norms.iter_mut()) {
+        *norm += (a2 + 1.0) * sum_squares(z);
     }
+}
+
+/// Each row's sum of squares, as [`dp_row_norms`] adds them.
+pub fn row_squares(values: ArrayView2<f32>) -> Vec<f32> {
+    values.rows().into_iter().map(sum_squares).collect()
 }
 
 /// The sum of a row's squares: element i goes to partial sum i % 8, and the
@@ -786,6 +796,9 @@ pub struct CpuTrainer {
     /// With DP-SGD, the buffers of the last step's sample, resized to each
     /// next one's.
     dp_buffers: Option<StepBuffers>,
+    /// With DP-SGD, each training row's sum of squares (its share of every
+    /// step's first-layer gradient norms); empty otherwise.
+    input_squares: Vec<f32>,
 }
 
 impl CpuTrainer {
@@ -814,6 +827,7 @@ impl CpuTrainer {
             buffers,
             schedule: (0, 1.0),
             dp_buffers: None,
+            input_squares: if config.dp.is_some() { row_squares(train.x.view()) } else { Vec::new() },
         })
     }
 
@@ -887,8 +901,10 @@ impl CpuTrainer {
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
         let loss_sum = backward_deltas_into(spec, &self.params, pass, y, dacts, key);
         let mut norms = Array1::zeros(rows.len());
-        for (l, dz) in dacts.iter().enumerate() {
-            dp_row_norms(if l == 0 { x } else { pass.input(l) }, dz.view(), &mut norms);
+        let input_squares = rows.iter().map(|&r| self.input_squares[r as usize]);
+        dp_row_norms_of(input_squares, dacts[0].view(), &mut norms);
+        for (l, dz) in dacts.iter().enumerate().skip(1) {
+            dp_row_norms(pass.input(l), dz.view(), &mut norms);
         }
         let expected_batch = self.config.rows_per_batch(&self.train) as f64;
         let loss_rows = rows.len() as f32;

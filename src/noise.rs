@@ -147,7 +147,7 @@ pub fn normal(key: [u32; 2], step: u64, stream: u32, element: u32) -> f32 {
     normal_lanes::<1>(key, step, stream, element / 4)[(element % 4) as usize][0]
 }
 
-/// values[i] += scale * [`normal`](key, step, stream, i) for every i. One
+/// values\[i\] += scale * [`normal`]\(key, step, stream, i) for every i. One
 /// thread: split across threads it was faster on an idle machine and slower
 /// on a busy one (0.45 against 0.53 ms, then 0.88, for the 203 k weights of
 /// 784-256-10 on 2 cores with AVX-512), and DP-SGD's step should not
