@@ -218,21 +218,7 @@ fn a_resumed_dp_sgd_run_is_the_unbroken_one_bit_for_bit() {
     let (spec, train, params) = net();
     let config = dp_config(Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 });
     let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
-    for backend in std::iter::once(Backend::Cpu)
-        .chain(gpu_backends().into_iter().filter(|b| !matches!(b, Backend::Gpu(g) if g.path == GpuPath::Fused)))
-    {
-        let mut straight = backend.trainer(&run).unwrap();
-        straight.train(6).unwrap();
-        let mut first = backend.trainer(&run).unwrap();
-        first.train(3).unwrap();
-        let state = first.state().unwrap();
-        let mut resumed = backend.trainer(&run).unwrap();
-        resumed.restore(&state).unwrap();
-        resumed.set_schedule(3, 1.0);
-        resumed.train(3).unwrap();
-        let what = label(&backend);
-        assert_close(&what, &flat(&resumed.params().unwrap()), &flat(&straight.params().unwrap()), 0.0, 0.0);
-    }
+    common::resumes_bit_for_bit(&run, 3);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod binary;
 mod common;
 
-use common::{assert_close, classes, gpu, gpu_backends, label, trajectories_match};
+use common::{classes, gpu, gpu_backends, label, trajectories_match};
 use wgpu_mlp::dropout::DropoutKey;
 use wgpu_mlp::gpu::{FusedTrainer, GpuPath, Region, NO_CLIP_VALUE, STEP_CONTROL_LEN};
 use wgpu_mlp::model::{Activation, Init, Loss, MlpSpec, Output, Params};
@@ -137,27 +137,7 @@ fn a_resumed_run_draws_the_masks_of_an_unbroken_one() {
         ..TrainConfig::default()
     };
     let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
-    for backend in std::iter::once(Backend::Cpu)
-        .chain(gpu_backends().into_iter().filter(|b| !matches!(b, Backend::Gpu(g) if g.path == GpuPath::Fused)))
-    {
-        let mut straight = backend.trainer(&run).unwrap();
-        straight.train(6).unwrap();
-        let mut first = backend.trainer(&run).unwrap();
-        first.train(3).unwrap();
-        let state = first.state().unwrap();
-        let mut resumed = backend.trainer(&run).unwrap();
-        resumed.restore(&state).unwrap();
-        resumed.set_schedule(3, 1.0);
-        resumed.train(3).unwrap();
-        let what = label(&backend);
-        assert_close(
-            &what,
-            &common::flat(&resumed.params().unwrap()),
-            &common::flat(&straight.params().unwrap()),
-            0.0,
-            0.0,
-        );
-    }
+    common::resumes_bit_for_bit(&run, 3);
 }
 
 #[test]

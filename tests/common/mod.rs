@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use wgpu_mlp::backend::GpuBackend;
 use wgpu_mlp::gpu::{GpuContext, GpuPath, KernelSettings, Kernels, MatmulKernel};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
-use wgpu_mlp::{Backend, Dataset, Params, Trainer};
+use wgpu_mlp::{Backend, Dataset, Params, Run, Trainer};
 
 /// The test binary's device and kernels, or None (after saying so) when there
 /// is no adapter. With REQUIRE_GPU=1 a missing adapter fails the test instead.
@@ -201,4 +201,24 @@ pub fn trajectories_match(
     eprintln!(
         "{what}: max |device - cpu| over the params {worst_param:e}; final loss relative difference {loss_rel:e}"
     );
+}
+
+/// On the CPU and the layered GPU path (the fused one takes neither dropout
+/// nor DP-SGD): `2 * half` epochs straight, and `half` epochs, a restore of
+/// their state into a new trainer and `half` more, end on the same bits.
+pub fn resumes_bit_for_bit(run: &Run, half: usize) {
+    let layered = gpu_backends().into_iter().filter(|b| !matches!(b, Backend::Gpu(g) if g.path == GpuPath::Fused));
+    for backend in std::iter::once(Backend::Cpu).chain(layered) {
+        let mut straight = backend.trainer(run).unwrap();
+        straight.train(2 * half).unwrap();
+        let mut first = backend.trainer(run).unwrap();
+        first.train(half).unwrap();
+        let state = first.state().unwrap();
+        let mut resumed = backend.trainer(run).unwrap();
+        resumed.restore(&state).unwrap();
+        resumed.set_schedule(half, 1.0);
+        resumed.train(half).unwrap();
+        let (got, want) = (flat(&resumed.params().unwrap()), flat(&straight.params().unwrap()));
+        assert_close(&label(&backend), &got, &want, 0.0, 0.0);
+    }
 }
