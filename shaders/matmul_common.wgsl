@@ -1,7 +1,7 @@
 // matmul, the part both kernels share (matmul_registers.wgsl and
 // matmul_workgroup.wgsl each follow this file in one shader module, after
-// activation.wgsl, whose activate and dz_from_da the epilogue calls; the host
-// picks one kernel per adapter):
+// activation.wgsl and dropout.wgsl, whose activate, dz_from_da and
+// dropout_keeps the epilogue calls; the host picks one kernel per adapter):
 // out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
 // op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
 // op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.
@@ -16,7 +16,13 @@
 //                                                     4 leaky relu, 5 gelu)
 //   derivative = c:  out *= act_c'(given[row, col])   (backward: dA -> dZ of the layer
 //                    below, from its output a, or its z for GELU; same codes)
-// negative_slope is leaky relu's, for either activation or derivative.
+//   dropout = 1:     dropped = keep ? out * scale : 0 (forward, training: the hidden
+//                    layer's output as the next layer sees it; out stays whole)
+//   dropout = 2:     out = keep ? out * scale : 0     (backward: dZ masked as the
+//                    layer's output was)
+// negative_slope is leaky relu's, for either activation or derivative; keep
+// is dropout_keeps of the element's index row * n + col in layer
+// dropout_layer at the step control[3] holds.
 //
 // binding  name    access      shape
 // 0        params  uniform     MatmulParams
@@ -26,6 +32,8 @@
 // 4        bias    read        (N)     read only when bias = 1
 // 5        given   read        (M, N)  read only when derivative != 0
 // 6        pre     read_write  (M, N)  written only when keep_pre = 1
+// 7        dropped read_write  (M, N)  written only when dropout = 1
+// 8        control read        the step's control words, read only when dropout != 0
 
 struct MatmulParams {
     m: u32,
@@ -38,8 +46,12 @@ struct MatmulParams {
     derivative: u32,
     negative_slope: f32,
     keep_pre: u32,
-    _pad0: u32,
-    _pad1: u32,
+    dropout: u32,
+    dropout_layer: u32,
+    dropout_p: f32,
+    dropout_scale: f32,
+    dropout_seed_lo: u32,
+    dropout_seed_hi: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: MatmulParams;
@@ -49,6 +61,9 @@ struct MatmulParams {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read> given: array<f32>;
 @group(0) @binding(6) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dropped: array<f32>;
+// Read as u32: the step's bits pass through untouched.
+@group(0) @binding(8) var<storage, read> control: array<u32>;
 
 fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     var v = value;
@@ -61,6 +76,17 @@ fn epilogue(row: u32, col: u32, value: f32) -> f32 {
     v = activate(params.activation, params.negative_slope, v);
     if (params.derivative != 0u) {
         v = dz_from_da(params.derivative, params.negative_slope, v, given[row * params.n + col]);
+    }
+    if (params.dropout != 0u) {
+        let i = row * params.n + col;
+        let seed = vec2<u32>(params.dropout_seed_lo, params.dropout_seed_hi);
+        let kept = dropout_keeps(seed, control[3], params.dropout_layer, i, params.dropout_p);
+        let masked = select(0.0, v * params.dropout_scale, kept);
+        if (params.dropout == 1u) {
+            dropped[i] = masked;
+        } else {
+            v = masked;
+        }
     }
     return v;
 }

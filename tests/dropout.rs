@@ -8,7 +8,9 @@ mod common;
 
 use common::{classes, gpu, gpu_backends, label, trajectories_match};
 use wgpu_mlp::dropout::DropoutKey;
-use wgpu_mlp::gpu::{FusedTrainer, GpuPath, Region, NO_CLIP_VALUE, STEP_CONTROL_LEN};
+use wgpu_mlp::gpu::{
+    DropoutMask, Epilogue, FusedTrainer, GpuPath, MatmulParams, Region, NO_CLIP_VALUE, STEP_CONTROL_LEN,
+};
 use wgpu_mlp::model::{Activation, Init, Loss, MlpSpec, Output, Params};
 use wgpu_mlp::train::Optimizer;
 use wgpu_mlp::{Backend, CpuTrainer, Run, TrainConfig, Trainer};
@@ -33,40 +35,68 @@ fn the_masks_drop_about_p_of_the_units_and_change_with_every_key_word() {
 }
 
 #[test]
-fn the_gpu_kernel_draws_the_rust_masks() {
-    let Some((ctx, kernels)) = gpu() else { return };
+fn the_matmul_epilogues_draw_the_rust_masks() {
+    // out (M, N) = a (M, K) · I (K = N): the product is a itself, so what the
+    // epilogues mask is known; 41 x 29, neither a multiple of a tile, on both
+    // matmul kernels, the forward's copy and the backward's in-place mask.
+    let Some((ctx, each)) = common::gpu_each_matmul() else { return };
     let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let len = 1000 + 37;
-    let values: Vec<f32> = (0..len).map(|i| 0.5 + i as f32 * 0.01).collect();
+    let (m, n) = (41usize, 29usize);
+    let values: Vec<f32> = (0..m * n).map(|i| 0.5 + i as f32 * 0.01).collect();
+    let identity: Vec<f32> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
     let seed = 0x1234_5678_9abc_def0;
-    for step in [0u32, 5, 4_000_000_000] {
-        let key = DropoutKey { seed, step: u64::from(step), p: 0.4 };
-        let control = ctx.upload("control", &[0.1, 1.0, NO_CLIP_VALUE, f32::from_bits(step)], storage, "test").unwrap();
-        let input = ctx.upload("values", &values, storage, "test").unwrap();
-        let dropped = ctx.upload("dropped", &vec![9.0; len], storage, "test").unwrap();
-        let regions = (Region::new(&control, STEP_CONTROL_LEN), Region::new(&input, len), Region::new(&dropped, len));
-        let forward = kernels.dropout_forward("dropout", regions.0, regions.1, regions.2, 3, 0.4, seed).unwrap();
-        let backward = kernels.dropout_backward("dropout_backward", regions.0, regions.1, 3, 0.4, seed).unwrap();
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            forward.record(&mut pass);
-            backward.record(&mut pass);
+    for kernels in each {
+        for step in [0u32, 5, 4_000_000_000] {
+            let key = DropoutKey { seed, step: u64::from(step), p: 0.4 };
+            let control =
+                ctx.upload("control", &[0.1, 1.0, NO_CLIP_VALUE, f32::from_bits(step)], storage, "test").unwrap();
+            let buffer = |label: &str, data: &[f32]| ctx.upload(label, data, storage, "test").unwrap();
+            let (a, b) = (buffer("a", &values), buffer("identity", &identity));
+            let (bias, out, dropped, given, dz) = (
+                buffer("bias", &vec![0.0; n]),
+                buffer("out", &vec![9.0; m * n]),
+                buffer("dropped", &vec![9.0; m * n]),
+                buffer("given", &vec![0.5; m * n]),
+                buffer("dz", &vec![9.0; m * n]),
+            );
+            let mask = DropoutMask { control: Region::new(&control, STEP_CONTROL_LEN), layer: 3, p: 0.4, seed };
+            let shape = MatmulParams::new(m as u32, n as u32, n as u32, false, false);
+            let forward = Epilogue::BiasActivation {
+                bias: Region::new(&bias, n),
+                activation: Activation::Identity,
+                negative_slope: 0.0,
+                pre: None,
+                dropout: Some((mask, Region::new(&dropped, m * n))),
+            };
+            let backward = Epilogue::Derivative {
+                activation: Activation::Identity,
+                negative_slope: 0.0,
+                given: Region::new(&given, m * n),
+                dropout: Some(mask),
+            };
+            let (a, b, out_region) = (Region::new(&a, m * n), Region::new(&b, n * n), Region::new(&out, m * n));
+            let dispatches = [
+                kernels.matmul_with("forward", a, b, out_region, shape, forward).unwrap(),
+                kernels.matmul_with("backward", a, b, Region::new(&dz, m * n), shape, backward).unwrap(),
+            ];
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                dispatches.iter().for_each(|d| d.record(&mut pass));
+            }
+            ctx.queue.submit([encoder.finish()]);
+            let want: Vec<f32> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| if key.keeps(3, i as u32) { v * key.scale() } else { 0.0 })
+                .collect();
+            // (Buffers may be allocated past the block; only its first m * n values are it.)
+            let differs = |got: Vec<f32>| got[..m * n].iter().zip(&want).filter(|(g, w)| g != w).count();
+            let what = format!("{} matmul at step {step}", kernels.matmul_kernel().name());
+            assert_eq!(differs(ctx.read_buffer(&dropped).unwrap()), 0, "{what}: the forward's dropped copy");
+            assert_eq!(ctx.read_buffer(&out).unwrap()[..m * n], values[..], "{what}: the forward's output stays whole");
+            assert_eq!(differs(ctx.read_buffer(&dz).unwrap()), 0, "{what}: the backward's masked dZ");
         }
-        ctx.queue.submit([encoder.finish()]);
-        let want: Vec<f32> = values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if key.keeps(3, i as u32) { v * key.scale() } else { 0.0 })
-            .collect();
-        // (Buffers may be allocated past `len`; only its first `len` values are the block.)
-        let differs = |got: Vec<f32>| got[..len].iter().zip(&want).filter(|(g, w)| g != w).count();
-        assert_eq!(
-            differs(ctx.read_buffer(&dropped).unwrap()),
-            0,
-            "forward at step {step}: the same units, the same scale"
-        );
-        assert_eq!(differs(ctx.read_buffer(&input).unwrap()), 0, "backward in place at step {step}");
     }
 }
 
@@ -147,7 +177,7 @@ fn a_bad_probability_is_refused_naming_the_flag() {
 }
 
 #[test]
-fn dropout_schedule_and_clipping_add_four_dispatches_and_no_read_back_to_a_layered_step() {
+fn dropout_schedule_and_clipping_add_two_dispatches_and_no_read_back_to_a_layered_step() {
     if gpu().is_none() {
         return;
     }
@@ -185,7 +215,7 @@ fn dropout_schedule_and_clipping_add_four_dispatches_and_no_read_back_to_a_layer
         )
     };
     let (plain, regularized) = (per_step(&plain), per_step(&regularized));
-    // One hidden layer: its dropout mask forward and on dZ, and clipping's two; the schedule's rate is a copy.
-    assert_eq!(regularized.0 - plain.0, 4.0, "dispatches per step: {plain:?} and {regularized:?}");
+    // Clipping's two; dropout's masks are in the matmuls' epilogues and the schedule's rate is a copy.
+    assert_eq!(regularized.0 - plain.0, 2.0, "dispatches per step: {plain:?} and {regularized:?}");
     assert_eq!((regularized.1, regularized.2), (plain.1, plain.2), "submits and read-backs per step");
 }

@@ -141,8 +141,13 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kern
             let pre = upload(ctx, "pre", &vec![f32::NAN; m * n]);
             let keep = activation.needs_pre_activation().then(|| Region::new(&pre, m * n));
             let bias_region = Region::new(&bias_buf, n);
-            let epilogue =
-                Epilogue::BiasActivation { bias: bias_region, activation, negative_slope: NEGATIVE_SLOPE, pre: keep };
+            let epilogue = Epilogue::BiasActivation {
+                bias: bias_region,
+                activation,
+                negative_slope: NEGATIVE_SLOPE,
+                pre: keep,
+                dropout: None,
+            };
             run(
                 ctx,
                 &[kernels
@@ -165,7 +170,7 @@ fn matmul_epilogues_match_the_cpu_ops_they_fuse(ctx: &GpuContext, kernels: &Kern
             cpu::activation_backward(activation, NEGATIVE_SLOPE, &mut want, below.view());
             let out = upload(ctx, "out", &vec![f32::NAN; m * n]);
             let given = Region::new(&below_buf, m * n);
-            let epilogue = Epilogue::Derivative { activation, negative_slope: NEGATIVE_SLOPE, given };
+            let epilogue = Epilogue::Derivative { activation, negative_slope: NEGATIVE_SLOPE, given, dropout: None };
             run(
                 ctx,
                 &[kernels

@@ -150,6 +150,7 @@ impl GpuInference {
                 activation: self.spec.activation(l),
                 negative_slope: self.spec.negative_slope(),
                 pre: None,
+                dropout: None,
             };
             let weight = self.layout.weight(&self.params, l);
             let label = format!("inference.B{rows}.layer{l}.forward");

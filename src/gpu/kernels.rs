@@ -11,7 +11,7 @@ use super::context::{Counters, GpuContext, Region};
 use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
 use super::uniforms::{
-    activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams,
+    activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutMask,
     Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, NoiseParams, RegressionParams,
     RowNormParams, ScaleRowsParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS,
     STEP_CONTROL_LEN,
@@ -21,6 +21,9 @@ use crate::model::Activation;
 
 /// Invocations per workgroup of the element-wise kernels (all but matmul).
 pub const WORKGROUP_SIZE: u32 = 256;
+/// Storage buffers the matmul kernel binds (shaders/matmul_common.wgsl), the
+/// most of any kernel: the adapter must allow this many in one shader.
+const MATMUL_STORAGE_BUFFERS: u32 = 8;
 /// Source chunks shaders/gather.wgsl can read: data sets up to this many
 /// storage bindings stay on the GPU.
 pub const MAX_CHUNKS: usize = 4;
@@ -85,8 +88,6 @@ pub struct Kernels {
     adam_update: wgpu::ComputePipeline,
     square_partials: wgpu::ComputePipeline,
     clip_scale: wgpu::ComputePipeline,
-    dropout_forward: wgpu::ComputePipeline,
-    dropout_backward: wgpu::ComputePipeline,
     dp_row_norms: wgpu::ComputePipeline,
     dp_scale_rows: wgpu::ComputePipeline,
     dp_add_noise: wgpu::ComputePipeline,
@@ -103,6 +104,17 @@ impl Kernels {
     /// Like [`Kernels::new`], with the given settings.
     pub fn with_settings(ctx: &GpuContext, settings: KernelSettings) -> Result<Self> {
         let KernelSettings { matmul: matmul_kernel, strided_groups } = settings;
+        let storage = ctx.limits.max_storage_buffers_per_shader_stage;
+        if storage < MATMUL_STORAGE_BUFFERS {
+            return Err(Error::ExceedsLimit {
+                what: "the matmul kernel's buffers (a, b, out, bias, given, pre, dropped, control)".into(),
+                needed: MATMUL_STORAGE_BUFFERS.into(),
+                unit: "storage buffers in one shader",
+                limit: "max_storage_buffers_per_shader_stage",
+                allowed: storage.into(),
+                advice: "use another adapter (WGPU_ADAPTER_NAME), or --device cpu",
+            });
+        }
         ctx.scoped("building the compute pipelines", || {
             let pipeline_with = |module: &wgpu::ShaderModule, entry: &str, constants: &[(&str, f64)]| {
                 ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -127,7 +139,6 @@ impl Kernels {
             let momentum = compile(&ctx.device, "momentum");
             let adam = compile(&ctx.device, "adam");
             let grad_norm = compile(&ctx.device, "grad_norm");
-            let dropout = compile(&ctx.device, "dropout");
             let dp_sgd = compile(&ctx.device, "dp_sgd");
             let regression = compile(&ctx.device, "regression");
             Ok(Self {
@@ -160,8 +171,6 @@ impl Kernels {
                 adam_update: pipeline(&adam, "adam_update"),
                 square_partials: pipeline(&grad_norm, "square_partials"),
                 clip_scale: pipeline(&grad_norm, "clip_scale"),
-                dropout_forward: pipeline(&dropout, "dropout_forward"),
-                dropout_backward: pipeline(&dropout, "dropout_backward"),
                 dp_row_norms: pipeline(&dp_sgd, "dp_row_norms"),
                 dp_scale_rows: pipeline(&dp_sgd, "dp_scale_rows"),
                 dp_add_noise: pipeline(&dp_sgd, "dp_add_noise"),
@@ -176,38 +185,55 @@ impl Kernels {
     }
 
     /// out(M, N) = op(a) · op(b) with an epilogue; a holds M*K floats, b K*N, out M*N.
-    pub fn matmul_with(
+    pub fn matmul_with<'a>(
         &self,
         label: &str,
-        a: Region,
-        b: Region,
-        out: Region,
+        a: Region<'a>,
+        b: Region<'a>,
+        out: Region<'a>,
         params: MatmulParams,
-        epilogue: Epilogue,
+        epilogue: Epilogue<'a>,
     ) -> Result<Dispatch> {
         let mut params = params;
         // Unused bindings hold a region of the same access, which the shader
-        // skips: `a` for the read-only bias and given, `out` for the read-write pre.
-        let (bias, given, pre) = match epilogue {
-            Epilogue::None => (a, a, out),
-            Epilogue::BiasActivation { bias, activation, negative_slope, pre } => {
+        // skips: `a` for the read-only bias, given and control, `out` for the
+        // read-write pre and dropped.
+        let mut mask = |mask: DropoutMask<'a>, mode: u32| -> Region<'a> {
+            params.dropout = mode;
+            params.dropout_layer = mask.layer;
+            params.dropout_p = mask.p;
+            params.dropout_scale = crate::dropout::DropoutKey { seed: mask.seed, step: 0, p: mask.p }.scale();
+            params.dropout_seed = [mask.seed as u32, (mask.seed >> 32) as u32];
+            mask.control
+        };
+        let (bias, given, pre, dropped, control) = match epilogue {
+            Epilogue::None => (a, a, out, out, a),
+            Epilogue::BiasActivation { bias, activation, negative_slope, pre, dropout } => {
                 assert_eq!(bias.len, u64::from(params.n), "{label}: bias must be (N)");
+                let (control, dropped) = match dropout {
+                    Some((dropout, dropped)) => {
+                        assert_eq!(dropped.len, out.len, "{label}: the dropped output must be (M, N)");
+                        (mask(dropout, 1), dropped)
+                    }
+                    None => (a, out),
+                };
                 (params.bias, params.activation) = (1, activation_code(activation));
                 params.negative_slope = negative_slope;
                 if let Some(pre) = pre {
                     assert_eq!(pre.len, out.len, "{label}: the kept z must be (M, N)");
                     params.keep_pre = 1;
                 }
-                (bias, a, pre.unwrap_or(out))
+                (bias, a, pre.unwrap_or(out), dropped, control)
             }
-            Epilogue::Derivative { activation, negative_slope, given } => {
+            Epilogue::Derivative { activation, negative_slope, given, dropout } => {
                 assert_eq!(given.len, out.len, "{label}: the layer output must be (M, N)");
+                let control = dropout.map_or(a, |dropout| mask(dropout, 2));
                 params.derivative = activation_code(activation);
                 params.negative_slope = negative_slope;
-                (a, given, out)
+                (a, given, out, out, control)
             }
         };
-        self.matmul_bound(label, [a, b, out, bias, given, pre], params)
+        self.matmul_bound(label, [a, b, out, bias, given, pre, dropped, control], params)
     }
 
     /// out(M, N) = op(a) · op(b); a holds M*K floats, b K*N, out M*N.
@@ -215,7 +241,7 @@ impl Kernels {
         self.matmul_with(label, a, b, out, params, Epilogue::None)
     }
 
-    fn matmul_bound(&self, label: &str, regions: [Region; 6], params: MatmulParams) -> Result<Dispatch> {
+    fn matmul_bound(&self, label: &str, regions: [Region; 8], params: MatmulParams) -> Result<Dispatch> {
         let MatmulParams { m, k, n, .. } = params;
         let [a, b, out, ..] = regions;
         assert_eq!(
@@ -518,42 +544,6 @@ impl Kernels {
         Ok([squares, scale])
     }
 
-    /// Inverted dropout of hidden layer `layer`'s output `values` into
-    /// `dropped` (same length): kept units scaled by 1 / (1 - p), the others 0,
-    /// by the masks [`crate::dropout`] defines, for the step `control` holds.
-    #[allow(clippy::too_many_arguments)] // the masks' key and the regions of shaders/dropout.wgsl
-    pub fn dropout_forward(
-        &self,
-        label: &str,
-        control: Region,
-        values: Region,
-        dropped: Region,
-        layer: u32,
-        p: f32,
-        seed: u64,
-    ) -> Result<Dispatch> {
-        assert_eq!(values.len, dropped.len, "{label}: values and dropped must match");
-        let params = Self::dropout_params(values.len, layer, p, seed);
-        let grid = self.grid_elementwise(label, params.len)?;
-        Ok(self.bind(label, &self.dropout_forward, &params, &[control, values, dropped], grid))
-    }
-
-    /// The same masks on a hidden layer's dZ `values`, in place: kept units
-    /// scaled by 1 / (1 - p), the others 0.
-    pub fn dropout_backward(
-        &self,
-        label: &str,
-        control: Region,
-        values: Region,
-        layer: u32,
-        p: f32,
-        seed: u64,
-    ) -> Result<Dispatch> {
-        let params = Self::dropout_params(values.len, layer, p, seed);
-        let grid = self.grid_elementwise(label, params.len)?;
-        Ok(self.bind(label, &self.dropout_backward, &params, &[control, values], grid))
-    }
-
     /// DP-SGD's per-row norms of one layer (see shaders/dp_sgd.wgsl):
     /// norms (B) += (|input_r|^2 + 1) |dz_r|^2 for input (B, IN) and dz (B,
     /// OUT), written by the first layer (`params.accumulate` 0), turned into
@@ -615,18 +605,6 @@ impl Kernels {
         };
         let grid = self.grid_elementwise(label, params.weights + params.biases)?;
         Ok(self.bind(label, &self.dp_add_noise, &params, &[control, weight_grads, bias_grads], grid))
-    }
-
-    fn dropout_params(len: u64, layer: u32, p: f32, seed: u64) -> DropoutParams {
-        let key = crate::dropout::DropoutKey { seed, step: 0, p };
-        DropoutParams {
-            len: len as u32,
-            layer,
-            p,
-            scale: key.scale(),
-            seed: [seed as u32, (seed >> 32) as u32],
-            _pad: [0; 2],
-        }
     }
 
     /// The grid of a grid-stride kernel that covers its work with `groups`

@@ -125,7 +125,7 @@ struct StepPlan {
     /// One fused matmul + bias + activation per layer.
     forward: Vec<Dispatch>,
     /// A training step's forward where it differs (dropout: each hidden
-    /// layer's mask after it, the next layer reading the dropped output).
+    /// layer's matmul also writes its output masked, the next layer reading that).
     forward_train: Option<Vec<Dispatch>>,
     /// The loss gradient and the sums of loss (and correct rows) into the
     /// training metrics, or into the test metrics.
@@ -746,9 +746,15 @@ fn plan_step(
     let mut bounds: Vec<RowBound> = gather_train.iter().map(|d| RowBound::first_word(d, 0)).collect();
     let gather_test = bufs.test.map(|test| gather(test, "test")).transpose()?;
 
+    // With dropout, the masks of hidden layer l in a training step (see crate::dropout).
+    let mask = |l: usize| {
+        bufs.dropout.map(|(p, seed)| crate::gpu::uniforms::DropoutMask { control, layer: l as u32, p, seed })
+    };
     // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
-    // dispatch that also keeps z_l (B, OUT) for a GELU layer
-    let layer_forward = |l: usize, input: Region, op: &str| -> Result<Dispatch> {
+    // dispatch that also keeps z_l (B, OUT) for a GELU layer and, in a
+    // training step with dropout, writes the output masked where the next
+    // layer reads it.
+    let layer_forward = |l: usize, input: Region, op: &str, training: bool| -> Result<Dispatch> {
         let slots = &layout.layers[l];
         let shape = MatmulParams::new(b, slots.fan_in as u32, slots.fan_out as u32, false, false);
         let epilogue = Epilogue::BiasActivation {
@@ -756,27 +762,24 @@ fn plan_step(
             activation: spec.activation(l),
             negative_slope,
             pre: pre(l),
+            dropout: mask(l).zip(dropped(l)).filter(|_| training),
         };
         kernels.matmul_with(&name(l, op), input, layout.weight(bufs.params, l), act(l), shape, epilogue)
     };
     let forward =
-        (0..layout.layers.len()).map(|l| layer_forward(l, input(l), "forward")).collect::<Result<Vec<_>>>()?;
+        (0..layout.layers.len()).map(|l| layer_forward(l, input(l), "forward", false)).collect::<Result<Vec<_>>>()?;
     if bufs.dropout.is_none() {
         bounds.extend(forward.iter().map(|d| RowBound::first_word(d, 0)));
     }
     // A training step's forward with dropout: each layer reads the one below
-    // after its mask, one more dispatch per hidden layer.
+    // after its mask, which that layer's matmul wrote.
     let forward_train = match bufs.dropout {
-        Some((p, seed)) => {
+        Some(_) => {
             let mut dispatches = Vec::new();
             for l in 0..layout.layers.len() {
-                let matmul = layer_forward(l, train_input(l), "forward_train")?;
+                let matmul = layer_forward(l, train_input(l), "forward_train", true)?;
                 bounds.push(RowBound::first_word(&matmul, 0));
                 dispatches.push(matmul);
-                if let Some(dropped) = dropped(l) {
-                    let label = name(l, "dropout");
-                    dispatches.push(kernels.dropout_forward(&label, control, act(l), dropped, l as u32, p, seed)?);
-                }
             }
             Some(dispatches)
         }
@@ -870,18 +873,19 @@ fn plan_step(
             // dact_{l-1} (B, IN) = dZ_{l-1} = (dZ_l (B, OUT) · W_l (IN, OUT)ᵀ) ⊙ act'(a_{l-1})
             // (act'(z_{l-1}) for GELU), with W_l before this step's update
             let shape = MatmulParams::new(b, fan_out, fan_in, false, true);
-            let epilogue =
-                Epilogue::Derivative { activation: spec.activation(l - 1), negative_slope, given: given(l - 1) };
+            // dZ_{l-1} masked and scaled as the layer's output was, with dropout.
+            let dropout = mask(l - 1).filter(|_| dropped(l - 1).is_some());
+            let epilogue = Epilogue::Derivative {
+                activation: spec.activation(l - 1),
+                negative_slope,
+                given: given(l - 1),
+                dropout,
+            };
             let weight = layout.weight(bufs.params, l);
             let input_grad =
                 kernels.matmul_with(&name(l, "input_grad"), dact(l), weight, dact(l - 1), shape, epilogue)?;
             bounds.push(RowBound::first_word(&input_grad, 0));
             backward.push(input_grad);
-            // dZ_{l-1} masked and scaled as the layer's output was.
-            if let (Some((p, seed)), Some(_)) = (bufs.dropout, dropped(l - 1)) {
-                let label = name(l - 1, "dropout_backward");
-                backward.push(kernels.dropout_backward(&label, control, dact(l - 1), (l - 1) as u32, p, seed)?);
-            }
         }
     }
     if let Some(dp) = dp {

@@ -23,9 +23,9 @@ pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
 pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{ShaderSource, SHADERS};
 pub use uniforms::{
-    ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutParams, Epilogue,
-    GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams,
-    ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE, STEP_CONTROL_LEN,
+    ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutMask, Epilogue, GatherParams,
+    GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,
+    GRAD_NORM_GROUPS, NO_CLIP_VALUE, STEP_CONTROL_LEN,
 };
 
 use crate::error::Result;

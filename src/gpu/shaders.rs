@@ -1,7 +1,7 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
-//! has no includes): the two matmul kernels each follow activation.wgsl and
-//! matmul_common.wgsl; the element-wise activation backward and the fused
+//! has no includes): the two matmul kernels each follow activation.wgsl,
+//! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward and the fused
 //! path follow activation.wgsl; the three update kernels follow
 //! step_control.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
@@ -30,8 +30,8 @@ macro_rules! shader {
 /// Every module, each listed once; the kernel table compiles them from here
 /// and tests/shaders.rs validates the same list.
 pub const SHADERS: &[ShaderSource] = &[
-    shader!("matmul_registers": "activation.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
-    shader!("matmul_workgroup": "activation.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
+    shader!("matmul_registers": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
+    shader!("matmul_workgroup": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
     shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
     shader!("mse": "mse.wgsl"),
     shader!("bce": "bce.wgsl"),
@@ -43,7 +43,6 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("momentum": "step_control.wgsl", "momentum.wgsl"),
     shader!("adam": "step_control.wgsl", "adam.wgsl"),
     shader!("grad_norm": "grad_norm.wgsl"),
-    shader!("dropout": "dropout.wgsl"),
     shader!("dp_sgd": "dp_sgd.wgsl"),
     shader!("regression": "regression.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),

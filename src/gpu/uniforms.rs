@@ -36,8 +36,17 @@ pub struct MatmulParams {
     /// 1 to store out, after the bias and before the activation, to `pre`
     /// (M, N): a GELU layer's z, which its backward pass needs.
     pub keep_pre: u32,
-    /// Zero; pads the struct to 48 bytes, as the WGSL struct is padded.
-    pub _pad: [u32; 2],
+    /// Dropout's masks ([`crate::dropout`]): 0 none; 1 (forward) also store
+    /// out masked and scaled to `dropped`; 2 (backward) mask and scale out.
+    pub dropout: u32,
+    /// The layer whose masks these are (part of their key).
+    pub dropout_layer: u32,
+    /// The probability of dropping a unit.
+    pub dropout_p: f32,
+    /// 1 / (1 - p), what a kept unit is multiplied by.
+    pub dropout_scale: f32,
+    /// The seed's low and high 32 bits (part of the masks' key).
+    pub dropout_seed: [u32; 2],
 }
 
 impl MatmulParams {
@@ -55,7 +64,11 @@ impl MatmulParams {
             derivative: 0,
             negative_slope: 0.0,
             keep_pre: 0,
-            _pad: [0; 2],
+            dropout: 0,
+            dropout_layer: 0,
+            dropout_p: 0.0,
+            dropout_scale: 1.0,
+            dropout_seed: [0; 2],
         }
     }
 }
@@ -90,6 +103,9 @@ pub enum Epilogue<'a> {
         /// activation: a GELU layer's, kept for its backward pass; None to
         /// keep nothing.
         pre: Option<Region<'a>>,
+        /// In a training step with dropout: the masks, and where out is also
+        /// stored masked and scaled (M, N), what the next layer reads.
+        dropout: Option<(DropoutMask<'a>, Region<'a>)>,
     },
     /// Backward: out = dZ of the layer below, given its output (M, N).
     Derivative {
@@ -100,7 +116,23 @@ pub enum Epilogue<'a> {
         /// Where the derivative is evaluated (M, N): that layer's output a,
         /// or its z where the activation [needs it](Activation::needs_pre_activation).
         given: Region<'a>,
+        /// With dropout: dZ masked and scaled as the layer's output was.
+        dropout: Option<DropoutMask<'a>>,
     },
+}
+
+/// Which units a training step drops from a hidden layer's (M, N) block
+/// ([`crate::dropout`]), for a matmul's epilogue.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutMask<'a> {
+    /// The step's control values; the step is their fourth word.
+    pub control: Region<'a>,
+    /// The layer, part of the masks' key.
+    pub layer: u32,
+    /// The probability of dropping a unit, in [0, 1).
+    pub p: f32,
+    /// The run's seed, part of the masks' key.
+    pub seed: u64,
 }
 
 /// shaders/activation_backward.wgsl: dA -> dZ over `len` elements.
@@ -209,27 +241,8 @@ pub struct SgdParams {
 
 /// The step's control values the update kernels read (step_control.wgsl):
 /// the learning rate, the global-norm clipping factor, the clip value, and
-/// the step count's u32 bits (dropout.wgsl keys its masks by it).
+/// the step count's u32 bits (dropout's masks and DP-SGD's noise are keyed by it).
 pub const STEP_CONTROL_LEN: usize = 4;
-
-/// shaders/dropout.wgsl: the masks of hidden layer `layer`'s (B, OUT) block of
-/// `len` elements, dropping with probability `p` and scaling kept units by `scale`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct DropoutParams {
-    /// Elements of the block: rows of the batch times the layer's units.
-    pub len: u32,
-    /// The layer (0-based), part of the masks' key.
-    pub layer: u32,
-    /// The probability of dropping a unit, in [0, 1).
-    pub p: f32,
-    /// 1 / (1 - p): what a kept unit is multiplied by.
-    pub scale: f32,
-    /// The seed's low and high 32 bits, part of the masks' key.
-    pub seed: [u32; 2],
-    /// Zero; pads the struct to 32 bytes, as the WGSL struct is padded.
-    pub _pad: [u32; 2],
-}
 
 /// The clip value that means none: step_control.wgsl clamps below it only.
 pub const NO_CLIP_VALUE: f32 = f32::MAX;
