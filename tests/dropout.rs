@@ -219,3 +219,20 @@ fn dropout_schedule_and_clipping_add_two_dispatches_and_no_read_back_to_a_layere
     assert_eq!(regularized.0 - plain.0, 2.0, "dispatches per step: {plain:?} and {regularized:?}");
     assert_eq!((regularized.1, regularized.2), (plain.1, plain.2), "submits and read-backs per step");
 }
+
+#[test]
+fn auto_says_why_a_run_with_dropout_leaves_the_fused_path() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = binary::scratch("dropout", "notice");
+    let out = dir.join("run");
+    let args = ["--device", "gpu", "--epochs", "1", "--dropout", "0.2", "--out", out.to_str().unwrap()];
+    let run = binary::wgpu_mlp_in(&dir, &args);
+    binary::assert_success(&run);
+    assert!(
+        run.stderr.contains("notice: the layered GPU path trains this run") && run.stderr.contains("--dropout"),
+        "{}",
+        run.show()
+    );
+}

@@ -59,7 +59,7 @@ fn bad_input(message: String) -> anyhow::Error {
 
 /// The library names settings as its API does, in backticks (`batch_size`);
 /// on the command line each is the flag of the same name (--batch-size).
-fn in_flag_names(message: &str) -> String {
+pub(crate) fn in_flag_names(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut parts = message.split('`');
     out.push_str(parts.next().unwrap_or_default());

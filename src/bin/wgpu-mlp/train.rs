@@ -520,6 +520,15 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
     let mut trainer = backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?;
+    // --path auto on a GPU: say why the run is not on the fused path, when it is not.
+    if let Backend::Gpu(gpu) = &backend {
+        if gpu.path == GpuPath::Auto {
+            if let Err(why) = wgpu_mlp::gpu::FusedTrainer::check(&gpu.ctx, &run) {
+                let why = crate::in_flag_names(&why.to_string());
+                let _ = writeln!(crate::stream::stderr(), "notice: the layered GPU path trains this run ({why})");
+            }
+        }
+    }
     // --verify: the CPU reference trains beside it and is compared at every read-back.
     let mut verified = None;
     if cli.verify {
