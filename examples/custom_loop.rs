@@ -38,7 +38,7 @@ fn main() -> wgpu_mlp::Result<()> {
 
     let (patience, mut best, mut since_best) = (5, (f32::INFINITY, 0, trainer.state()?), 0);
     for epoch in 1..=200 {
-        let metrics = trainer.train(1)?[0];
+        let metrics = trainer.train(1)?.remove(0);
         let val_loss = metrics.val_loss.expect("the run has a validation set");
         if val_loss < best.0 {
             best = (val_loss, epoch, trainer.state()?);

@@ -874,6 +874,7 @@ impl CpuTrainer {
             val_mae: None,
             val_rmse: None,
             val_r2: None,
+            val_outputs: None,
         };
         metrics.with_val_errors(scored.as_ref().and_then(|s| s.errors.as_ref()))
     }

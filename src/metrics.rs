@@ -190,7 +190,8 @@ pub struct OutputScores {
 }
 
 impl OutputScores {
-    fn to_json(self) -> Value {
+    /// "mae", "rmse" and "r2".
+    pub fn to_json(self) -> Value {
         json!({ "mae": self.mae, "rmse": self.rmse, "r2": self.r2 })
     }
 }

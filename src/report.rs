@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use plotters::prelude::{IntoDrawingArea, SVGBackend};
 
 use crate::error::{Error, Result};
+use crate::metrics::OutputScores;
 use crate::train::EpochMetrics;
 
 pub use confusion::{plot_confusion, write_confusion_csv};
@@ -48,7 +49,7 @@ pub const METRICS_CSV_HEADER: [&str; 11] = [
 const OLD_COLUMN_NAMES: [(&str, &str); 2] = [("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")];
 
 /// One read-back of the metrics.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MetricsRow {
     /// Counted from the start of the first run, so a resumed run continues it.
     pub epoch: usize,
@@ -62,12 +63,31 @@ pub struct MetricsRow {
     pub seconds: f64,
 }
 
-/// Writes `rows` as CSV under [`METRICS_CSV_HEADER`]; a value the run did not
-/// measure (no test set, not a classifier) is an empty field.
-pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
-    let mut text = METRICS_CSV_HEADER.join(",");
+/// The per-output columns that follow [`METRICS_CSV_HEADER`] for a
+/// regression with held-out rows: `val_mae_0,val_rmse_0,val_r2_0,...` for
+/// `outputs` outputs.
+fn output_columns(outputs: usize) -> Vec<String> {
+    (0..outputs).flat_map(|c| OUTPUT_SCORES.map(|name| format!("{name}_{c}"))).collect()
+}
+
+/// The per-output columns' names before their output's index.
+const OUTPUT_SCORES: [&str; 3] = ["val_mae", "val_rmse", "val_r2"];
+
+/// How many outputs' columns a metrics CSV of `rows` has: those of the first
+/// row's per-output validation errors (0 without them).
+pub fn metrics_outputs(rows: &[MetricsRow]) -> usize {
+    rows.first().and_then(|row| row.metrics.val_outputs.as_ref()).map_or(0, Vec::len)
+}
+
+/// Writes `rows` as CSV under [`METRICS_CSV_HEADER`] and `outputs` outputs'
+/// validation errors; a value the run did not measure (no test set, not a
+/// classifier) is an empty field.
+pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow], outputs: usize) -> Result<()> {
+    let mut header: Vec<String> = METRICS_CSV_HEADER.iter().map(|h| h.to_string()).collect();
+    header.extend(output_columns(outputs));
+    let mut text = header.join(",");
     text.push('\n');
-    let text = [text.into_bytes(), metrics_csv_lines(rows)].concat();
+    let text = [text.into_bytes(), metrics_csv_lines(rows, outputs)].concat();
     write_atomically(path, |file| file.write_all(&text))
 }
 
@@ -75,9 +95,9 @@ pub fn write_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
 /// started: a run's read-backs cost their own rows, not the whole file again.
 /// The rows go in one write and are synced, so a crash leaves at most a last
 /// line without its newline, which [`read_metrics_csv`] drops.
-pub fn append_metrics_csv(path: &Path, rows: &[MetricsRow]) -> Result<()> {
+pub fn append_metrics_csv(path: &Path, rows: &[MetricsRow], outputs: usize) -> Result<()> {
     let context = || format!("cannot write {}", path.display());
-    let text = metrics_csv_lines(rows);
+    let text = metrics_csv_lines(rows, outputs);
     // Append follows a symlink and writes into a FIFO or device without
     // replacing it, as write_atomically does.
     let mut file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(context(), e))?;
@@ -101,7 +121,21 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
         header.iter().position(|h| h == name || OLD_COLUMN_NAMES.iter().any(|&(old, new)| new == name && h == old))
     };
     let columns = METRICS_CSV_HEADER.map(column);
-    let known = |h: &str| METRICS_CSV_HEADER.contains(&h) || OLD_COLUMN_NAMES.iter().any(|&(old, _)| old == h);
+    // val_mae_0, val_rmse_0, val_r2_0, ...: (score, output) of each per-output column.
+    let output_column = |h: &str| {
+        OUTPUT_SCORES.iter().enumerate().find_map(|(score, name)| {
+            let index = h.strip_prefix(name)?.strip_prefix('_')?;
+            index.bytes().all(|b| b.is_ascii_digit()).then(|| index.parse::<usize>().ok()).flatten().map(|c| (score, c))
+        })
+    };
+    let known = |h: &str| {
+        METRICS_CSV_HEADER.contains(&h)
+            || OLD_COLUMN_NAMES.iter().any(|&(old, _)| old == h)
+            || output_column(h).is_some()
+    };
+    let per_output: Vec<(usize, (usize, usize))> =
+        header.iter().enumerate().filter_map(|(at, h)| output_column(h).map(|which| (at, which))).collect();
+    let outputs = per_output.iter().map(|&(_, (_, c))| c + 1).max().unwrap_or(0);
     let [epoch_at, loss_at, .., seconds_at] = columns;
     if whole > 0 && (epoch_at.is_none() || loss_at.is_none() || seconds_at.is_none() || !header.iter().all(known)) {
         return Err(bad(format!("the header is not {}", METRICS_CSV_HEADER.join(","))));
@@ -129,7 +163,20 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
                 val_mae: optional(mae_at)?,
                 val_rmse: optional(rmse_at)?,
                 val_r2: optional(r2_at)?,
+                val_outputs: None,
             };
+            // Each output's errors, where the row has them.
+            let mut scores = vec![[None; 3]; outputs];
+            for &(at, (score, c)) in &per_output {
+                if !field(at).is_empty() {
+                    scores[c][score] = Some(field(at).parse::<f64>().map_err(|_| not_a_number(at))?);
+                }
+            }
+            let whole: Option<Vec<OutputScores>> = scores
+                .iter()
+                .map(|[mae, rmse, r2]| Some(OutputScores { mae: (*mae)?, rmse: (*rmse)?, r2: (*r2)? }))
+                .collect();
+            let metrics = EpochMetrics { val_outputs: whole.filter(|w| !w.is_empty()), ..metrics };
             let epsilon = (!field(epsilon_at).is_empty())
                 .then(|| field(epsilon_at).parse::<f64>().map_err(|_| not_a_number(epsilon_at)))
                 .transpose()?;
@@ -142,12 +189,12 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<MetricsRow>> {
 /// `rows` as CSV lines, each ending in a newline. Display of f32 and f64 is
 /// the shortest text that parses back to the same value, so the file
 /// round-trips exactly.
-fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
+fn metrics_csv_lines(rows: &[MetricsRow], outputs: usize) -> Vec<u8> {
     let optional = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
     let mut text = String::new();
     for row in rows {
         let metrics = &row.metrics;
-        let fields = [
+        let mut fields = vec![
             row.epoch.to_string(),
             metrics.train_loss.to_string(),
             optional(metrics.val_loss),
@@ -160,6 +207,13 @@ fn metrics_csv_lines(rows: &[MetricsRow]) -> Vec<u8> {
             row.epsilon.map(|e| e.to_string()).unwrap_or_default(),
             row.seconds.to_string(),
         ];
+        for c in 0..outputs {
+            let scores = metrics.val_outputs.as_ref().and_then(|o| o.get(c));
+            fields.extend(match scores {
+                Some(o) => [o.mae, o.rmse, o.r2].map(|v| v.to_string()),
+                None => [(); 3].map(|_| String::new()),
+            });
+        }
         // Numbers and empty fields: nothing a CSV would quote.
         text += &fields.join(",");
         text.push('\n');

@@ -25,6 +25,8 @@ pub struct RunFolder {
     /// Whether `metrics.csv` has been started (its header and any rows kept
     /// from an earlier run written): later read-backs append to it.
     metrics_started: bool,
+    /// The outputs whose validation errors `metrics.csv` has columns for.
+    metrics_outputs: usize,
     /// What each checkpoint's metadata says of the model and run.
     checkpoint_metadata: HashMap<String, String>,
     /// The training data's input scaling, saved with each checkpoint.
@@ -109,6 +111,7 @@ impl RunFolder {
             dir,
             rows: Vec::new(),
             metrics_started: false,
+            metrics_outputs: 0,
             checkpoint_metadata,
             scaler,
             target_scaler: None,
@@ -166,7 +169,11 @@ impl RunFolder {
     pub fn record(&mut self, epoch: usize, epochs: &[EpochMetrics], seconds: f64) -> Result<()> {
         let path = self.dir.join("metrics.csv");
         if !self.metrics_started {
-            report::write_metrics_csv(&path, &self.rows)?;
+            // A regression's per-output columns, as many as the run's outputs
+            // (the rows kept from an earlier run, or this read-back's, say how many).
+            let from_now = epochs.first().and_then(|m| m.val_outputs.as_ref()).map_or(0, Vec::len);
+            self.metrics_outputs = report::metrics_outputs(&self.rows).max(from_now);
+            report::write_metrics_csv(&path, &self.rows, self.metrics_outputs)?;
             self.metrics_started = true;
         }
         let first = epoch + 1 - epochs.len();
@@ -181,13 +188,13 @@ impl RunFolder {
             .enumerate()
             .map(|(i, m)| MetricsRow {
                 epoch: first + i,
-                metrics: *m,
+                metrics: m.clone(),
                 lr: lr(first + i),
                 epsilon: epsilon(first + i),
                 seconds,
             })
             .collect();
-        report::append_metrics_csv(&path, &rows)?;
+        report::append_metrics_csv(&path, &rows, self.metrics_outputs)?;
         self.rows.extend(rows);
         Ok(())
     }

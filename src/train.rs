@@ -303,7 +303,7 @@ impl Run<'_> {
 /// What one epoch measured. The training loss and accuracy are taken over the
 /// epoch's batches, each before its own update (as Keras reports them); the
 /// validation figures (of [`Run::test`]) after the epoch's last update.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpochMetrics {
     /// Mean loss over the epoch's batches.
     pub train_loss: f32,
@@ -321,6 +321,8 @@ pub struct EpochMetrics {
     pub val_rmse: Option<f32>,
     /// Likewise, the mean over the outputs of each output's R².
     pub val_r2: Option<f32>,
+    /// Likewise, each output's MAE, RMSE and R², output 0 first.
+    pub val_outputs: Option<Vec<crate::metrics::OutputScores>>,
 }
 
 impl EpochMetrics {
@@ -330,6 +332,7 @@ impl EpochMetrics {
             val_mae: report.map(|r| r.mae as f32),
             val_rmse: report.map(|r| r.rmse as f32),
             val_r2: report.map(|r| r.r2 as f32),
+            val_outputs: report.map(|r| r.outputs.clone()),
             ..self
         }
     }

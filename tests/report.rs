@@ -47,6 +47,7 @@ fn run(epochs: usize, test: bool, accuracy: bool) -> Vec<MetricsRow> {
                     val_mae: None,
                     val_rmse: None,
                     val_r2: None,
+                    val_outputs: None,
                 },
                 lr: Some(0.01 / t),
                 epsilon: None,
@@ -71,6 +72,7 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
                 val_mae: None,
                 val_rmse: None,
                 val_r2: None,
+                val_outputs: None,
             },
             lr: Some(0.001),
             epsilon: Some(0.123_456_789_012_345_6),
@@ -86,6 +88,7 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
                 val_mae: Some(0.25),
                 val_rmse: Some(0.75),
                 val_r2: Some(-1.5),
+                val_outputs: None,
             },
             lr: None,
             epsilon: None,
@@ -101,13 +104,14 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
                 val_mae: None,
                 val_rmse: None,
                 val_r2: None,
+                val_outputs: None,
             },
             lr: Some(2.5e-5),
             epsilon: Some(3.0),
             seconds: 1.0e6 / 3.0,
         },
     ];
-    write_metrics_csv(&path, &rows).unwrap();
+    write_metrics_csv(&path, &rows, 0).unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(
@@ -144,7 +148,7 @@ fn metrics_csv_round_trips_every_field_with_empty_fields_for_none() {
 fn metrics_csv_of_no_epochs_is_the_header_alone() {
     let dir = folder("csv-empty");
     let path = dir.join("metrics.csv");
-    write_metrics_csv(&path, &[]).unwrap();
+    write_metrics_csv(&path, &[], 0).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "epoch,train_loss,val_loss,train_accuracy,val_accuracy,val_mae,val_rmse,val_r2,lr,epsilon,seconds\n"
@@ -265,9 +269,9 @@ fn a_run_folder_appends_each_read_back_to_metrics_csv() {
     let mut run_folder = wgpu_mlp::run::RunFolder::create(Some(&dir), Default::default(), None).unwrap();
     let rows = run(3, false, false);
     let path = dir.join("metrics.csv");
-    run_folder.record(1, &[rows[0].metrics], 0.5).unwrap();
+    run_folder.record(1, &[rows[0].metrics.clone()], 0.5).unwrap();
     let inode = std::fs::metadata(&path).unwrap().ino();
-    run_folder.record(3, &[rows[1].metrics, rows[2].metrics], 1.5).unwrap();
+    run_folder.record(3, &[rows[1].metrics.clone(), rows[2].metrics.clone()], 1.5).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "appended, not replaced");
     let text = std::fs::read_to_string(&path).unwrap();
     let epochs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
@@ -285,8 +289,8 @@ fn reading_metrics_csv_drops_a_torn_last_line() {
     let dir = folder("csv-torn");
     let path = dir.join("metrics.csv");
     let rows = run(3, true, true);
-    write_metrics_csv(&path, &rows[..2]).unwrap();
-    append_metrics_csv(&path, &rows[2..]).unwrap();
+    write_metrics_csv(&path, &rows[..2], 0).unwrap();
+    append_metrics_csv(&path, &rows[2..], 0).unwrap();
     assert_eq!(read_metrics_csv(&path).unwrap(), rows);
     let mut text = std::fs::read_to_string(&path).unwrap();
     text += "4,0.1,0.";
@@ -558,4 +562,35 @@ fn the_plot_marks_the_kept_epoch_and_fits_the_accuracy_axis_to_the_data() {
     let panel = svg.words.iter().position(|w| w == "accuracy per epoch").expect("an accuracy panel");
     let lowest = svg.words[panel..].iter().find_map(|w| w.parse::<f64>().ok()).expect("tick labels");
     assert!((0.3..0.45).contains(&lowest), "the axis starts near the lowest accuracy, at {lowest}: {:?}", svg.words);
+}
+
+#[test]
+fn metrics_csv_round_trips_each_outputs_validation_errors() {
+    let dir = folder("csv-outputs");
+    let path = dir.join("metrics.csv");
+    let scores = |k: f64| wgpu_mlp::metrics::OutputScores { mae: 0.1 * k, rmse: 0.3 / k, r2: 1.0 - 0.07 * k };
+    let row = |epoch: usize, outputs: Option<Vec<wgpu_mlp::metrics::OutputScores>>| MetricsRow {
+        epoch,
+        metrics: EpochMetrics {
+            train_loss: 0.5,
+            train_accuracy: None,
+            val_loss: Some(0.25),
+            val_accuracy: None,
+            val_mae: Some(0.2),
+            val_rmse: Some(0.2),
+            val_r2: Some(0.9),
+            val_outputs: outputs,
+        },
+        lr: None,
+        epsilon: None,
+        seconds: 1.5,
+    };
+    let rows = vec![row(1, Some(vec![scores(1.0), scores(3.0)])), row(2, Some(vec![scores(7.0), scores(0.5)]))];
+    write_metrics_csv(&path, &rows, wgpu_mlp::report::metrics_outputs(&rows)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines().next().unwrap().ends_with(",seconds,val_mae_0,val_rmse_0,val_r2_0,val_mae_1,val_rmse_1,val_r2_1"),
+        "{text}"
+    );
+    assert_eq!(read_metrics_csv(&path).unwrap(), rows, "every output's figures as written");
 }

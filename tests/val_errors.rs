@@ -42,12 +42,17 @@ fn every_epoch_reports_the_validation_errors_of_its_parameters() {
         for backend in backends {
             let mut trainer = backend.trainer(&run).unwrap();
             for epoch in 1..=3 {
-                let metrics = trainer.train(1).unwrap()[0];
+                let metrics = trainer.train(1).unwrap().remove(0);
                 let want = errors(&spec, &trainer.params().unwrap(), &val);
                 let got =
                     [metrics.val_mae, metrics.val_rmse, metrics.val_r2].map(|v| v.expect("a regression's errors"));
                 let what = format!("{}, {loss}, epoch {epoch}: val mae, rmse, r2", label(&backend));
                 assert_close(&what, &got, &[want.mae as f32, want.rmse as f32, want.r2 as f32], 1e-6, ERROR_RTOL);
+                let scores = |o: &[wgpu_mlp::metrics::OutputScores]| -> Vec<f32> {
+                    o.iter().flat_map(|o| [o.mae as f32, o.rmse as f32, o.r2 as f32]).collect()
+                };
+                let got = scores(metrics.val_outputs.as_deref().expect("each output's errors"));
+                assert_close(&format!("{what}, per output"), &got, &scores(&want.outputs), 1e-6, ERROR_RTOL);
             }
         }
     }
@@ -64,7 +69,8 @@ fn a_classifier_reports_no_regression_errors() {
     let run = Run { spec: &spec, params: &params, train: &train, test: Some(&val), config: &config };
     for backend in std::iter::once(Backend::Cpu).chain(gpu_backends()) {
         let Ok(mut trainer) = backend.trainer(&run) else { continue }; // the fused path takes no held-out rows
-        let metrics = trainer.train(1).unwrap()[0];
+        let metrics = trainer.train(1).unwrap().remove(0);
         assert_eq!((metrics.val_mae, metrics.val_rmse, metrics.val_r2), (None, None, None), "{}", label(&backend));
+        assert_eq!(metrics.val_outputs, None, "{}", label(&backend));
     }
 }

@@ -81,6 +81,7 @@ impl MetricSlots {
                     val_mae: None,
                     val_rmse: None,
                     val_r2: None,
+                    val_outputs: None,
                 }
                 .with_val_errors(errors.as_ref())
             })

@@ -1087,6 +1087,7 @@ fn summary_json(
             "val_mae": m.val_mae,
             "val_rmse": m.val_rmse,
             "val_r2": m.val_r2,
+            "val_outputs": m.val_outputs.as_ref().map(|outputs| outputs.iter().map(|o| o.to_json()).collect::<Vec<_>>()),
             "epsilon": folder.privacy.as_ref().map(|ledger| ledger.epsilon_after(first_epoch + i + 1)),
         })).collect::<Vec<_>>(),
     })
