@@ -52,26 +52,19 @@ struct NoiseParams {
 @group(0) @binding(3) var<storage, read> norm_dz: array<f32>;
 @group(0) @binding(4) var<storage, read_write> norms: array<f32>;
 
-// The sum of squares of a row, as src/cpu.rs::sum_squares adds it: element
-// i into partial sum i % 8, the eight added in order. (Two copies: WGSL
-// cannot pass a storage array to a function.)
-fn sum_squares_input(start: u32, len: u32) -> f32 {
+// The sum of squares of `len` values from `start` of the layer's input
+// (`of_dz` false) or its dz, as src/cpu.rs::sum_squares adds them: element i
+// into partial sum i % 8, the eight added in order. (WGSL passes no storage
+// array to a function, hence the flag.)
+fn sum_squares(of_dz: bool, start: u32, len: u32) -> f32 {
     var lanes: array<f32, 8>;
     for (var i = 0u; i < len; i++) {
-        let v = norm_input[start + i];
-        lanes[i % 8u] += v * v;
-    }
-    var total = 0.0;
-    for (var l = 0u; l < 8u; l++) {
-        total += lanes[l];
-    }
-    return total;
-}
-
-fn sum_squares_dz(start: u32, len: u32) -> f32 {
-    var lanes: array<f32, 8>;
-    for (var i = 0u; i < len; i++) {
-        let v = norm_dz[start + i];
+        var v: f32;
+        if (of_dz) {
+            v = norm_dz[start + i];
+        } else {
+            v = norm_input[start + i];
+        }
         lanes[i % 8u] += v * v;
     }
     var total = 0.0;
@@ -91,8 +84,8 @@ fn dp_row_norms(
     if (r >= norm_params.rows) {
         return;
     }
-    let a2 = sum_squares_input(r * norm_params.fan_in, norm_params.fan_in);
-    let z2 = sum_squares_dz(r * norm_params.fan_out, norm_params.fan_out);
+    let a2 = sum_squares(false, r * norm_params.fan_in, norm_params.fan_in);
+    let z2 = sum_squares(true, r * norm_params.fan_out, norm_params.fan_out);
     var norm = (a2 + 1.0) * z2;
     if (norm_params.accumulate != 0u) {
         norm += norms[r];

@@ -76,7 +76,7 @@ const OUTPUT_SCORES: [&str; 3] = ["val_mae", "val_rmse", "val_r2"];
 /// How many outputs' columns a metrics CSV of `rows` has: those of the first
 /// row's per-output validation errors (0 without them).
 pub fn metrics_outputs(rows: &[MetricsRow]) -> usize {
-    rows.first().and_then(|row| row.metrics.val_outputs.as_ref()).map_or(0, Vec::len)
+    rows.first().map_or(0, |row| row.metrics.outputs_scored())
 }
 
 /// Writes `rows` as CSV under [`METRICS_CSV_HEADER`] and `outputs` outputs'

@@ -171,7 +171,7 @@ impl RunFolder {
         if !self.metrics_started {
             // A regression's per-output columns, as many as the run's outputs
             // (the rows kept from an earlier run, or this read-back's, say how many).
-            let from_now = epochs.first().and_then(|m| m.val_outputs.as_ref()).map_or(0, Vec::len);
+            let from_now = epochs.first().map_or(0, EpochMetrics::outputs_scored);
             self.metrics_outputs = report::metrics_outputs(&self.rows).max(from_now);
             report::write_metrics_csv(&path, &self.rows, self.metrics_outputs)?;
             self.metrics_started = true;
@@ -197,6 +197,11 @@ impl RunFolder {
         report::append_metrics_csv(&path, &rows, self.metrics_outputs)?;
         self.rows.extend(rows);
         Ok(())
+    }
+
+    /// Every epoch's row of `metrics.csv` so far, a resumed run's earlier ones included.
+    pub fn rows(&self) -> &[MetricsRow] {
+        &self.rows
     }
 
     /// Saves the trainer's state after `epoch` as `checkpoint-epoch{epoch}.safetensors`.

@@ -326,6 +326,11 @@ pub struct EpochMetrics {
 }
 
 impl EpochMetrics {
+    /// The outputs whose validation errors it holds (0 but for a regression with held-out rows).
+    pub fn outputs_scored(&self) -> usize {
+        self.val_outputs.as_ref().map_or(0, Vec::len)
+    }
+
     /// The validation errors of a regression, from its report.
     pub fn with_val_errors(self, report: Option<&crate::metrics::RegressionReport>) -> Self {
         Self {

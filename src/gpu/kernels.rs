@@ -21,6 +21,17 @@ use crate::model::Activation;
 
 /// Invocations per workgroup of the element-wise kernels (all but matmul).
 pub const WORKGROUP_SIZE: u32 = 256;
+/// The columns of pred and expected, both (rows, cols): a caller's bug otherwise.
+fn rows_by_cols(label: &str, pred: Region, expected: Region, rows: u32) -> u32 {
+    let cols = (pred.len / u64::from(rows)) as u32;
+    assert_eq!(
+        (pred.len, expected.len),
+        (u64::from(rows * cols), pred.len),
+        "{label}: pred and expected must be (rows, cols)"
+    );
+    cols
+}
+
 /// Storage buffers the matmul kernel binds (shaders/matmul_common.wgsl), the
 /// most of any kernel: the adapter must allow this many in one shader.
 const MATMUL_STORAGE_BUFFERS: u32 = 8;
@@ -345,9 +356,8 @@ impl Kernels {
         partials: Region,
         rows: u32,
     ) -> Result<Dispatch> {
-        let cols = (logits.len / u64::from(rows)) as u32;
-        assert_eq!(logits.len, u64::from(rows * cols), "{label}: logits must be (rows, cols)");
-        assert_eq!((expected.len, grad.len), (logits.len, logits.len), "{label}: logits, expected and grad must match");
+        let cols = rows_by_cols(label, logits, expected, rows);
+        assert_eq!(grad.len, logits.len, "{label}: logits, expected and grad must match");
         let grid = self.grid_1d(label, rows)?;
         assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
         let params = SoftmaxCrossEntropyParams { rows, cols, scale: 1.0 / rows as f32, _pad: 0 };
@@ -364,12 +374,7 @@ impl Kernels {
         partials: Region,
         rows: u32,
     ) -> Result<Dispatch> {
-        let cols = (pred.len / u64::from(rows)) as u32;
-        assert_eq!(
-            (pred.len, expected.len),
-            (u64::from(rows * cols), pred.len),
-            "{label}: pred and expected must be (rows, cols)"
-        );
+        let cols = rows_by_cols(label, pred, expected, rows);
         let grid = self.grid_1d(label, rows)?;
         assert_eq!(partials.len, u64::from(grid.iter().product::<u32>()), "{label}: one partial per workgroup");
         let params = CountCorrectParams { rows, cols, _pad: [0; 2] };
@@ -391,12 +396,7 @@ impl Kernels {
         slot: u32,
         sigmoid: bool,
     ) -> Result<Dispatch> {
-        let cols = (pred.len / u64::from(rows)) as u32;
-        assert_eq!(
-            (pred.len, expected.len),
-            (u64::from(rows * cols), pred.len),
-            "{label}: pred and expected (rows, cols)"
-        );
+        let cols = rows_by_cols(label, pred, expected, rows);
         assert!(u64::from(slot + 2 * cols) <= metrics.len, "{label}: the sums' slots inside the metrics");
         let params = RegressionParams { rows, cols, slot, sigmoid: sigmoid.into() };
         let grid = self.grid_of(label, cols.div_ceil(64))?;

@@ -657,6 +657,7 @@ impl LayeredTrainer {
 }
 
 /// The buffers a step reads and writes, for [`plan_step`].
+#[derive(Clone, Copy)]
 struct Buffers<'a> {
     params: &'a wgpu::Buffer,
     grads: &'a wgpu::Buffer,
@@ -833,11 +834,12 @@ fn plan_step(
     if let Some(correct) = loss_train.get(2) {
         bounds.push(RowBound::first_word(correct, 0));
     }
-    let mut loss_test = match slots.test_loss {
-        Some(slot) => loss("test", slot, slots.test_correct)?,
-        None => Vec::new(),
+    // The held-out rows' passes, for the plans that evaluate them.
+    let mut loss_test = match (slots.test_loss, bufs.test) {
+        (Some(slot), Some(_)) => loss("test", slot, slots.test_correct)?,
+        _ => Vec::new(),
     };
-    if let Some(first) = slots.test_errors {
+    if let (Some(first), Some(_)) = (slots.test_errors, bufs.test) {
         let metrics = Region::new(bufs.metrics, slots.count);
         let sigmoid = spec.loss() == Loss::Bce;
         let label = format!("B{rows}.test.regression_sums");
@@ -971,7 +973,8 @@ fn plan_dp_steps(
     let norms = ctx.zeros("dp.norms", room, STORAGE, BATCH)?;
     let expected_batch = sampling.q * sampling.train_rows as f64;
     let binding = DpBinding { dp: sampling.dp, expected_batch, sample: &sample, norms: &norms };
-    let plan = plan_step(kernels, layout, spec, bufs, room, Some(binding))?;
+    // Only steps: the held-out rows are evaluated by the batch-sized plans.
+    let plan = plan_step(kernels, layout, spec, &Buffers { test: None, ..*bufs }, room, Some(binding))?;
     // Grown to a chunk's steps by `write_growing`.
     let rows = ctx.zeros("dp.rows", room, STORAGE, BATCH)?;
     let counts = ctx.zeros("dp.counts", 2, STORAGE, BATCH)?;

@@ -1041,6 +1041,9 @@ fn summary_json(
     let first_epoch = kept.first_epoch;
     let Settings { spec, config, train, val, test, .. } = settings;
     let last = report.last();
+    // As metrics.csv recorded them, not counted again.
+    let epsilons: std::collections::HashMap<usize, f64> =
+        folder.rows().iter().filter_map(|row| row.epsilon.map(|e| (row.epoch, e))).collect();
     serde_json::json!({
         "device": if backend.is_gpu() { "gpu" } else { "cpu" },
         "adapter": backend.is_gpu().then(|| trainer.device()),
@@ -1088,7 +1091,7 @@ fn summary_json(
             "val_rmse": m.val_rmse,
             "val_r2": m.val_r2,
             "val_outputs": m.val_outputs.as_ref().map(|outputs| outputs.iter().map(|o| o.to_json()).collect::<Vec<_>>()),
-            "epsilon": folder.privacy.as_ref().map(|ledger| ledger.epsilon_after(first_epoch + i + 1)),
+            "epsilon": epsilons.get(&(first_epoch + i + 1)),
         })).collect::<Vec<_>>(),
     })
 }
