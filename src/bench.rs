@@ -10,6 +10,7 @@ use crate::backend::{Backend, GpuBackend};
 use crate::cpu;
 use crate::data::Dataset;
 use crate::dp::DpSgd;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
@@ -89,7 +90,7 @@ impl Case {
         let plain = TrainConfig::default();
         match self {
             Case::MlpRegularized => TrainConfig {
-                dropout: Some(0.1),
+                dropout: Dropout::Every(0.1),
                 lr_schedule: LrSchedule { shape: LrShape::Cosine { epochs: MAX_STEPS, min: 0.0 }, warmup_epochs: 0 },
                 clip: Clip { norm: Some(1.0), value: None },
                 dp: None,

@@ -13,7 +13,7 @@ use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::dp::DpSgd;
-use crate::dropout::DropoutKey;
+use crate::dropout::{Dropout, DropoutKey, StepMasks};
 use crate::error::Result;
 use crate::model::{Activation, Loss, MlpSpec, Output, Params};
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
@@ -435,12 +435,15 @@ impl Forward {
         Self { acts: layer_buffers(spec, rows), pre, dropped: vec![None; spec.num_layers()] }
     }
 
-    /// [`Forward::new`] with room for the hidden layers' dropped outputs.
-    pub fn with_dropout(spec: &MlpSpec, rows: usize) -> Self {
+    /// [`Forward::new`] with room for the dropped outputs of the hidden
+    /// layers `dropout` drops units of.
+    pub fn with_dropout(spec: &MlpSpec, rows: usize, dropout: &Dropout) -> Self {
         let mut pass = Self::new(spec, rows);
         let hidden = spec.num_layers() - 1;
         for (l, (_, fan_out)) in spec.layer_shapes().enumerate().take(hidden) {
-            pass.dropped[l] = Some(Array2::zeros((rows, fan_out)));
+            if dropout.rate(l) > 0.0 {
+                pass.dropped[l] = Some(Array2::zeros((rows, fan_out)));
+            }
         }
         pass
     }
@@ -479,15 +482,15 @@ pub fn forward_into(spec: &MlpSpec, params: &Params, x: ArrayView2<f32>, pass: &
     forward_train_into(spec, params, x, pass, None);
 }
 
-/// [`forward_into`] of a training step: with `dropout`, each hidden layer's
-/// output is also written dropped into `pass.dropped` (which
-/// [`Forward::with_dropout`] made room for), and the next layer reads that.
+/// [`forward_into`] of a training step: with `dropout`, each hidden layer
+/// that drops units also writes its output dropped into `pass.dropped`
+/// (which [`Forward::with_dropout`] made room for), and the next layer reads that.
 pub fn forward_train_into(
     spec: &MlpSpec,
     params: &Params,
     x: ArrayView2<f32>,
     pass: &mut Forward,
-    dropout: Option<DropoutKey>,
+    dropout: Option<StepMasks>,
 ) {
     let last = params.layers.len() - 1;
     for (l, layer) in params.layers.iter().enumerate() {
@@ -499,11 +502,17 @@ pub fn forward_train_into(
             pre.assign(&z);
         }
         activation_forward(spec.activation(l), spec.negative_slope(), &mut z);
-        if let (Some(key), Some(dropped), true) = (dropout, pass.dropped[l].as_mut(), l < last) {
+        let key = dropout.and_then(|masks| masks.key(l));
+        if let (Some(key), Some(dropped), true) = (key, pass.dropped[l].as_mut(), l < last) {
             mask_into(key, l, z.view(), dropped);
         }
         pass.acts[l] = z;
     }
+}
+
+/// Step `step`'s dropout masks under `config`; None without dropout.
+fn step_masks(config: &TrainConfig, step: u64) -> Option<StepMasks<'_>> {
+    config.dropout.is_on().then_some(StepMasks { dropout: &config.dropout, seed: config.seed, step })
 }
 
 /// out = values with the units `key` drops at layer `layer` set to 0 and the
@@ -557,7 +566,7 @@ pub fn backward_train_into(
     y: ArrayView2<f32>,
     dacts: &mut [Array2<f32>],
     grads: &mut Params,
-    dropout: Option<DropoutKey>,
+    dropout: Option<StepMasks>,
 ) -> f32 {
     let loss_sum = backward_deltas_into(spec, params, pass, y, dacts, dropout);
     weight_grads_into(x, pass, dacts, grads);
@@ -574,7 +583,7 @@ pub fn backward_deltas_into(
     pass: &Forward,
     y: ArrayView2<f32>,
     dacts: &mut [Array2<f32>],
-    dropout: Option<DropoutKey>,
+    dropout: Option<StepMasks>,
 ) -> f32 {
     let acts = &pass.acts;
     let last = acts.len() - 1;
@@ -584,7 +593,8 @@ pub fn backward_deltas_into(
         let grad = &mut here[0];
         // grad becomes dZ_l (B, OUT_l)
         activation_backward(spec.activation(l), spec.negative_slope(), grad, pass.given(l));
-        if let (Some(key), true) = (dropout, l < last && pass.dropped[l].is_some()) {
+        let key = dropout.and_then(|masks| masks.key(l));
+        if let (Some(key), true) = (key, l < last && pass.dropped[l].is_some()) {
             let unmasked = grad.clone();
             mask_into(key, l, unmasked.view(), grad);
         }
@@ -739,12 +749,12 @@ struct StepBuffers {
 }
 
 impl StepBuffers {
-    fn new(spec: &MlpSpec, params: &Params, rows: usize, dropout: bool) -> Self {
+    fn new(spec: &MlpSpec, params: &Params, rows: usize, dropout: &Dropout) -> Self {
         Self {
             rows,
             x: Array2::zeros((rows, spec.inputs())),
             y: Array2::zeros((rows, spec.outputs())),
-            pass: if dropout { Forward::with_dropout(spec, rows) } else { Forward::new(spec, rows) },
+            pass: Forward::with_dropout(spec, rows, dropout),
             dacts: layer_buffers(spec, rows),
             grads: params.zeros_like(),
         }
@@ -813,8 +823,7 @@ impl CpuTrainer {
         let shuffler = Shuffler::new(config.shuffle, config.seed);
         let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(|b| b.rows).collect();
         sizes.dedup();
-        let buffers =
-            sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows, config.dropout.is_some())).collect();
+        let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows, &config.dropout)).collect();
         Ok(Self {
             spec: spec.clone(),
             params: params.clone(),
@@ -850,7 +859,7 @@ impl CpuTrainer {
             }
         };
         let (pass, dacts, grads) = (&mut buffers.pass, &mut buffers.dacts, &mut buffers.grads);
-        let key = self.config.dropout.map(|p| DropoutKey { seed: self.config.seed, step, p });
+        let key = step_masks(&self.config, step);
         forward_train_into(&self.spec, &self.params, x, pass, key);
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
         let loss_sum = backward_train_into(&self.spec, &self.params, x, pass, y, dacts, grads, key);
@@ -885,7 +894,7 @@ impl CpuTrainer {
     /// correct count.
     fn dp_step(&mut self, dp: DpSgd, rows: &[u32], lr: f32, step: u64) -> (f32, usize) {
         let spec = &self.spec;
-        let dropout = self.config.dropout.is_some();
+        let dropout = &self.config.dropout;
         let buffers = match &mut self.dp_buffers {
             Some(buffers) => {
                 buffers.resize(rows.len());
@@ -897,7 +906,7 @@ impl CpuTrainer {
         gather_rows_into(self.train.y.view(), rows, &mut buffers.y);
         let (x, y) = (buffers.x.view(), buffers.y.view());
         let (pass, dacts, grads) = (&mut buffers.pass, &mut buffers.dacts, &mut buffers.grads);
-        let key = self.config.dropout.map(|p| DropoutKey { seed: self.config.seed, step, p });
+        let key = step_masks(&self.config, step);
         forward_train_into(spec, &self.params, x, pass, key);
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
         let loss_sum = backward_deltas_into(spec, &self.params, pass, y, dacts, key);

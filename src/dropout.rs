@@ -45,3 +45,81 @@ impl DropoutKey {
         1.0 / (1.0 - self.p)
     }
 }
+
+/// Which hidden layers a run drops units of, and how often: one probability
+/// for every hidden layer, or one per hidden layer (0 keeps that layer whole).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Dropout {
+    /// No dropout.
+    #[default]
+    Off,
+    /// Every hidden layer drops each unit with this probability, in [0, 1).
+    Every(f32),
+    /// Hidden layer l drops each unit with probability `rates[l]`, first
+    /// hidden layer first: one rate per hidden layer, each in [0, 1).
+    Layers(Vec<f32>),
+}
+
+impl Dropout {
+    /// The drop probability of hidden layer `layer` (0 past the list).
+    pub fn rate(&self, layer: usize) -> f32 {
+        match self {
+            Self::Off => 0.0,
+            Self::Every(p) => *p,
+            Self::Layers(rates) => rates.get(layer).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// Whether any layer drops units.
+    pub fn is_on(&self) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Every(p) => *p > 0.0,
+            Self::Layers(rates) => rates.iter().any(|&p| p > 0.0),
+        }
+    }
+
+    /// Units per row whose dropped copies a training step keeps: the widths
+    /// in `hidden_sizes` (first hidden layer first) of the layers that drop.
+    pub fn dropped_width(&self, hidden_sizes: &[usize]) -> usize {
+        hidden_sizes.iter().enumerate().filter(|&(l, _)| self.rate(l) > 0.0).map(|(_, &size)| size).sum()
+    }
+
+    /// Why these rates do not fit a network of `hidden_layers` hidden layers,
+    /// if they do not: a rate outside [0, 1) or a list of another length.
+    pub fn misfit(&self, hidden_layers: usize) -> Option<String> {
+        let rates: &[f32] = match self {
+            Self::Off => &[],
+            Self::Every(p) => std::slice::from_ref(p),
+            Self::Layers(rates) if rates.len() != hidden_layers => {
+                return Some(format!(
+                    "`dropout` has {} rates, one per hidden layer, but the network has {hidden_layers} hidden layers",
+                    rates.len()
+                ))
+            }
+            Self::Layers(rates) => rates,
+        };
+        let bad = rates.iter().find(|p| !(p.is_finite() && (0.0..1.0).contains(*p)))?;
+        Some(format!("`dropout` must be in [0, 1), got {bad}"))
+    }
+}
+
+/// One training step's masks: the run's dropout, its seed and the step's
+/// count from the start of the first run.
+#[derive(Clone, Copy, Debug)]
+pub struct StepMasks<'a> {
+    /// The run's rates.
+    pub dropout: &'a Dropout,
+    /// The run's seed.
+    pub seed: u64,
+    /// The step, counted from 0 at the start of the first run.
+    pub step: u64,
+}
+
+impl StepMasks<'_> {
+    /// The key of hidden layer `layer`'s masks; None where it drops nothing.
+    pub fn key(&self, layer: usize) -> Option<DropoutKey> {
+        let p = self.dropout.rate(layer);
+        (p > 0.0).then_some(DropoutKey { seed: self.seed, step: self.step, p })
+    }
+}

@@ -62,9 +62,9 @@ pub fn cpu_training_bytes(spec: &MlpSpec, config: &TrainConfig, train_rows: usiz
     let layer_outputs: u64 = spec.sizes()[1..].iter().map(|&s| s as u64).sum();
     // A GELU layer's forward pass keeps its z too (MlpSpec::pre_activation_width).
     let kept = layer_outputs + spec.pre_activation_width() as u64;
-    // With dropout, each hidden layer's dropped output too.
-    let hidden_outputs = layer_outputs - outputs;
-    let dropped = if config.dropout.is_some() { hidden_outputs } else { 0 };
+    // With dropout, the dropped output of each hidden layer that drops units too.
+    let sizes = spec.sizes();
+    let dropped = config.dropout.dropped_width(&sizes[1..sizes.len() - 1]) as u64;
     let batch_buffers = batch_rows.saturating_mul(inputs + outputs + layer_outputs + kept + dropped);
     let evaluation = (train_rows.max(test_rows) as u64).saturating_mul(kept + outputs);
     let data = ((train_rows + test_rows) as u64).saturating_mul(inputs + outputs);

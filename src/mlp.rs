@@ -27,6 +27,7 @@ use crate::backend::Backend;
 use crate::checkpoint;
 use crate::cpu::{argmax, output_from_logits};
 use crate::data::{Dataset, Scale, Scaler};
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Init, Loss, MlpSpec, Output, Params};
 use crate::train::{fit, FitReport, Optimizer, OptimizerState, Run, TrainConfig, TrainState};
@@ -66,7 +67,7 @@ impl Default for MlpBuilder {
                 seed: 0,
                 lr_schedule: Default::default(),
                 clip: Default::default(),
-                dropout: None,
+                dropout: Dropout::Off,
                 dp: None,
             },
             epochs: 100,

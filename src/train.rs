@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use crate::data::Dataset;
 use crate::dp::DpSgd;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
 use crate::schedule::{LrSchedule, LrShape, Plateau};
@@ -109,10 +110,11 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     /// Gradient clipping (`clip_grad_norm`, `clip_grad_value`); none by default.
     pub clip: Clip,
-    /// The probability of dropping each hidden unit in a training step
-    /// (`dropout`, inverted dropout; see [`crate::dropout`]), in [0, 1);
-    /// None for none. Evaluation, predict and export never drop.
-    pub dropout: Option<f32>,
+    /// The probability of dropping each hidden unit in a training step,
+    /// for every hidden layer or each (`dropout`, inverted dropout; see
+    /// [`crate::dropout`]); off by default. Evaluation, predict and export
+    /// never drop.
+    pub dropout: Dropout,
     /// DP-SGD ([`crate::dp`]): Poisson-sampled steps of `batch_size` rows
     /// on average, per-row clipping and Gaussian noise; None trains as usual.
     pub dp: Option<DpSgd>,
@@ -142,7 +144,7 @@ impl Default for TrainConfig {
             seed: 0,
             lr_schedule: LrSchedule::default(),
             clip: Clip::default(),
-            dropout: None,
+            dropout: Dropout::Off,
             dp: None,
         }
     }
@@ -183,8 +185,8 @@ impl TrainConfig {
             return bad(format!("`weight_decay` must be a finite number >= 0, got {}", self.weight_decay));
         }
         self.check_schedule()?;
-        if let Some(p) = self.dropout.filter(|p| !(p.is_finite() && (0.0..1.0).contains(p))) {
-            return bad(format!("`dropout` must be in [0, 1), got {p}"));
+        if let Some(why) = self.dropout.misfit(spec.num_layers() - 1) {
+            return bad(why);
         }
         for (name, limit) in [("clip_grad_norm", self.clip.norm), ("clip_grad_value", self.clip.value)] {
             if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {

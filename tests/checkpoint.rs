@@ -38,7 +38,7 @@ fn run() -> (MlpSpec, Dataset, TrainConfig) {
         seed: 6,
         lr_schedule: Default::default(),
         clip: Default::default(),
-        dropout: None,
+        dropout: Default::default(),
         dp: None,
     };
     (spec, data, config)

@@ -203,7 +203,12 @@ fn dp_sgd_with_dropout_on_a_regression_agrees_too() {
     let spec = MlpSpec::new(vec![3, 9, 2]).unwrap().with(Activation::Relu, Output::Identity, Loss::Mse).unwrap();
     let train = Dataset::seed_problem(29, 3, 2, 4).unwrap();
     let params = Params::init(&spec, Init::Xavier, 2).unwrap();
-    let config = TrainConfig { lr: 0.2, dropout: Some(0.2), batch_size: Some(5), ..dp_config(Optimizer::Sgd) };
+    let config = TrainConfig {
+        lr: 0.2,
+        dropout: wgpu_mlp::dropout::Dropout::Every(0.2),
+        batch_size: Some(5),
+        ..dp_config(Optimizer::Sgd)
+    };
     let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
     for backend in gpu_backends().into_iter().filter(|b| matches!(b, Backend::Gpu(g) if g.path != GpuPath::Fused)) {
         let mut on_gpu = backend.trainer(&run).unwrap();

@@ -7,7 +7,7 @@ mod binary;
 mod common;
 
 use common::{classes, gpu, gpu_backends, label, trajectories_match};
-use wgpu_mlp::dropout::DropoutKey;
+use wgpu_mlp::dropout::{Dropout, DropoutKey};
 use wgpu_mlp::gpu::{
     DropoutMask, Epilogue, FusedTrainer, GpuPath, MatmulParams, Region, NO_CLIP_VALUE, STEP_CONTROL_LEN,
 };
@@ -112,14 +112,21 @@ fn net() -> (MlpSpec, wgpu_mlp::Dataset, Params) {
 fn every_path_drops_the_same_units_step_for_step() {
     let (spec, train, params) = net();
     let test = classes(11, 5, 3, 7);
-    for optimizer in [Optimizer::Sgd, Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }] {
+    let adam = Optimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    // One rate for both hidden layers, and one per layer with the first kept whole.
+    let cases = [
+        (Optimizer::Sgd, Dropout::Every(0.25)),
+        (adam, Dropout::Every(0.25)),
+        (Optimizer::Sgd, Dropout::Layers(vec![0.0, 0.35])),
+    ];
+    for (optimizer, dropout) in cases {
         let config = TrainConfig {
             lr: if optimizer == Optimizer::Sgd { 0.2 } else { 0.01 },
             optimizer,
             batch_size: Some(8),
             shuffle: true,
             seed: 11,
-            dropout: Some(0.25),
+            dropout: dropout.clone(),
             ..TrainConfig::default()
         };
         let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
@@ -133,7 +140,7 @@ fn every_path_drops_the_same_units_step_for_step() {
             }
             let mut on_gpu = backend.trainer(&run).unwrap();
             let mut on_cpu = CpuTrainer::new(&run).unwrap();
-            let what = format!("{}, dropout 0.25, {optimizer:?}", label(&backend));
+            let what = format!("{}, dropout {dropout:?}, {optimizer:?}", label(&backend));
             trajectories_match(&what, on_gpu.as_mut(), &mut on_cpu, &params, optimizer, 6, 2);
         }
     }
@@ -142,14 +149,14 @@ fn every_path_drops_the_same_units_step_for_step() {
 #[test]
 fn evaluation_drops_nothing_and_training_with_dropout_differs_from_without() {
     let (spec, train, params) = net();
-    let config = TrainConfig { lr: 0.2, batch_size: Some(8), dropout: Some(0.5), ..TrainConfig::default() };
+    let config = TrainConfig { lr: 0.2, batch_size: Some(8), dropout: Dropout::Every(0.5), ..TrainConfig::default() };
     let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
     let mut cpu = CpuTrainer::new(&run).unwrap();
     // Before any step, the loss over the training rows is the whole network's.
     let whole = wgpu_mlp::cpu::evaluate(&spec, &params, &train).0;
     assert_eq!(cpu.evaluate().unwrap(), whole);
     cpu.train(2).unwrap();
-    let plain_config = TrainConfig { dropout: None, ..config.clone() };
+    let plain_config = TrainConfig { dropout: Dropout::Off, ..config.clone() };
     let mut plain = CpuTrainer::new(&Run { config: &plain_config, ..run }).unwrap();
     plain.train(2).unwrap();
     assert_ne!(cpu.params().unwrap(), plain.params().unwrap());
@@ -163,11 +170,51 @@ fn a_resumed_run_draws_the_masks_of_an_unbroken_one() {
         batch_size: Some(8),
         shuffle: true,
         seed: 2,
-        dropout: Some(0.3),
+        dropout: Dropout::Layers(vec![0.3, 0.1]),
         ..TrainConfig::default()
     };
     let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
     common::resumes_bit_for_bit(&run, 3);
+}
+
+#[test]
+fn a_list_of_rates_drops_each_layer_at_its_own_rate() {
+    let (spec, train, params) = net();
+    let config =
+        |dropout: Dropout| TrainConfig { lr: 0.2, batch_size: Some(8), seed: 5, dropout, ..TrainConfig::default() };
+    let trained = |dropout: Dropout| {
+        let config = config(dropout);
+        let mut cpu =
+            CpuTrainer::new(&Run { spec: &spec, params: &params, train: &train, test: None, config: &config }).unwrap();
+        cpu.train(3).unwrap();
+        cpu.params().unwrap()
+    };
+    // The same rate listed for each layer is that rate for all; zeros are no dropout.
+    assert_eq!(trained(Dropout::Layers(vec![0.3, 0.3])), trained(Dropout::Every(0.3)));
+    assert_eq!(trained(Dropout::Layers(vec![0.0, 0.0])), trained(Dropout::Off));
+    // Each layer's rate is its own: dropping only the second differs from both and from none.
+    let second_only = trained(Dropout::Layers(vec![0.0, 0.3]));
+    for other in [Dropout::Off, Dropout::Every(0.3), Dropout::Layers(vec![0.3, 0.0])] {
+        assert_ne!(second_only, trained(other.clone()), "{other:?}");
+    }
+    // A list of another length than the hidden layers is refused.
+    let three = config(Dropout::Layers(vec![0.1, 0.2, 0.3]));
+    let refused = three.check(&spec, &train, None).unwrap_err().to_string();
+    assert!(refused.contains("3 rates") && refused.contains("2 hidden layers"), "{refused}");
+}
+
+#[test]
+fn a_list_of_the_wrong_length_or_a_bad_rate_in_it_is_refused_naming_the_flag() {
+    let dir = std::env::temp_dir();
+    let args = ["--hidden", "8,6", "--dropout", "0.2,0.1,0.1", "--epochs", "1", "--device", "cpu"];
+    binary::assert_bad_input(
+        &binary::wgpu_mlp_in(&dir, &args),
+        "--dropout has 3 rates, one per hidden layer, but the network has 2 hidden layers",
+    );
+    let args = ["--hidden", "8,6", "--dropout", "0.2,1.5", "--epochs", "1", "--device", "cpu"];
+    binary::assert_bad_input(&binary::wgpu_mlp_in(&dir, &args), "'1.5' must be a probability in [0, 1)");
+    let args = ["--hidden", "8,6", "--dropout", "0.2,", "--epochs", "1", "--device", "cpu"];
+    binary::assert_bad_input(&binary::wgpu_mlp_in(&dir, &args), "'' must be a probability in [0, 1)");
 }
 
 #[test]
@@ -191,7 +238,7 @@ fn dropout_schedule_and_clipping_add_two_dispatches_and_no_read_back_to_a_layere
     let params = Params::init(&spec, Init::Xavier, 0).unwrap();
     let plain = TrainConfig { batch_size: Some(16), ..TrainConfig::default() };
     let regularized = TrainConfig {
-        dropout: Some(0.1),
+        dropout: Dropout::Every(0.1),
         lr_schedule: wgpu_mlp::schedule::LrSchedule {
             shape: wgpu_mlp::schedule::LrShape::Cosine { epochs: 10, min: 0.0 },
             warmup_epochs: 0,

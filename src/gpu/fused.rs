@@ -218,7 +218,7 @@ impl FusedTrainer {
         if config.clip != crate::train::Clip::default() {
             return no("it does not clip gradients (`clip_grad_norm`, `clip_grad_value`)".into());
         }
-        if config.dropout.is_some() {
+        if config.dropout.is_on() {
             return no("it does not drop units (`dropout`)".into());
         }
         if config.dp.is_some() {

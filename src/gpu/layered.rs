@@ -29,6 +29,7 @@ use ndarray::Array2;
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::dp::DpSgd;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::model::{Loss, MlpSpec, Params};
 use crate::schedule::LrSchedule;
@@ -245,8 +246,9 @@ impl LayeredTrainer {
         };
         let batch = config.batch_size.unwrap_or(train_rows).min(train_rows);
         let layer_outputs: usize = spec.sizes()[1..].iter().sum();
-        // With dropout, each hidden layer's dropped output too.
-        let dropped = if config.dropout.is_some() { layer_outputs - spec.outputs() } else { 0 };
+        // With dropout, the dropped output of each hidden layer that drops units too.
+        let sizes = spec.sizes();
+        let dropped = config.dropout.dropped_width(&sizes[1..sizes.len() - 1]);
         let activations =
             batch * (1 + spec.inputs() + spec.outputs() + 2 * layer_outputs + spec.pre_activation_width() + dropped);
         // One row order at first; shuffled runs grow it at their first read-back.
@@ -310,7 +312,7 @@ impl LayeredTrainer {
         for (l, (_, fan_out)) in spec.layer_shapes().enumerate() {
             // A hidden layer's output after dropout, what the next layer reads in training.
             dropped.push(
-                (config.dropout.is_some() && l < last)
+                (config.dropout.rate(l) > 0.0 && l < last)
                     .then(|| ctx.zeros(&format!("layer{l}.dropped"), room * fan_out, STORAGE, BATCH))
                     .transpose()?,
             );
@@ -339,7 +341,7 @@ impl LayeredTrainer {
             pre: &pre,
             dropped: &dropped,
             control: &control,
-            dropout: config.dropout.map(|p| (p, config.seed)),
+            dropout: config.dropout.is_on().then_some((&config.dropout, config.seed)),
             partials: &partials,
             metrics: &metrics,
             slots,
@@ -362,7 +364,7 @@ impl LayeredTrainer {
         let dp = sampling.map(|sampling| plan_dp_steps(ctx, kernels, &layout, spec, &buffers, sampling)).transpose()?;
         // Grown to a chunk's steps by `write_growing` when the chunk needs them.
         let rates = ctx.zeros("lr.rates", 1, STORAGE, MODEL)?;
-        let keyed_by_step = config.dropout.is_some() || config.dp.is_some();
+        let keyed_by_step = config.dropout.is_on() || config.dp.is_some();
         let steps = keyed_by_step.then(|| ctx.zeros("step.counts", 1, STORAGE, MODEL)).transpose()?;
         let (update, optimizer) = plan_update(ctx, kernels, &layout, &params_buf, &grads, &control, config)?;
         let mut snapshot = vec![ctx.zeros("snapshot.params", layout.len, STORAGE, MODEL)?];
@@ -672,8 +674,8 @@ struct Buffers<'a> {
     dropped: &'a [Option<wgpu::Buffer>],
     /// The step's control values (rate, clipping, step count).
     control: &'a wgpu::Buffer,
-    /// Dropout's probability and the seed of its masks.
-    dropout: Option<(f32, u64)>,
+    /// Dropout's rates and the seed of its masks, with dropout.
+    dropout: Option<(&'a Dropout, u64)>,
     partials: &'a wgpu::Buffer,
     metrics: &'a wgpu::Buffer,
     slots: MetricSlots,
@@ -747,9 +749,12 @@ fn plan_step(
     let mut bounds: Vec<RowBound> = gather_train.iter().map(|d| RowBound::first_word(d, 0)).collect();
     let gather_test = bufs.test.map(|test| gather(test, "test")).transpose()?;
 
-    // With dropout, the masks of hidden layer l in a training step (see crate::dropout).
+    // With dropout, the masks of hidden layer l in a training step where it
+    // drops units (see crate::dropout).
     let mask = |l: usize| {
-        bufs.dropout.map(|(p, seed)| crate::gpu::uniforms::DropoutMask { control, layer: l as u32, p, seed })
+        let (dropout, seed) = bufs.dropout?;
+        let p = dropout.rate(l);
+        (p > 0.0).then_some(crate::gpu::uniforms::DropoutMask { control, layer: l as u32, p, seed })
     };
     // act_l (B, OUT) = activation(input (B, IN) · W_l (IN, OUT) + b_l), one
     // dispatch that also keeps z_l (B, OUT) for a GELU layer and, in a

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use wgpu_mlp::bench;
 use wgpu_mlp::data::{Missing, Scale, Source, TargetColumn, UnknownCategory};
+use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::gpu::{GpuPath, MatmulKernel};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Monitor;
@@ -512,11 +513,12 @@ pub(crate) struct TrainArgs {
     pub(crate) class_weight: Option<ClassWeightArg>,
 
     /// Inverted dropout: in each training step every hidden unit is dropped
-    /// with this probability, in [0, 1) (the masks from a hash of the seed,
-    /// step, layer and unit, the same on every device); evaluation, predict
-    /// and export use the whole network.
-    #[arg(long, value_parser = parse_probability)]
-    pub(crate) dropout: Option<f32>,
+    /// with this probability, in [0, 1), or with one probability per hidden
+    /// layer, first first (0.3,0.1; 0 keeps a layer whole). The masks come
+    /// from a hash of the seed, step, layer and unit, the same on every
+    /// device; evaluation, predict and export use the whole network.
+    #[arg(long, value_name = "P[,P...]", value_parser = parse_dropout)]
+    pub(crate) dropout: Option<Dropout>,
 
     /// Scale all gradients down together where their global L2 norm is above
     /// this (PyTorch's clip_grad_norm_), before weight decay and the update;
@@ -753,6 +755,15 @@ fn parse_probability(text: &str) -> Result<f32, String> {
         Ok(value) if value.is_finite() && (0.0..1.0).contains(&value) => Ok(value),
         _ => Err(format!("'{text}' must be a probability in [0, 1)")),
     }
+}
+
+/// One probability for every hidden layer, or a comma-separated list of one per hidden layer.
+fn parse_dropout(text: &str) -> Result<Dropout, String> {
+    let rates = text.split(',').map(|p| parse_probability(p.trim())).collect::<Result<Vec<_>, _>>()?;
+    Ok(match rates[..] {
+        [p] => Dropout::Every(p),
+        _ => Dropout::Layers(rates),
+    })
 }
 
 fn parse_non_negative(text: &str) -> Result<f32, String> {

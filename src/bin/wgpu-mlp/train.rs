@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, DataSettings};
 use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::dp::PrivacyLedger;
+use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::fairness::Predictions;
 use wgpu_mlp::gpu::GpuPath;
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
@@ -201,7 +202,7 @@ fn resolve_settings(cli: &TrainArgs) -> anyhow::Result<Settings> {
         seed: cli.input.seed,
         lr_schedule: resolve_lr_schedule(cli, epochs)?,
         clip: Clip { norm: cli.clip_grad_norm, value: cli.clip_grad_value },
-        dropout: cli.dropout.filter(|&p| p > 0.0),
+        dropout: cli.dropout.clone().unwrap_or_default(),
         dp: private.as_ref().map(|p| p.dp),
     };
     config.check(&spec, &train, val.as_ref())?;
@@ -926,6 +927,15 @@ fn as_given(value: f32) -> f64 {
     format!("{value}").parse().expect("an f32's decimal form parses as an f64")
 }
 
+/// Dropout as given: null when off, a rate for every hidden layer, or a list of one per hidden layer.
+fn dropout_json(dropout: &Dropout) -> serde_json::Value {
+    match dropout {
+        Dropout::Off => serde_json::Value::Null,
+        Dropout::Every(p) => as_given(*p).into(),
+        Dropout::Layers(rates) => rates.iter().map(|&p| as_given(p)).collect(),
+    }
+}
+
 /// The optimizer as an object: its kind and its parameters.
 fn optimizer_json(optimizer: Optimizer) -> serde_json::Value {
     match optimizer {
@@ -1005,7 +1015,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "lr": as_given(config.lr),
         "lr_schedule": schedule_json(&config.lr_schedule),
         "weight_decay": as_given(config.weight_decay),
-        "dropout": config.dropout.map(as_given),
+        "dropout": dropout_json(&config.dropout),
         "clip_grad_norm": config.clip.norm.map(as_given),
         "clip_grad_value": config.clip.value.map(as_given),
         "dp": settings.private.as_ref().map(|private| serde_json::json!({
