@@ -74,7 +74,7 @@ impl Case {
 
     /// Layer sizes and batch rows of a training case (with DP-SGD, the
     /// expected batch; its data holds [`Case::steps_per_call`] times as many rows).
-    fn net(&self) -> Option<(Vec<usize>, usize)> {
+    pub fn net(&self) -> Option<(Vec<usize>, usize)> {
         match self {
             Case::Seed => Some((vec![10, 5, 1], 100)),
             Case::Mlp | Case::MlpRegularized | Case::MlpDp => Some((vec![784, 256, 10], 256)),
@@ -86,7 +86,7 @@ impl Case {
     /// The case's training settings: the textbook's (full-batch SGD), with
     /// dropout, a cosine schedule and norm clipping for `mlp-regularized`,
     /// DP-SGD at an expected batch of 256 for `mlp-dp`.
-    fn config(&self) -> TrainConfig {
+    pub fn config(&self) -> TrainConfig {
         let plain = TrainConfig::default();
         match self {
             Case::MlpRegularized => TrainConfig {
@@ -322,7 +322,7 @@ fn time_interleaved(device: &Backend, timed: &mut [Timed]) -> Result<Vec<Timing>
 
 /// The net and random data of `rows` rows of a training case: full-batch
 /// steps (sigmoid, MSE), each step an epoch.
-fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset)> {
+pub(crate) fn training_setup(sizes: &[usize], rows: usize) -> Result<(MlpSpec, Dataset)> {
     let spec = MlpSpec::new(sizes.to_vec())?;
     let data = Dataset::seed_problem(rows, spec.inputs(), spec.outputs(), 0)?;
     Ok((spec, data))

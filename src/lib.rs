@@ -65,6 +65,7 @@ pub mod metrics;
 pub mod mlp;
 pub mod model;
 pub mod noise;
+pub mod peer_cases;
 pub mod report;
 pub mod run;
 pub mod schedule;

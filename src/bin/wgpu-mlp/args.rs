@@ -245,6 +245,12 @@ pub(crate) struct BenchArgs {
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Time nothing: write each --case (seed and mlp, the default here) to DIR/CASE.safetensors,
+    /// its net, initial weights, data and the loss after a few steps, for the
+    /// same steps in other frameworks (benches/peers/).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) export: Option<std::path::PathBuf>,
 }
 
 /// The flags of `wgpu-mlp privacy`.

@@ -10,6 +10,10 @@ use crate::args::{BenchArgs, BenchDeviceArg};
 /// `wgpu-mlp bench`: every case on every device, as a table or JSON.
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut out = crate::stream::stdout();
+    if let Some(dir) = &args.export {
+        let cases = if args.cases.is_empty() { vec![bench::Case::Seed, bench::Case::Mlp] } else { args.cases.clone() };
+        return export_cases(&cases, dir, &mut out);
+    }
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
     let wants = |device: BenchDeviceArg| args.devices.is_empty() || args.devices.contains(&device);
     // Without --device, the GPU is measured when there is any adapter,
@@ -106,6 +110,18 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     for line in &plain_lines {
         writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `bench --export DIR`: the cases' files for benches/peers/ (seed and mlp
+/// without --case), nothing timed.
+fn export_cases(cases: &[bench::Case], dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::InvalidInput(format!("cannot make {}: {e}", dir.display())))?;
+    for case in cases {
+        let path = dir.join(format!("{case}.safetensors"));
+        wgpu_mlp::peer_cases::export(case, &path)?;
+        writeln!(out, "{}", path.display())?;
     }
     Ok(())
 }
