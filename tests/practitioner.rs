@@ -251,3 +251,75 @@ fn early_stopping_on_the_gpu_stops_where_the_cpu_does() {
     let diff = number(&gpu, "max_abs_param_diff");
     assert!(diff < GPU_PARAM_ATOL, "max |GPU - CPU| parameter difference {diff}: {gpu}");
 }
+
+#[test]
+fn a_resume_with_every_feature_on_lands_on_the_unbroken_run_bit_for_bit() {
+    let dir = scratch("every-feature");
+    let data = noisy_csv(&dir);
+    // Shuffled batches with a short last one, per-layer dropout, a warm-up
+    // then a cosine schedule, both clippings, balanced class weights, Adam,
+    // early stopping and the best epoch kept.
+    let flags = [
+        "--hidden",
+        "24,9",
+        "--activation",
+        "gelu",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "13",
+        "--shuffle",
+        "--dropout",
+        "0.3,0.1",
+        "--lr-schedule",
+        "cosine",
+        "--warmup-epochs",
+        "2",
+        "--clip-grad-norm",
+        "0.5",
+        "--clip-grad-value",
+        "0.05",
+        "--class-weight",
+        "balanced",
+        "--early-stopping",
+        "30",
+        "--keep",
+        "best",
+    ];
+    let devices: &[&str] = if common::gpu().is_some() { &["cpu", "gpu"] } else { &["cpu"] };
+    for device in devices {
+        let run = |out: &str, extra: &[&str]| {
+            let out = dir.join(format!("{device}-{out}"));
+            let base = ["--data", &data, "--task", "classify", "--device", device, "--json", "--quiet"];
+            let run = wgpu_mlp(&[&base[..], &flags[..], extra, &["--out", out.to_str().unwrap()]].concat());
+            assert_success(&run);
+            run.json()
+        };
+        let straight = run("straight", &["--epochs", "8", "--save-every", "1"]);
+        // Epochs 5 to 8 again, from the straight run's checkpoint of epoch 4, in a folder of their own.
+        let halfway = dir.join(format!("{device}-straight/checkpoint-epoch4.safetensors"));
+        let resumed = run("resumed", &["--epochs", "8", "--resume", halfway.to_str().unwrap()]);
+        for key in ["best_epoch", "kept_epoch", "test_loss", "test_accuracy", "best_value", "final_loss"] {
+            assert_eq!(resumed[key], straight[key], "{device} {key}: straight {straight}\nresumed {resumed}");
+        }
+        let params = |path: &str| binary::layer_tensors(Path::new(path));
+        for key in ["best_checkpoint", "checkpoint"] {
+            let (a, b) = (straight[key].as_str().unwrap(), resumed[key].as_str().unwrap());
+            assert_eq!(params(a), params(b), "{device} {key}: {a} and {b} differ");
+        }
+        let rows = |out: &str| -> Vec<String> {
+            let csv = std::fs::read_to_string(dir.join(format!("{device}-{out}")).join("metrics.csv")).unwrap();
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let columns = ["train_loss", "val_loss", "lr"].map(|c| header.iter().position(|h| *h == c).unwrap());
+            let cells = |l: &str| -> String {
+                let cells: Vec<&str> = l.split(',').collect();
+                columns.iter().map(|&c| cells[c]).collect::<Vec<_>>().join(",")
+            };
+            csv.lines().skip(1).map(cells).collect()
+        };
+        // A resume into a new folder writes the epochs it trains.
+        assert_eq!(rows("resumed"), rows("straight")[4..], "{device}: the losses and rates of epochs 5 to 8");
+    }
+}
