@@ -22,9 +22,6 @@ struct CountCorrectParams {
 @group(0) @binding(2) var<storage, read> expected: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP: u32 = 256u;
-var<workgroup> counts: array<f32, WORKGROUP>;
-
 fn argmax_pred(base: u32) -> u32 {
     var best = 0u;
     for (var j = 1u; j < params.cols; j++) {
@@ -58,15 +55,8 @@ fn count_correct(
         let base = row * params.cols;
         hit = select(0.0, 1.0, argmax_pred(base) == argmax_expected(base));
     }
-    counts[local] = hit;
-    workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            counts[local] += counts[local + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(local, hit);
     if (local == 0u) {
-        partials[group_index] = counts[0];
+        partials[group_index] = total;
     }
 }

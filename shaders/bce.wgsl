@@ -26,9 +26,6 @@ struct BceParams {
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP: u32 = 256u;
-var<workgroup> losses: array<f32, WORKGROUP>;
-
 @compute @workgroup_size(256)
 fn bce_grad(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -45,16 +42,8 @@ fn bce_grad(
         grad[i] = params.scale * (1.0 / (1.0 + exp(-z)) - y);
         loss = max(z, 0.0) - z * y + log(1.0 + exp(-abs(z)));
     }
-    losses[local] = loss;
-    workgroupBarrier();
-    // Tree sum in a fixed order; every invocation reaches every barrier.
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            losses[local] += losses[local + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(local, loss);
     if (local == 0u) {
-        partials[group_index] = losses[0];
+        partials[group_index] = total;
     }
 }

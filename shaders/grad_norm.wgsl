@@ -30,9 +30,6 @@ struct GradNormParams {
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<storage, read_write> control: array<f32>;
 
-const WORKGROUP: u32 = 256u;
-var<workgroup> sums: array<f32, WORKGROUP>;
-
 @compute @workgroup_size(256)
 fn square_partials(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) local: u32) {
     _ = control[0];
@@ -41,16 +38,9 @@ fn square_partials(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invoc
     for (var i = group.x * WORKGROUP + local; i < params.len; i += stride) {
         sum += grads[i] * grads[i];
     }
-    sums[local] = sum;
-    workgroupBarrier();
-    for (var half = WORKGROUP / 2u; half > 0u; half /= 2u) {
-        if (local < half) {
-            sums[local] += sums[local + half];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(local, sum);
     if (local == 0u) {
-        partials[group.x] = sums[0];
+        partials[group.x] = total;
     }
 }
 

@@ -24,9 +24,6 @@ struct MseParams {
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP: u32 = 256u;
-var<workgroup> squares: array<f32, WORKGROUP>;
-
 @compute @workgroup_size(256)
 fn mse_grad(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -41,16 +38,8 @@ fn mse_grad(
         grad[i] = params.scale * diff;
         square = diff * diff;
     }
-    squares[local] = square;
-    workgroupBarrier();
-    // Tree sum in a fixed order; every invocation reaches every barrier.
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            squares[local] += squares[local + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(local, square);
     if (local == 0u) {
-        partials[group_index] = squares[0];
+        partials[group_index] = total;
     }
 }

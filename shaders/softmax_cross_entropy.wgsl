@@ -29,9 +29,6 @@ struct SoftmaxCrossEntropyParams {
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP: u32 = 256u;
-var<workgroup> losses: array<f32, WORKGROUP>;
-
 @compute @workgroup_size(256)
 fn softmax_cross_entropy(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -61,15 +58,8 @@ fn softmax_cross_entropy(
             grad[base + j] = params.scale * (p * mass - expected[base + j]);
         }
     }
-    losses[local] = loss;
-    workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            losses[local] += losses[local + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(local, loss);
     if (local == 0u) {
-        partials[group_index] = losses[0];
+        partials[group_index] = total;
     }
 }

@@ -3,7 +3,8 @@
 //! has no includes): the two matmul kernels each follow activation.wgsl,
 //! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward and the fused
 //! path follow activation.wgsl; the three update kernels follow
-//! step_control.wgsl.
+//! step_control.wgsl; the loss, accuracy and gradient-norm kernels follow
+//! workgroup_sum.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
 
 /// One shader module: the files of shaders/ it is made of and their text joined.
@@ -33,16 +34,16 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_registers": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
     shader!("matmul_workgroup": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
     shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
-    shader!("mse": "mse.wgsl"),
-    shader!("bce": "bce.wgsl"),
-    shader!("softmax_cross_entropy": "softmax_cross_entropy.wgsl"),
-    shader!("accuracy": "accuracy.wgsl"),
+    shader!("mse": "workgroup_sum.wgsl", "mse.wgsl"),
+    shader!("bce": "workgroup_sum.wgsl", "bce.wgsl"),
+    shader!("softmax_cross_entropy": "workgroup_sum.wgsl", "softmax_cross_entropy.wgsl"),
+    shader!("accuracy": "workgroup_sum.wgsl", "accuracy.wgsl"),
     shader!("reduce": "reduce.wgsl"),
     shader!("gather": "gather.wgsl"),
     shader!("sgd": "step_control.wgsl", "sgd.wgsl"),
     shader!("momentum": "step_control.wgsl", "momentum.wgsl"),
     shader!("adam": "step_control.wgsl", "adam.wgsl"),
-    shader!("grad_norm": "grad_norm.wgsl"),
+    shader!("grad_norm": "workgroup_sum.wgsl", "grad_norm.wgsl"),
     shader!("dp_sgd": "dp_sgd.wgsl"),
     shader!("regression": "regression.wgsl"),
     shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
