@@ -14,8 +14,9 @@ use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 use crate::data::{batches, Batch, Dataset, Shuffler};
 use crate::dp::DpSgd;
 use crate::dropout::{Dropout, DropoutKey, StepMasks};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Activation, Loss, MlpSpec, Output, Params};
+use crate::parallel::{share, Collective};
 use crate::train::{Clip, EpochMetrics, Optimizer, OptimizerState, Run, TrainConfig, TrainState, Trainer};
 
 /// out(M, N) = op(a) · op(b), where op transposes when asked:
@@ -510,6 +511,30 @@ pub fn forward_train_into(
     }
 }
 
+/// Data-parallel: `grads`, the mean gradients of this rank's `rows` rows of a
+/// batch of `batch_rows`, become the whole batch's (each rank's scaled by its
+/// share, then summed in rank order), and (loss sum, correct count) the batch's.
+fn sum_across_ranks(
+    ranks: &mut dyn Collective,
+    grads: &mut Params,
+    (loss_sum, correct): (f32, usize),
+    rows: usize,
+    batch_rows: usize,
+) -> Result<(f32, usize)> {
+    let share = rows as f32 / batch_rows as f32;
+    // The gradients, then the loss sum and the correct count (exact in f32 below 2^24 rows).
+    let mut flat: Vec<f32> =
+        grads.layers.iter().flat_map(|l| l.w.iter().chain(l.b.iter())).map(|v| v * share).collect();
+    flat.extend([loss_sum, correct as f32]);
+    ranks.sum_in_rank_order(&mut flat)?;
+    let n = flat.len() - 2;
+    let values = grads.layers.iter_mut().flat_map(|l| l.w.iter_mut().chain(l.b.iter_mut()));
+    for (v, &summed) in values.zip(&flat[..n]) {
+        *v = summed;
+    }
+    Ok((flat[n], flat[n + 1] as usize))
+}
+
 /// Step `step`'s dropout masks under `config`; None without dropout.
 fn step_masks(config: &TrainConfig, step: u64) -> Option<StepMasks<'_>> {
     config.dropout.is_on().then_some(StepMasks { dropout: &config.dropout, seed: config.seed, step })
@@ -809,6 +834,9 @@ pub struct CpuTrainer {
     /// With DP-SGD, each training row's sum of squares (its share of every
     /// step's first-layer gradient norms); empty otherwise.
     input_squares: Vec<f32>,
+    /// Data-parallel ([`crate::parallel`]): the other ranks, with whom each
+    /// step's gradients are summed; this trainer steps on its share of each batch.
+    collective: Option<Box<dyn Collective>>,
 }
 
 impl CpuTrainer {
@@ -837,14 +865,61 @@ impl CpuTrainer {
             schedule: (0, 1.0),
             dp_buffers: None,
             input_squares: if config.dp.is_some() { row_squares(train.x.view()) } else { Vec::new() },
+            collective: None,
         })
+    }
+
+    /// [`CpuTrainer::new`] for one rank of a data-parallel run: every step
+    /// takes this rank's share of the batch ([`crate::parallel::share`]) and
+    /// sums the gradients with the other ranks before the update. Every batch
+    /// needs a row per rank; DP-SGD and dropout are not split yet.
+    pub fn data_parallel(run: &Run, collective: Box<dyn Collective>) -> Result<Self> {
+        let mut trainer = Self::new(run)?;
+        let config = run.config;
+        let bad = |why: String| Err(Error::InvalidInput(why));
+        if config.dp.is_some() {
+            return bad("data-parallel training does not run DP-SGD (`dp`) yet".into());
+        }
+        if config.dropout.is_on() {
+            return bad("data-parallel training does not drop units (`dropout`) yet".into());
+        }
+        let ranks = collective.ranks();
+        let batches = batches(run.train.len(), config.rows_per_batch(run.train));
+        if let Some(short) = batches.iter().map(|b| b.rows).filter(|&rows| rows < ranks).min() {
+            return bad(format!(
+                "a batch of {short} rows does not split across {ranks} ranks: every step's batch (the last one \
+                 too) needs a row per rank; use a larger `batch_size` or fewer ranks"
+            ));
+        }
+        let mut shares: Vec<usize> =
+            batches.iter().flat_map(|b| (0..ranks).map(move |r| share(b.rows, r, ranks).1)).collect();
+        shares.sort_unstable();
+        shares.dedup();
+        let (spec, params) = (run.spec, run.params);
+        trainer.buffers =
+            shares.into_iter().map(|rows| StepBuffers::new(spec, params, rows, &config.dropout)).collect();
+        trainer.collective = Some(collective);
+        Ok(trainer)
+    }
+
+    /// Seconds this data-parallel rank has spent summing with the others; None alone.
+    pub fn communication_seconds(&self) -> Option<f64> {
+        self.collective.as_ref().map(|c| c.seconds())
     }
 
     /// One update on a batch of the training set: the rows `order` names when
     /// shuffling, else the batch's rows in place. Returns the batch's loss sum
     /// and correct count (0 unless classifying).
     /// `step` is the step's count from the start of the first run (dropout's key).
-    fn step(&mut self, batch: Batch, order: Option<&[u32]>, lr: f32, step: u64) -> (f32, usize) {
+    fn step(&mut self, batch: Batch, order: Option<&[u32]>, lr: f32, step: u64) -> Result<(f32, usize)> {
+        let batch_rows = batch.rows;
+        let batch = match &self.collective {
+            Some(ranks) => {
+                let (first, rows) = share(batch.rows, ranks.rank(), ranks.ranks());
+                Batch { start: batch.start + first, rows }
+            }
+            None => batch,
+        };
         let buffers = self.buffers.iter_mut().find(|b| b.rows == batch.rows).expect("buffers for every batch size");
         let (x, y) = match order {
             Some(order) => {
@@ -863,9 +938,13 @@ impl CpuTrainer {
         forward_train_into(&self.spec, &self.params, x, pass, key);
         let correct = if self.train.classes.is_some() { count_correct(pass.output(), y) } else { 0 };
         let loss_sum = backward_train_into(&self.spec, &self.params, x, pass, y, dacts, grads, key);
+        let (loss_sum, correct) = match &mut self.collective {
+            Some(ranks) => sum_across_ranks(ranks.as_mut(), grads, (loss_sum, correct), batch.rows, batch_rows)?,
+            None => (loss_sum, correct),
+        };
         clip_grads(grads, self.config.clip);
         apply_update(&mut self.params, &mut self.state, self.config.optimizer, grads, lr, self.config.weight_decay);
-        (loss_sum, correct)
+        Ok((loss_sum, correct))
     }
 
     /// An epoch's metrics from its steps' loss sum and correct count over
@@ -1019,7 +1098,7 @@ impl Trainer for CpuTrainer {
                     None => {
                         let batch = *batches.get(i).expect("one batch per step without DP-SGD");
                         rows += batch.rows;
-                        self.step(batch, order.as_deref(), lr, step)
+                        self.step(batch, order.as_deref(), lr, step)?
                     }
                 };
                 loss_sum += loss;

@@ -64,7 +64,10 @@ pub mod host;
 pub mod metrics;
 pub mod mlp;
 pub mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod noise;
+pub mod parallel;
 pub mod peer_cases;
 pub mod report;
 pub mod run;
