@@ -902,11 +902,6 @@ impl CpuTrainer {
         Ok(trainer)
     }
 
-    /// Seconds this data-parallel rank has spent summing with the others; None alone.
-    pub fn communication_seconds(&self) -> Option<f64> {
-        self.collective.as_ref().map(|c| c.seconds())
-    }
-
     /// One update on a batch of the training set: the rows `order` names when
     /// shuffling, else the batch's rows in place. Returns the batch's loss sum
     /// and correct count (0 unless classifying).
@@ -1049,6 +1044,10 @@ fn apply_update(
 impl Trainer for CpuTrainer {
     fn device(&self) -> String {
         "cpu".into()
+    }
+
+    fn communication_seconds(&self) -> Option<f64> {
+        self.collective.as_ref().map(|c| c.seconds())
     }
 
     fn steps_per_epoch(&self) -> usize {

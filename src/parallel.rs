@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 
 /// The ranks of a data-parallel run, seen from one of them.
-pub trait Collective: Send {
+pub trait Collective {
     /// This rank, from 0.
     fn rank(&self) -> usize;
     /// How many ranks train the model.

@@ -459,6 +459,12 @@ pub trait Trainer {
         None
     }
 
+    /// Data-parallel ([`crate::parallel`]): seconds this rank has spent
+    /// summing gradients with the others; None for a trainer on its own.
+    fn communication_seconds(&self) -> Option<f64> {
+        None
+    }
+
     /// Trains `epochs` epochs and returns each epoch's metrics, read back once
     /// at the end (a GPU trainer reads back once per [`crate::gpu::RING_EPOCHS`]
     /// in a longer call).

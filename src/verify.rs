@@ -128,6 +128,10 @@ impl Trainer for LockStep {
         self.checked.gpu_bytes()
     }
 
+    fn communication_seconds(&self) -> Option<f64> {
+        self.checked.communication_seconds()
+    }
+
     /// Trains the checked trainer, then the reference the same whole epochs
     /// (a stop mid-epoch leaves both at an epoch's start), and compares.
     fn train_until(&mut self, epochs: usize, stop: &dyn Fn() -> bool) -> Result<Vec<EpochMetrics>> {

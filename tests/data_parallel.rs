@@ -3,6 +3,7 @@
 //! every rank ends with the same parameters bit for bit, and those are the
 //! one-process run's with the same global batch, up to the order of the sums.
 
+mod binary;
 mod common;
 
 use common::{assert_close, classes, flat};
@@ -117,4 +118,11 @@ fn a_thread_group_sums_in_rank_order_on_every_rank() {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     assert!(sums.iter().all(|s| s == &vec![0.0, 3.0]), "{sums:?}");
+}
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn the_flag_without_the_mpi_feature_says_how_to_build_it() {
+    let run = binary::wgpu_mlp_in(&std::env::temp_dir(), &["--data-parallel", "--epochs", "1", "--device", "cpu"]);
+    binary::assert_bad_input(&run, "--data-parallel needs a build with MPI");
 }

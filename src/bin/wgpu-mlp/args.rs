@@ -638,6 +638,13 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) quiet: bool,
 
+    /// Train one model on the ranks of `mpirun -np K wgpu-mlp --data-parallel
+    /// ...` (a build with `--features mpi`; the CPU device): each rank takes its
+    /// share of every batch and the gradients are summed in rank order; rank 0
+    /// prints and writes the run folder, the others train silently.
+    #[arg(long)]
+    pub(crate) data_parallel: bool,
+
     /// The run folder: config.json, metrics.csv, checkpoints, loss.svg
     /// [default: runs/<UTC time>].
     #[arg(long)]

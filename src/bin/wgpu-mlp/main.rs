@@ -8,6 +8,7 @@ mod adapters;
 mod args;
 mod bench;
 mod data;
+mod data_parallel;
 mod device;
 mod dp;
 mod export;
@@ -29,9 +30,9 @@ use wgpu_mlp::Error;
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let result = match &cli.command {
-        None => train::run(&cli.train),
+        None => data_parallel::join(&mut cli.train).and_then(|ranks| train::run(&cli.train, ranks)),
         Some(Command::Bench(args)) => bench::run_bench(args),
         Some(Command::Adapters { json }) => adapters::list_adapters(*json),
         Some(Command::Predict { model, out, copy }) => predict::predict(model, out.as_deref(), &copy.columns()),

@@ -10,6 +10,7 @@
 //! disk or a device error is the machine's, not the user's input.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Standard output or error, naming itself in its write errors.
 pub(crate) struct Stream {
@@ -17,12 +18,29 @@ pub(crate) struct Stream {
     inner: Box<dyn Write>,
 }
 
+/// Set once a process should write nothing (a data-parallel rank but the first).
+static SILENT: AtomicBool = AtomicBool::new(false);
+
+/// From now on [`stdout`] and [`stderr`] write nowhere.
+#[cfg(feature = "mpi")]
+pub(crate) fn silence() {
+    SILENT.store(true, Ordering::Relaxed);
+}
+
+fn or_sink(stream: impl Write + 'static) -> Box<dyn Write> {
+    if SILENT.load(Ordering::Relaxed) {
+        Box::new(io::sink())
+    } else {
+        Box::new(stream)
+    }
+}
+
 pub(crate) fn stdout() -> Stream {
-    Stream { name: "standard output", inner: Box::new(io::stdout()) }
+    Stream { name: "standard output", inner: or_sink(io::stdout()) }
 }
 
 pub(crate) fn stderr() -> Stream {
-    Stream { name: "standard error", inner: Box::new(io::stderr()) }
+    Stream { name: "standard error", inner: or_sink(io::stderr()) }
 }
 
 impl Stream {

@@ -22,11 +22,13 @@ use wgpu_mlp::schedule::{LrSchedule, LrShape};
 use wgpu_mlp::train::{fit_schedule, BestEpoch, Clip, Monitor, Monitoring, PlateauWatch, Schedule, StopReason};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::verify::{Compared, LockStep, Tolerance};
+use wgpu_mlp::CpuTrainer;
 use wgpu_mlp::{Backend, Dataset, Error, FitReport, MlpSpec, Params, Run, TrainConfig, Trainer};
 
 use crate::args::{ClassWeightArg, KeepArg, LrScheduleArg, OptimizerArg, Sizes, TargetScaleArg, TrainArgs};
 use crate::bad_input;
 use crate::data::load_data;
+use crate::data_parallel::Ranks;
 use crate::device::choose_backend;
 use crate::progress::{Progress, Ticking};
 use crate::spec::build_spec;
@@ -469,9 +471,12 @@ fn with_fused_hint(error: Error, cli: &TrainArgs) -> anyhow::Error {
 }
 
 /// `wgpu-mlp` with no command: train and report.
-pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
+pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
     let settings = resolve_settings(cli)?;
     let backend = choose_backend(cli.device, cli.gpu.path, cli.gpu.matmul.kernel())?;
+    if ranks.is_some() && backend.is_gpu() {
+        return Err(bad_input("--data-parallel trains on the CPU device for now: add --device cpu".into()));
+    }
     let Settings { spec, init, config, .. } = &settings;
     let (train, val) = (&settings.train, settings.val.as_ref());
     backend.check_fits(spec, config, train.len(), val.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
@@ -520,7 +525,14 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
 
     // Progress goes to stderr under --json, so stdout holds only the JSON.
     let mut out = if cli.json { crate::stream::stderr() } else { crate::stream::stdout() };
-    let mut trainer = backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?;
+    // Kept to the end of the run: a data-parallel rank's scratch folder.
+    let (mut trainer, rank_count, _scratch): (Box<dyn Trainer>, _, _) = match ranks {
+        Some(Ranks { collective, scratch }) => {
+            let count = collective.ranks();
+            (Box::new(CpuTrainer::data_parallel(&run, collective)?), Some(count), Some(scratch))
+        }
+        None => (backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?, None, None),
+    };
     // --path auto on a GPU: say why the run is not on the fused path, when it is not.
     if let Backend::Gpu(gpu) = &backend {
         if gpu.path == GpuPath::Auto {
@@ -619,6 +631,17 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     if let (Some(fairness), Some(groups)) = (&kept.fairness, &settings.test_groups) {
         writeln!(out, "\n{}", fairness.text(&groups.by))?;
     }
+    let data_parallel = rank_count.zip(trainer.communication_seconds()).map(|(ranks, seconds)| {
+        let per_step_us = seconds / report.steps.max(1) as f64 * 1e6;
+        (ranks, seconds, per_step_us)
+    });
+    if let Some((ranks, seconds, per_step_us)) = data_parallel {
+        writeln!(
+            out,
+            "data-parallel on {ranks} ranks: {seconds:.3} s of the {:.3} s summing gradients ({per_step_us:.1} us a step)",
+            report.seconds
+        )?;
+    }
     writeln!(
         out,
         "run folder: {} ({}metrics.csv, loss.svg{}{}{}{})",
@@ -638,6 +661,13 @@ pub(crate) fn run(cli: &TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(fairness) = &kept.fairness {
         summary["fairness"] = fairness.to_json();
+    }
+    if let Some((ranks, seconds, per_step_us)) = data_parallel {
+        summary["data_parallel"] = serde_json::json!({
+            "ranks": ranks,
+            "communication_seconds": seconds,
+            "communication_us_per_step": per_step_us,
+        });
     }
     if let Some(history) = &verified {
         let history = history.borrow();
