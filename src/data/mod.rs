@@ -4,6 +4,7 @@
 
 mod csv;
 mod encode;
+mod folds;
 mod groups;
 mod idx;
 mod limits;
@@ -15,6 +16,7 @@ pub use self::csv::{
     load_csv, load_csv_columns, load_csv_from, load_csv_with_layout, open_csv, CsvLayout, CsvOptions, ModelColumns,
     TargetColumn,
 };
+pub use folds::{fold_split, max_folds, Fold};
 pub use encode::{is_missing, ColumnEncoding, Encoder, Missing, UnknownCategory, MAX_CATEGORIES};
 pub use groups::{GROUP_JOIN, MISSING_GROUP};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};

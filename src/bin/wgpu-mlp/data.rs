@@ -134,6 +134,12 @@ pub(crate) fn load_data(
         (Some(source), _, _) => {
             return Err(bad_input(format!("--val-data {source}: a validation file is read for --data csv:PATH only")))
         }
+        (None, _, _) if cli.fold.is_some() => {
+            let fold = cli.fold.expect("matched as given");
+            let val;
+            (train, val) = data::fold_split(train, fold, cli.seed)?;
+            (Some(val), csv_layout.clone())
+        }
         (None, _, _) => match cli.val_fraction {
             Some(fraction) => {
                 let val;

@@ -18,6 +18,7 @@ mod progress;
 mod sniff;
 mod spec;
 mod stream;
+mod sweep;
 mod train;
 
 use std::io::Write;
@@ -29,7 +30,7 @@ use wgpu_mlp::Error;
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(sweep::own_flags_first(std::env::args_os().collect()));
     let result = match &cli.command {
         None => train::run(&cli.train),
         Some(Command::Bench(args)) => bench::run_bench(args),
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Some(Command::Eval { model, json, group }) => predict::evaluate(model, *json, group),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
         Some(Command::Privacy(args)) => privacy::plan(args),
+        Some(Command::Sweep(args)) => sweep::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
