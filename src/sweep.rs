@@ -26,7 +26,10 @@ pub fn run_models<T: Send, E: Send>(
         .num_threads(jobs.max(1))
         .thread_name(|i| format!("sweep-{i}"))
         .build()
-        .map_err(|e| Error::Io { context: "cannot start the sweep's threads".into(), source: std::io::Error::other(e) })?;
+        .map_err(|e| Error::Io {
+        context: "cannot start the sweep's threads".into(),
+        source: std::io::Error::other(e),
+    })?;
     Ok(pool.install(|| (0..count).into_par_iter().with_max_len(1).map(|i| model(i)).collect()))
 }
 

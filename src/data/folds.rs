@@ -64,7 +64,9 @@ pub fn max_folds(data: &Dataset) -> usize {
 pub fn fold_split(data: Dataset, fold: Fold, seed: u64) -> Result<(Dataset, Dataset)> {
     let Fold { index, of } = fold;
     if of < 2 || index >= of {
-        return Err(Error::InvalidInput(format!("`folds` {of} with fold {index}: give at least 2 folds, and a fold below them")));
+        return Err(Error::InvalidInput(format!(
+            "`folds` {of} with fold {index}: give at least 2 folds, and a fold below them"
+        )));
     }
     let most = max_folds(&data);
     if of > most {

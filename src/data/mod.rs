@@ -16,8 +16,8 @@ pub use self::csv::{
     load_csv, load_csv_columns, load_csv_from, load_csv_with_layout, open_csv, CsvLayout, CsvOptions, ModelColumns,
     TargetColumn,
 };
-pub use folds::{fold_split, max_folds, Fold};
 pub use encode::{is_missing, ColumnEncoding, Encoder, Missing, UnknownCategory, MAX_CATEGORIES};
+pub use folds::{fold_split, max_folds, Fold};
 pub use groups::{GROUP_JOIN, MISSING_GROUP};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};

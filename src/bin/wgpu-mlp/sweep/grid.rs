@@ -206,7 +206,11 @@ fn read_sweep_file(path: &Path, axes: &[Axis]) -> anyhow::Result<Vec<Vec<(&'stat
             };
             let key = key.trim_start_matches("--");
             let Some(&flag) = names.iter().find(|name| **name == key) else {
-                return Err(bad_input(format!("{}: '{key}' is not a flag a sweep varies ({})", at(), names.join(", "))));
+                return Err(bad_input(format!(
+                    "{}: '{key}' is not a flag a sweep varies ({})",
+                    at(),
+                    names.join(", ")
+                )));
             };
             if value.is_empty() {
                 return Err(bad_input(format!("{}: {flag} has no value", at())));
@@ -225,7 +229,10 @@ fn read_sweep_file(path: &Path, axes: &[Axis]) -> anyhow::Result<Vec<Vec<(&'stat
         lines.push(settings);
     }
     if lines.is_empty() {
-        return Err(bad_input(format!("--sweep-file {} holds no settings (one flag=value line per model)", path.display())));
+        return Err(bad_input(format!(
+            "--sweep-file {} holds no settings (one flag=value line per model)",
+            path.display()
+        )));
     }
     Ok(lines)
 }

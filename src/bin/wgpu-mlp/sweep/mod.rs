@@ -145,7 +145,8 @@ pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
         let row = train_model(&grid, model, backend, monitor, &models_dir)?;
         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
         if !args.quiet {
-            let _ = writeln!(std::io::stderr(), "{}", progress_line(&row, &swept, finished, grid.models.len(), monitor));
+            let _ =
+                writeln!(std::io::stderr(), "{}", progress_line(&row, &swept, finished, grid.models.len(), monitor));
         }
         Ok(row)
     };

@@ -104,7 +104,10 @@ pub(crate) fn row_json(row: &Row) -> serde_json::Value {
     let settings: serde_json::Map<String, serde_json::Value> =
         row.settings.iter().map(|(flag, value)| (column_name(flag), value.as_str().into())).collect();
     let metrics = |m: &Option<EpochMetrics>| -> serde_json::Value {
-        METRICS.iter().map(|(name, value)| (name.to_string(), serde_json::Value::from(m.as_ref().and_then(value)))).collect()
+        METRICS
+            .iter()
+            .map(|(name, value)| (name.to_string(), serde_json::Value::from(m.as_ref().and_then(value))))
+            .collect()
     };
     serde_json::json!({
         "model": row.model,
@@ -149,7 +152,12 @@ pub(crate) fn fold_summaries(rows: &[Row], folds: usize) -> Vec<FoldSummary> {
 
 /// folds.csv: per setting, its settings, folds, and the mean and standard
 /// deviation (ddof 0) of their scores; written atomically.
-pub(crate) fn write_folds_csv(path: &Path, monitor: Monitor, rows: &[Row], summaries: &[FoldSummary]) -> anyhow::Result<()> {
+pub(crate) fn write_folds_csv(
+    path: &Path,
+    monitor: Monitor,
+    rows: &[Row],
+    summaries: &[FoldSummary],
+) -> anyhow::Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = SWEPT.iter().map(|(flag, _)| column_name(flag)).collect();
     header.extend(["monitor", "folds", "mean", "std", "models"].map(String::from));
@@ -159,7 +167,8 @@ pub(crate) fn write_folds_csv(path: &Path, monitor: Monitor, rows: &[Row], summa
         let mut record: Vec<String> = SWEPT.iter().map(|(flag, _)| row.setting(flag).to_string()).collect();
         record.push(monitor.to_string());
         record.push(summary.models.len().to_string());
-        let (mean, std) = summary.mean_std.map_or((String::new(), String::new()), |(m, s)| (m.to_string(), s.to_string()));
+        let (mean, std) =
+            summary.mean_std.map_or((String::new(), String::new()), |(m, s)| (m.to_string(), s.to_string()));
         record.extend([mean, std]);
         record.push(summary.models.iter().map(usize::to_string).collect::<Vec<_>>().join(" "));
         csv.write_record(&record)?;
