@@ -229,6 +229,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
             "--lr is also listed on the command line",
         ),
         (vec!["--sweep-file", "/nonexistent/file"], "--sweep-file /nonexistent/file: cannot read it"),
+        (vec!["--seed", "1,2", "--out", dir.to_str().unwrap()], "is not empty; give --out a new or empty folder"),
     ];
     for (extra, fragment) in cases {
         let mut args = vec!["sweep", "--data", &data, "--task", "classify", "--epochs", "1", "--device", "cpu"];
@@ -238,5 +239,53 @@ fn bad_input_is_one_line_and_exit_code_2() {
         assert!(run.stderr.contains("--sweep-file") || !fragment.starts_with("the sweep is"), "{}", run.show());
         assert_eq!(run.stderr.lines().count(), 1, "one line\n{}", run.show());
         assert!(run.stdout.is_empty(), "{}", run.show());
+    }
+}
+
+/// Whether `wgpu-mlp --device gpu` finds an adapter; with REQUIRE_GPU=1 a
+/// missing one fails the test instead of skipping it.
+fn gpu_or_skip(dir: &Path) -> bool {
+    let probe = wgpu_mlp_in(dir, &["--device", "gpu", "--epochs", "0", "--quiet", "--out", "probe"]);
+    assert!(!probe.stderr.contains("panicked"), "{}", probe.show());
+    if probe.code != Some(0) {
+        assert!(
+            std::env::var("REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "REQUIRE_GPU=1 but no GPU adapter\n{}",
+            probe.show()
+        );
+        eprintln!("skipped: no GPU adapter (set REQUIRE_GPU=1 to fail instead)");
+    }
+    probe.code == Some(0)
+}
+
+#[test]
+fn gpu_models_end_as_their_single_runs() {
+    let dir = scratch("sweep", "gpu");
+    if !gpu_or_skip(&dir) {
+        return;
+    }
+    let data = ring_csv(&dir);
+    let out = dir.join("sweep");
+    let gpu = |args: &mut Vec<String>| {
+        args.extend(
+            ["--data", &data, "--task", "classify", "--epochs", "2", "--device", "gpu", "--quiet"].map(String::from),
+        )
+    };
+    let mut args = vec!["sweep".to_string()];
+    gpu(&mut args);
+    args.extend(["--lr", "0.01,0.05", "--checkpoints", "all", "--out"].map(String::from));
+    args.push(out.display().to_string());
+    let sweep = wgpu_mlp_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_success(&sweep);
+    for (i, lr) in ["0.01", "0.05"].iter().enumerate() {
+        let single = dir.join(format!("single-{i}"));
+        let mut args = Vec::new();
+        gpu(&mut args);
+        args.extend(["--lr".to_string(), lr.to_string(), "--out".to_string(), single.display().to_string()]);
+        assert_success(&wgpu_mlp_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let (want, want_meta) = checkpoint(&single.join("checkpoint-best.safetensors"));
+        let (got, got_meta) = checkpoint(&out.join(format!("models/model-{i}.safetensors")));
+        assert!(got == want, "model {i} (--lr {lr}) on the GPU differs from its single run");
+        assert_eq!(got_meta, want_meta);
     }
 }

@@ -135,6 +135,12 @@ pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
+    if let Some(out) = args.out.as_deref().filter(|out| out.read_dir().is_ok_and(|mut names| names.next().is_some())) {
+        return Err(bad_input(format!(
+            "the sweep folder {} is not empty; give --out a new or empty folder",
+            out.display()
+        )));
+    }
     let folder = RunFolder::create(args.out.as_deref(), Default::default(), None)?;
     let dir = folder.dir();
     let models_dir = dir.join("models");
