@@ -15,6 +15,7 @@ mod groups;
 mod predict;
 mod privacy;
 mod progress;
+mod read_once;
 mod sniff;
 mod spec;
 mod stream;

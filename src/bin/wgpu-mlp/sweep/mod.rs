@@ -121,6 +121,7 @@ pub(crate) fn own_flags_first(args: Vec<OsString>) -> Vec<OsString> {
 /// `wgpu-mlp sweep`: trains every model, writes the folder, prints the winner.
 pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let grid = grid::models(&args.training, args.sweep_file.as_deref(), args.folds)?;
+    crate::read_once::keep_reads();
     // Every model's flags are checked as a run's before any model trains,
     // and the first model's data and settings (the folds too).
     for model in &grid.models {
@@ -380,7 +381,10 @@ fn winner_line(
     checkpoint: &Path,
 ) -> String {
     let Some(winner) = winner else {
-        return format!("no winner: every one of the {} models diverged", rows.len());
+        return format!(
+            "no winner: none of the {} models has a {monitor} (sweep.csv says which diverged; --epochs 0 measures none)",
+            rows.len()
+        );
     };
     let row = &rows[winner];
     let settings: Vec<&str> = swept.iter().copied().filter(|f| *f != "fold").collect();
