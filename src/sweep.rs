@@ -30,7 +30,7 @@ pub fn run_models<T: Send, E: Send>(
         context: "cannot start the sweep's threads".into(),
         source: std::io::Error::other(e),
     })?;
-    Ok(pool.install(|| (0..count).into_par_iter().with_max_len(1).map(|i| model(i)).collect()))
+    Ok(pool.install(|| (0..count).into_par_iter().with_max_len(1).map(&model).collect()))
 }
 
 /// The mean and the standard deviation (of the population, as numpy's

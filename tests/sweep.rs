@@ -86,22 +86,9 @@ fn every_model_ends_as_its_single_run() {
 
     // Every combination once, in the order lines, lr, hidden, fold.
     let settings = |m: &Value, key: &str| m["settings"][key].as_str().unwrap().to_string();
-    let seen: BTreeSet<(String, String, String, String, String, String, String, u64)> = models
-        .iter()
-        .map(|m| {
-            let s = |k| settings(m, k);
-            (
-                s("lr"),
-                s("hidden"),
-                s("weight_decay"),
-                s("seed"),
-                s("activation"),
-                s("dropout"),
-                s("batch_size"),
-                m["fold"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let keys = ["lr", "hidden", "weight_decay", "seed", "activation", "dropout", "batch_size"];
+    let seen: BTreeSet<(Vec<String>, u64)> =
+        models.iter().map(|m| (keys.iter().map(|k| settings(m, k)).collect(), m["fold"].as_u64().unwrap())).collect();
     assert_eq!(seen.len(), models.len(), "no model twice");
     for (line, (decay, seed, activation, dropout)) in
         [("0.01", "7", "relu", "0"), ("0", "0", "tanh", "0"), ("0", "0", "relu", "0.3")].iter().enumerate()
@@ -221,6 +208,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         (vec!["--lr", &many, "--seed", &seeds], "the sweep is 120000 models (400 --lr x 300 --seed)"),
         (vec!["--folds", "1"], "--folds 1: cross-validation needs at least 2 folds"),
         (vec!["--folds", "30"], "--folds 30 is more than the data can fill"),
+        (vec!["--folds", "2", "--val-fraction", "0.2"], "leave out --val-fraction"),
         (vec!["--resume", "x.safetensors"], "--resume does not apply to a sweep"),
         (vec!["--fold", "0/2"], "--fold does not apply to a sweep"),
         (vec!["--sweep-file", bad_file.to_str().unwrap()], "line 2: 'epochs' is not a flag a sweep varies"),

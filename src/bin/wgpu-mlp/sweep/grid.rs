@@ -88,6 +88,10 @@ pub(crate) fn models(training: &[String], sweep_file: Option<&Path>, folds: Opti
         Some(k) => k,
         None => 1,
     };
+    let named = |flag: &str| shared.iter().any(|t| t == flag || t.starts_with(&format!("{flag}=")));
+    if let Some(flag) = ["--val-fraction", "--val-data"].into_iter().find(|flag| folds > 1 && named(flag)) {
+        return Err(bad_input(format!("--folds takes each model's validation set from the folds; leave out {flag}")));
+    }
     let count = axes.iter().fold(lines.len() as u128 * folds as u128, |n, axis| n * axis.values.len() as u128);
     if count > MAX_MODELS {
         let mut factors: Vec<String> = axes.iter().map(|a| format!("{} --{}", a.values.len(), a.flag)).collect();

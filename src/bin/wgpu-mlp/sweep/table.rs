@@ -51,8 +51,11 @@ impl Row {
     }
 }
 
+/// One metric of an epoch, where measured.
+type Metric = fn(&EpochMetrics) -> Option<f32>;
+
 /// The metrics columns, each as best_* and final_*.
-const METRICS: [(&str, fn(&EpochMetrics) -> Option<f32>); 5] = [
+const METRICS: [(&str, Metric); 5] = [
     ("train_loss", |m| Some(m.train_loss)),
     ("train_accuracy", |m| m.train_accuracy),
     ("val_loss", |m| m.val_loss),
