@@ -1015,6 +1015,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "scale": data.scale.to_string(),
         "scale_target": if settings.target_scaler.is_some() { "standard" } else { "none" },
         "test_fraction": data.test_fraction,
+        "fold": cli.input.fold.map(|fold| fold.to_string()),
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
         "dropped_rows": settings.dropped_rows,
