@@ -277,3 +277,36 @@ fn gpu_models_end_as_their_single_runs() {
         assert_eq!(got_meta, want_meta);
     }
 }
+
+#[test]
+fn keep_last_early_stopping_and_a_plateau_schedule_end_as_single_runs() {
+    let dir = scratch("sweep", "last");
+    let data = ring_csv(&dir);
+    let out = dir.join("sweep");
+    let flags =
+        ["--keep", "last", "--lr-schedule", "plateau", "--lr-patience", "1", "--early-stopping", "2", "--epochs", "8"];
+    let mut args = vec!["sweep".to_string()];
+    args.extend(shared(&data).into_iter().filter(|a| a != "--epochs" && a != "3"));
+    args.extend(flags.map(String::from));
+    args.extend(["--lr", "0.02,0.2", "--checkpoints", "all", "--out"].map(String::from));
+    args.push(out.display().to_string());
+    let sweep = wgpu_mlp_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_success(&sweep);
+    for (i, lr) in ["0.02", "0.2"].iter().enumerate() {
+        let single = dir.join(format!("single-{i}"));
+        let mut args: Vec<String> = shared(&data).into_iter().filter(|a| a != "--epochs" && a != "3").collect();
+        args.extend(flags.map(String::from));
+        args.extend(["--lr".to_string(), lr.to_string(), "--out".to_string(), single.display().to_string()]);
+        assert_success(&wgpu_mlp_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let last: Vec<_> = std::fs::read_dir(&single)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("checkpoint-epoch"))
+            .collect();
+        assert_eq!(last.len(), 1, "{last:?}");
+        let (want, want_meta) = checkpoint(&last[0]);
+        let (got, got_meta) = checkpoint(&out.join(format!("models/model-{i}.safetensors")));
+        assert!(got == want, "model {i} (--lr {lr}) differs from its single run's last checkpoint");
+        assert_eq!(got_meta, want_meta, "model {i}: the metadata (best epoch, plateau state) too");
+    }
+}

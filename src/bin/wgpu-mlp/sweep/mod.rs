@@ -270,12 +270,11 @@ fn train_model(
     let best_index = report.best.map_or(report.epochs, |b| b.epoch).checked_sub(1);
     row.best = best_index.and_then(|i| report.history.get(i)).cloned();
     row.last = report.last().cloned();
-    row.score = match report.best {
-        Some(best) => Some(best.value),
-        None => row.last.as_ref().and_then(|last| monitor.value(last)),
-    };
     row.best_epoch = report.best.map(|b| b.epoch);
     row.kept_epoch = trained.kept_epoch();
+    // The model kept is the one a user gets: --keep best's best epoch, or --keep last's last.
+    let kept = row.kept_epoch.checked_sub(1).and_then(|i| report.history.get(i));
+    row.score = kept.and_then(|metrics| monitor.value(metrics));
     row.epochs = report.epochs;
     row.stop_reason = match report.stop_reason {
         StopReason::Epochs => "epochs",
@@ -319,10 +318,12 @@ fn swept_flags(grid: &Grid) -> Vec<&'static str> {
 
 /// "model 3 of 64 (lr 0.01, hidden 64) val-loss 0.123456, best epoch 9, 1.23 s".
 fn progress_line(row: &Row, swept: &[&str], done: usize, total: usize, monitor: Monitor) -> String {
-    let result = match (row.score, row.best_epoch) {
-        (Some(score), Some(epoch)) => format!("{monitor} {score:.6} at its best epoch {epoch}"),
-        (Some(score), None) => format!("{monitor} {score:.6}"),
-        (None, _) => format!("diverged: the loss stopped being finite at epoch {}", row.epochs),
+    let result = match row.score {
+        Some(score) => format!("{monitor} {score:.6} at its kept epoch {}", row.kept_epoch),
+        None if row.stop_reason == "non-finite-loss" => {
+            format!("diverged: the loss stopped being finite at epoch {}", row.epochs)
+        }
+        None => format!("no {monitor} measured"),
     };
     format!("[{done}/{total}] model {} ({}): {result}, {:.2} s", row.model, with_fold(row, swept), row.seconds)
 }
@@ -389,7 +390,7 @@ fn winner_line(
     let row = &rows[winner];
     let settings: Vec<&str> = swept.iter().copied().filter(|f| *f != "fold").collect();
     let score = row.score.unwrap_or(f32::NAN);
-    let at = row.best_epoch.map_or(String::new(), |e| format!(" at epoch {e}"));
+    let at = format!(" at epoch {}", row.kept_epoch);
     match folds.and_then(|summaries| summaries.iter().find(|s| s.models.contains(&winner))) {
         Some(summary) => {
             let (mean, std) = summary.mean_std.unwrap_or((f64::NAN, f64::NAN));

@@ -15,8 +15,8 @@ pub(crate) struct Row {
     pub(crate) fold: Option<usize>,
     /// Every flag of [`SWEPT`] as the model resolved it, in that order.
     pub(crate) settings: Vec<(&'static str, String)>,
-    /// The monitored metric's value that ranks the model: at its best epoch
-    /// where the run monitors one, else at its last; None when it diverged.
+    /// The monitored metric's value that ranks the model: that of the model
+    /// kept (--keep: its best epoch, or its last); None when it diverged.
     pub(crate) score: Option<f32>,
     pub(crate) best_epoch: Option<usize>,
     /// The epoch of the model kept (--keep).
