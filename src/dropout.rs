@@ -92,15 +92,31 @@ impl Dropout {
             Self::Off => &[],
             Self::Every(p) => std::slice::from_ref(p),
             Self::Layers(rates) if rates.len() != hidden_layers => {
+                let layers = if hidden_layers == 1 { "layer" } else { "layers" };
                 return Some(format!(
-                    "`dropout` has {} rates, one per hidden layer, but the network has {hidden_layers} hidden layers",
+                    "`dropout` has {} rates, one per hidden layer, but the network has {hidden_layers} hidden {layers}",
                     rates.len()
-                ))
+                ));
             }
             Self::Layers(rates) => rates,
         };
         let bad = rates.iter().find(|p| !(p.is_finite() && (0.0..1.0).contains(*p)))?;
         Some(format!("`dropout` must be in [0, 1), got {bad}"))
+    }
+}
+
+/// As `--dropout` takes it: "0" when off, one rate, or the rates of the
+/// hidden layers separated by commas.
+impl std::fmt::Display for Dropout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => write!(f, "0"),
+            Self::Every(p) => write!(f, "{p}"),
+            Self::Layers(rates) => {
+                let rates: Vec<String> = rates.iter().map(f32::to_string).collect();
+                write!(f, "{}", rates.join(","))
+            }
+        }
     }
 }
 

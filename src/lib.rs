@@ -72,6 +72,7 @@ pub mod peer_cases;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod sweep;
 pub mod train;
 pub mod verify;
 

@@ -10,6 +10,7 @@ mod chart;
 mod confusion;
 mod fairness;
 mod raster;
+mod sweep;
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -26,6 +27,7 @@ use crate::train::EpochMetrics;
 pub use confusion::{plot_confusion, write_confusion_csv};
 pub use fairness::{plot_fairness, write_fairness_csv, FAIRNESS_CSV_CLASSES, FAIRNESS_CSV_REGRESSION};
 pub use raster::{default_font_dirs, find_font};
+pub use sweep::{plot_sweep, SweepPanel};
 
 /// The first line of the metrics CSV, in the order of the fields of each row.
 pub const METRICS_CSV_HEADER: [&str; 11] = [

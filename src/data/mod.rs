@@ -4,6 +4,7 @@
 
 mod csv;
 mod encode;
+mod folds;
 mod groups;
 mod idx;
 mod limits;
@@ -16,6 +17,7 @@ pub use self::csv::{
     TargetColumn,
 };
 pub use encode::{is_missing, ColumnEncoding, Encoder, Missing, UnknownCategory, MAX_CATEGORIES};
+pub use folds::{fold_split, max_folds, Fold};
 pub use groups::{GROUP_JOIN, MISSING_GROUP};
 pub use idx::{load_idx, read_idx, IdxArray, FASHION_MNIST_DIR};
 pub use limits::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_RECORD_BYTES};

@@ -98,6 +98,20 @@ pub(crate) enum Command {
     /// --target-epsilon.
     Privacy(PrivacyArgs),
 
+    /// Train many models and rank them: every combination of the swept
+    /// flags' alternatives, each line of --sweep-file, each of --folds K
+    /// folds. Takes every training flag (`wgpu-mlp --help`); --lr,
+    /// --weight-decay, --seed, --batch-size and --activation list
+    /// alternatives with commas (`--lr 0.1,0.01`), while --hidden and
+    /// --dropout, whose commas separate layers, are repeated instead
+    /// (`--hidden 64 --hidden 128,128` is two models); any swept flag may
+    /// also be repeated. Each model ends with exactly the parameters of the
+    /// single run of its flags (sweep.csv's `command`), on the CPU many at a
+    /// time. Writes sweep.csv (one row per model), sweep.svg (the monitored
+    /// metric against each swept setting) and the winner's checkpoint to
+    /// --out, and prints the winner. At most 100000 models.
+    Sweep(crate::sweep::SweepArgs),
+
     /// List every GPU adapter wgpu finds (WGPU_BACKEND narrows the backends):
     /// backend, device type, driver and the limits that matter here.
     Adapters {
@@ -392,6 +406,13 @@ pub(crate) struct DataArgs {
     /// settings and encoded and scaled as the training rows were.
     #[arg(long)]
     pub(crate) val_data: Option<Source>,
+
+    /// K-fold cross-validation's fold I/K (I from 0) as the validation set:
+    /// the training rows (after the test split) dealt into K folds,
+    /// stratified by class and chosen by --seed; `wgpu-mlp sweep --folds K`
+    /// trains every fold.
+    #[arg(long, conflicts_with_all = ["val_fraction", "val_data"])]
+    pub(crate) fold: Option<wgpu_mlp::data::Fold>,
 
     /// CSV: the field delimiter, one character (`;`, or `tab`)
     /// [default: `;` or tab when the first line has one and no comma, else `,`].

@@ -102,12 +102,12 @@ pub(crate) fn load_data(
                 unit_targets,
                 group: cli.group.clone(),
             };
-            let (data, layout) = match &cli.data {
+            let (data, layout) = crate::read_once::csv(&cli.data, &options, || match &cli.data {
                 Source::Csv(path) => {
-                    data::load_csv_with_layout(data::open_csv(path)?, &path.display().to_string(), &options)?
+                    data::load_csv_with_layout(data::open_csv(path)?, &path.display().to_string(), &options)
                 }
-                _ => data::load_csv_with_layout(std::io::stdin().lock(), "standard input", &options)?,
-            };
+                _ => data::load_csv_with_layout(std::io::stdin().lock(), "standard input", &options),
+            })?;
             csv_layout = Some(layout);
             csv_options = Some(options);
             (data, None, Scale::Standard, "csv")
@@ -133,6 +133,12 @@ pub(crate) fn load_data(
         }
         (Some(source), _, _) => {
             return Err(bad_input(format!("--val-data {source}: a validation file is read for --data csv:PATH only")))
+        }
+        (None, _, _) if cli.fold.is_some() => {
+            let fold = cli.fold.expect("matched as given");
+            let val;
+            (train, val) = data::fold_split(train, fold, cli.seed)?;
+            (Some(val), csv_layout.clone())
         }
         (None, _, _) => match cli.val_fraction {
             Some(fraction) => {

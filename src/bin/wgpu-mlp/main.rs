@@ -16,9 +16,11 @@ mod groups;
 mod predict;
 mod privacy;
 mod progress;
+mod read_once;
 mod sniff;
 mod spec;
 mod stream;
+mod sweep;
 mod train;
 
 use std::io::Write;
@@ -30,7 +32,7 @@ use wgpu_mlp::Error;
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::parse_from(sweep::own_flags_first(std::env::args_os().collect()));
     let result = match &cli.command {
         None => data_parallel::join(&mut cli.train).and_then(|ranks| train::run(&cli.train, ranks)),
         Some(Command::Bench(args)) => bench::run_bench(args),
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some(Command::Eval { model, json, group }) => predict::evaluate(model, *json, group),
         Some(Command::Export { checkpoint, out }) => export::export(checkpoint, out),
         Some(Command::Privacy(args)) => privacy::plan(args),
+        Some(Command::Sweep(args)) => sweep::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

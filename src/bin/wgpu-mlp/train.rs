@@ -2,6 +2,7 @@
 //! optional check against the CPU reference and a JSON summary.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::rc::Rc;
@@ -32,6 +33,9 @@ use crate::data_parallel::Ranks;
 use crate::device::choose_backend;
 use crate::progress::{Progress, Ticking};
 use crate::spec::build_spec;
+
+mod alone;
+pub(crate) use alone::Prepared;
 
 /// "loss 0.1234  acc 0.9512  val loss 0.2345  val acc 0.9321", with what there is.
 fn describe(metrics: &EpochMetrics) -> String {
@@ -470,6 +474,53 @@ fn with_fused_hint(error: Error, cli: &TrainArgs) -> anyhow::Error {
     }
 }
 
+/// The checkpoints' metadata of a run of `settings`: the model, and how the
+/// data was read (predict and eval read the same rows from it, and a resume
+/// on other data says what differs).
+fn checkpoint_metadata(settings: &Settings) -> HashMap<String, String> {
+    let Settings { spec, config, train, .. } = settings;
+    let val = settings.val.as_ref();
+    let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
+    metadata.extend(settings.data.describe());
+    metadata.insert("data.train_rows".into(), train.len().to_string());
+    metadata.insert("data.val_rows".into(), val.map_or(0, Dataset::len).to_string());
+    // The validation rows pick the best epoch: a resume must monitor the same ones.
+    metadata.insert("val_fingerprint".into(), format!("{:016x}", val.map_or(0, Dataset::fingerprint)));
+    if let Some(private) = &settings.private {
+        metadata.insert("dp".into(), crate::dp::describe(&private.dp, &private.ledger));
+    }
+    metadata
+}
+
+/// When a run of `settings` reads back, saves, monitors and cuts the rate,
+/// from `first_epoch` (a resume's, with the best epoch and plateau state its
+/// checkpoint had; 0 and None for a new run).
+fn schedule_for(
+    cli: &TrainArgs,
+    settings: &Settings,
+    first_epoch: usize,
+    resumed_best: Option<BestEpoch>,
+    resumed_plateau: Option<wgpu_mlp::schedule::Plateau>,
+) -> Schedule {
+    let plateau = match settings.config.lr_schedule.shape {
+        LrShape::Plateau { patience, factor, .. } => Some(PlateauWatch {
+            monitor: settings.monitor,
+            patience,
+            factor,
+            state: resumed_plateau.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Schedule {
+        first_epoch,
+        last_epoch: settings.epochs.max(first_epoch),
+        log_every: settings.log_every,
+        save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
+        monitor: settings.monitoring.map(|m| Monitoring { resumed_best, ..m }),
+        plateau,
+    }
+}
+
 /// `wgpu-mlp` with no command: train and report.
 pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
     let settings = resolve_settings(cli)?;
@@ -481,17 +532,7 @@ pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
     let (train, val) = (&settings.train, settings.val.as_ref());
     backend.check_fits(spec, config, train.len(), val.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
     let params = Params::init(spec, *init, config.seed)?;
-    let mut metadata = checkpoint::describe(spec, config.optimizer, config.seed, train.fingerprint());
-    // How the data was read: predict and eval read the same rows from it, and
-    // a resume on other data says what differs.
-    metadata.extend(settings.data.describe());
-    metadata.insert("data.train_rows".into(), train.len().to_string());
-    metadata.insert("data.val_rows".into(), val.map_or(0, Dataset::len).to_string());
-    // The validation rows pick the best epoch: a resume must monitor the same ones.
-    metadata.insert("val_fingerprint".into(), format!("{:016x}", val.map_or(0, Dataset::fingerprint)));
-    if let Some(private) = &settings.private {
-        metadata.insert("dp".into(), crate::dp::describe(&private.dp, &private.ledger));
-    }
+    let metadata = checkpoint_metadata(&settings);
     let resume = match &cli.resume {
         Some(path) => {
             let saved = checkpoint::load(path, spec)?;
@@ -565,24 +606,8 @@ pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
         first_epoch,
         ..private.ledger.clone()
     });
-    let monitor = settings.monitoring.map(|m| Monitoring { resumed_best, ..m });
-    let plateau = match config.lr_schedule.shape {
-        LrShape::Plateau { patience, factor, .. } => Some(PlateauWatch {
-            monitor: settings.monitor,
-            patience,
-            factor,
-            state: resumed_plateau.unwrap_or_default(),
-        }),
-        _ => None,
-    };
-    let schedule = Schedule {
-        first_epoch,
-        last_epoch: settings.epochs.max(first_epoch),
-        log_every: settings.log_every,
-        save_every: Some(cli.save_every.unwrap_or(usize::MAX)),
-        monitor,
-        plateau,
-    };
+    let schedule = schedule_for(cli, &settings, first_epoch, resumed_best, resumed_plateau);
+    let Schedule { monitor, plateau, .. } = schedule;
     let reuse = match (&cli.resume, cli.overwrite) {
         (Some(_), _) => Reuse::Resume,
         (None, true) => Reuse::Overwrite,
@@ -1030,6 +1055,7 @@ fn config_json(cli: &TrainArgs, settings: &Settings, trainer: &dyn Trainer, firs
         "scale": data.scale.to_string(),
         "scale_target": if settings.target_scaler.is_some() { "standard" } else { "none" },
         "test_fraction": data.test_fraction,
+        "fold": cli.input.fold.map(|fold| fold.to_string()),
         "train_samples": train.len(),
         "test_samples": test.as_ref().map(Dataset::len),
         "dropped_rows": settings.dropped_rows,
@@ -1082,7 +1108,7 @@ fn summary_json(
     let Settings { spec, config, train, val, test, .. } = settings;
     let last = report.last();
     // As metrics.csv recorded them, not counted again.
-    let epsilons: std::collections::HashMap<usize, f64> =
+    let epsilons: HashMap<usize, f64> =
         folder.rows().iter().filter_map(|row| row.epsilon.map(|e| (row.epoch, e))).collect();
     serde_json::json!({
         "device": if backend.is_gpu() { "gpu" } else { "cpu" },
