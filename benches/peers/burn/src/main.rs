@@ -11,6 +11,12 @@
 //! timed as peer_case.py does: one warm-up run, then the median of 7 runs,
 //! each from the initial weights and ending with a device sync. One JSON line
 //! per measurement on stdout, as the Python peers print.
+//!
+//! Both backends run with burn's default features: SIMD kernels and rayon
+//! threads over every core, as JAX and TensorFlow use theirs. burn 0.22's
+//! other CPU backend, CubeCL's `cpu`, is left out: its build script downloads
+//! a prebuilt LLVM/MLIR bundle from GitHub (tracel-llvm-bundler), which is not
+//! a crates.io build; candle is no longer a burn backend.
 
 use std::collections::HashMap;
 use std::process::exit;
@@ -51,8 +57,7 @@ fn fail(message: String) -> ! {
 impl Case {
     fn read(path: &str) -> Case {
         let bytes = std::fs::read(path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
-        let bad = |e: safetensors::SafeTensorError| fail(format!("{path}: {e}"));
-        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap_or_else(|e| bad(e));
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap_or_else(|e| fail(format!("{path}: {e}")));
         let meta: HashMap<String, String> = header.metadata().clone().unwrap_or_default();
         let get = |key: &str| meta.get(key).cloned().unwrap_or_else(|| fail(format!("{path}: no `{key}` in metadata")));
         let kinds = (get("activation"), get("output"), get("loss"));
@@ -60,9 +65,9 @@ impl Case {
             fail(format!("{path}: the peers build sigmoid layers with an MSE loss, not {kinds:?}"));
         }
         let number = |key: &str| get(key).parse::<f64>().unwrap_or_else(|e| fail(format!("{path}: {key}: {e}")));
-        let tensors = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| bad(e));
+        let tensors = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| fail(format!("{path}: {e}")));
         let tensor = |name: &str| {
-            let view = tensors.tensor(name).unwrap_or_else(|e| bad(e));
+            let view = tensors.tensor(name).unwrap_or_else(|e| fail(format!("{path}: {e}")));
             if view.dtype() != Dtype::F32 {
                 fail(format!("{path}: {name} is {:?}, not F32", view.dtype()));
             }
