@@ -97,3 +97,69 @@ fn the_gpu_is_refused_and_one_rank_is_told() {
     assert_success(&alone);
     assert!(alone.stderr.contains("notice: --data-parallel with one rank"), "{}", alone.show());
 }
+
+#[test]
+fn two_ranks_split_a_sweep_and_rank_0_writes_what_one_process_does() {
+    let dir = binary::scratch("mpi", "sweep");
+    let data = binary::noisy_csv(&dir, 120, 3);
+    let sweep = |out: &str| -> Vec<String> {
+        let out = dir.join(out);
+        let flags = [
+            "sweep",
+            "--data",
+            &data,
+            "--task",
+            "classify",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--lr",
+            "0.01,0.05",
+            "--hidden",
+            "3",
+            "--hidden",
+            "4,2",
+            "--seed",
+            "0,1",
+            "--checkpoints",
+            "all",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        flags.iter().map(|f| f.to_string()).collect()
+    };
+    let args = sweep("alone");
+    let alone = binary::wgpu_mlp_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_success(&alone);
+    let args = sweep("ranks");
+    let ranks = mpirun(&dir, 2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_success(&ranks);
+    // One winner line: rank 1 prints nothing.
+    assert_eq!(ranks.stdout.lines().count(), 1, "{}", ranks.show());
+    assert_eq!(ranks.stdout, alone.stdout.replace("alone", "ranks"), "the winner line");
+    // sweep.csv without its seconds column, which differs run to run.
+    let table = |out: &str| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(dir.join(out).join("sweep.csv")).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let seconds = header.iter().position(|h| *h == "seconds").expect("a seconds column");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        reader
+            .records()
+            .map(|r| r.unwrap().iter().enumerate().filter(|(i, _)| *i != seconds).map(|(_, v)| v.to_string()).collect())
+            .collect()
+    };
+    assert_eq!(table("ranks"), table("alone"), "sweep.csv, row by row");
+    // Every checkpoint's tensors bit for bit and its metadata (safetensors
+    // writes the metadata in a process's own hash order, so not the bytes).
+    let same = |file: &str| {
+        let (a, b) = (dir.join("alone").join(file), dir.join("ranks").join(file));
+        assert_eq!(binary::layer_tensors(&a), binary::layer_tensors(&b), "{file}'s tensors");
+        assert_eq!(binary::checkpoint_metadata(&a), binary::checkpoint_metadata(&b), "{file}'s metadata");
+    };
+    for model in 0..8 {
+        same(&format!("models/model-{model}.safetensors"));
+    }
+    same("checkpoint-best.safetensors");
+}

@@ -18,8 +18,9 @@ pub(crate) struct Ranks {
     pub(crate) scratch: Scratch,
 }
 
-/// A run folder of a rank but the first, removed when the run ends.
-pub(crate) struct Scratch(Option<PathBuf>);
+/// A run folder of a rank but the first, removed when the run ends (a
+/// sweep's rank keeps its models in one too).
+pub(crate) struct Scratch(pub(crate) Option<PathBuf>);
 
 impl Drop for Scratch {
     fn drop(&mut self) {

@@ -3,6 +3,7 @@
 //! another on a GPU), then ranked by the monitored metric.
 
 mod grid;
+mod ranks;
 mod table;
 
 use std::ffi::OsString;
@@ -127,22 +128,29 @@ pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     for model in &grid.models {
         training_flags(&model.args(&grid.shared))?;
     }
+    let ranks = ranks::Ranks::join()?;
+    // This rank's models: all of them, or with mpirun its share.
+    let mine: Vec<usize> = (0..grid.models.len()).filter(|&m| ranks.owns(m)).collect();
     let first = training_flags(&grid.models[0].args(&grid.shared))?;
     let monitor = Prepared::new(&first)?.monitor();
     let backend = choose_backend(first.device, first.gpu.path, first.gpu.matmul.kernel())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = if backend.is_gpu() { 1 } else { args.jobs.unwrap_or(cores).min(grid.models.len()) };
+    let jobs = if backend.is_gpu() { 1 } else { args.jobs.unwrap_or(cores).min(mine.len()).max(1) };
     // Read once, at the first matmul: none has run yet. A value the user set stays.
     if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
-    if let Some(out) = args.out.as_deref().filter(|out| out.read_dir().is_ok_and(|mut names| names.next().is_some())) {
+    // A rank but the first keeps its models in a scratch folder, removed at the end.
+    let scratch = ranks.scratch();
+    let _remove_scratch = crate::data_parallel::Scratch(scratch.clone());
+    let out = scratch.as_deref().or(args.out.as_deref());
+    if let Some(out) = out.filter(|out| out.read_dir().is_ok_and(|mut names| names.next().is_some())) {
         return Err(bad_input(format!(
             "the sweep folder {} is not empty; give --out a new or empty folder",
             out.display()
         )));
     }
-    let folder = RunFolder::create(args.out.as_deref(), Default::default(), None)?;
+    let folder = RunFolder::create(out, Default::default(), None)?;
     let dir = folder.dir();
     let models_dir = dir.join("models");
     std::fs::create_dir_all(&models_dir).with_context(|| format!("cannot create {}", models_dir.display()))?;
@@ -158,8 +166,12 @@ pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
         Ok(row)
     };
     let rows = match &backend {
-        Backend::Cpu => wgpu_mlp::sweep::run_models(jobs, grid.models.len(), |m| train(m, &Backend::Cpu))??,
-        gpu => (0..grid.models.len()).map(|m| train(m, gpu)).collect::<anyhow::Result<Vec<_>>>()?,
+        Backend::Cpu => wgpu_mlp::sweep::run_models(jobs, mine.len(), |i| train(mine[i], &Backend::Cpu))??,
+        gpu => mine.iter().map(|&m| train(m, gpu)).collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    // With mpirun, rank 0 goes on with every rank's rows and checkpoints.
+    let Some(rows) = ranks.gather(rows, &models_dir)? else {
+        return Ok(());
     };
     table::write_csv(&dir.join("sweep.csv"), monitor, &rows)?;
     let folds = args.folds.map(|k| table::fold_summaries(&rows, k));

@@ -128,6 +128,52 @@ pub(crate) fn row_json(row: &Row) -> serde_json::Value {
     })
 }
 
+/// The [`Row`] of [`row_json`] (its metrics those of sweep.csv, its seconds
+/// to the millisecond): how a rank's rows reach rank 0.
+#[cfg(feature = "mpi")]
+pub(crate) fn row_from_json(json: &serde_json::Value) -> anyhow::Result<Row> {
+    use anyhow::Context;
+    let bad = || anyhow::anyhow!("a rank's row is malformed: {json}");
+    let count = |key: &str| json[key].as_u64().map(|v| v as usize);
+    let metrics = |key: &str| -> Option<EpochMetrics> {
+        let m = &json[key];
+        let value = |name: &str| m[name].as_f64().map(|v| v as f32);
+        Some(EpochMetrics {
+            train_loss: value("train_loss")?,
+            train_accuracy: value("train_accuracy"),
+            val_loss: value("val_loss"),
+            val_accuracy: value("val_accuracy"),
+            val_mae: None,
+            val_rmse: value("val_rmse"),
+            val_r2: None,
+            val_outputs: None,
+        })
+    };
+    let settings = SWEPT
+        .iter()
+        .map(|(flag, _)| Some((*flag, json["settings"][column_name(flag)].as_str()?.to_string())))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    let stop_reason = ["epochs", "early-stopping", "non-finite-loss"]
+        .into_iter()
+        .find(|reason| json["stop_reason"] == *reason)
+        .ok_or_else(bad)?;
+    Ok(Row {
+        model: count("model").ok_or_else(bad)?,
+        fold: count("fold"),
+        settings,
+        score: json["score"].as_f64().map(|v| v as f32),
+        best_epoch: count("best_epoch"),
+        kept_epoch: count("kept_epoch").ok_or_else(bad)?,
+        epochs: count("epochs").ok_or_else(bad)?,
+        stop_reason,
+        best: metrics("best"),
+        last: metrics("final"),
+        seconds: json["seconds"].as_f64().ok_or_else(bad)?,
+        command: json["command"].as_str().context("a rank's row has no command")?.to_string(),
+    })
+}
+
 /// One setting's folds: their scores' mean and spread.
 #[derive(Clone, Debug)]
 pub(crate) struct FoldSummary {
