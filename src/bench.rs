@@ -171,6 +171,8 @@ pub struct Measurement {
     pub kernel: Option<String>,
     /// The GPU matmul kernel ("registers" or "workgroup") where matmuls run on their own.
     pub matmul_kernel: Option<String>,
+    /// The CPU threads ([`crate::threads::cpu_threads`]); None on the GPU.
+    pub threads: Option<usize>,
     /// Median over the timed runs.
     pub us_per_step: f64,
     /// Useful FLOPs (the matmuls) per second, in 10^9.
@@ -471,6 +473,7 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
         adapter,
         kernel: path.map(|path| path.to_string()),
         matmul_kernel: matmul_kernel.map(str::to_string),
+        threads: if device.is_gpu() { None } else { Some(crate::threads::cpu_threads()?) },
         us_per_step: timing.seconds_per_step * 1e6,
         gflops: useful_flops / timing.seconds_per_step / 1e9,
         matmul_us_per_step,

@@ -68,6 +68,7 @@ pub mod noise;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod threads;
 pub mod train;
 pub mod verify;
 

@@ -241,6 +241,12 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub(crate) gpu: GpuPathArgs,
 
+    /// CPU threads of the cpu device's products and element-wise work
+    /// [default: WGPU_MLP_THREADS, else the machine's cores]; 1 runs
+    /// everything on one thread. WGPU_MLP_THREADS sets the same for training.
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
     pub(crate) json: bool,

@@ -10,6 +10,9 @@ use crate::args::{BenchArgs, BenchDeviceArg};
 /// `wgpu-mlp bench`: every case on every device, as a table or JSON.
 pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut out = crate::stream::stdout();
+    if let Some(threads) = args.threads {
+        wgpu_mlp::threads::set_cpu_threads(threads)?;
+    }
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
     let wants = |device: BenchDeviceArg| args.devices.is_empty() || args.devices.contains(&device);
     // Without --device, the GPU is measured when there is any adapter,
@@ -70,6 +73,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "adapter": m.adapter,
                     "kernel": m.kernel,
                     "matmul_kernel": m.matmul_kernel,
+                    "threads": m.threads,
                     "us_per_step": m.us_per_step,
                     "gflops": m.gflops,
                     "matmul_us_per_step": m.matmul_us_per_step,
@@ -85,7 +89,7 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                     m.case,
                     m.device,
-                    [m.kernel.as_deref(), m.matmul_kernel.as_deref()]
+                    [m.kernel.clone(), m.matmul_kernel.clone(), m.threads.map(|n| format!("{n} threads"))]
                         .into_iter()
                         .flatten()
                         .collect::<Vec<_>>()
