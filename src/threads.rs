@@ -1,5 +1,6 @@
-//! The CPU path's threads: how many (`WGPU_MLP_THREADS`, `bench --threads`,
-//! else what the machine offers) and how work is shared among them.
+//! The CPU path's threads: how many (`WGPU_MLP_THREADS`, else what the
+//! machine offers; `bench --threads` through [`with_cpu_threads`]) and how
+//! work is shared among them.
 //!
 //! Work is cut into blocks that whichever thread is free takes next (rayon's
 //! work stealing), and a thread that waits sleeps. A static split, as the
@@ -45,8 +46,7 @@ const BLOCK_MIN_ROWS: usize = 64;
 /// a small share of the work to the others' wait.
 const BLOCKS_PER_THREAD: usize = 4;
 
-/// The thread count and the pool that runs the CPU path's parallel work,
-/// fixed at first use.
+/// A thread count and the pool that runs the CPU path's parallel work on it.
 struct Threads {
     /// The count asked for.
     asked: usize,
@@ -56,15 +56,15 @@ struct Threads {
     pool: Option<rayon::ThreadPool>,
 }
 
+/// The count of every thread's work unless [`with_cpu_threads`] says
+/// otherwise, fixed at first use.
 static THREADS: OnceLock<Threads> = OnceLock::new();
 
 /// Parses a thread count as `name` gives it: an integer from 1 to [`MAX_THREADS`].
 pub fn parse_count(name: &str, text: &str) -> Result<usize> {
     match text.trim().parse::<usize>() {
         Ok(count @ 1..=MAX_THREADS) => Ok(count),
-        _ => Err(Error::InvalidInput(format!(
-            "{name} must be a thread count from 1 to {MAX_THREADS}, not '{text}'"
-        ))),
+        _ => Err(Error::InvalidInput(format!("{name} must be a thread count from 1 to {MAX_THREADS}, not '{text}'"))),
     }
 }
 
@@ -99,26 +99,15 @@ fn build(count: usize) -> Threads {
     Threads { asked: count, count: if pool.is_some() { count } else { 1 }, pool }
 }
 
-/// Fixes the CPU thread count before any CPU work (`bench --threads`); it
-/// wins over `WGPU_MLP_THREADS`. An error when the count was already fixed
-/// at another value.
-pub fn set_cpu_threads(count: usize) -> Result<()> {
-    parse_count("`threads`", &count.to_string())?;
-    let fixed = THREADS.get_or_init(|| build(count));
-    if fixed.asked == count {
-        return Ok(());
-    }
-    Err(Error::InvalidInput(format!(
-        "the CPU thread count is already {} in this process; set it before any CPU work",
-        fixed.asked
-    )))
-}
-
-/// The CPU thread count: the one [`set_cpu_threads`] fixed, else
-/// `WGPU_MLP_THREADS`, else the machine's cores. An error (bad input) when
-/// `WGPU_MLP_THREADS` is not a count; [`Trainer`](crate::Trainer)s on the
-/// CPU call this when they are made, so a bad value stops a run at its start.
+/// The CPU thread count of this thread's work: [`with_cpu_threads`]'s, else
+/// `WGPU_MLP_THREADS`, else the machine's cores (fixed at first use). An
+/// error (bad input) when `WGPU_MLP_THREADS` is not a count;
+/// [`Trainer`](crate::Trainer)s on the CPU call this when they are made, so
+/// a bad value stops a run at its start.
 pub fn cpu_threads() -> Result<usize> {
+    if COUNT_HERE.get().is_some() {
+        return Ok(threads().count);
+    }
     if let Some(fixed) = THREADS.get() {
         return Ok(fixed.count);
     }
@@ -126,10 +115,39 @@ pub fn cpu_threads() -> Result<usize> {
     Ok(THREADS.get_or_init(|| build(count)).count)
 }
 
-/// The fixed threads; a `WGPU_MLP_THREADS` that is not a count (which
+thread_local! {
+    /// A count [`with_cpu_threads`] set for this thread's work, over the fixed one.
+    static COUNT_HERE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The pools of the counts [`with_cpu_threads`] asked for, made once each and
+/// kept for the process.
+static POOLS_BY_COUNT: std::sync::Mutex<Vec<&'static Threads>> = std::sync::Mutex::new(Vec::new());
+
+/// The threads this thread's work runs on: [`with_cpu_threads`]'s, else the
+/// fixed ones; a `WGPU_MLP_THREADS` that is not a count (which
 /// [`cpu_threads`] reports) gives one thread here.
 fn threads() -> &'static Threads {
+    if let Some(count) = COUNT_HERE.get() {
+        let mut pools = POOLS_BY_COUNT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&found) = pools.iter().find(|threads| threads.asked == count) {
+            return found;
+        }
+        let made: &'static Threads = Box::leak(Box::new(build(count)));
+        pools.push(made);
+        return made;
+    }
     THREADS.get_or_init(|| build(count_from_env().ok().flatten().unwrap_or_else(machine_count)))
+}
+
+/// Runs `work` with the CPU path's work of this thread on `count` threads,
+/// whatever count is fixed: `bench --threads 1,2` times both in one run.
+pub fn with_cpu_threads<R>(count: usize, work: impl FnOnce() -> R) -> Result<R> {
+    parse_count("`threads`", &count.to_string())?;
+    let before = COUNT_HERE.replace(Some(count));
+    let result = work();
+    COUNT_HERE.set(before);
+    Ok(result)
 }
 
 /// Runs `work` on the pool's threads when there are several and

@@ -241,11 +241,12 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub(crate) gpu: GpuPathArgs,
 
-    /// CPU threads of the cpu device's products and element-wise work
-    /// [default: WGPU_MLP_THREADS, else the machine's cores]; 1 runs
-    /// everything on one thread. WGPU_MLP_THREADS sets the same for training.
-    #[arg(long)]
-    pub(crate) threads: Option<usize>,
+    /// CPU threads of the cpu device's products and element-wise work, comma-separated or
+    /// repeated: each count's runs in turn with the others' [default: WGPU_MLP_THREADS,
+    /// else the machine's cores]; 1 runs everything on one thread. WGPU_MLP_THREADS
+    /// sets the same for training, predict and eval.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) threads: Vec<usize>,
 
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
