@@ -11,7 +11,7 @@ use crate::cpu;
 use crate::data::Dataset;
 use crate::dp::DpSgd;
 use crate::error::{Error, Result};
-use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
+use crate::gpu::{self, Counts, GpuContext, GpuPath, Kernels, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
 use crate::schedule::{LrSchedule, LrShape};
 use crate::train::{Clip, Run, TrainConfig};
@@ -169,7 +169,9 @@ pub struct Measurement {
     pub adapter: Option<String>,
     /// The GPU path of a training case: "fused" or "layered".
     pub kernel: Option<String>,
-    /// The GPU matmul kernel ("registers" or "workgroup") where matmuls run on their own.
+    /// The GPU matmul kernel(s) of the case's products ("registers",
+    /// "workgroup", "registers+workgroup"), after "tuned: " where each shape
+    /// class's kernel was chosen by timing; None where no matmul dispatch runs.
     pub matmul_kernel: Option<String>,
     /// The CPU threads ([`crate::threads::cpu_threads`]); None on the GPU.
     pub threads: Option<usize>,
@@ -427,6 +429,22 @@ fn pass_runner<'a>(ctx: &'a GpuContext, dispatches: Vec<gpu::Dispatch>) -> Runne
     })
 }
 
+/// The matmul kernels the products `shapes` (M, K, N, trans_a, trans_b) run
+/// with, "+"-joined in the order first used: "registers", or where the
+/// kernels are tuned, "tuned: registers+workgroup".
+fn matmul_kernels(kernels: &Kernels, shapes: &[(usize, usize, usize, bool, bool)]) -> Result<String> {
+    let mut names = Vec::new();
+    for &(m, k, n, trans_a, trans_b) in shapes {
+        let params = MatmulParams::new(m as u32, k as u32, n as u32, trans_a, trans_b);
+        let name = kernels.matmul_kernel_for(&params)?.name();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let names = names.join("+");
+    Ok(if kernels.matmul_tuned() { format!("tuned: {names}") } else { names })
+}
+
 /// Sets a runner up with its CPU work on `threads` threads (None: the
 /// process's count), and runs it so.
 fn on_threads<'a>(threads: Option<usize>, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Runner<'a>> {
@@ -479,8 +497,11 @@ pub fn measure(case: &Case, device: &Backend, threads: &[usize]) -> Result<Vec<M
         (None, _) => 0.0,
     };
     let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(GpuPath::Layered);
-    let matmul_kernel = match device {
-        Backend::Gpu(gpu) if runs_matmul => Some(gpu.kernels.matmul_kernel().name()),
+    let matmul_kernel = match (device, &shapes, case) {
+        (Backend::Gpu(gpu), Some(shapes), _) if runs_matmul => Some(matmul_kernels(&gpu.kernels, shapes)?),
+        (Backend::Gpu(gpu), None, &Case::Matmul { m, k, n }) => {
+            Some(matmul_kernels(&gpu.kernels, &[(m, k, n, false, false)])?)
+        }
         _ => None,
     };
     let mut measurements = Vec::new();
@@ -498,7 +519,7 @@ pub fn measure(case: &Case, device: &Backend, threads: &[usize]) -> Result<Vec<M
             device: name.to_string(),
             adapter: adapter.clone(),
             kernel: path.map(|path| path.to_string()),
-            matmul_kernel: matmul_kernel.map(str::to_string),
+            matmul_kernel: matmul_kernel.clone(),
             threads,
             us_per_step: timing.seconds_per_step * 1e6,
             gflops: useful_flops / timing.seconds_per_step / 1e9,
