@@ -302,7 +302,10 @@ pub(crate) struct GpuPathArgs {
 
     /// GPU matmul kernel of the layered path: registers (no workgroup memory,
     /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
-    /// memory, for GPUs), or auto, which picks by the adapter's device type.
+    /// memory, for GPUs), or auto: each shape class's fastest, timed at its first
+    /// product on the adapter and kept per adapter and driver in
+    /// $XDG_CACHE_HOME/wgpu-mlp/matmul-tuning.json (WGPU_MLP_MATMUL_TUNING=off:
+    /// by the adapter's device type instead).
     #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
     pub(crate) matmul: MatmulArg,
 }
