@@ -942,16 +942,17 @@ fn bench_reports_the_tuned_matmul_kernel_and_caches_it_per_adapter() {
     let cache = std::env::temp_dir().join(format!("wgpu-mlp-cli-tuning-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
     let file = cache.join("wgpu-mlp").join("matmul-tuning.json");
-    let args = ["bench", "--json", "--device", "gpu", "--case", "matmul:33,17,65"];
+    // 455 k multiply-adds: above TUNED_MIN_MACS, so timed.
+    let args = ["bench", "--json", "--device", "gpu", "--case", "matmul:100,70,65"];
     let env = [("XDG_CACHE_HOME", cache.to_str().unwrap())];
     let run = wgpu_mlp_env(&args, &env);
     assert_eq!(run.code, Some(0), "{}", run.show());
     let rows: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
-    let kernel = bench_row(&rows, "matmul:33,17,65", "gpu")["matmul_kernel"].clone();
+    let kernel = bench_row(&rows, "matmul:100,70,65", "gpu")["matmul_kernel"].clone();
     let chosen = kernel.as_str().and_then(|k| k.strip_prefix("tuned: ")).unwrap_or_else(|| panic!("{kernel}"));
     assert!(["registers", "workgroup"].contains(&chosen), "{kernel}");
     let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(written["adapters"][0]["choices"]["m64.k64.n256.ta0.tb0"], chosen, "{written}");
+    assert_eq!(written["adapters"][0]["choices"]["m256.k256.n256.ta0.tb0"], chosen, "{written}");
     // A run reads the choice back: the file is as it was.
     let again = wgpu_mlp_env(&args, &env);
     assert_eq!(again.code, Some(0), "{}", again.show());
@@ -960,7 +961,7 @@ fn bench_reports_the_tuned_matmul_kernel_and_caches_it_per_adapter() {
     let _ = std::fs::remove_dir_all(&cache);
     let off = wgpu_mlp_env(&args, &[env[0], ("WGPU_MLP_MATMUL_TUNING", "off")]);
     let rows: Vec<Value> = serde_json::from_str(&off.stdout).unwrap();
-    let kernel = &bench_row(&rows, "matmul:33,17,65", "gpu")["matmul_kernel"];
+    let kernel = &bench_row(&rows, "matmul:100,70,65", "gpu")["matmul_kernel"];
     assert!(kernel == "registers" || kernel == "workgroup", "{kernel}");
     assert!(!file.exists(), "tuning off writes no cache");
 }

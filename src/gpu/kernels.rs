@@ -228,13 +228,16 @@ impl Kernels {
 
     /// The matmul kernel the product `params` runs with: the settings' one,
     /// or with tuning its shape class's, timing the candidates first if the
-    /// class has no choice yet. A cache file that cannot be written costs
+    /// class has no choice yet (the settings' one, untimed, for a product
+    /// under [`TUNED_MIN_MACS`](super::TUNED_MIN_MACS) multiply-adds). A cache file that cannot be written costs
     /// only the reuse: the choice still holds for this process.
     pub fn matmul_kernel_for(&self, params: &MatmulParams) -> Result<MatmulKernel> {
         let Some(tuning) = &self.tuning else { return Ok(self.matmul_kernel) };
         let class = super::tuning::shape_class(params);
+        let macs = u64::from(params.m) * u64::from(params.k) * u64::from(params.n);
         let kernel = match tuning.choice(&class) {
             Some(kernel) => kernel,
+            None if macs < super::tuning::TUNED_MIN_MACS => self.matmul_kernel,
             None => {
                 let kernel = super::tuning::fastest(self, &MatmulKernel::ALL, params)?;
                 // Not fatal: a read-only or full cache folder only loses the reuse.

@@ -47,6 +47,12 @@ const MAX_REPEATS: usize = 64;
 /// first run of a 4096-wide net on lavapipe times seconds, not minutes.
 const TIMED_MAX_DIM: u32 = 512;
 
+/// A product of fewer multiply-adds than this takes the device type's kernel
+/// untimed: its time is the dispatch's overhead whichever kernel runs it,
+/// while timing it costs the compile of every candidate (a second or more
+/// on lavapipe for a small net's five classes).
+pub const TUNED_MIN_MACS: u64 = 1 << 18;
+
 /// Whether matmuls are tuned: `WGPU_MLP_MATMUL_TUNING` is not `off` or `0`.
 pub fn tuning_enabled() -> bool {
     !matches!(std::env::var(TUNING_ENV).as_deref().map(str::trim), Ok("off" | "0"))
