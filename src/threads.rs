@@ -3,7 +3,8 @@
 //! work is shared among them.
 //!
 //! Work is cut into blocks that whichever thread is free takes next (rayon's
-//! work stealing), and a thread that waits sleeps. A static split, as the
+//! work stealing, the calling thread one of the pool's), and a thread that
+//! waits sleeps. A static split, as the
 //! threaded sgemm of matrixmultiply makes (half the rows to each thread, the
 //! caller yield-spinning on the other half), waits on a thread the kernel has
 //! descheduled for another process: with one of two cores busy, its `mlp` step
@@ -85,13 +86,23 @@ fn machine_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A pool of `count` threads of which the calling thread is one, where it
+/// can be: then a product's blocks go on the caller's own queue, it starts
+/// on them at once and takes back those no other thread has taken, so no
+/// block waits on a thread that is not running, and no hand-off happens at
+/// all. A thread can be in one pool only: a second pool on it (another count
+/// in `bench --threads 2,3`) gets `count` threads of its own, the caller
+/// waiting on them.
 fn build(count: usize) -> Threads {
+    let builder = || {
+        rayon::ThreadPoolBuilder::new().num_threads(count).thread_name(|i| format!("wgpu-mlp-cpu-{i}"))
+    };
     let pool = (count > 1)
         .then(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(count)
-                .thread_name(|i| format!("wgpu-mlp-cpu-{i}"))
+            builder()
+                .use_current_thread()
                 .build()
+                .or_else(|_| builder().build())
                 // A machine that cannot start threads still trains, on one.
                 .ok()
         })
