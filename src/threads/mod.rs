@@ -14,8 +14,13 @@
 //! repeats (packing the shared operand) stays small, and work too small to
 //! pay for a hand-off to another thread runs on the caller.
 //!
-//! The block split never changes a result: every element of a product is
-//! summed in the same order whatever the thread count.
+//! Whether a kind of work is split at all is chosen by how each way ran
+//! lately (the `timing` module): with a core taken by another process a
+//! split can cost more than it saves. The block split never changes a
+//! result: every element of a product is summed in the same order whatever
+//! the thread count or the choice.
+
+mod timing;
 
 use std::sync::OnceLock;
 
@@ -94,9 +99,7 @@ fn machine_count() -> usize {
 /// in `bench --threads 2,3`) gets `count` threads of its own, the caller
 /// waiting on them.
 fn build(count: usize) -> Threads {
-    let builder = || {
-        rayon::ThreadPoolBuilder::new().num_threads(count).thread_name(|i| format!("wgpu-mlp-cpu-{i}"))
-    };
+    let builder = || rayon::ThreadPoolBuilder::new().num_threads(count).thread_name(|i| format!("wgpu-mlp-cpu-{i}"));
     let pool = (count > 1)
         .then(|| {
             builder()
@@ -161,12 +164,18 @@ pub fn with_cpu_threads<R>(count: usize, work: impl FnOnce() -> R) -> Result<R> 
     Ok(result)
 }
 
-/// Runs `work` on the pool's threads when there are several and
-/// `elements` is at least `min_elements`; on the caller otherwise, with
-/// `parallel` false.
+/// Runs `work` on the pool's threads when there are several, `elements` is
+/// at least `min_elements` and splitting has paid lately ([`timing`]); on
+/// the caller otherwise, with `parallel` false.
 pub(crate) fn run<R: Send>(elements: usize, min_elements: usize, work: impl FnOnce(bool) -> R + Send) -> R {
-    match &threads().pool {
-        Some(pool) if elements >= min_elements => pool.install(|| work(true)),
+    let fixed = threads();
+    match &fixed.pool {
+        Some(pool) if elements >= min_elements => {
+            timing::timed_choice(("map", [elements, 0, 0], fixed.count), |split| match split {
+                true => pool.install(|| work(true)),
+                false => work(false),
+            })
+        }
         _ => work(false),
     }
 }
@@ -183,7 +192,8 @@ fn block_count(rows: usize, macs: usize, count: usize) -> usize {
 
 /// out(M, N) = a(M, K) · b(K, N), any strides (a transposed operand is a
 /// reversed view): the rows of out in blocks, each a single-threaded sgemm
-/// taken by whichever thread is free.
+/// taken by whichever thread is free; or one sgemm on the caller, where
+/// that has been faster lately for this shape ([`timing`]).
 pub(crate) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut Array2<f32>) {
     let (rows, inner) = a.dim();
     let macs = rows.saturating_mul(inner).saturating_mul(b.ncols());
@@ -193,12 +203,18 @@ pub(crate) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut Array2<f3
         general_mat_mul(1.0, &a, &b, 0.0, out);
         return;
     };
-    // Whole panels per block: the last block takes the rows left over.
-    let block_rows = rows.div_ceil(blocks).div_ceil(BLOCK_MIN_ROWS) * BLOCK_MIN_ROWS;
-    let pairs: Vec<(ArrayViewMut2<f32>, ArrayView2<f32>)> =
-        out.axis_chunks_iter_mut(Axis(0), block_rows).zip(a.axis_chunks_iter(Axis(0), block_rows)).collect();
-    pool.install(|| {
-        pairs.into_par_iter().with_max_len(1).for_each(|(mut out, a)| general_mat_mul(1.0, &a, &b, 0.0, &mut out));
+    timing::timed_choice(("matmul", [rows, inner, b.ncols()], fixed.count), |split| {
+        if !split {
+            general_mat_mul(1.0, &a, &b, 0.0, out);
+            return;
+        }
+        // Whole panels per block: the last block takes the rows left over.
+        let block_rows = rows.div_ceil(blocks).div_ceil(BLOCK_MIN_ROWS) * BLOCK_MIN_ROWS;
+        let pairs: Vec<(ArrayViewMut2<f32>, ArrayView2<f32>)> =
+            out.axis_chunks_iter_mut(Axis(0), block_rows).zip(a.axis_chunks_iter(Axis(0), block_rows)).collect();
+        pool.install(|| {
+            pairs.into_par_iter().with_max_len(1).for_each(|(mut out, a)| general_mat_mul(1.0, &a, &b, 0.0, &mut out));
+        });
     });
 }
 
