@@ -14,6 +14,11 @@
 //! repeats (packing the shared operand) stays small, and work too small to
 //! pay for a hand-off to another thread runs on the caller.
 //!
+//! The thread that first does CPU work (with more than one thread) stays
+//! one of that pool's threads for the life of the process, so rayon work it
+//! starts itself afterwards also runs on this pool; a program with a rayon
+//! setup of its own can set `WGPU_MLP_THREADS=1` (no pool at all).
+//!
 //! Whether a kind of work is split at all is chosen by how each way ran
 //! lately (the `timing` module): with a core taken by another process a
 //! split can cost more than it saves. The block split never changes a
