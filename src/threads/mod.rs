@@ -4,11 +4,11 @@
 //!
 //! Work is cut into blocks that whichever thread is free takes next (rayon's
 //! work stealing, the calling thread one of the pool's), and a thread that
-//! waits sleeps. A static split, as the
-//! threaded sgemm of matrixmultiply makes (half the rows to each thread, the
-//! caller yield-spinning on the other half), waits on a thread the kernel has
-//! descheduled for another process: with one of two cores busy, its `mlp` step
-//! was 2.5x slower than a single thread. Here, when the other thread is not
+//! waits sleeps. A static split, as the threaded sgemm of matrixmultiply
+//! makes (half the rows to each thread, the caller yield-spinning on the
+//! other half), waits on a thread the kernel has descheduled for another
+//! process: with one of two cores busy, its `mlp` step was 1.4x to 6x slower
+//! than a single thread (BENCHMARKS.md). Here, when the other thread is not
 //! running, the one that is takes its blocks, and while it sleeps its core is
 //! free for the descheduled one. Blocks are large enough that what a block
 //! repeats (packing the shared operand) stays small, and work too small to
