@@ -62,7 +62,7 @@ pub(super) fn timed_choice<R>(kind: WorkKind, work: impl FnOnce(bool) -> R) -> R
         .unwrap_or_else(PoisonError::into_inner)
         .get_or_insert_with(HashMap::new)
         .get(&kind)
-        .map_or(true, WayTimes::next_splits);
+        .is_none_or(WayTimes::next_splits);
     let start = Instant::now();
     let result = work(split);
     let seconds = start.elapsed().as_secs_f64();
