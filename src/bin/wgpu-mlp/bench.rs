@@ -89,11 +89,15 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                         "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
                         m.case,
                         m.device,
-                        [m.kernel.clone(), m.matmul_kernel.clone(), m.threads.map(|n| format!("{n} thread{}", if n == 1 { "" } else { "s" }))]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        [
+                            m.kernel.clone(),
+                            m.matmul_kernel.clone(),
+                            m.threads.map(|n| format!("{n} thread{}", if n == 1 { "" } else { "s" }))
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" "),
                         m.us_per_step,
                         m.gflops,
                         m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
