@@ -1,7 +1,8 @@
-// matmul, the part both kernels share (matmul_registers.wgsl and
-// matmul_workgroup.wgsl each follow this file in one shader module, after
-// activation.wgsl and dropout.wgsl, whose activate, dz_from_da and
-// dropout_keeps the epilogue calls; the host picks one kernel per adapter):
+// matmul, the part every kernel shares (matmul_registers.wgsl,
+// matmul_workgroup.wgsl and matmul_tile128.wgsl each follow this file in one
+// shader module, after activation.wgsl and dropout.wgsl, whose activate,
+// dz_from_da and dropout_keeps the epilogue calls; the host picks a kernel
+// per adapter, or per shape class by timing):
 // out(M, N) = op(a)(M, K) * op(b)(K, N); every matrix row-major.
 // op(a) = a stored (M, K), or aᵀ with a stored (K, M) when trans_a = 1.
 // op(b) = b stored (K, N), or bᵀ with b stored (N, K) when trans_b = 1.

@@ -56,10 +56,20 @@ impl Backend {
     /// WGPU_ADAPTER_NAME, WGPU_POWER_PREF), with the adapter's kernel
     /// settings, `matmul` if given, and the path `path`. Software adapters
     /// such as lavapipe are taken too.
+    ///
+    /// Without `matmul`, each shape class's matmul kernel is the fastest of a
+    /// timing at its first product, kept per adapter and driver in the
+    /// user's cache folder ([`gpu::MatmulTuning`]); `WGPU_MLP_MATMUL_TUNING=off`
+    /// takes the device type's kernel instead.
     pub fn gpu(path: GpuPath, matmul: Option<MatmulKernel>) -> Result<Self> {
         let ctx = GpuContext::new()?;
         let mut settings = KernelSettings::for_adapter(&ctx.info);
         settings.matmul = matmul.unwrap_or(settings.matmul);
+        if matmul.is_none() && gpu::tuning_enabled() {
+            let tuning = gpu::MatmulTuning::load(gpu::cache_path(), gpu::AdapterKey::of(&ctx.info));
+            let kernels = Kernels::tuned(&ctx, settings, tuning)?;
+            return Ok(Backend::Gpu(GpuBackend { ctx, kernels, path }));
+        }
         Self::gpu_with(ctx, settings, path)
     }
 

@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::dp::DpSgd;
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
-use crate::gpu::{self, Counts, GpuContext, GpuPath, MatmulParams, Region};
+use crate::gpu::{self, Counts, GpuContext, GpuPath, Kernels, MatmulParams, Region};
 use crate::model::{Init, MlpSpec, Params};
 use crate::schedule::{LrSchedule, LrShape};
 use crate::train::{Clip, Run, TrainConfig};
@@ -170,8 +170,12 @@ pub struct Measurement {
     pub adapter: Option<String>,
     /// The GPU path of a training case: "fused" or "layered".
     pub kernel: Option<String>,
-    /// The GPU matmul kernel ("registers" or "workgroup") where matmuls run on their own.
+    /// The GPU matmul kernel(s) of the case's products ("registers",
+    /// "workgroup", "registers+workgroup"), after "tuned: " where each shape
+    /// class's kernel was chosen by timing; None where no matmul dispatch runs.
     pub matmul_kernel: Option<String>,
+    /// The CPU threads ([`crate::threads::cpu_threads`]); None on the GPU.
+    pub threads: Option<usize>,
     /// Median over the timed runs.
     pub us_per_step: f64,
     /// Useful FLOPs (the matmuls) per second, in 10^9.
@@ -426,8 +430,35 @@ fn pass_runner<'a>(ctx: &'a GpuContext, dispatches: Vec<gpu::Dispatch>) -> Runne
     })
 }
 
-/// Runs one case on one device.
-pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
+/// The matmul kernels the products `shapes` (M, K, N, trans_a, trans_b) run
+/// with, "+"-joined in the order first used: "registers", or where the
+/// kernels are tuned, "tuned: registers+workgroup".
+fn matmul_kernels(kernels: &Kernels, shapes: &[(usize, usize, usize, bool, bool)]) -> Result<String> {
+    let mut names = Vec::new();
+    for &(m, k, n, trans_a, trans_b) in shapes {
+        let params = MatmulParams::new(m as u32, k as u32, n as u32, trans_a, trans_b);
+        let name = kernels.matmul_kernel_for(&params)?.name();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let names = names.join("+");
+    Ok(if kernels.matmul_tuned() { format!("tuned: {names}") } else { names })
+}
+
+/// Sets a runner up with its CPU work on `threads` threads (None: the
+/// process's count), and runs it so.
+fn on_threads<'a>(threads: Option<usize>, setup: impl FnOnce() -> Result<Runner<'a>>) -> Result<Runner<'a>> {
+    let Some(count) = threads else { return setup() };
+    let mut run = crate::threads::with_cpu_threads(count, setup)??;
+    Ok(Box::new(move |steps| crate::threads::with_cpu_threads(count, || run(steps))?))
+}
+
+/// Runs one case on one device; on the CPU once per count of `threads`
+/// (none: the process's count, [`crate::threads::cpu_threads`]), each
+/// count's runs in turn with the others' so their ratios hold when the
+/// machine's speed drifts. One measurement per count.
+pub fn measure(case: &Case, device: &Backend, threads: &[usize]) -> Result<Vec<Measurement>> {
     let (name, adapter) = match device {
         Backend::Gpu(gpu) => ("gpu", Some(gpu.ctx.describe())),
         Backend::Cpu => ("cpu", None),
@@ -441,44 +472,65 @@ pub fn measure(case: &Case, device: &Backend) -> Result<Measurement> {
         }
         None => None,
     };
+    let counts: Vec<Option<usize>> = match device {
+        Backend::Cpu if !threads.is_empty() => threads.iter().copied().map(Some).collect(),
+        _ => vec![None],
+    };
     // Training cases are timed beside their matmuls alone, except on the
     // fused path, which runs no matmul dispatch to compare with.
     let shapes = case.net().map(|(sizes, rows)| step_matmuls(&sizes, rows));
-    let mut timed = vec![Timed::new(device, case.steps_per_call(), || runner(case, device))?];
     let runs_matmuls = shapes.is_some() && path != Some(GpuPath::Fused);
-    if let Some(shapes) = shapes.as_ref().filter(|_| runs_matmuls) {
-        timed.push(Timed::new(device, 1, || matmul_runner(shapes, device))?);
+    let mut timed = Vec::new();
+    for &count in &counts {
+        timed.push(Timed::new(device, case.steps_per_call(), || on_threads(count, || runner(case, device)))?);
+        if let Some(shapes) = shapes.as_ref().filter(|_| runs_matmuls) {
+            timed.push(Timed::new(device, 1, || on_threads(count, || matmul_runner(shapes, device)))?);
+        }
+        if *case == Case::MlpDp {
+            timed.push(Timed::new(device, 1, || on_threads(count, || runner(&Case::Mlp, device)))?);
+        }
     }
-    if *case == Case::MlpDp {
-        timed.push(Timed::new(device, 1, || runner(&Case::Mlp, device))?);
-    }
+    let per_count = timed.len() / counts.len();
     let timings = time_interleaved(device, &mut timed)?;
-    let timing = &timings[0];
-    let matmul_us_per_step = timings.get(1).filter(|_| runs_matmuls).map(|matmuls| matmuls.seconds_per_step * 1e6);
-    let plain_us_per_step = (*case == Case::MlpDp).then(|| timings[timings.len() - 1].seconds_per_step * 1e6);
     let useful_flops = match (&shapes, case) {
         (Some(shapes), _) => flops(shapes),
         (None, &Case::Matmul { m, k, n }) => flops(&[(m, k, n, false, false)]),
         (None, _) => 0.0,
     };
     let runs_matmul = matches!(case, Case::Matmul { .. }) || path == Some(GpuPath::Layered);
-    let matmul_kernel = match device {
-        Backend::Gpu(gpu) if runs_matmul => Some(gpu.kernels.matmul_kernel().name()),
+    let matmul_kernel = match (device, &shapes, case) {
+        (Backend::Gpu(gpu), Some(shapes), _) if runs_matmul => Some(matmul_kernels(&gpu.kernels, shapes)?),
+        (Backend::Gpu(gpu), None, &Case::Matmul { m, k, n }) => {
+            Some(matmul_kernels(&gpu.kernels, &[(m, k, n, false, false)])?)
+        }
         _ => None,
     };
-    Ok(Measurement {
-        case: case.to_string(),
-        device: name.to_string(),
-        adapter,
-        kernel: path.map(|path| path.to_string()),
-        matmul_kernel: matmul_kernel.map(str::to_string),
-        us_per_step: timing.seconds_per_step * 1e6,
-        gflops: useful_flops / timing.seconds_per_step / 1e9,
-        matmul_us_per_step,
-        plain_us_per_step,
-        dispatches_per_step: timing.dispatches,
-        submits_per_step: timing.submits,
-        readbacks_per_step: timing.readbacks,
-        gpu_bytes: timing.bytes,
-    })
+    let mut measurements = Vec::new();
+    for (count, timings) in counts.iter().zip(timings.chunks(per_count)) {
+        let timing = &timings[0];
+        let threads = match (device, count) {
+            (Backend::Gpu(_), _) => None,
+            (Backend::Cpu, Some(count)) => {
+                Some(crate::threads::with_cpu_threads(*count, crate::threads::cpu_threads)??)
+            }
+            (Backend::Cpu, None) => Some(crate::threads::cpu_threads()?),
+        };
+        measurements.push(Measurement {
+            case: case.to_string(),
+            device: name.to_string(),
+            adapter: adapter.clone(),
+            kernel: path.map(|path| path.to_string()),
+            matmul_kernel: matmul_kernel.clone(),
+            threads,
+            us_per_step: timing.seconds_per_step * 1e6,
+            gflops: useful_flops / timing.seconds_per_step / 1e9,
+            matmul_us_per_step: timings.get(1).filter(|_| runs_matmuls).map(|matmuls| matmuls.seconds_per_step * 1e6),
+            plain_us_per_step: (*case == Case::MlpDp).then(|| timings[timings.len() - 1].seconds_per_step * 1e6),
+            dispatches_per_step: timing.dispatches,
+            submits_per_step: timing.submits,
+            readbacks_per_step: timing.readbacks,
+            gpu_bytes: timing.bytes,
+        });
+    }
+    Ok(measurements)
 }

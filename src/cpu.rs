@@ -2,13 +2,12 @@
 //! readable ndarray with the kernels' names (`matmul`, `bias_add`,
 //! `sigmoid_forward`, `adam_update`, ...). It exists to prove the GPU right and
 //! to train where there is no GPU. It is not a fast path in disguise: its
-//! speed comes only from ndarray itself (threaded sgemm, and its rayon maps on
-//! large arrays) and from ops that also come as `*_into`, writing into buffers
+//! speed comes only from ndarray itself (its sgemm and rayon maps, shared
+//! among the threads of [`crate::threads`]) and from ops that also come as `*_into`, writing into buffers
 //! the trainer makes once, so that a training step allocates nothing. Shapes
 //! are row-major: B is the batch, IN and OUT a layer's fan-in and fan-out, K
 //! the number of classes.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array, Array1, Array2, ArrayView1, ArrayView2, Dimension, Zip};
 
 use crate::data::{batches, Batch, Dataset, Shuffler};
@@ -33,7 +32,7 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, trans_b: bo
 pub fn matmul_into(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, trans_b: bool, out: &mut Array2<f32>) {
     let a = if trans_a { a.reversed_axes() } else { a };
     let b = if trans_b { b.reversed_axes() } else { b };
-    general_mat_mul(1.0, &a, &b, 0.0, out);
+    crate::threads::matmul(a, b, out);
 }
 
 /// out(B, N) += bias(N), broadcast over rows.
@@ -46,11 +45,10 @@ const PARALLEL_MIN: usize = 1 << 15;
 
 /// values = f(values), in place; on several threads when there are many.
 fn map_in_place(values: &mut Array2<f32>, f: impl Fn(f32) -> f32 + Sync + Send) {
-    if values.len() >= PARALLEL_MIN {
-        values.par_mapv_inplace(f);
-    } else {
-        values.mapv_inplace(f);
-    }
+    crate::threads::run(values.len(), PARALLEL_MIN, |parallel| match parallel {
+        true => values.par_mapv_inplace(f),
+        false => values.mapv_inplace(f),
+    });
 }
 
 /// values = 1 / (1 + exp(-values)), in place: z (B, N) becomes a (B, N).
@@ -843,6 +841,8 @@ impl CpuTrainer {
     /// Copies the run's parameters and data to train them on the host.
     pub fn new(run: &Run) -> Result<Self> {
         run.check()?;
+        // A bad WGPU_MLP_THREADS stops the run here, not silently later.
+        crate::threads::cpu_threads()?;
         let Run { spec, params, train, test, config } = *run;
         let needed = crate::host::cpu_training_bytes(spec, config, train.len(), test.map_or(0, Dataset::len));
         let advice = "use narrower `layers`, a smaller `batch_size` or fewer rows";

@@ -73,6 +73,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod sweep;
+pub mod threads;
 pub mod train;
 pub mod verify;
 

@@ -4,11 +4,10 @@
 //!
 //! One small model's step leaves most cores idle, so models in parallel are
 //! faster than one model's matmuls split across threads; set
-//! `MATMUL_NUM_THREADS=1` before the process's first matmul so that the
-//! sgemm of each model stays on its thread instead of oversubscribing the
-//! cores (ndarray's sgemm reads it once). ndarray's parallel maps of a model
-//! run in the same pool. Neither changes a result: the threaded sgemm splits
-//! the output, not the sums, and the maps are element-wise.
+//! `WGPU_MLP_THREADS=1` ([`crate::threads`]) before the process's first
+//! product so that each model's CPU work stays on its thread instead of
+//! oversubscribing the cores. Neither choice changes a result: a product's
+//! split never changes its sums, and the maps are element-wise.
 
 use crate::error::{Error, Result};
 

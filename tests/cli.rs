@@ -88,6 +88,7 @@ fn wgpu_mlp_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
         .current_dir(&cwd)
         .args(args)
+        .env("XDG_CACHE_HOME", binary::test_cache())
         .envs(env.iter().copied())
         .output()
         .expect("the wgpu-mlp binary starts");
@@ -914,6 +915,55 @@ fn bench_json_reports_each_case_with_the_dispatches_it_records() {
     assert_eq!(seed["kernel"], "fused", "{seed}");
     assert!(seed["matmul_kernel"].is_null() && seed["matmul_us_per_step"].is_null(), "{seed}");
     assert!(number(seed, "dispatches_per_step") < 0.1, "{seed}");
+}
+
+#[test]
+fn bench_times_the_cpu_at_each_thread_count_and_refuses_a_bad_one() {
+    let rows = bench_rows(&["bench", "--json", "--device", "cpu", "--case", "seed", "--threads", "1,2"]);
+    let threads: Vec<_> = rows.iter().map(|row| row["threads"].as_u64()).collect();
+    assert_eq!(threads, [Some(1), Some(2)], "{rows:?}");
+    let zero = wgpu_mlp(&["bench", "--device", "cpu", "--case", "seed", "--threads", "0"]);
+    assert_eq!(zero.code, Some(2), "{}", zero.show());
+    assert_eq!(zero.stderr.lines().count(), 1, "{}", zero.show());
+    assert!(zero.stderr.contains("--threads must be a thread count"), "{}", zero.show());
+    let word = wgpu_mlp(&["bench", "--device", "cpu", "--case", "seed", "--threads", "two"]);
+    assert_eq!(word.code, Some(2), "{}", word.show());
+    assert!(word.stderr.contains("--threads"), "{}", word.show());
+    let run = wgpu_mlp_env(&["--device", "cpu", "--epochs", "1"], &[("WGPU_MLP_THREADS", "lots")]);
+    assert_eq!(run.code, Some(2), "{}", run.show());
+    assert!(run.stderr.contains("WGPU_MLP_THREADS must be a thread count"), "{}", run.show());
+}
+
+#[test]
+fn bench_reports_the_tuned_matmul_kernel_and_caches_it_per_adapter() {
+    if gpu_or_skip().is_none() {
+        return;
+    }
+    let cache = std::env::temp_dir().join(format!("wgpu-mlp-cli-tuning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let file = cache.join("wgpu-mlp").join("matmul-tuning.json");
+    // 455 k multiply-adds: above TUNED_MIN_MACS, so timed.
+    let args = ["bench", "--json", "--device", "gpu", "--case", "matmul:100,70,65"];
+    let env = [("XDG_CACHE_HOME", cache.to_str().unwrap())];
+    let run = wgpu_mlp_env(&args, &env);
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let kernel = bench_row(&rows, "matmul:100,70,65", "gpu")["matmul_kernel"].clone();
+    let chosen = kernel.as_str().and_then(|k| k.strip_prefix("tuned: ")).unwrap_or_else(|| panic!("{kernel}"));
+    assert!(["registers", "workgroup"].contains(&chosen), "{kernel}");
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written["adapters"][0]["choices"]["m256.k256.n256.ta0.tb0"], chosen, "{written}");
+    // A run reads the choice back: the file is as it was.
+    let again = wgpu_mlp_env(&args, &env);
+    assert_eq!(again.code, Some(0), "{}", again.show());
+    assert_eq!(serde_json::from_slice::<Value>(&std::fs::read(&file).unwrap()).unwrap(), written);
+    // Off, the device type picks, and nothing is written.
+    let _ = std::fs::remove_dir_all(&cache);
+    let off = wgpu_mlp_env(&args, &[env[0], ("WGPU_MLP_MATMUL_TUNING", "off")]);
+    let rows: Vec<Value> = serde_json::from_str(&off.stdout).unwrap();
+    let kernel = &bench_row(&rows, "matmul:100,70,65", "gpu")["matmul_kernel"];
+    assert!(kernel == "registers" || kernel == "workgroup", "{kernel}");
+    assert!(!file.exists(), "tuning off writes no cache");
 }
 
 /// A path the user got wrong exits 2; a file system or device that fails a

@@ -230,7 +230,10 @@ fn dropout_schedule_and_clipping_add_two_dispatches_and_no_read_back_to_a_layere
     }
     // A context of its own: its counters count this test's dispatches only,
     // while other tests run on the shared one.
-    let layered = Backend::gpu(GpuPath::Layered, None).unwrap();
+    // The adapter's own kernels, untuned: the counts do not depend on a timing.
+    let ctx = wgpu_mlp::gpu::GpuContext::new().unwrap();
+    let settings = wgpu_mlp::gpu::KernelSettings::for_adapter(&ctx.info);
+    let layered = Backend::gpu_with(ctx, settings, GpuPath::Layered).unwrap();
     let Backend::Gpu(gpu) = &layered else { unreachable!("Backend::gpu is a GPU") };
     // 784-256-10 as bench's mlp and mlp-regularized (timed there, counted here over a fixed number of steps).
     let spec = MlpSpec::new(vec![784, 256, 10]).unwrap();

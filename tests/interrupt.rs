@@ -21,8 +21,12 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The binary, with a cache folder of its own (the GPU matmul tuning file)
+/// instead of the user's.
 fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    command.env("XDG_CACHE_HOME", std::env::temp_dir().join(format!("wgpu-mlp-test-cache-{}", std::process::id())));
+    command
 }
 
 /// The devices to try: cpu, and gpu when `--device gpu` finds an adapter

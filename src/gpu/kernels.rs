@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::context::{Counters, GpuContext, Region};
 use super::settings::{KernelSettings, MatmulKernel};
 use super::shaders::compile;
+use super::tuning::MatmulTuning;
 use super::uniforms::{
     activation_code, ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutMask,
     Epilogue, GatherParams, GradNormParams, MatmulParams, MomentumParams, MseParams, NoiseParams, RegressionParams,
@@ -78,11 +79,15 @@ impl Dispatch {
 #[derive(Clone, Debug)]
 pub struct Kernels {
     ctx: GpuContext,
+    /// The matmul kernel of every product, unless `tuning` chooses per shape class.
     matmul_kernel: MatmulKernel,
+    /// With tuning, the kernel of each shape class, timed at its first product.
+    tuning: Option<Arc<MatmulTuning>>,
     /// The most workgroups a grid-stride kernel gets; None: one per 256 elements.
     strided_groups: Option<u32>,
-    /// One pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
-    matmul: [wgpu::ComputePipeline; 4],
+    /// Per kernel built (the one of the settings, or every one with
+    /// tuning): a pipeline per (trans_a, trans_b), indexed 2 * trans_a + trans_b.
+    matmul: Vec<(MatmulKernel, [wgpu::ComputePipeline; 4])>,
     /// activation_backward for sigmoid, relu, tanh, leaky relu and gelu,
     /// indexed by code - 1 (the identity needs no dispatch).
     activation_backward: [wgpu::ComputePipeline; 5],
@@ -114,6 +119,17 @@ impl Kernels {
 
     /// Like [`Kernels::new`], with the given settings.
     pub fn with_settings(ctx: &GpuContext, settings: KernelSettings) -> Result<Self> {
+        Self::build(ctx, settings, None)
+    }
+
+    /// Like [`Kernels::with_settings`], with every matmul kernel built and the
+    /// one of each product's shape class taken from `tuning`, or timed at the
+    /// class's first product and recorded there (see [`MatmulTuning`]).
+    pub fn tuned(ctx: &GpuContext, settings: KernelSettings, tuning: MatmulTuning) -> Result<Self> {
+        Self::build(ctx, settings, Some(Arc::new(tuning)))
+    }
+
+    fn build(ctx: &GpuContext, settings: KernelSettings, tuning: Option<Arc<MatmulTuning>>) -> Result<Self> {
         let KernelSettings { matmul: matmul_kernel, strided_groups } = settings;
         let storage = ctx.limits.max_storage_buffers_per_shader_stage;
         if storage < MATMUL_STORAGE_BUFFERS {
@@ -138,7 +154,12 @@ impl Kernels {
                 })
             };
             let pipeline = |module: &wgpu::ShaderModule, entry: &str| pipeline_with(module, entry, &[]);
-            let matmul = compile(&ctx.device, matmul_kernel.shader());
+            let built: Vec<MatmulKernel> = match tuning {
+                Some(_) => MatmulKernel::ALL.to_vec(),
+                None => vec![matmul_kernel],
+            };
+            let matmul_modules: Vec<_> =
+                built.iter().map(|kernel| (*kernel, compile(&ctx.device, kernel.shader()))).collect();
             let activation_backward = compile(&ctx.device, "activation_backward");
             let mse = compile(&ctx.device, "mse");
             let bce = compile(&ctx.device, "bce");
@@ -155,9 +176,18 @@ impl Kernels {
             Ok(Self {
                 ctx: ctx.clone(),
                 matmul_kernel,
+                tuning,
                 strided_groups,
-                matmul: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
-                    .map(|(a, b)| pipeline_with(&matmul, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
+                matmul: matmul_modules
+                    .iter()
+                    .map(|(kernel, module)| {
+                        let transposes = [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)];
+                        (
+                            *kernel,
+                            transposes.map(|(a, b)| pipeline_with(module, "matmul", &[("TRANS_A", a), ("TRANS_B", b)])),
+                        )
+                    })
+                    .collect(),
                 activation_backward: [
                     Activation::Sigmoid,
                     Activation::Relu,
@@ -190,9 +220,51 @@ impl Kernels {
         })
     }
 
-    /// The matmul kernel these pipelines were built with (see [`KernelSettings`]).
+    /// The matmul kernel of the settings (see [`KernelSettings`]): every
+    /// product's, unless the kernels are [tuned](Kernels::tuned).
     pub fn matmul_kernel(&self) -> MatmulKernel {
         self.matmul_kernel
+    }
+
+    /// The matmul kernel the product `params` runs with: the settings' one,
+    /// or with tuning its shape class's, timing the candidates first if the
+    /// class has no choice yet (the settings' one, untimed, for a product
+    /// under [`TUNED_MIN_MACS`](super::TUNED_MIN_MACS) multiply-adds). A cache file that cannot be written costs
+    /// only the reuse: the choice still holds for this process.
+    pub fn matmul_kernel_for(&self, params: &MatmulParams) -> Result<MatmulKernel> {
+        let Some(tuning) = &self.tuning else { return Ok(self.matmul_kernel) };
+        let class = super::tuning::shape_class(params);
+        let macs = u64::from(params.m) * u64::from(params.k) * u64::from(params.n);
+        let kernel = match tuning.choice(&class) {
+            Some(kernel) => kernel,
+            None if macs < super::tuning::TUNED_MIN_MACS => self.matmul_kernel,
+            None => {
+                let kernel = super::tuning::fastest(self, &MatmulKernel::ALL, params)?;
+                // Not fatal: a read-only or full cache folder only loses the reuse.
+                let _ = tuning.record(&class, kernel);
+                kernel
+            }
+        };
+        tuning.mark_used(kernel);
+        Ok(kernel)
+    }
+
+    /// True when each shape class's matmul kernel is chosen by timing.
+    pub fn matmul_tuned(&self) -> bool {
+        self.tuning.is_some()
+    }
+
+    /// "registers", "workgroup", or with tuning "tuned: registers" (the
+    /// kernels products have run with so far).
+    pub fn matmul_description(&self) -> String {
+        match &self.tuning {
+            Some(tuning) => tuning.describe(),
+            None => self.matmul_kernel.name().to_string(),
+        }
+    }
+
+    pub(super) fn context(&self) -> &GpuContext {
+        &self.ctx
     }
 
     /// out(M, N) = op(a) · op(b) with an epilogue; a holds M*K floats, b K*N, out M*N.
@@ -253,6 +325,30 @@ impl Kernels {
     }
 
     fn matmul_bound(&self, label: &str, regions: [Region; 8], params: MatmulParams) -> Result<Dispatch> {
+        let kernel = self.matmul_kernel_for(&params)?;
+        self.matmul_bound_on(kernel, label, regions, params)
+    }
+
+    /// out(M, N) = op(a) · op(b) on `kernel`, which must be built here.
+    pub(super) fn matmul_on(
+        &self,
+        kernel: MatmulKernel,
+        label: &str,
+        a: Region,
+        b: Region,
+        out: Region,
+        params: MatmulParams,
+    ) -> Result<Dispatch> {
+        self.matmul_bound_on(kernel, label, [a, b, out, a, a, out, out, a], params)
+    }
+
+    fn matmul_bound_on(
+        &self,
+        kernel: MatmulKernel,
+        label: &str,
+        regions: [Region; 8],
+        params: MatmulParams,
+    ) -> Result<Dispatch> {
         let MatmulParams { m, k, n, .. } = params;
         let [a, b, out, ..] = regions;
         assert_eq!(
@@ -260,7 +356,7 @@ impl Kernels {
             ((m * k) as u64, (k * n) as u64, (m * n) as u64),
             "{label}: regions must match (M, K, N)"
         );
-        let (tile_rows, tile_cols) = self.matmul_kernel.tile();
+        let (tile_rows, tile_cols) = kernel.tile();
         let grid = [n.div_ceil(tile_cols), m.div_ceil(tile_rows), 1];
         let widest = grid[0].max(grid[1]);
         if widest > self.ctx.limits.max_compute_workgroups_per_dimension {
@@ -273,7 +369,12 @@ impl Kernels {
                 advice: "use a smaller `batch_size` or narrower `layers`",
             });
         }
-        let pipeline = &self.matmul[(2 * params.trans_a + params.trans_b) as usize];
+        let (_, pipelines) = self
+            .matmul
+            .iter()
+            .find(|(built, _)| *built == kernel)
+            .expect("a product's kernel is the settings' one or, with tuning, one of all those built");
+        let pipeline = &pipelines[(2 * params.trans_a + params.trans_b) as usize];
         Ok(self.bind(label, pipeline, &params, &regions, grid))
     }
 

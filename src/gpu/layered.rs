@@ -40,7 +40,6 @@ use super::dp_steps::DpSampling;
 use super::kernels::{Dispatch, Kernels, MAX_CHUNKS};
 use super::metrics::MetricSlots;
 use super::param_layout::ParamLayout;
-use super::settings::MatmulKernel;
 use super::uniforms::{
     AdamParams, Epilogue, MatmulParams, MomentumParams, RowNormParams, ADAM_STATE_LEN, GRAD_NORM_GROUPS, NO_CLIP_VALUE,
     STEP_CONTROL_LEN,
@@ -163,7 +162,8 @@ impl RowBound {
 /// nets small enough for one kernel.
 pub struct LayeredTrainer {
     ctx: GpuContext,
-    matmul_kernel: MatmulKernel,
+    /// Its products' matmul kernel, as [`Kernels::matmul_description`] says.
+    matmul: String,
     spec: MlpSpec,
     layout: ParamLayout,
     params: wgpu::Buffer,
@@ -382,7 +382,7 @@ impl LayeredTrainer {
 
         Ok(Self {
             ctx: ctx.clone(),
-            matmul_kernel: kernels.matmul_kernel(),
+            matmul: kernels.matmul_description(),
             spec: spec.clone(),
             layout,
             params: params_buf,
@@ -1069,7 +1069,7 @@ fn plan_update(
 
 impl Trainer for LayeredTrainer {
     fn device(&self) -> String {
-        format!("{}, {} matmul", self.ctx.describe(), self.matmul_kernel.name())
+        format!("{}, {} matmul", self.ctx.describe(), self.matmul)
     }
 
     fn steps_per_epoch(&self) -> usize {

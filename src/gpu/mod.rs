@@ -13,6 +13,7 @@ mod metrics;
 mod param_layout;
 mod settings;
 mod shaders;
+mod tuning;
 mod uniforms;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
@@ -22,6 +23,7 @@ pub use kernels::{Dispatch, Kernels, MAX_CHUNKS, WORKGROUP_SIZE};
 pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
 pub use settings::{KernelSettings, MatmulKernel};
 pub use shaders::{ShaderSource, SHADERS};
+pub use tuning::{cache_path, shape_class, tuning_enabled, AdapterKey, MatmulTuning, TUNED_MIN_MACS, TUNING_ENV};
 pub use uniforms::{
     ActivationParams, AdamParams, BceParams, ColumnSumParams, CountCorrectParams, DropoutMask, Epilogue, GatherParams,
     GradNormParams, MatmulParams, MomentumParams, MseParams, SgdParams, SoftmaxCrossEntropyParams, ADAM_STATE_LEN,

@@ -10,11 +10,14 @@ pub enum MatmulKernel {
     Registers,
     /// shaders/matmul_workgroup.wgsl: tiles staged in workgroup memory, for GPUs.
     Workgroup,
+    /// shaders/matmul_tile128.wgsl: 128 x 128 tiles in workgroup memory, 8 x 8
+    /// outputs per invocation, for large products on GPUs; only tuning picks it.
+    Tile128,
 }
 
 impl MatmulKernel {
     /// Every kernel, for tests and benches that run each one.
-    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Workgroup];
+    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Registers, MatmulKernel::Workgroup, MatmulKernel::Tile128];
 
     /// Register tiles on CPU adapters, workgroup tiles on every other.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
@@ -25,12 +28,14 @@ impl MatmulKernel {
         }
     }
 
-    /// "registers" or "workgroup", as bench rows and trainer descriptions
-    /// name it (the words `--matmul` takes).
+    /// "registers", "workgroup" or "tile128", as bench rows, trainer
+    /// descriptions and the tuning cache name it (the first two are words
+    /// `--matmul` takes).
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Registers => "registers",
             MatmulKernel::Workgroup => "workgroup",
+            MatmulKernel::Tile128 => "tile128",
         }
     }
 
@@ -39,6 +44,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Registers => (64, 32), // 8 x 8 invocations, 8 x 4 outputs each
             MatmulKernel::Workgroup => (64, 64), // 16 x 16 invocations, 4 x 4 outputs each
+            MatmulKernel::Tile128 => (128, 128), // 16 x 16 invocations, 8 x 8 outputs each
         }
     }
 
@@ -46,6 +52,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Registers => "matmul_registers",
             MatmulKernel::Workgroup => "matmul_workgroup",
+            MatmulKernel::Tile128 => "matmul_tile128",
         }
     }
 }

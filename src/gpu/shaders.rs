@@ -1,6 +1,6 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
-//! has no includes): the two matmul kernels each follow activation.wgsl,
+//! has no includes): the three matmul kernels each follow activation.wgsl,
 //! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward and the fused
 //! path follow activation.wgsl; the three update kernels follow
 //! step_control.wgsl; the loss, accuracy and gradient-norm kernels follow
@@ -33,6 +33,7 @@ macro_rules! shader {
 pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_registers": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
     shader!("matmul_workgroup": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
+    shader!("matmul_tile128": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_tile128.wgsl"),
     shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
     shader!("mse": "workgroup_sum.wgsl", "mse.wgsl"),
     shader!("bce": "workgroup_sum.wgsl", "bce.wgsl"),

@@ -43,10 +43,17 @@ impl Run {
     }
 }
 
-/// The binary with `args`, run in `cwd` (where default run folders land).
+/// The cache folder of every run of the binary from a test (its GPU matmul
+/// tuning file), so no test writes into the user's own.
+pub fn test_cache() -> PathBuf {
+    std::env::temp_dir().join(format!("wgpu-mlp-test-cache-{}", std::process::id()))
+}
+
+/// The binary with `args`, run in `cwd` (where default run folders land),
+/// its cache folder [`test_cache`].
 pub fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
-    command.current_dir(cwd).args(args);
+    command.current_dir(cwd).args(args).env("XDG_CACHE_HOME", test_cache());
     command
 }
 

@@ -256,6 +256,13 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub(crate) gpu: GpuPathArgs,
 
+    /// CPU threads of the cpu device's products and element-wise work, comma-separated or
+    /// repeated: each count's runs in turn with the others' [default: WGPU_MLP_THREADS,
+    /// else the machine's cores]; 1 runs everything on one thread. WGPU_MLP_THREADS
+    /// sets the same for training, predict and eval.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) threads: Vec<usize>,
+
     /// Print a JSON array, one object per case and device.
     #[arg(long)]
     pub(crate) json: bool,
@@ -316,7 +323,10 @@ pub(crate) struct GpuPathArgs {
 
     /// GPU matmul kernel of the layered path: registers (no workgroup memory,
     /// for CPU adapters such as lavapipe), workgroup (tiles in workgroup
-    /// memory, for GPUs), or auto, which picks by the adapter's device type.
+    /// memory, for GPUs), or auto: each shape class's fastest, timed at its first
+    /// product on the adapter and kept per adapter and driver in
+    /// $XDG_CACHE_HOME/wgpu-mlp/matmul-tuning.json (WGPU_MLP_MATMUL_TUNING=off:
+    /// by the adapter's device type instead).
     #[arg(long, value_enum, default_value_t = MatmulArg::Auto)]
     pub(crate) matmul: MatmulArg,
 }

@@ -14,6 +14,9 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         let cases = if args.cases.is_empty() { vec![bench::Case::Seed, bench::Case::Mlp] } else { args.cases.clone() };
         return export_cases(&cases, dir, &mut out);
     }
+    for &count in &args.threads {
+        wgpu_mlp::threads::with_cpu_threads(count, || ())?;
+    }
     let cases = if args.cases.is_empty() { bench::Case::defaults() } else { args.cases.clone() };
     let wants = |device: BenchDeviceArg| args.devices.is_empty() || args.devices.contains(&device);
     // Without --device, the GPU is measured when there is any adapter,
@@ -57,51 +60,57 @@ pub(crate) fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
             if !device.is_gpu() && !case.runs_on_cpu() {
                 continue;
             }
-            let m = bench::measure(case, device)?;
-            if let (Some(plain), false) = (m.plain_us_per_step, args.json) {
-                plain_lines.push(format!(
+            for m in bench::measure(case, device, &args.threads)? {
+                if let (Some(plain), false) = (m.plain_us_per_step, args.json) {
+                    plain_lines.push(format!(
                     "{} on {}: {:.2} us a step against {plain:.2} without DP-SGD (mlp, timed in turn with it): {:.2}x",
                     m.case,
                     m.device,
                     m.us_per_step,
                     m.us_per_step / plain
                 ));
-            }
-            if args.json {
-                rows.push(serde_json::json!({
-                    "case": m.case,
-                    "device": m.device,
-                    "adapter": m.adapter,
-                    "kernel": m.kernel,
-                    "matmul_kernel": m.matmul_kernel,
-                    "us_per_step": m.us_per_step,
-                    "gflops": m.gflops,
-                    "matmul_us_per_step": m.matmul_us_per_step,
-                    "plain_us_per_step": m.plain_us_per_step,
-                    "dispatches_per_step": m.dispatches_per_step,
-                    "submits_per_step": m.submits_per_step,
-                    "readbacks_per_step": m.readbacks_per_step,
-                    "gpu_bytes": m.gpu_bytes,
-                }));
-            } else {
-                writeln!(
-                    out,
-                    "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
-                    m.case,
-                    m.device,
-                    [m.kernel.as_deref(), m.matmul_kernel.as_deref()]
+                }
+                if args.json {
+                    rows.push(serde_json::json!({
+                        "case": m.case,
+                        "device": m.device,
+                        "adapter": m.adapter,
+                        "kernel": m.kernel,
+                        "matmul_kernel": m.matmul_kernel,
+                        "threads": m.threads,
+                        "us_per_step": m.us_per_step,
+                        "gflops": m.gflops,
+                        "matmul_us_per_step": m.matmul_us_per_step,
+                        "plain_us_per_step": m.plain_us_per_step,
+                        "dispatches_per_step": m.dispatches_per_step,
+                        "submits_per_step": m.submits_per_step,
+                        "readbacks_per_step": m.readbacks_per_step,
+                        "gpu_bytes": m.gpu_bytes,
+                    }));
+                } else {
+                    writeln!(
+                        out,
+                        "{:<22} {:<4} {:<18} {:>12.2} {:>9.2} {:>12} {:>10.2} {:>9.3} {:>9.3} {:>9.2}",
+                        m.case,
+                        m.device,
+                        [
+                            m.kernel.clone(),
+                            m.matmul_kernel.clone(),
+                            m.threads.map(|n| format!("{n} thread{}", if n == 1 { "" } else { "s" }))
+                        ]
                         .into_iter()
                         .flatten()
                         .collect::<Vec<_>>()
                         .join(" "),
-                    m.us_per_step,
-                    m.gflops,
-                    m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
-                    m.dispatches_per_step,
-                    m.submits_per_step,
-                    m.readbacks_per_step,
-                    m.gpu_bytes as f64 / (1 << 20) as f64
-                )?;
+                        m.us_per_step,
+                        m.gflops,
+                        m.matmul_us_per_step.map_or("-".to_string(), |us| format!("{us:.2}")),
+                        m.dispatches_per_step,
+                        m.submits_per_step,
+                        m.readbacks_per_step,
+                        m.gpu_bytes as f64 / (1 << 20) as f64
+                    )?;
+                }
             }
         }
     }

@@ -136,9 +136,10 @@ pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let backend = choose_backend(first.device, first.gpu.path, first.gpu.matmul.kernel())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = if backend.is_gpu() { 1 } else { args.jobs.unwrap_or(cores).min(mine.len()).max(1) };
-    // Read once, at the first matmul: none has run yet. A value the user set stays.
-    if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    // One thread per model's own CPU work: read once, at the first product,
+    // which has not run yet. A value the user set stays.
+    if jobs > 1 && std::env::var_os(wgpu_mlp::threads::THREADS_ENV).is_none() {
+        std::env::set_var(wgpu_mlp::threads::THREADS_ENV, "1");
     }
     // A rank but the first keeps its models in a scratch folder, removed at the end.
     let scratch = ranks.scratch();
