@@ -1,8 +1,11 @@
 // fused_train: many whole training steps of a small MLP in ONE workgroup and one
-// dispatch. The parameters, gradients, optimizer state, the training data and
-// every activation live in one workgroup array (`pool`) for the whole dispatch:
-// loaded at the start, params and state written back at the end, and nothing
-// but workgroupBarrier between the phases of a step. Same math as src/cpu.rs:
+// dispatch. The parameters, gradients, optimizer state, each batch's rows and
+// every activation live in one array (`pool`, in workgroup memory or in a
+// storage buffer: the prelude before this file declares it and its
+// pool_barrier()) for the whole dispatch: params and state loaded at the
+// start and written back at the end, each batch's rows gathered from x and y
+// through the epoch's row order, and nothing but pool_barrier between the
+// phases of a step. Same math as src/cpu.rs:
 //   forward     a_l = act_l(a_{l-1} · W_l + b_l)           per layer
 //               (and z_l kept for a GELU layer)
 //   loss        MSE: grad = 2 / (R * OUT) * (pred - y), loss sum of squares
@@ -13,24 +16,28 @@
 //   backward    dW_l = a_{l-1}ᵀ · dZ_l, db_l = column sums of dZ_l,
 //               dZ_{l-1} = (dZ_l · W_lᵀ) * act'(a_{l-1})   (act'(z_{l-1}) for GELU)
 //   update      sgd, momentum or Adam (PyTorch forms), weight decay added to g
-// Batches are taken in order: rows [s * batch, s * batch + R) with R = batch but
-// for a shorter last batch. Each epoch's loss sum and correct count go to the
-// metrics ring; all sums run in a fixed order (no atomics), so runs repeat bit
-// for bit.
+// Step s of an epoch takes positions [s * batch, s * batch + R) of the
+// epoch's row order (R = batch but for a shorter last batch). After each
+// epoch the test rows (if any) are scored in batches of `batch`, in order.
+// Each epoch's sums go to the metrics ring; all sums run in a fixed order (no
+// atomics), so runs repeat bit for bit.
 // fused_evaluate: the loss sum of the current params over the whole training
-// set, in batches of `batch` rows, into control.eval_loss.
+// set, in order, in batches of `batch` rows, into control.eval_loss.
 //
 // binding  name     access      shape
 // 0        params   uniform     FusedParams (layer sizes and pool offsets in floats)
 // 1        weights  read_write  (P)  every W_l (IN_l, OUT_l) then b_l (OUT_l), layer 0 first
 // 2        state    read_write  (S)  momentum: velocity (P); Adam: m (P) then v (P); sgd: unused (1)
-// 3        x        read        (N, IN)   training inputs, row-major
-// 4        y        read        (N, OUT)  training targets
+// 3        x        read        (N + T, IN)   training inputs then test inputs, row-major
+// 4        y        read        (N + T, OUT)  training targets then test targets
 // 5        control  read_write  Control
-// 6        ring     read_write  (E, 2)    per epoch: loss sum, correct count
+// 6        ring     read_write  (E, ring_entry)  per epoch: loss sum, correct count, then
+//                               the test loss sum and correct count when there are test rows
+// 7        order    read        (E_o, N) u32  each epoch's training row order when
+//                               shuffling (epoch e of a read-back at e * N), else one: 0, 1, 2, ...
 //
-// The pool (POOL_FLOATS floats, offsets from the host, B = batch rows):
-//   [0, P) params | grads (P) | state (S) | x (N, IN) | y (N, OUT) |
+// The pool (offsets from the host, B = batch rows):
+//   [0, P) params | grads (P) | state (S) | batch_x (B, IN) | batch_y (B, OUT) |
 //   act_l (B, OUT_l) per layer | pre_l (B, OUT_l) per GELU layer |
 //   delta0, delta1 (B, max OUT_l) | reduce (2, WORKGROUP)
 // One invocation per element of each phase, striding by WORKGROUP, so any
@@ -66,21 +73,21 @@ struct FusedParams {
     state_len: u32,           // S
     grads_off: u32,
     state_off: u32,
-    x_off: u32,
-    y_off: u32,
+    batch_x_off: u32,         // the batch's rows (B, IN)
+    batch_y_off: u32,         // and their targets (B, OUT)
     reduce_off: u32,
     delta0_off: u32,
     delta1_off: u32,
     negative_slope: f32,      // leaky relu's slope below 0
-    _pad1: u32,
+    test_rows: u32,           // T, scored after every epoch; 0: none
     lr: f32,
     weight_decay: f32,
     momentum: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
-    _pad2: u32,
-    _pad3: u32,
+    order_stride: u32,        // N when each epoch has its own row order, else 0
+    ring_entry: u32,          // floats per epoch in the ring: 2, or 4 with test rows
     sizes: array<vec4<u32>, 3>,    // layers + 1 sizes, input first
     w_off: array<vec4<u32>, 2>,    // W_l within the params block
     b_off: array<vec4<u32>, 2>,    // b_l within the params block
@@ -102,11 +109,8 @@ struct Control {
 @group(0) @binding(4) var<storage, read> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> control: Control;
 @group(0) @binding(6) var<storage, read_write> ring: array<f32>;
+@group(0) @binding(7) var<storage, read> order: array<u32>;
 
-/// The host sizes the pool to the model (and checks it against the adapter's
-/// max_compute_workgroup_storage_size); 4096 floats is WebGPU's minimum, 16 KiB.
-override POOL_FLOATS: u32 = 4096u;
-var<workgroup> pool: array<f32, POOL_FLOATS>;
 var<workgroup> uniform_count: u32;
 
 fn size(i: u32) -> u32 {
@@ -133,10 +137,10 @@ fn activation(l: u32) -> u32 {
     return select(params.hidden, params.output, l + 1u == params.layers);
 }
 
-/// Where layer l reads its input (R, IN_l) for a batch starting at row `start`.
-fn input_off(l: u32, start: u32) -> u32 {
+/// Where layer l reads its input (R, IN_l).
+fn input_off(l: u32) -> u32 {
     if (l == 0u) {
-        return params.x_off + start * size(0u);
+        return params.batch_x_off;
     }
     return act_off(l - 1u);
 }
@@ -145,7 +149,7 @@ fn delta_off(l: u32) -> u32 {
     return select(params.delta0_off, params.delta1_off, l % 2u == 1u);
 }
 
-/// pool <- params and data (and the optimizer state when `with_state`).
+/// pool <- params (and the optimizer state when `with_state`).
 fn load(local: u32, with_state: bool) {
     for (var i = local; i < params.params_len; i += WORKGROUP) {
         pool[i] = weights[i];
@@ -155,23 +159,37 @@ fn load(local: u32, with_state: bool) {
             pool[params.state_off + i] = state[i];
         }
     }
-    let x_len = params.rows * size(0u);
-    for (var i = local; i < x_len; i += WORKGROUP) {
-        pool[params.x_off + i] = x[i];
-    }
-    let y_len = params.rows * size(params.layers);
-    for (var i = local; i < y_len; i += WORKGROUP) {
-        pool[params.y_off + i] = y[i];
-    }
-    workgroupBarrier();
+    pool_barrier();
 }
 
-/// a_l (R, OUT_l) for every layer, on the batch of R rows from `start`.
-fn forward(local: u32, start: u32, rows: u32) {
+/// batch_x, batch_y <- the R rows at positions [start, start + R): rows
+/// order[base + position] when `through_order`, else rows base + position.
+fn gather(local: u32, start: u32, rows: u32, through_order: bool, base: u32) {
+    let ins = size(0u);
+    let outs = size(params.layers);
+    let width = ins + outs;
+    for (var i = local; i < rows * width; i += WORKGROUP) {
+        let r = i / width;
+        let c = i % width;
+        var row = base + start + r;
+        if (through_order) {
+            row = order[row];
+        }
+        if (c < ins) {
+            pool[params.batch_x_off + r * ins + c] = x[row * ins + c];
+        } else {
+            pool[params.batch_y_off + r * outs + c - ins] = y[row * outs + c - ins];
+        }
+    }
+    pool_barrier();
+}
+
+/// a_l (R, OUT_l) for every layer, on the R gathered rows.
+fn forward(local: u32, rows: u32) {
     for (var l = 0u; l < params.layers; l++) {
         let fan_in = size(l);
         let fan_out = size(l + 1u);
-        let input = input_off(l, start);
+        let input = input_off(l);
         let code = activation(l);
         let w = w_off(l);
         let b = b_off(l);
@@ -191,13 +209,13 @@ fn forward(local: u32, start: u32, rows: u32) {
             }
             pool[out + i] = activate(code, params.negative_slope, z);
         }
-        workgroupBarrier();
+        pool_barrier();
     }
 }
 
 /// The last layer's dZ (R, OUT) into its delta buffer; returns this
 /// invocation's share of the batch's loss sum and correct rows.
-fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
+fn loss(local: u32, rows: u32) -> vec2<f32> {
     let last = params.layers - 1u;
     let outs = size(params.layers);
     let pred = act_off(last);
@@ -206,7 +224,7 @@ fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
     var sums = vec2<f32>(0.0, 0.0);
     for (var r = local; r < rows; r += WORKGROUP) {
         let p = pred + r * outs;
-        let t = params.y_off + (start + r) * outs;
+        let t = params.batch_y_off + r * outs;
         let g = grad + r * outs;
         if (params.loss == CROSS_ENTROPY) {
             var top = pool[p];
@@ -257,17 +275,17 @@ fn loss(local: u32, start: u32, rows: u32) -> vec2<f32> {
             sums.y += select(0.0, 1.0, best_p == best_t);
         }
     }
-    workgroupBarrier();
+    pool_barrier();
     return sums;
 }
 
 /// Gradients of every layer into the grads block, last layer first.
-fn backward(local: u32, start: u32, rows: u32) {
+fn backward(local: u32, rows: u32) {
     for (var step = 0u; step < params.layers; step++) {
         let l = params.layers - 1u - step;
         let fan_in = size(l);
         let fan_out = size(l + 1u);
-        let input = input_off(l, start);
+        let input = input_off(l);
         let dz = delta_off(l);
         let w = w_off(l);
         let dw = params.grads_off + w;
@@ -309,7 +327,7 @@ fn backward(local: u32, start: u32, rows: u32) {
                 pool[prev_delta + j] = acc * derivative(params.hidden, params.negative_slope, pool[prev_given + j]);
             }
         }
-        workgroupBarrier();
+        pool_barrier();
     }
 }
 
@@ -339,7 +357,7 @@ fn update(local: u32, step: u32) {
             }
         }
     }
-    workgroupBarrier();
+    pool_barrier();
 }
 
 /// Every invocation's pair of sums into the reduce area, then invocation 0
@@ -347,7 +365,7 @@ fn update(local: u32, step: u32) {
 fn reduce(local: u32, sums: vec2<f32>) -> vec2<f32> {
     pool[params.reduce_off + local] = sums.x;
     pool[params.reduce_off + WORKGROUP + local] = sums.y;
-    workgroupBarrier();
+    pool_barrier();
     var total = vec2<f32>(0.0, 0.0);
     if (local == 0u) {
         for (var i = 0u; i < WORKGROUP; i++) {
@@ -357,6 +375,22 @@ fn reduce(local: u32, sums: vec2<f32>) -> vec2<f32> {
     // No invocation writes the area again before invocation 0 has read it:
     // the next write follows at least one more barrier.
     return total;
+}
+
+/// The loss sum and correct count of the T test rows, in batches of `batch`;
+/// on invocation 0 only, as [`reduce`].
+fn score_test(local: u32) -> vec2<f32> {
+    let steps = (params.test_rows + params.batch - 1u) / params.batch;
+    var sums = vec2<f32>(0.0, 0.0);
+    for (var s = 0u; s < steps; s++) {
+        let start = s * params.batch;
+        let rows = min(params.batch, params.test_rows - start);
+        // The test rows follow the N training rows in x and y.
+        gather(local, start, rows, false, params.rows);
+        forward(local, rows);
+        sums += loss(local, rows);
+    }
+    return reduce(local, sums);
 }
 
 @compute @workgroup_size(WORKGROUP)
@@ -370,21 +404,32 @@ fn fused_train(@builtin(local_invocation_index) local: u32) {
     load(local, true);
     let steps = (params.rows + params.batch - 1u) / params.batch;
     for (var epoch = 0u; epoch < epochs; epoch++) {
+        let order_base = (ring_pos + epoch) * params.order_stride;
         var sums = vec2<f32>(0.0, 0.0);
         for (var s = 0u; s < steps; s++) {
             let start = s * params.batch;
             let rows = min(params.batch, params.rows - start);
-            forward(local, start, rows);
-            sums += loss(local, start, rows);
-            backward(local, start, rows);
+            gather(local, start, rows, true, order_base);
+            forward(local, rows);
+            sums += loss(local, rows);
+            backward(local, rows);
             step += 1u;
             update(local, step);
         }
         let total = reduce(local, sums);
-        let slot = (ring_pos + epoch) * 2u;
+        let slot = (ring_pos + epoch) * params.ring_entry;
         if (local == 0u && slot + 1u < arrayLength(&ring)) {
             ring[slot] = total.x;
             ring[slot + 1u] = total.y;
+        }
+        if (params.test_rows > 0u) {
+            // The gather inside puts a barrier between reduce's read of its
+            // area above and the next write to it.
+            let test = score_test(local);
+            if (local == 0u && slot + 3u < arrayLength(&ring)) {
+                ring[slot + 2u] = test.x;
+                ring[slot + 3u] = test.y;
+            }
         }
     }
     // update() ended with a barrier, so the pool holds every invocation's writes.
@@ -409,8 +454,9 @@ fn fused_evaluate(@builtin(local_invocation_index) local: u32) {
     for (var s = 0u; s < steps; s++) {
         let start = s * params.batch;
         let rows = min(params.batch, params.rows - start);
-        forward(local, start, rows);
-        sums += loss(local, start, rows);
+        gather(local, start, rows, false, 0u);
+        forward(local, rows);
+        sums += loss(local, rows);
     }
     let total = reduce(local, sums);
     if (local == 0u) {
