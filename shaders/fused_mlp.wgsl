@@ -50,6 +50,8 @@
 override WORKGROUP: u32 = 256u;
 /// FusedParams.hidden and .output hold the codes of activation.wgsl, which
 /// this file follows in its shader module.
+/// Rows (of a batch, or of dW) one invocation of forward() and backward() takes at a time.
+const TILE: u32 = 4u;
 /// FusedParams.loss.
 const MSE: u32 = 0u;
 const CROSS_ENTROPY: u32 = 1u;
@@ -195,19 +197,28 @@ fn forward(local: u32, rows: u32) {
         let b = b_off(l);
         let out = act_off(l);
         let pre = pre_off(l);
-        for (var i = local; i < rows * fan_out; i += WORKGROUP) {
-            let r = i / fan_out;
+        // Each invocation takes TILE rows of one output column, so every
+        // weight it loads serves TILE rows.
+        let tiles = (rows + TILE - 1u) / TILE;
+        for (var i = local; i < tiles * fan_out; i += WORKGROUP) {
+            let r0 = (i / fan_out) * TILE;
             let o = i % fan_out;
-            let row = input + r * fan_in;
-            var acc = 0.0;
+            // Rows past the batch repeat its last row; their sums are dropped.
+            let last = rows - 1u;
+            let rows_in = input + vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * fan_in;
+            var acc = vec4<f32>(0.0);
             for (var k = 0u; k < fan_in; k++) {
-                acc += pool[row + k] * pool[w + k * fan_out + o];
+                let weight = pool[w + k * fan_out + o];
+                acc += weight * vec4<f32>(pool[rows_in.x + k], pool[rows_in.y + k], pool[rows_in.z + k], pool[rows_in.w + k]);
             }
-            let z = acc + pool[b + o];
-            if (code == GELU) {
-                pool[pre + i] = z;
+            for (var j = 0u; j < min(TILE, rows - r0); j++) {
+                let at = (r0 + j) * fan_out + o;
+                let z = acc[j] + pool[b + o];
+                if (code == GELU) {
+                    pool[pre + at] = z;
+                }
+                pool[out + at] = activate(code, params.negative_slope, z);
             }
-            pool[out + i] = activate(code, params.negative_slope, z);
         }
         pool_barrier();
     }
@@ -295,36 +306,50 @@ fn backward(local: u32, rows: u32) {
         // Where act' of layer l - 1 is evaluated: its output, or its z for GELU.
         let prev_given = select(act_off(prev), pre_off(prev), params.hidden == GELU);
         let prev_delta = delta_off(prev);
-        let w_len = fan_in * fan_out;
-        // dW_l (IN, OUT), db_l (OUT), then dZ_{l-1} (R, IN) unless l is 0.
-        let work = w_len + fan_out + select(rows * fan_in, 0u, l == 0u);
-        for (var i = local; i < work; i += WORKGROUP) {
-            if (i < w_len) {
-                let k = i / fan_out;
+        // Each invocation takes TILE rows of dW_l (one column), or a column
+        // of db_l, or TILE rows of dZ_{l-1} (one column), so every value it
+        // loads from dZ_l or W_l serves TILE sums.
+        let w_tiles = (fan_in + TILE - 1u) / TILE * fan_out;
+        let dz_tiles = select((rows + TILE - 1u) / TILE * fan_in, 0u, l == 0u);
+        for (var i = local; i < w_tiles + fan_out + dz_tiles; i += WORKGROUP) {
+            if (i < w_tiles) {
+                let k0 = (i / fan_out) * TILE;
                 let o = i % fan_out;
-                var acc = 0.0;
+                // Columns past the input repeat its last; their sums are dropped.
+                let last = fan_in - 1u;
+                let ks = vec4<u32>(k0, min(k0 + 1u, last), min(k0 + 2u, last), min(k0 + 3u, last));
+                var acc = vec4<f32>(0.0);
                 for (var r = 0u; r < rows; r++) {
-                    acc += pool[input + r * fan_in + k] * pool[dz + r * fan_out + o];
+                    let row = input + r * fan_in;
+                    let d = pool[dz + r * fan_out + o];
+                    acc += d * vec4<f32>(pool[row + ks.x], pool[row + ks.y], pool[row + ks.z], pool[row + ks.w]);
                 }
-                pool[dw + i] = acc;
-            } else if (i < w_len + fan_out) {
-                let o = i - w_len;
+                for (var j = 0u; j < min(TILE, fan_in - k0); j++) {
+                    pool[dw + (k0 + j) * fan_out + o] = acc[j];
+                }
+            } else if (i < w_tiles + fan_out) {
+                let o = i - w_tiles;
                 var acc = 0.0;
                 for (var r = 0u; r < rows; r++) {
                     acc += pool[dz + r * fan_out + o];
                 }
                 pool[db + o] = acc;
             } else {
-                let j = i - w_len - fan_out;
-                let r = j / fan_in;
-                let k = j % fan_in;
-                let dz_row = dz + r * fan_out;
+                let t = i - w_tiles - fan_out;
+                let r0 = (t / fan_in) * TILE;
+                let k = t % fan_in;
+                let last = rows - 1u;
+                let dz_rows = dz + vec4<u32>(r0, min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * fan_out;
                 let w_row = w + k * fan_out;
-                var acc = 0.0;
+                var acc = vec4<f32>(0.0);
                 for (var o = 0u; o < fan_out; o++) {
-                    acc += pool[dz_row + o] * pool[w_row + o];
+                    let weight = pool[w_row + o];
+                    acc += weight * vec4<f32>(pool[dz_rows.x + o], pool[dz_rows.y + o], pool[dz_rows.z + o], pool[dz_rows.w + o]);
                 }
-                pool[prev_delta + j] = acc * derivative(params.hidden, params.negative_slope, pool[prev_given + j]);
+                for (var j = 0u; j < min(TILE, rows - r0); j++) {
+                    let at = (r0 + j) * fan_in + k;
+                    pool[prev_delta + at] = acc[j] * derivative(params.hidden, params.negative_slope, pool[prev_given + at]);
+                }
             }
         }
         pool_barrier();
