@@ -57,15 +57,9 @@ const GPU_WORKGROUP: usize = 256;
 const CPU_WORKGROUP: usize = 8;
 /// Workgroup bytes the shader declares beside the pool (one u32), rounded up.
 const SCALAR_BYTES: u64 = 16;
-/// Storage buffers the shader binds: weights, state, x, y, control, ring,
-/// order, and the pool in the storage variant.
+/// Storage buffers both variants bind (weights, state, x, y, control, ring,
+/// order); the storage variant binds its pool as one more.
 const STORAGE_BINDINGS: u32 = 7;
-/// On a CPU adapter, `--path auto` takes the storage pool up to this many
-/// multiply-adds per step (batch rows times the layers' weights). The
-/// README's digits run (32 x 4736, 151 k) measured 2026-12 on lavapipe: see
-/// BENCHMARKS.md. Larger steps are left to the layered path, whose kernels use
-/// every core where the one workgroup runs on one thread.
-const MAX_AUTO_STORAGE_STEP_MACS: usize = 1 << 18;
 /// Multiply-adds one dispatch may run: bounds a dispatch's time (about 0.2 s
 /// on lavapipe's one thread, far less on a GPU) so no GPU watchdog sees a hung
 /// queue; the seed problem runs ~4000 epochs per dispatch under it.
@@ -243,20 +237,13 @@ impl FusedTrainer {
         Self::plan(ctx, run).map(|(_, pool)| pool)
     }
 
-    /// Whether `--path auto` takes the fused path: wherever the pool fits
-    /// workgroup memory; the storage pool only on a CPU adapter and for small
-    /// steps (see [`MAX_AUTO_STORAGE_STEP_MACS`]), where it was measured faster
-    /// than the layered path. No real GPU has measured it yet.
+    /// Whether `--path auto` takes the fused path: where its pool fits
+    /// workgroup memory. The storage pool is left to `--path fused`: on
+    /// lavapipe, where the one workgroup runs on one thread, the README's
+    /// digits run took 0.9-1.0x the layered path's time (BENCHMARKS.md,
+    /// 2026-12-01), and no real GPU has measured it yet.
     pub fn preferred(ctx: &GpuContext, run: &Run) -> bool {
-        match Self::check(ctx, run) {
-            Ok(FusedPool::Workgroup) => true,
-            Ok(FusedPool::Storage) => {
-                let weights: usize = run.spec.layer_shapes().map(|(i, o)| i * o).sum();
-                let step_macs = run.config.rows_per_batch(run.train).saturating_mul(weights);
-                ctx.info.device_type == wgpu::DeviceType::Cpu && step_macs <= MAX_AUTO_STORAGE_STEP_MACS
-            }
-            Err(_) => false,
-        }
+        matches!(Self::check(ctx, run), Ok(FusedPool::Workgroup))
     }
 
     fn plan(ctx: &GpuContext, run: &Run) -> Result<(PoolLayout, FusedPool)> {
