@@ -323,6 +323,21 @@ fn fused_with_few_epochs_per_dispatch_matches_cpu() {
 }
 
 #[test]
+fn fused_shuffled_with_a_test_set_and_few_epochs_per_dispatch_matches_cpu() {
+    // Two epochs per dispatch and reads back every 5: each dispatch after the
+    // first in a read-back starts at its epoch's row order and ring entry.
+    let Some((ctx, _)) = gpu() else { return };
+    let (spec, train, test, config) = storage_pool_run_parts();
+    let params = Params::init(&spec, Init::He, 5).unwrap();
+    let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
+    let mut fused = FusedTrainer::new(ctx, &run).unwrap();
+    fused.set_epochs_per_dispatch(2);
+    let mut on_cpu = CpuTrainer::new(&run).unwrap();
+    let what = "fused, shuffled, a test set, 2 epochs per dispatch";
+    trajectories_match(what, &mut fused, &mut on_cpu, &params, config.optimizer, 10, 5);
+}
+
+#[test]
 fn leaky_relu_net_with_mini_batches_matches_cpu() {
     // 37 rows in batches of 8 (the last of 5), a slope far from the default.
     let spec = MlpSpec::new(vec![13, 7, 9, 3])
