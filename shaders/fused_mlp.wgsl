@@ -50,7 +50,10 @@
 override WORKGROUP: u32 = 256u;
 /// FusedParams.hidden and .output hold the codes of activation.wgsl, which
 /// this file follows in its shader module.
-/// Rows (of a batch, or of dW) one invocation of forward() and backward() takes at a time.
+/// The side of the square block of outputs one invocation of forward() and
+/// backward() computes at a time: four vec4 sums, as clamped() gives four
+/// indices (on lavapipe's one thread, loads bound the step: a block needs 8
+/// per 16 multiply-adds, a column of 4 rows 5 per 4).
 const TILE: u32 = 4u;
 /// FusedParams.loss.
 const MSE: u32 = 0u;
@@ -197,31 +200,48 @@ fn forward(local: u32, rows: u32) {
         let b = b_off(l);
         let out = act_off(l);
         let pre = pre_off(l);
-        // Each invocation takes TILE rows of one output column, so every
-        // weight it loads serves TILE rows.
-        let tiles = (rows + TILE - 1u) / TILE;
-        for (var i = local; i < tiles * fan_out; i += WORKGROUP) {
-            let r0 = (i / fan_out) * TILE;
-            let o = i % fan_out;
-            // Rows past the batch repeat its last row; their sums are dropped.
-            let last = rows - 1u;
-            let rows_in = input + vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * fan_in;
-            var acc = vec4<f32>(0.0);
+        // Each invocation takes a TILE x TILE block (rows x output columns),
+        // so every input it loads serves TILE columns and every weight TILE rows.
+        let col_tiles = (fan_out + TILE - 1u) / TILE;
+        let tiles = (rows + TILE - 1u) / TILE * col_tiles;
+        for (var i = local; i < tiles; i += WORKGROUP) {
+            let r0 = (i / col_tiles) * TILE;
+            let o0 = (i % col_tiles) * TILE;
+            // Rows and columns past the block's end repeat its last; their sums are dropped.
+            let rows_in = input + clamped(r0, rows) * fan_in;
+            let cols = w + clamped(o0, fan_out);
+            var acc0 = vec4<f32>(0.0);
+            var acc1 = vec4<f32>(0.0);
+            var acc2 = vec4<f32>(0.0);
+            var acc3 = vec4<f32>(0.0);
             for (var k = 0u; k < fan_in; k++) {
-                let weight = pool[w + k * fan_out + o];
-                acc += weight * vec4<f32>(pool[rows_in.x + k], pool[rows_in.y + k], pool[rows_in.z + k], pool[rows_in.w + k]);
+                let wk = k * fan_out;
+                let weights = vec4<f32>(pool[cols.x + wk], pool[cols.y + wk], pool[cols.z + wk], pool[cols.w + wk]);
+                acc0 += pool[rows_in.x + k] * weights;
+                acc1 += pool[rows_in.y + k] * weights;
+                acc2 += pool[rows_in.z + k] * weights;
+                acc3 += pool[rows_in.w + k] * weights;
             }
+            let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
             for (var j = 0u; j < min(TILE, rows - r0); j++) {
-                let at = (r0 + j) * fan_out + o;
-                let z = acc[j] + pool[b + o];
-                if (code == GELU) {
-                    pool[pre + at] = z;
+                for (var c = 0u; c < min(TILE, fan_out - o0); c++) {
+                    let o = o0 + c;
+                    let at = (r0 + j) * fan_out + o;
+                    let z = acc[j][c] + pool[b + o];
+                    if (code == GELU) {
+                        pool[pre + at] = z;
+                    }
+                    pool[out + at] = activate(code, params.negative_slope, z);
                 }
-                pool[out + at] = activate(code, params.negative_slope, z);
             }
         }
         pool_barrier();
     }
+}
+
+/// first, first + 1, first + 2, first + 3, each at most end - 1.
+fn clamped(first: u32, end: u32) -> vec4<u32> {
+    return min(vec4<u32>(first, first + 1u, first + 2u, first + 3u), vec4<u32>(end - 1u));
 }
 
 /// The last layer's dZ (R, OUT) into its delta buffer; returns this
@@ -306,26 +326,37 @@ fn backward(local: u32, rows: u32) {
         // Where act' of layer l - 1 is evaluated: its output, or its z for GELU.
         let prev_given = select(act_off(prev), pre_off(prev), params.hidden == GELU);
         let prev_delta = delta_off(prev);
-        // Each invocation takes TILE rows of dW_l (one column), or a column
-        // of db_l, or TILE rows of dZ_{l-1} (one column), so every value it
-        // loads from dZ_l or W_l serves TILE sums.
-        let w_tiles = (fan_in + TILE - 1u) / TILE * fan_out;
-        let dz_tiles = select((rows + TILE - 1u) / TILE * fan_in, 0u, l == 0u);
+        // Each invocation takes a TILE x TILE block of dW_l (rows x columns),
+        // or a column of db_l, or a TILE x TILE block of dZ_{l-1}, so every
+        // value it loads serves TILE sums.
+        let w_tiles = (fan_in + TILE - 1u) / TILE * ((fan_out + TILE - 1u) / TILE);
+        let in_tiles = (fan_in + TILE - 1u) / TILE;
+        let dz_tiles = select((rows + TILE - 1u) / TILE * in_tiles, 0u, l == 0u);
         for (var i = local; i < w_tiles + fan_out + dz_tiles; i += WORKGROUP) {
             if (i < w_tiles) {
-                let k0 = (i / fan_out) * TILE;
-                let o = i % fan_out;
-                // Columns past the input repeat its last; their sums are dropped.
-                let last = fan_in - 1u;
-                let ks = vec4<u32>(k0, min(k0 + 1u, last), min(k0 + 2u, last), min(k0 + 3u, last));
-                var acc = vec4<f32>(0.0);
+                let k0 = (i % in_tiles) * TILE;
+                let o0 = (i / in_tiles) * TILE;
+                // Rows and columns past the block's end repeat its last; their sums are dropped.
+                let ks = input + clamped(k0, fan_in);
+                let os = dz + clamped(o0, fan_out);
+                var acc0 = vec4<f32>(0.0);
+                var acc1 = vec4<f32>(0.0);
+                var acc2 = vec4<f32>(0.0);
+                var acc3 = vec4<f32>(0.0);
                 for (var r = 0u; r < rows; r++) {
-                    let row = input + r * fan_in;
-                    let d = pool[dz + r * fan_out + o];
-                    acc += d * vec4<f32>(pool[row + ks.x], pool[row + ks.y], pool[row + ks.z], pool[row + ks.w]);
+                    let at_in = r * fan_in;
+                    let at_dz = r * fan_out;
+                    let d = vec4<f32>(pool[os.x + at_dz], pool[os.y + at_dz], pool[os.z + at_dz], pool[os.w + at_dz]);
+                    acc0 += pool[ks.x + at_in] * d;
+                    acc1 += pool[ks.y + at_in] * d;
+                    acc2 += pool[ks.z + at_in] * d;
+                    acc3 += pool[ks.w + at_in] * d;
                 }
+                let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
                 for (var j = 0u; j < min(TILE, fan_in - k0); j++) {
-                    pool[dw + (k0 + j) * fan_out + o] = acc[j];
+                    for (var c = 0u; c < min(TILE, fan_out - o0); c++) {
+                        pool[dw + (k0 + j) * fan_out + o0 + c] = acc[j][c];
+                    }
                 }
             } else if (i < w_tiles + fan_out) {
                 let o = i - w_tiles;
@@ -336,19 +367,28 @@ fn backward(local: u32, rows: u32) {
                 pool[db + o] = acc;
             } else {
                 let t = i - w_tiles - fan_out;
-                let r0 = (t / fan_in) * TILE;
-                let k = t % fan_in;
-                let last = rows - 1u;
-                let dz_rows = dz + vec4<u32>(r0, min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * fan_out;
-                let w_row = w + k * fan_out;
-                var acc = vec4<f32>(0.0);
+                let r0 = (t / in_tiles) * TILE;
+                let k0 = (t % in_tiles) * TILE;
+                let dz_rows = dz + clamped(r0, rows) * fan_out;
+                let w_rows = w + clamped(k0, fan_in) * fan_out;
+                var acc0 = vec4<f32>(0.0);
+                var acc1 = vec4<f32>(0.0);
+                var acc2 = vec4<f32>(0.0);
+                var acc3 = vec4<f32>(0.0);
                 for (var o = 0u; o < fan_out; o++) {
-                    let weight = pool[w_row + o];
-                    acc += weight * vec4<f32>(pool[dz_rows.x + o], pool[dz_rows.y + o], pool[dz_rows.z + o], pool[dz_rows.w + o]);
+                    let weights = vec4<f32>(pool[w_rows.x + o], pool[w_rows.y + o], pool[w_rows.z + o], pool[w_rows.w + o]);
+                    acc0 += pool[dz_rows.x + o] * weights;
+                    acc1 += pool[dz_rows.y + o] * weights;
+                    acc2 += pool[dz_rows.z + o] * weights;
+                    acc3 += pool[dz_rows.w + o] * weights;
                 }
+                let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
                 for (var j = 0u; j < min(TILE, rows - r0); j++) {
-                    let at = (r0 + j) * fan_in + k;
-                    pool[prev_delta + at] = acc[j] * derivative(params.hidden, params.negative_slope, pool[prev_given + at]);
+                    for (var c = 0u; c < min(TILE, fan_in - k0); c++) {
+                        let at = (r0 + j) * fan_in + k0 + c;
+                        let given = pool[prev_given + at];
+                        pool[prev_delta + at] = acc[j][c] * derivative(params.hidden, params.negative_slope, given);
+                    }
                 }
             }
         }
