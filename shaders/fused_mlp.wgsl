@@ -48,13 +48,13 @@
 /// driver (lavapipe runs a workgroup on one thread) a single SIMD group, since
 /// more invocations only add switches at every barrier.
 override WORKGROUP: u32 = 256u;
-/// FusedParams.hidden and .output hold the codes of activation.wgsl, which
-/// this file follows in its shader module.
 /// The side of the square block of outputs one invocation of forward() and
 /// backward() computes at a time: four vec4 sums, as clamped() gives four
 /// indices (on lavapipe's one thread, loads bound the step: a block needs 8
 /// per 16 multiply-adds, a column of 4 rows 5 per 4).
 const TILE: u32 = 4u;
+/// FusedParams.hidden and .output hold the codes of activation.wgsl, which
+/// this file follows in its shader module.
 /// FusedParams.loss.
 const MSE: u32 = 0u;
 const CROSS_ENTROPY: u32 = 1u;
