@@ -195,11 +195,7 @@ fn forward(local: u32, rows: u32) {
         let fan_in = size(l);
         let fan_out = size(l + 1u);
         let input = input_off(l);
-        let code = activation(l);
         let w = w_off(l);
-        let b = b_off(l);
-        let out = act_off(l);
-        let pre = pre_off(l);
         // Each invocation takes a TILE x TILE block (rows x output columns),
         // so every input it loads serves TILE columns and every weight TILE rows.
         let col_tiles = (fan_out + TILE - 1u) / TILE;
@@ -222,18 +218,12 @@ fn forward(local: u32, rows: u32) {
                 acc2 += pool[rows_in.z + k] * weights;
                 acc3 += pool[rows_in.w + k] * weights;
             }
-            let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
-            for (var j = 0u; j < min(TILE, rows - r0); j++) {
-                for (var c = 0u; c < min(TILE, fan_out - o0); c++) {
-                    let o = o0 + c;
-                    let at = (r0 + j) * fan_out + o;
-                    let z = acc[j][c] + pool[b + o];
-                    if (code == GELU) {
-                        pool[pre + at] = z;
-                    }
-                    pool[out + at] = activate(code, params.negative_slope, z);
-                }
-            }
+            // One call per row: a matrix indexed by a variable row would sit in memory.
+            let cols_left = min(TILE, fan_out - o0);
+            store_a(acc0, r0, rows, o0, cols_left, l);
+            store_a(acc1, r0 + 1u, rows, o0, cols_left, l);
+            store_a(acc2, r0 + 2u, rows, o0, cols_left, l);
+            store_a(acc3, r0 + 3u, rows, o0, cols_left, l);
         }
         pool_barrier();
     }
@@ -242,6 +232,50 @@ fn forward(local: u32, rows: u32) {
 /// first, first + 1, first + 2, first + 3, each at most end - 1.
 fn clamped(first: u32, end: u32) -> vec4<u32> {
     return min(vec4<u32>(first, first + 1u, first + 2u, first + 3u), vec4<u32>(end - 1u));
+}
+
+/// Row r of layer l's block (its first `cols` values from column o0): z + b
+/// through the activation into a_l (and z into z_l for GELU); nothing for a
+/// row past the batch's `rows`.
+fn store_a(acc: vec4<f32>, r: u32, rows: u32, o0: u32, cols: u32, l: u32) {
+    if (r >= rows) {
+        return;
+    }
+    let fan_out = size(l + 1u);
+    let code = activation(l);
+    for (var c = 0u; c < cols; c++) {
+        let o = o0 + c;
+        let at = r * fan_out + o;
+        let z = acc[c] + pool[b_off(l) + o];
+        if (code == GELU) {
+            pool[pre_off(l) + at] = z;
+        }
+        pool[act_off(l) + at] = activate(code, params.negative_slope, z);
+    }
+}
+
+/// Row k of a dW block (its first `cols` values from column o0) into dW at
+/// `dw`; nothing for a row past `fan_in`.
+fn store_dw(acc: vec4<f32>, k: u32, fan_in: u32, o0: u32, cols: u32, dw: u32, fan_out: u32) {
+    if (k >= fan_in) {
+        return;
+    }
+    for (var c = 0u; c < cols; c++) {
+        pool[dw + k * fan_out + o0 + c] = acc[c];
+    }
+}
+
+/// Row r of a dZ_{l-1} block (its first `cols` values from column k0), times
+/// act' where `given` holds what it is evaluated at, into `delta`; nothing
+/// for a row past `rows`.
+fn store_dz(acc: vec4<f32>, r: u32, rows: u32, k0: u32, cols: u32, fan_in: u32, delta: u32, given: u32) {
+    if (r >= rows) {
+        return;
+    }
+    for (var c = 0u; c < cols; c++) {
+        let at = r * fan_in + k0 + c;
+        pool[delta + at] = acc[c] * derivative(params.hidden, params.negative_slope, pool[given + at]);
+    }
 }
 
 /// The last layer's dZ (R, OUT) into its delta buffer; returns this
@@ -352,12 +386,11 @@ fn backward(local: u32, rows: u32) {
                     acc2 += pool[ks.z + at_in] * d;
                     acc3 += pool[ks.w + at_in] * d;
                 }
-                let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
-                for (var j = 0u; j < min(TILE, fan_in - k0); j++) {
-                    for (var c = 0u; c < min(TILE, fan_out - o0); c++) {
-                        pool[dw + (k0 + j) * fan_out + o0 + c] = acc[j][c];
-                    }
-                }
+                let cols_left = min(TILE, fan_out - o0);
+                store_dw(acc0, k0, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc1, k0 + 1u, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc2, k0 + 2u, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc3, k0 + 3u, fan_in, o0, cols_left, dw, fan_out);
             } else if (i < w_tiles + fan_out) {
                 let o = i - w_tiles;
                 var acc = 0.0;
@@ -382,14 +415,11 @@ fn backward(local: u32, rows: u32) {
                     acc2 += pool[dz_rows.z + o] * weights;
                     acc3 += pool[dz_rows.w + o] * weights;
                 }
-                let acc = mat4x4<f32>(acc0, acc1, acc2, acc3);
-                for (var j = 0u; j < min(TILE, rows - r0); j++) {
-                    for (var c = 0u; c < min(TILE, fan_in - k0); c++) {
-                        let at = (r0 + j) * fan_in + k0 + c;
-                        let given = pool[prev_given + at];
-                        pool[prev_delta + at] = acc[j][c] * derivative(params.hidden, params.negative_slope, given);
-                    }
-                }
+                let cols_left = min(TILE, fan_in - k0);
+                store_dz(acc0, r0, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc1, r0 + 1u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc2, r0 + 2u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc3, r0 + 3u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
             }
         }
         pool_barrier();
