@@ -60,6 +60,13 @@ const SCALAR_BYTES: u64 = 16;
 /// Storage buffers both variants bind (weights, state, x, y, control, ring,
 /// order); the storage variant binds its pool as one more.
 const STORAGE_BINDINGS: u32 = 7;
+/// On a CPU adapter, `--path auto` takes the storage pool for steps of up to
+/// this many multiply-adds of the forward pass (batch rows times weights).
+/// Measured on lavapipe (BENCHMARKS.md, 2026-12-01), where the one workgroup
+/// runs on one thread and the layered kernels on every core: digits
+/// 64-64-10, batches of 32 (151 k) took 0.6-0.7x the layered path's time,
+/// 64-128-10 (303 k) 0.85-0.95x, 64-256-10 (606 k) 0.65-1.15x.
+const MAX_AUTO_STORAGE_STEP_MACS: usize = 1 << 18;
 /// Multiply-adds one dispatch may run: bounds a dispatch's time (about 0.2 s
 /// on lavapipe's one thread, far less on a GPU) so no GPU watchdog sees a hung
 /// queue; the seed problem runs ~4000 epochs per dispatch under it.
@@ -238,12 +245,17 @@ impl FusedTrainer {
     }
 
     /// Whether `--path auto` takes the fused path: where its pool fits
-    /// workgroup memory. The storage pool is left to `--path fused`: on
-    /// lavapipe, where the one workgroup runs on one thread, the README's
-    /// digits run took 0.9-1.0x the layered path's time (BENCHMARKS.md,
-    /// 2026-12-01), and no real GPU has measured it yet.
+    /// workgroup memory, and with the storage pool on a CPU adapter for steps
+    /// of at most [`MAX_AUTO_STORAGE_STEP_MACS`]. No real GPU has measured
+    /// the storage pool yet, so there it is left to `--path fused`.
     pub fn preferred(ctx: &GpuContext, run: &Run) -> bool {
-        matches!(Self::check(ctx, run), Ok(FusedPool::Workgroup))
+        match Self::check(ctx, run) {
+            Ok(FusedPool::Workgroup) => true,
+            Ok(FusedPool::Storage) => {
+                ctx.info.device_type == wgpu::DeviceType::Cpu && step_macs(run) <= MAX_AUTO_STORAGE_STEP_MACS
+            }
+            Err(_) => false,
+        }
     }
 
     fn plan(ctx: &GpuContext, run: &Run) -> Result<(PoolLayout, FusedPool)> {
@@ -681,4 +693,10 @@ fn bind_all<'a>(
         layout,
         entries: &entries,
     })
+}
+
+/// Multiply-adds of one step's forward pass: batch rows times the weights.
+fn step_macs(run: &Run) -> usize {
+    let weights: usize = run.spec.layer_shapes().map(|(fan_in, fan_out)| fan_in * fan_out).sum();
+    run.config.rows_per_batch(run.train).saturating_mul(weights)
 }

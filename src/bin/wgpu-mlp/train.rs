@@ -15,7 +15,7 @@ use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::dp::PrivacyLedger;
 use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::fairness::Predictions;
-use wgpu_mlp::gpu::{FusedPool, GpuPath};
+use wgpu_mlp::gpu::{FusedPool, FusedTrainer, GpuPath};
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init, Loss};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
@@ -566,14 +566,14 @@ pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
     // --path auto on a GPU: say why the run is not on the fused path, when it is not.
     if let Backend::Gpu(gpu) = &backend {
         if gpu.path == GpuPath::Auto {
-            let why = match wgpu_mlp::gpu::FusedTrainer::check(&gpu.ctx, &run) {
+            let why = match FusedTrainer::check(&gpu.ctx, &run) {
                 Err(why) => Some(crate::in_flag_names(&why.to_string())),
-                Ok(FusedPool::Storage) => Some(
+                Ok(FusedPool::Storage) if !FusedTrainer::preferred(&gpu.ctx, &run) => Some(
                     "the fused path would keep the net and its state in a storage buffer, above the adapter's \
-                     workgroup memory, which is not measured faster; `--path fused` takes it"
+                     workgroup memory, measured faster only for small steps on CPU adapters; `--path fused` takes it"
                         .to_string(),
                 ),
-                Ok(FusedPool::Workgroup) => None,
+                Ok(_) => None,
             };
             if let Some(why) = why {
                 let _ = writeln!(crate::stream::stderr(), "notice: the layered GPU path trains this run ({why})");
