@@ -62,11 +62,13 @@ const SCALAR_BYTES: u64 = 16;
 const STORAGE_BINDINGS: u32 = 7;
 /// On a CPU adapter, `--path auto` takes the storage pool for steps of up to
 /// this many multiply-adds of the forward pass (batch rows times weights).
-/// Measured on lavapipe (BENCHMARKS.md, 2026-12-01), where the one workgroup
-/// runs on one thread and the layered kernels on every core: digits
-/// 64-64-10, batches of 32 (151 k) took 0.6-0.7x the layered path's time,
-/// 64-128-10 (303 k) 0.85-0.95x, 64-256-10 (606 k) 0.65-1.15x.
-const MAX_AUTO_STORAGE_STEP_MACS: usize = 1 << 18;
+/// Measured on lavapipe (BENCHMARKS.md, 2026-12-01, load average 4.3 on 2
+/// cores), where the one workgroup runs on one thread and the layered kernels
+/// on every core, digits in batches of 32, fused over layered time: 64-64-10
+/// (151 k) 0.45-0.69x, 64-128-10 (303 k) 0.58-0.77x, 64-256-10 (606 k)
+/// 0.72-0.82x, 64-512-10 (1.2 M) 0.71-1.21x. An idle machine gives the
+/// layered path its second core, so the line is drawn below the last two.
+const MAX_AUTO_STORAGE_STEP_MACS: usize = 1 << 19;
 /// Multiply-adds one dispatch may run: bounds a dispatch's time (about 0.2 s
 /// on lavapipe's one thread, far less on a GPU) so no GPU watchdog sees a hung
 /// queue; the seed problem runs ~4000 epochs per dispatch under it.
