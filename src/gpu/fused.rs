@@ -294,7 +294,7 @@ impl FusedTrainer {
             return no(format!("the adapter runs fewer than {workgroup} invocations per workgroup"));
         }
         let in_workgroup = u64::from(limits.max_compute_workgroup_storage_size);
-        let in_storage = u64::from(limits.max_storage_buffer_binding_size);
+        let in_storage = limits.max_storage_buffer_binding_size;
         // A layer larger than the largest pool cannot fit; ruling it out
         // first keeps the layout's products far from overflowing.
         let pool_floats = (in_storage.max(in_workgroup) / 4) as usize;
