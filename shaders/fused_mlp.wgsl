@@ -40,8 +40,8 @@
 //   [0, P) params | grads (P) | state (S) | batch_x (B, IN) | batch_y (B, OUT) |
 //   act_l (B, OUT_l) per layer | pre_l (B, OUT_l) per GELU layer |
 //   delta0, delta1 (B, max OUT_l) | reduce (2, WORKGROUP)
-// One invocation per element of each phase, striding by WORKGROUP, so any
-// shape works; every invocation reaches every barrier (the loop bounds are
+// Each phase splits its outputs into elements (or 4 x 4 blocks in forward and
+// backward), one per invocation, striding by WORKGROUP, so any shape works; every invocation reaches every barrier (the loop bounds are
 // uniform: from the uniform buffer or read through workgroupUniformLoad).
 
 /// Invocations of the one workgroup, set by the host: 256 on a GPU; on a CPU
