@@ -305,6 +305,17 @@ impl FusedTrainer {
                  {in_storage} bytes"
             ));
         }
+        // x holds the training then the test rows in one binding (y is narrower
+        // unless the net has more outputs than inputs).
+        let data_rows = train.len() + test.map_or(0, Dataset::len);
+        let widest = spec.inputs().max(spec.outputs());
+        let data_bytes = (data_rows as u64).saturating_mul(widest as u64).saturating_mul(4);
+        if data_bytes > in_storage {
+            return no(format!(
+                "its {data_rows} rows of {widest} values take {data_bytes} bytes in one buffer, above the adapter's \
+                 max_storage_buffer_binding_size of {in_storage}"
+            ));
+        }
         let layout = PoolLayout::new(spec, batch, config.optimizer, workgroup);
         let bytes = (layout.len as u64).saturating_mul(4);
         if bytes.saturating_add(SCALAR_BYTES) <= in_workgroup {
