@@ -246,17 +246,26 @@ impl FusedTrainer {
         Self::plan(ctx, run).map(|(_, pool)| pool)
     }
 
-    /// Whether `--path auto` takes the fused path: where its pool fits
-    /// workgroup memory, and with the storage pool on a CPU adapter for steps
-    /// of at most [`MAX_AUTO_STORAGE_STEP_MACS`]. No real GPU has measured
-    /// the storage pool yet, so there it is left to `--path fused`.
+    /// Whether `--path auto` takes the fused path. With the pool in workgroup
+    /// memory: on a CPU adapter always; on a GPU by the rule from before the
+    /// data left the pool, that the pool and the training rows fit workgroup
+    /// memory together (one workgroup works through every row, so more rows
+    /// go to the layered path's many workgroups until a GPU has measured the
+    /// line). With the storage pool: on a CPU adapter for steps of at most
+    /// [`MAX_AUTO_STORAGE_STEP_MACS`]; on a GPU never, as none has measured it.
     pub fn preferred(ctx: &GpuContext, run: &Run) -> bool {
-        match Self::check(ctx, run) {
-            Ok(FusedPool::Workgroup) => true,
-            Ok(FusedPool::Storage) => {
-                ctx.info.device_type == wgpu::DeviceType::Cpu && step_macs(run) <= MAX_AUTO_STORAGE_STEP_MACS
+        if run.check().is_err() {
+            return false;
+        }
+        let Ok((layout, pool)) = Self::plan(ctx, run) else { return false };
+        let on_cpu_adapter = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        match pool {
+            FusedPool::Workgroup => {
+                let data_floats = run.train.len() * (run.spec.inputs() + run.spec.outputs());
+                let bytes = ((layout.len + data_floats) as u64).saturating_mul(4).saturating_add(SCALAR_BYTES);
+                on_cpu_adapter || bytes <= u64::from(ctx.limits.max_compute_workgroup_storage_size)
             }
-            Err(_) => false,
+            FusedPool::Storage => on_cpu_adapter && step_macs(run) <= MAX_AUTO_STORAGE_STEP_MACS,
         }
     }
 

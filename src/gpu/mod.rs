@@ -34,9 +34,8 @@ use crate::train::{EpochMetrics, Run, Trainer};
 /// Which GPU path trains (`--path`); written and parsed by its kebab-case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GpuPath {
-    /// The fused path when the run fits it with its pool in workgroup memory
-    /// (or, on a CPU adapter, in a storage buffer for small steps), else the
-    /// layered one.
+    /// The fused path where it takes the run and is the faster (small nets:
+    /// see FusedTrainer::preferred), else the layered one.
     Auto,
     /// One dispatch for many steps; an error when the run does not fit it.
     Fused,

@@ -310,8 +310,9 @@ pub(crate) struct GpuPathArgs {
     /// GPU path: fused runs many steps per dispatch in one workgroup (small
     /// nets; shuffled batches and a classification test set allowed; no
     /// clipping, dropout, DP-SGD or schedule); layered runs a dispatch per op;
-    /// auto takes fused when the net and its state fit workgroup memory, and
-    /// on a CPU adapter such as lavapipe for small steps beyond it.
+    /// auto takes fused when the net and its state fit workgroup memory (on a
+    /// GPU with the training rows beside them), and on a CPU adapter such as
+    /// lavapipe for small steps beyond it.
     /// (--kernel is the old name.)
     #[arg(long, alias = "kernel", value_enum, default_value_t = GpuPath::Auto)]
     pub(crate) path: GpuPath,
