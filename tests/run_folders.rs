@@ -273,15 +273,18 @@ fn csv_hints_metadata_lines_and_delimiters() {
 }
 
 #[test]
-fn fused_with_shuffling_says_to_add_no_shuffle() {
+fn fused_trains_shuffled_batches_with_a_validation_split() {
     let dir = scratch("fused");
     let csv = iris_like(&dir, 30, ",", "");
     let data = format!("csv:{}", csv.display());
-    let args = ["--device", "gpu", "--path", "fused", "--data", &data, "--test-fraction", "0", "--epochs", "1"];
-    let run = run_in(&dir, &args);
+    let args = ["--device", "gpu", "--path", "fused", "--data", &data, "--task", "classify", "--test-fraction", "0"];
+    let run = run_in(&dir, &[&args[..], &["--epochs", "3", "--json", "--quiet"]].concat());
     if run.code == Some(1) && run.stderr.contains("adapter") {
         eprintln!("skipped: no GPU adapter\n{}", run.show());
         return;
     }
-    assert_bad_input(&run, &["--no-shuffle"]);
+    assert_success(&run);
+    let json = run.json();
+    assert!(json["adapter"].as_str().unwrap().ends_with(" fused"), "{json}");
+    assert!(json["val_loss"].as_f64().is_some() && json["val_accuracy"].as_f64().is_some(), "{json}");
 }

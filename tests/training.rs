@@ -8,7 +8,7 @@ mod common;
 
 use common::{classes, gpu, gpu_backends, label, test_backends, trajectories_match};
 use ndarray::Axis;
-use wgpu_mlp::gpu::{FusedTrainer, GpuPath, LayeredTrainer};
+use wgpu_mlp::gpu::{FusedPool, FusedTrainer, GpuPath, LayeredTrainer};
 use wgpu_mlp::model::{Activation, Init, Loss, Output};
 use wgpu_mlp::train::Optimizer;
 use wgpu_mlp::{fit, Backend, CpuTrainer, Dataset, MlpSpec, Params, Run, TrainConfig};
@@ -21,8 +21,8 @@ struct Case {
     config: TrainConfig,
     epochs: usize,
     log_every: usize,
-    /// Whether the fused path must take this run (shuffling and a test set
-    /// keep it to the layered path).
+    /// Whether the fused path must take this run (a regression with a test
+    /// set keeps it to the layered path).
     fused: bool,
 }
 
@@ -159,8 +159,74 @@ fn adam_relu_softmax_with_shuffled_batches_and_a_test_set_matches_cpu() {
         config,
         epochs: 30,
         log_every: 7,
-        fused: false,
+        fused: true,
     });
+}
+
+/// Adam on a 7-300-5 net: its state (4 x 3905 floats) is above lavapipe's
+/// 32 KiB of workgroup memory, so there the pool is a storage buffer.
+fn storage_pool_run_parts() -> (MlpSpec, Dataset, Dataset, TrainConfig) {
+    let spec =
+        MlpSpec::new(vec![7, 300, 5]).unwrap().with(Activation::Relu, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let config = TrainConfig {
+        lr: 0.005,
+        optimizer: ADAM,
+        batch_size: Some(13),
+        shuffle: true,
+        seed: 11,
+        ..TrainConfig::default()
+    };
+    // 61 rows in batches of 13 (the last of 9); a test set of 23 in 13 + 10.
+    (spec, classes(61, 7, 5, 8), classes(23, 7, 5, 9), config)
+}
+
+#[test]
+fn adam_shuffled_with_a_test_set_on_a_net_above_workgroup_memory_matches_cpu() {
+    let (spec, train, test, config) = storage_pool_run_parts();
+    if let Some((ctx, _)) = gpu() {
+        let params = Params::init(&spec, Init::He, 7).unwrap();
+        let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
+        let pool = FusedTrainer::check(ctx, &run).unwrap();
+        let adam_state_bytes = 4 * 3905 * 4;
+        if (ctx.limits.max_compute_workgroup_storage_size as usize) < adam_state_bytes {
+            assert_eq!(pool, FusedPool::Storage);
+        }
+        // Steps of 13 x 3600 multiply-adds: auto takes the storage pool on a
+        // CPU adapter only, where it was measured faster for small steps.
+        let on_cpu_adapter = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let auto = if pool == FusedPool::Workgroup || on_cpu_adapter { GpuPath::Fused } else { GpuPath::Layered };
+        assert_eq!(GpuPath::Auto.resolve(ctx, &run), auto);
+    }
+    gpu_matches_cpu(Case {
+        spec,
+        init: Init::He,
+        train,
+        test: Some(test),
+        config,
+        epochs: 9,
+        log_every: 4,
+        fused: true,
+    });
+}
+
+#[test]
+fn shuffled_adam_runs_with_a_test_set_resume_bit_for_bit() {
+    // In workgroup memory (6-11-4) and, on lavapipe, in a storage buffer (7-300-5).
+    let (spec, train, test, config) = storage_pool_run_parts();
+    let params = Params::init(&spec, Init::He, 3).unwrap();
+    common::resumes_bit_for_bit(
+        &Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config },
+        3,
+    );
+    let small =
+        MlpSpec::new(vec![6, 11, 4]).unwrap().with(Activation::Relu, Output::Softmax, Loss::CrossEntropy).unwrap();
+    let (train, test) = (classes(53, 6, 4, 1), classes(17, 6, 4, 2));
+    let config = TrainConfig { batch_size: Some(16), ..config };
+    let params = Params::init(&small, Init::He, 3).unwrap();
+    common::resumes_bit_for_bit(
+        &Run { spec: &small, params: &params, train: &train, test: Some(&test), config: &config },
+        4,
+    );
 }
 
 #[test]
@@ -200,7 +266,7 @@ fn sigmoid_outputs_with_mse_count_accuracy_on_classes() {
         config,
         epochs: 10,
         log_every: 5,
-        fused: false,
+        fused: true,
     });
 }
 
@@ -259,6 +325,21 @@ fn fused_with_few_epochs_per_dispatch_matches_cpu() {
     fused.set_epochs_per_dispatch(3);
     let mut on_cpu = CpuTrainer::new(&run).unwrap();
     trajectories_match("fused, 3 epochs per dispatch", &mut fused, &mut on_cpu, &params, config.optimizer, 40, 10);
+}
+
+#[test]
+fn fused_shuffled_with_a_test_set_and_few_epochs_per_dispatch_matches_cpu() {
+    // Two epochs per dispatch and reads back every 5: each dispatch after the
+    // first in a read-back starts at its epoch's row order and ring entry.
+    let Some((ctx, _)) = gpu() else { return };
+    let (spec, train, test, config) = storage_pool_run_parts();
+    let params = Params::init(&spec, Init::He, 5).unwrap();
+    let run = Run { spec: &spec, params: &params, train: &train, test: Some(&test), config: &config };
+    let mut fused = FusedTrainer::new(ctx, &run).unwrap();
+    fused.set_epochs_per_dispatch(2);
+    let mut on_cpu = CpuTrainer::new(&run).unwrap();
+    let what = "fused, shuffled, a test set, 2 epochs per dispatch";
+    trajectories_match(what, &mut fused, &mut on_cpu, &params, config.optimizer, 10, 5);
 }
 
 #[test]
@@ -397,24 +478,41 @@ fn fits_turns_away_what_the_fused_path_cannot_run() {
     let config = TrainConfig::default();
     assert!(fits(&spec, &train, None, &config), "the seed problem fits");
 
-    // Too big: 784 inputs of 1000 rows alone are 3 MB, far above any workgroup memory.
+    // The data stay out of the pool, so 784 inputs of 1000 rows take only
+    // the storage pool's (784 + 256 + 10) floats a row of the batch beside
+    // the net: the fused path takes it when asked, but auto leaves it to the
+    // layered path (steps of 256 x 203 k multiply-adds).
     let big = MlpSpec::new(vec![784, 256, 10]).unwrap();
     let big_train = Dataset::seed_problem(1000, 784, 10, 7).unwrap();
-    assert!(!fits(&big, &big_train, None, &config));
-    let params = Params::init(&big, Init::Xavier, 7).unwrap();
-    let run = Run { spec: &big, params: &params, train: &big_train, test: None, config: &config };
-    let error = FusedTrainer::new(ctx, &run).err().expect("too big for one workgroup");
-    assert!(error.to_string().contains("max_compute_workgroup_storage_size"), "{error}");
+    let big_config = TrainConfig { batch_size: Some(256), ..config.clone() };
+    let big_run = Run { spec: &big, params: &no_params, train: &big_train, test: None, config: &big_config };
+    assert_eq!(FusedTrainer::check(ctx, &big_run).unwrap(), FusedPool::Storage);
+    assert_eq!(GpuPath::Auto.resolve(ctx, &big_run), GpuPath::Layered);
 
-    // Just past the limit: the data alone one float more than the adapter allows.
+    // Just past the limit: a net whose pool is one float more than the
+    // workgroup allows goes to the storage pool (its one weight and bias,
+    // their gradients, a row and an output beside the inputs).
     let limit_floats = ctx.limits.max_compute_workgroup_storage_size as usize / 4;
     let wide = Dataset::seed_problem(1, limit_floats, 1, 7).unwrap();
     let wide_spec = MlpSpec::new(vec![limit_floats, 1]).unwrap();
-    assert!(!fits(&wide_spec, &wide, None, &config));
+    let wide_run = Run { spec: &wide_spec, params: &no_params, train: &wide, test: None, config: &config };
+    assert_eq!(FusedTrainer::check(ctx, &wide_run).unwrap(), FusedPool::Storage);
+    assert_eq!(
+        FusedTrainer::check(ctx, &Run { spec: &spec, train: &train, ..wide_run }).unwrap(),
+        FusedPool::Workgroup
+    );
 
     let shuffled = TrainConfig { shuffle: true, ..config.clone() };
-    assert!(!fits(&spec, &train, None, &shuffled), "shuffling is not supported");
-    assert!(!fits(&spec, &train, Some(&train), &config), "a test set is not supported");
+    assert!(fits(&spec, &train, None, &shuffled), "shuffled batches are taken");
+    let labelled = classes(100, 10, 3, 7);
+    let classify = MlpSpec::new(vec![10, 5, 3]).unwrap();
+    assert!(fits(&classify, &labelled, Some(&labelled), &shuffled), "a test set is taken when classifying");
+    let regression_test = FusedTrainer::check(
+        ctx,
+        &Run { spec: &spec, params: &no_params, train: &train, test: Some(&train), config: &config },
+    );
+    let why = regression_test.unwrap_err().to_string();
+    assert!(why.contains("classification only"), "a regression's test set is refused with the reason: {why}");
     let huge_hidden = MlpSpec::new(vec![10, 1 << 40, 1]).unwrap();
     assert!(!fits(&huge_hidden, &train, None, &config), "a layer wider than the pool");
     let deep = MlpSpec::new(vec![2; 10]).unwrap();
@@ -491,12 +589,9 @@ fn a_stop_mid_epoch_goes_back_to_the_epoch_start_and_resumes_bit_for_bit() {
     let config =
         TrainConfig { lr: 0.01, optimizer: ADAM, batch_size: Some(2), shuffle: true, ..TrainConfig::default() };
     let params = Params::init(&spec, Init::Xavier, 2).unwrap();
-    let shuffled = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
-    let in_order_config = TrainConfig { shuffle: false, ..config.clone() };
-    let in_order = Run { config: &in_order_config, ..shuffled };
+    let run = Run { spec: &spec, params: &params, train: &train, test: None, config: &config };
     for backend in test_backends() {
         let fused = matches!(&backend, Backend::Gpu(gpu) if gpu.path == GpuPath::Fused);
-        let run = if fused { in_order } else { shuffled };
         let what = label(&backend);
         // The CPU asks before each of the 75 steps, the layered path after
         // each submit, the fused path before each dispatch: stop in the

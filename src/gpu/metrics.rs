@@ -5,8 +5,9 @@ use crate::metrics::{ColumnSums, RegressionReport};
 use crate::model::MlpSpec;
 use crate::train::EpochMetrics;
 
-/// Floats per entry of shaders/fused_mlp.wgsl's ring: loss sum, correct count.
-pub(super) const FUSED_RING_ENTRY: usize = 2;
+/// Floats per data set in an entry of shaders/fused_mlp.wgsl's ring: loss
+/// sum, correct count (for the training rows, then the test rows if any).
+pub(super) const FUSED_SUMS: usize = 2;
 
 /// Where each running sum sits in an epoch's entry: the training loss sum
 /// first, then the training correct count, the test loss sum and the test
@@ -44,11 +45,15 @@ impl MetricSlots {
     }
 
     /// The fused path's entries: loss sum and correct count always (the
-    /// count unused unless classifying), no test set.
-    pub(super) fn fused(classify: bool) -> Self {
-        let count = FUSED_RING_ENTRY;
+    /// count unused unless classifying), then the same two for the test set
+    /// when the run has one (it takes no regression with a test set).
+    pub(super) fn fused(classify: bool, test: bool) -> Self {
+        let first_test = FUSED_SUMS;
+        let count = FUSED_SUMS * (1 + usize::from(test));
         let train_correct = classify.then_some(1);
-        Self { train_correct, test_loss: None, test_correct: None, test_errors: None, first_test: count, count }
+        let test_loss = test.then_some(first_test);
+        let test_correct = (test && classify).then_some(first_test + 1);
+        Self { train_correct, test_loss, test_correct, test_errors: None, first_test, count }
     }
 
     /// One [`EpochMetrics`] per entry of `sums` (epochs * count floats): the

@@ -17,7 +17,7 @@ mod tuning;
 mod uniforms;
 
 pub use context::{adapters, Counters, Counts, GpuContext, Region, NO_ADAPTER_HELP};
-pub use fused::FusedTrainer;
+pub use fused::{FusedPool, FusedTrainer};
 pub use inference::{GpuInference, INFERENCE_BATCH_ROWS};
 pub use kernels::{Dispatch, Kernels, MAX_CHUNKS, WORKGROUP_SIZE};
 pub use layered::{order_epochs, LayeredTrainer, RING_EPOCHS};
@@ -36,7 +36,8 @@ use crate::train::{EpochMetrics, Run, Trainer};
 /// Which GPU path trains (`--path`); written and parsed by its kebab-case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GpuPath {
-    /// The fused path when the run fits it, else the layered one.
+    /// The fused path where it takes the run and is the faster (small nets:
+    /// see FusedTrainer::preferred), else the layered one.
     Auto,
     /// One dispatch for many steps; an error when the run does not fit it.
     Fused,
@@ -48,7 +49,7 @@ impl GpuPath {
     /// Fused or Layered: what Auto means for this run.
     pub fn resolve(self, ctx: &GpuContext, run: &Run) -> Self {
         match self {
-            GpuPath::Auto if FusedTrainer::fits(ctx, run) => GpuPath::Fused,
+            GpuPath::Auto if FusedTrainer::preferred(ctx, run) => GpuPath::Fused,
             GpuPath::Auto => GpuPath::Layered,
             chosen => chosen,
         }

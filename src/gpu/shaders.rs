@@ -1,8 +1,10 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
 //! has no includes): the three matmul kernels each follow activation.wgsl,
-//! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward and the fused
-//! path follow activation.wgsl; the three update kernels follow
+//! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward
+//! follows activation.wgsl; the fused path's two variants follow
+//! activation.wgsl and the prelude that puts their pool in workgroup or in
+//! storage memory; the three update kernels follow
 //! step_control.wgsl; the loss, accuracy and gradient-norm kernels follow
 //! workgroup_sum.wgsl.
 //! tests/shaders.rs validates exactly these sources with naga.
@@ -10,7 +12,7 @@
 /// One shader module: the files of shaders/ it is made of and their text joined.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderSource {
-    /// The module's name, also its wgpu label: the last file's stem.
+    /// The module's name, also its wgpu label.
     pub name: &'static str,
     /// The files of shaders/ it joins, preludes first.
     pub files: &'static [&'static str],
@@ -47,7 +49,8 @@ pub const SHADERS: &[ShaderSource] = &[
     shader!("grad_norm": "workgroup_sum.wgsl", "grad_norm.wgsl"),
     shader!("dp_sgd": "dp_sgd.wgsl"),
     shader!("regression": "regression.wgsl"),
-    shader!("fused_mlp": "activation.wgsl", "fused_mlp.wgsl"),
+    shader!("fused_mlp_workgroup": "activation.wgsl", "fused_pool_workgroup.wgsl", "fused_mlp.wgsl"),
+    shader!("fused_mlp_storage": "activation.wgsl", "fused_pool_storage.wgsl", "fused_mlp.wgsl"),
 ];
 
 /// The module called `name` in [`SHADERS`].

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wgpu_mlp::backend::GpuBackend;
-use wgpu_mlp::gpu::{GpuContext, GpuPath, KernelSettings, Kernels, MatmulKernel};
+use wgpu_mlp::gpu::{FusedTrainer, GpuContext, GpuPath, KernelSettings, Kernels, MatmulKernel};
 use wgpu_mlp::train::{EpochMetrics, Optimizer};
 use wgpu_mlp::{Backend, Dataset, Params, Run, Trainer};
 
@@ -203,12 +203,16 @@ pub fn trajectories_match(
     );
 }
 
-/// On the CPU and the layered GPU path (the fused one takes neither dropout
-/// nor DP-SGD): `2 * half` epochs straight, and `half` epochs, a restore of
-/// their state into a new trainer and `half` more, end on the same bits.
+/// On the CPU and each GPU path that takes the run (the fused one takes
+/// neither dropout nor DP-SGD): `2 * half` epochs straight, and `half` epochs,
+/// a restore of their state into a new trainer and `half` more, end on the
+/// same bits.
 pub fn resumes_bit_for_bit(run: &Run, half: usize) {
-    let layered = gpu_backends().into_iter().filter(|b| !matches!(b, Backend::Gpu(g) if g.path == GpuPath::Fused));
-    for backend in std::iter::once(Backend::Cpu).chain(layered) {
+    let takes = |backend: &Backend| match backend {
+        Backend::Gpu(gpu) if gpu.path == GpuPath::Fused => FusedTrainer::fits(&gpu.ctx, run),
+        _ => true,
+    };
+    for backend in std::iter::once(Backend::Cpu).chain(gpu_backends()).filter(takes) {
         let mut straight = backend.trainer(run).unwrap();
         straight.train(2 * half).unwrap();
         let mut first = backend.trainer(run).unwrap();

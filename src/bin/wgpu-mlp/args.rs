@@ -314,9 +314,12 @@ pub(crate) struct PrivacyArgs {
 /// How the GPU trains: the same flags for training and bench.
 #[derive(Debug, clap::Args)]
 pub(crate) struct GpuPathArgs {
-    /// GPU path: fused runs many steps per dispatch with the whole net in one
-    /// workgroup's memory (small nets, batches in order, no test set); layered
-    /// runs a dispatch per op; auto takes fused when the run fits it.
+    /// GPU path: fused runs many steps per dispatch in one workgroup (small
+    /// nets; shuffled batches and a classification test set allowed; no
+    /// clipping, dropout, DP-SGD or schedule); layered runs a dispatch per op;
+    /// auto takes fused when the net and its state fit workgroup memory (on a
+    /// GPU with the training rows beside them), and on a CPU adapter such as
+    /// lavapipe for small steps beyond it.
     /// (--kernel is the old name.)
     #[arg(long, alias = "kernel", value_enum, default_value_t = GpuPath::Auto)]
     pub(crate) path: GpuPath,

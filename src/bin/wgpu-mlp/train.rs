@@ -15,7 +15,7 @@ use wgpu_mlp::data::{ColumnEncoding, Missing, Scaler, Source, TargetColumn};
 use wgpu_mlp::dp::PrivacyLedger;
 use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::fairness::Predictions;
-use wgpu_mlp::gpu::GpuPath;
+use wgpu_mlp::gpu::{FusedPool, FusedTrainer, GpuPath};
 use wgpu_mlp::metrics::{ClassReport, RegressionReport};
 use wgpu_mlp::model::{Activation, Init, Loss};
 use wgpu_mlp::run::{Reuse, RunFolder, RunHooks};
@@ -463,17 +463,6 @@ fn print_header(
     Ok(())
 }
 
-/// The library's refusal of the fused path for a shuffled run, with the
-/// flag that fixes it: shuffling is on by default with --data.
-fn with_fused_hint(error: Error, cli: &TrainArgs) -> anyhow::Error {
-    match error {
-        Error::InvalidInput(message) if cli.gpu.path == GpuPath::Fused && message.contains("without shuffling") => {
-            bad_input(format!("{message}; add `no_shuffle` (shuffling is on by default with `data`)"))
-        }
-        other => other.into(),
-    }
-}
-
 /// The checkpoints' metadata of a run of `settings`: the model, and how the
 /// data was read (predict and eval read the same rows from it, and a resume
 /// on other data says what differs).
@@ -530,7 +519,7 @@ pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
     }
     let Settings { spec, init, config, .. } = &settings;
     let (train, val) = (&settings.train, settings.val.as_ref());
-    backend.check_fits(spec, config, train.len(), val.map_or(0, Dataset::len)).map_err(|e| with_fused_hint(e, cli))?;
+    backend.check_fits(spec, config, train.len(), val.map_or(0, Dataset::len))?;
     let params = Params::init(spec, *init, config.seed)?;
     let metadata = checkpoint_metadata(&settings);
     let resume = match &cli.resume {
@@ -572,13 +561,21 @@ pub(crate) fn run(cli: &TrainArgs, ranks: Option<Ranks>) -> anyhow::Result<()> {
             let count = collective.ranks();
             (Box::new(CpuTrainer::data_parallel(&run, collective)?), Some(count), Some(scratch))
         }
-        None => (backend.trainer(&run).map_err(|e| with_fused_hint(e, cli))?, None, None),
+        None => (backend.trainer(&run)?, None, None),
     };
     // --path auto on a GPU: say why the run is not on the fused path, when it is not.
     if let Backend::Gpu(gpu) = &backend {
         if gpu.path == GpuPath::Auto {
-            if let Err(why) = wgpu_mlp::gpu::FusedTrainer::check(&gpu.ctx, &run) {
-                let why = crate::in_flag_names(&why.to_string());
+            let why = match FusedTrainer::check(&gpu.ctx, &run) {
+                Err(why) => Some(crate::in_flag_names(&why.to_string())),
+                Ok(FusedPool::Storage) if !FusedTrainer::preferred(&gpu.ctx, &run) => Some(
+                    "the fused path would keep the net and its state in a storage buffer, above the adapter's \
+                     workgroup memory, measured faster only for small steps on CPU adapters; `--path fused` takes it"
+                        .to_string(),
+                ),
+                Ok(_) => None,
+            };
+            if let Some(why) = why {
                 let _ = writeln!(crate::stream::stderr(), "notice: the layered GPU path trains this run ({why})");
             }
         }
