@@ -80,16 +80,7 @@ pub fn fold_split(data: Dataset, fold: Fold, seed: u64) -> Result<(Dataset, Data
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(5);
-    let groups: Vec<Vec<usize>> = match data.classes {
-        Some(classes) => {
-            let mut groups = vec![Vec::new(); classes];
-            for (row, label) in data.labels().into_iter().enumerate() {
-                groups[label].push(row);
-            }
-            groups
-        }
-        None => vec![(0..data.len()).collect()],
-    };
+    let groups = super::split::rows_by_class(&data);
     let mut held_out = vec![false; data.len()];
     let mut dealt = 0;
     for mut group in groups {

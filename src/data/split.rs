@@ -54,16 +54,7 @@ fn split_by_stream(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
-    let groups: Vec<Vec<usize>> = match data.classes {
-        Some(classes) => {
-            let mut groups = vec![Vec::new(); classes];
-            for (row, label) in data.labels().into_iter().enumerate() {
-                groups[label].push(row);
-            }
-            groups
-        }
-        None => vec![(0..data.len()).collect()],
-    };
+    let groups = rows_by_class(&data);
     let mut test_rows = Vec::new();
     for mut group in groups {
         group.shuffle(&mut rng);
@@ -83,4 +74,19 @@ fn split_by_stream(
         )));
     }
     Ok((data.select(&train_rows), Some(data.select(&test_rows))))
+}
+
+/// The rows of each class, in order (a stratified split or fold deals each
+/// class's rows out on its own); all rows as one group without classes.
+pub(crate) fn rows_by_class(data: &Dataset) -> Vec<Vec<usize>> {
+    match data.classes {
+        Some(classes) => {
+            let mut groups = vec![Vec::new(); classes];
+            for (row, label) in data.labels().into_iter().enumerate() {
+                groups[label].push(row);
+            }
+            groups
+        }
+        None => vec![(0..data.len()).collect()],
+    }
 }

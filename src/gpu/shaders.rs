@@ -1,7 +1,8 @@
 //! Every shader module the GPU path compiles, as WGSL source. A module is one
 //! file of shaders/, or several joined in order where they share code (WGSL
 //! has no includes): the three matmul kernels each follow activation.wgsl,
-//! dropout.wgsl and matmul_common.wgsl; the element-wise activation backward
+//! dropout.wgsl and matmul_common.wgsl (the two that stage slices in
+//! workgroup memory, matmul_slices.wgsl too); the element-wise activation backward
 //! follows activation.wgsl; the fused path's two variants follow
 //! activation.wgsl and the prelude that puts their pool in workgroup or in
 //! storage memory; the three update kernels follow
@@ -34,8 +35,8 @@ macro_rules! shader {
 /// and tests/shaders.rs validates the same list.
 pub const SHADERS: &[ShaderSource] = &[
     shader!("matmul_registers": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_registers.wgsl"),
-    shader!("matmul_workgroup": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_workgroup.wgsl"),
-    shader!("matmul_tile128": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_tile128.wgsl"),
+    shader!("matmul_workgroup": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_slices.wgsl", "matmul_workgroup.wgsl"),
+    shader!("matmul_tile128": "activation.wgsl", "dropout.wgsl", "matmul_common.wgsl", "matmul_slices.wgsl", "matmul_tile128.wgsl"),
     shader!("activation_backward": "activation.wgsl", "activation_backward.wgsl"),
     shader!("mse": "workgroup_sum.wgsl", "mse.wgsl"),
     shader!("bce": "workgroup_sum.wgsl", "bce.wgsl"),
