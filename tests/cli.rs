@@ -950,7 +950,8 @@ fn bench_reports_the_tuned_matmul_kernel_and_caches_it_per_adapter() {
     let rows: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
     let kernel = bench_row(&rows, "matmul:100,70,65", "gpu")["matmul_kernel"].clone();
     let chosen = kernel.as_str().and_then(|k| k.strip_prefix("tuned: ")).unwrap_or_else(|| panic!("{kernel}"));
-    assert!(["registers", "workgroup"].contains(&chosen), "{kernel}");
+    // Whichever kernel measured fastest on this adapter, tile128 included.
+    assert!(wgpu_mlp::gpu::MatmulKernel::ALL.iter().any(|k| k.name() == chosen), "{kernel}");
     let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(written["adapters"][0]["choices"]["m256.k256.n256.ta0.tb0"], chosen, "{written}");
     // A run reads the choice back: the file is as it was.
