@@ -252,7 +252,7 @@ impl FusedTrainer {
     /// memory together (one workgroup works through every row, so more rows
     /// go to the layered path's many workgroups until a GPU has measured the
     /// line). With the storage pool: on a CPU adapter for steps of at most
-    /// [`MAX_AUTO_STORAGE_STEP_MACS`]; on a GPU never, as none has measured it.
+    /// 2^19 multiply-adds in the forward pass; on a GPU never, as none has measured it.
     pub fn preferred(ctx: &GpuContext, run: &Run) -> bool {
         if run.check().is_err() {
             return false;
