@@ -206,24 +206,13 @@ fn forward(local: u32, rows: u32) {
             // Rows and columns past the block's end repeat its last; their sums are dropped.
             let rows_in = input + clamped(r0, rows) * fan_in;
             let cols = w + clamped(o0, fan_out);
-            var acc0 = vec4<f32>(0.0);
-            var acc1 = vec4<f32>(0.0);
-            var acc2 = vec4<f32>(0.0);
-            var acc3 = vec4<f32>(0.0);
-            for (var k = 0u; k < fan_in; k++) {
-                let wk = k * fan_out;
-                let weights = vec4<f32>(pool[cols.x + wk], pool[cols.y + wk], pool[cols.z + wk], pool[cols.w + wk]);
-                acc0 += pool[rows_in.x + k] * weights;
-                acc1 += pool[rows_in.y + k] * weights;
-                acc2 += pool[rows_in.z + k] * weights;
-                acc3 += pool[rows_in.w + k] * weights;
-            }
-            // One call per row: a matrix indexed by a variable row would sit in memory.
+            // a (R, IN) · W (IN, OUT): along a row of the input, down a column of W.
+            let acc = block_sums(rows_in, 1u, cols, fan_out, fan_in);
             let cols_left = min(TILE, fan_out - o0);
-            store_a(acc0, r0, rows, o0, cols_left, l);
-            store_a(acc1, r0 + 1u, rows, o0, cols_left, l);
-            store_a(acc2, r0 + 2u, rows, o0, cols_left, l);
-            store_a(acc3, r0 + 3u, rows, o0, cols_left, l);
+            store_a(acc.r0, r0, rows, o0, cols_left, l);
+            store_a(acc.r1, r0 + 1u, rows, o0, cols_left, l);
+            store_a(acc.r2, r0 + 2u, rows, o0, cols_left, l);
+            store_a(acc.r3, r0 + 3u, rows, o0, cols_left, l);
         }
         pool_barrier();
     }
@@ -232,6 +221,31 @@ fn forward(local: u32, rows: u32) {
 /// first, first + 1, first + 2, first + 3, each at most end - 1.
 fn clamped(first: u32, end: u32) -> vec4<u32> {
     return min(vec4<u32>(first, first + 1u, first + 2u, first + 3u), vec4<u32>(end - 1u));
+}
+
+/// A 4 x 4 block of sums: row i, column j is the sum over t < count of
+/// pool[a[i] + t * a_step] * pool[b[j] + t * b_step], added in t order. Each
+/// value loaded serves 4 sums. Four named rows: a matrix indexed by a
+/// variable row would sit in memory.
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+fn block_sums(a: vec4<u32>, a_step: u32, b: vec4<u32>, b_step: u32, count: u32) -> Block {
+    var block = Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var t = 0u; t < count; t++) {
+        let at_a = t * a_step;
+        let at_b = t * b_step;
+        let bs = vec4<f32>(pool[b.x + at_b], pool[b.y + at_b], pool[b.z + at_b], pool[b.w + at_b]);
+        block.r0 += pool[a.x + at_a] * bs;
+        block.r1 += pool[a.y + at_a] * bs;
+        block.r2 += pool[a.z + at_a] * bs;
+        block.r3 += pool[a.w + at_a] * bs;
+    }
+    return block;
 }
 
 /// Row r of layer l's block (its first `cols` values from column o0): z + b
@@ -373,24 +387,13 @@ fn backward(local: u32, rows: u32) {
                 // Rows and columns past the block's end repeat its last; their sums are dropped.
                 let ks = input + clamped(k0, fan_in);
                 let os = dz + clamped(o0, fan_out);
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                var acc2 = vec4<f32>(0.0);
-                var acc3 = vec4<f32>(0.0);
-                for (var r = 0u; r < rows; r++) {
-                    let at_in = r * fan_in;
-                    let at_dz = r * fan_out;
-                    let d = vec4<f32>(pool[os.x + at_dz], pool[os.y + at_dz], pool[os.z + at_dz], pool[os.w + at_dz]);
-                    acc0 += pool[ks.x + at_in] * d;
-                    acc1 += pool[ks.y + at_in] * d;
-                    acc2 += pool[ks.z + at_in] * d;
-                    acc3 += pool[ks.w + at_in] * d;
-                }
+                // inputᵀ · dZ: down a column of each, over the batch's rows.
+                let acc = block_sums(ks, fan_in, os, fan_out, rows);
                 let cols_left = min(TILE, fan_out - o0);
-                store_dw(acc0, k0, fan_in, o0, cols_left, dw, fan_out);
-                store_dw(acc1, k0 + 1u, fan_in, o0, cols_left, dw, fan_out);
-                store_dw(acc2, k0 + 2u, fan_in, o0, cols_left, dw, fan_out);
-                store_dw(acc3, k0 + 3u, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc.r0, k0, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc.r1, k0 + 1u, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc.r2, k0 + 2u, fan_in, o0, cols_left, dw, fan_out);
+                store_dw(acc.r3, k0 + 3u, fan_in, o0, cols_left, dw, fan_out);
             } else if (i < w_tiles + fan_out) {
                 let o = i - w_tiles;
                 var acc = 0.0;
@@ -404,22 +407,13 @@ fn backward(local: u32, rows: u32) {
                 let k0 = (t % in_tiles) * TILE;
                 let dz_rows = dz + clamped(r0, rows) * fan_out;
                 let w_rows = w + clamped(k0, fan_in) * fan_out;
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                var acc2 = vec4<f32>(0.0);
-                var acc3 = vec4<f32>(0.0);
-                for (var o = 0u; o < fan_out; o++) {
-                    let weights = vec4<f32>(pool[w_rows.x + o], pool[w_rows.y + o], pool[w_rows.z + o], pool[w_rows.w + o]);
-                    acc0 += pool[dz_rows.x + o] * weights;
-                    acc1 += pool[dz_rows.y + o] * weights;
-                    acc2 += pool[dz_rows.z + o] * weights;
-                    acc3 += pool[dz_rows.w + o] * weights;
-                }
+                // dZ · Wᵀ: along a row of dZ and a row of W.
+                let acc = block_sums(dz_rows, 1u, w_rows, 1u, fan_out);
                 let cols_left = min(TILE, fan_in - k0);
-                store_dz(acc0, r0, rows, k0, cols_left, fan_in, prev_delta, prev_given);
-                store_dz(acc1, r0 + 1u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
-                store_dz(acc2, r0 + 2u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
-                store_dz(acc3, r0 + 3u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc.r0, r0, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc.r1, r0 + 1u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc.r2, r0 + 2u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
+                store_dz(acc.r3, r0 + 3u, rows, k0, cols_left, fan_in, prev_delta, prev_given);
             }
         }
         pool_barrier();

@@ -1,8 +1,11 @@
 // The slices of op(a) and op(b) that the workgroup-memory matmul kernels
 // (matmul_workgroup.wgsl, matmul_tile128.wgsl) stage in workgroup memory,
 // and the copy that fills them: after matmul_common.wgsl, before a kernel
-// that declares the slices' shape (TILE, STEP_K, ROW_VEC4S, with
+// that declares the slices' shape (TILE and STEP_K, with
 // STEP_K * TILE / 4 = 256 invocations) and runs load_slices for each step of K.
+
+// vec4s per k row of a slice: TILE / 4, plus one of padding.
+const ROW_VEC4S: u32 = TILE / 4u + 1u;
 
 // op(a)[row0 + m, k0 + k] is a_slice[k * ROW_VEC4S + m / 4][m % 4]; b likewise with n.
 var<workgroup> a_slice: array<vec4<f32>, STEP_K * ROW_VEC4S>;

@@ -13,8 +13,6 @@
 
 const TILE: u32 = 128u;
 const STEP_K: u32 = 8u;
-// vec4s per k row of a slice: TILE / 4, plus one of padding.
-const ROW_VEC4S: u32 = 33u;
 
 // Dispatch: (ceil(N / 128), ceil(M / 128), 1) workgroups.
 @compute @workgroup_size(16, 16)

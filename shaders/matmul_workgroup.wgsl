@@ -14,8 +14,6 @@
 
 const TILE: u32 = 64u;
 const STEP_K: u32 = 16u;
-// vec4s per k row of a slice: TILE / 4, plus one of padding.
-const ROW_VEC4S: u32 = 17u;
 
 // Dispatch: (ceil(N / 64), ceil(M / 64), 1) workgroups.
 @compute @workgroup_size(16, 16)
