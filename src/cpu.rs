@@ -840,6 +840,12 @@ pub struct CpuTrainer {
 impl CpuTrainer {
     /// Copies the run's parameters and data to train them on the host.
     pub fn new(run: &Run) -> Result<Self> {
+        Self::for_rank(run, None)
+    }
+
+    /// [`CpuTrainer::new`], stepping on this rank's share of each batch
+    /// when `collective` is given (see [`CpuTrainer::data_parallel`]).
+    fn for_rank(run: &Run, collective: Option<Box<dyn Collective>>) -> Result<Self> {
         run.check()?;
         // A bad WGPU_MLP_THREADS stops the run here, not silently later.
         crate::threads::cpu_threads()?;
@@ -849,7 +855,13 @@ impl CpuTrainer {
         crate::host::check_host_bytes(&format!("training layers {spec} on the CPU"), needed, advice)?;
         let state = OptimizerState::zeros(config.optimizer, params);
         let shuffler = Shuffler::new(config.shuffle, config.seed);
-        let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(|b| b.rows).collect();
+        // The rows of each step this trainer takes: a whole batch, or its share of one.
+        let step_rows = |batch: &Batch| match &collective {
+            Some(ranks) => share(batch.rows, ranks.rank(), ranks.ranks()).1,
+            None => batch.rows,
+        };
+        let mut sizes: Vec<usize> = batches(train.len(), config.rows_per_batch(train)).iter().map(step_rows).collect();
+        sizes.sort_unstable();
         sizes.dedup();
         let buffers = sizes.into_iter().map(|rows| StepBuffers::new(spec, params, rows, &config.dropout)).collect();
         Ok(Self {
@@ -865,7 +877,7 @@ impl CpuTrainer {
             schedule: (0, 1.0),
             dp_buffers: None,
             input_squares: if config.dp.is_some() { row_squares(train.x.view()) } else { Vec::new() },
-            collective: None,
+            collective,
         })
     }
 
@@ -874,7 +886,7 @@ impl CpuTrainer {
     /// sums the gradients with the other ranks before the update. Every batch
     /// needs a row per rank; DP-SGD and dropout are not split yet.
     pub fn data_parallel(run: &Run, collective: Box<dyn Collective>) -> Result<Self> {
-        let mut trainer = Self::new(run)?;
+        run.check()?;
         let config = run.config;
         let bad = |why: String| Err(Error::InvalidInput(why));
         if config.dp.is_some() {
@@ -891,15 +903,7 @@ impl CpuTrainer {
                  too) needs a row per rank; use a larger `batch_size` or fewer ranks"
             ));
         }
-        let mut shares: Vec<usize> =
-            batches.iter().flat_map(|b| (0..ranks).map(move |r| share(b.rows, r, ranks).1)).collect();
-        shares.sort_unstable();
-        shares.dedup();
-        let (spec, params) = (run.spec, run.params);
-        trainer.buffers =
-            shares.into_iter().map(|rows| StepBuffers::new(spec, params, rows, &config.dropout)).collect();
-        trainer.collective = Some(collective);
-        Ok(trainer)
+        Self::for_rank(run, Some(collective))
     }
 
     /// One update on a batch of the training set: the rows `order` names when
